@@ -1,0 +1,261 @@
+// bf16.wgsl — bfloat16 codec and the correctly rounded two-product sum.
+//
+// WGSL has no bf16 type, so bf16 values travel as 16-bit patterns inside u32 words and every
+// decision that must be exact is made on integer bits. WGSL lets implementations flush
+// subnormals, assume no NaN/inf and contract `a*b + c*d` into FMAs, so the f32 unit is only
+// trusted where an error bound proves that the rounding cannot change (`dot2_fast`); every
+// other case goes through `dot2_exact`, which uses u32 arithmetic only.
+//
+// Conventions: `a`, `c` are bf16 patterns (low 16 bits of a u32), `b`, `d` are f32 bit
+// patterns. Results are bf16 patterns in the low 16 bits.
+
+const BF16_QNAN: u32 = 0x7FC0u;
+const BF16_INF: u32 = 0x7F80u;
+const F32_INF: u32 = 0x7F800000u;
+const UNDECIDED: u32 = 0xFFFFFFFFu;
+
+// A finite magnitude as `sig * 2^exp`.
+struct Decoded {
+    sig: u32,
+    exp: i32,
+}
+
+// Magnitude of a finite bf16 (sign already removed).
+fn decode_bf16(m: u32) -> Decoded {
+    let e = m >> 7u;
+    let f = m & 0x7Fu;
+    if (e == 0u) {
+        return Decoded(f, -133);
+    }
+    return Decoded(f | 0x80u, i32(e) - 134);
+}
+
+// Magnitude of a finite f32 (sign already removed).
+fn decode_f32(m: u32) -> Decoded {
+    let e = m >> 23u;
+    let f = m & 0x7FFFFFu;
+    if (e == 0u) {
+        return Decoded(f, -149);
+    }
+    return Decoded(f | 0x800000u, i32(e) - 150);
+}
+
+// 64-bit unsigned integers as vec2<u32>(low, high). WGSL masks shift amounts to 5 bits, so
+// every helper handles shifts of 0 and >= 32 explicitly.
+
+// x << k for k in [0, 63].
+fn shl64(x: u32, k: u32) -> vec2<u32> {
+    if (k == 0u) {
+        return vec2<u32>(x, 0u);
+    }
+    if (k < 32u) {
+        return vec2<u32>(x << k, x >> (32u - k));
+    }
+    return vec2<u32>(0u, x << (k - 32u));
+}
+
+fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+fn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
+}
+
+// The low 32 bits of r >> k, for k in [1, 63] (the callers' results fit 9 bits).
+fn shr64_low(r: vec2<u32>, k: u32) -> u32 {
+    if (k < 32u) {
+        return (r.x >> k) | (r.y << (32u - k));
+    }
+    return r.y >> (k - 32u);
+}
+
+// Bit j of r, for j in [0, 63].
+fn bit64(r: vec2<u32>, j: u32) -> u32 {
+    if (j < 32u) {
+        return (r.x >> j) & 1u;
+    }
+    return (r.y >> (j - 32u)) & 1u;
+}
+
+// Whether r mod 2^j is non-zero, for j in [0, 63].
+fn low_bits_nonzero(r: vec2<u32>, j: u32) -> bool {
+    if (j == 0u) {
+        return false;
+    }
+    if (j < 32u) {
+        return (r.x << (32u - j)) != 0u;
+    }
+    if (j == 32u) {
+        return r.x != 0u;
+    }
+    return r.x != 0u || (r.y << (64u - j)) != 0u;
+}
+
+// Correctly rounded bf16 (nearest, ties to even) of the exact value a*b + c*d, with IEEE
+// special values and the canonical NaN. Integer arithmetic only.
+fn dot2_exact(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let am = a & 0x7FFFu;
+    let bm = b & 0x7FFFFFFFu;
+    let cm = c & 0x7FFFu;
+    let dm = d & 0x7FFFFFFFu;
+    if (am > BF16_INF || bm > F32_INF || cm > BF16_INF || dm > F32_INF) {
+        return BF16_QNAN;
+    }
+    let s1 = ((a >> 15u) ^ (b >> 31u)) & 1u;
+    let s2 = ((c >> 15u) ^ (d >> 31u)) & 1u;
+
+    // Infinite products: inf * 0 is NaN, inf - inf is NaN, otherwise the infinity wins.
+    let inf1 = am == BF16_INF || bm == F32_INF;
+    let inf2 = cm == BF16_INF || dm == F32_INF;
+    if ((inf1 && (am == 0u || bm == 0u)) || (inf2 && (cm == 0u || dm == 0u))) {
+        return BF16_QNAN;
+    }
+    if (inf1 || inf2) {
+        if (inf1 && inf2 && s1 != s2) {
+            return BF16_QNAN;
+        }
+        return (select(s2, s1, inf1) << 15u) | BF16_INF;
+    }
+
+    // Exact products: 8-bit by 24-bit significands fit in 32 bits.
+    let da = decode_bf16(am);
+    let db = decode_f32(bm);
+    let dc = decode_bf16(cm);
+    let dd = decode_f32(dm);
+    var m1 = da.sig * db.sig;
+    var e1 = da.exp + db.exp;
+    var m2 = dc.sig * dd.sig;
+    var e2 = dc.exp + dd.exp;
+    if (m1 == 0u && m2 == 0u) {
+        // IEEE: the sum of two zeros is -0 only when both are -0.
+        return (s1 & s2) << 15u;
+    }
+    // Normalise so that the leading one sits at bit 31: value = m * 2^e.
+    if (m1 != 0u) {
+        let n = countLeadingZeros(m1);
+        m1 = m1 << n;
+        e1 = e1 - i32(n);
+    }
+    if (m2 != 0u) {
+        let n = countLeadingZeros(m2);
+        m2 = m2 << n;
+        e2 = e2 - i32(n);
+    }
+    // Order by magnitude: (mb, eb, sb) is the larger term.
+    let swap = m1 == 0u || (m2 != 0u && (e2 > e1 || (e2 == e1 && m2 > m1)));
+    let mb = select(m1, m2, swap);
+    let eb = select(e1, e2, swap);
+    let sb = select(s1, s2, swap);
+    let ms = select(m2, m1, swap);
+    let es = select(e2, e1, swap);
+    let ss = select(s2, s1, swap);
+
+    // Fixed point with the unit 2^(eb - 31): A = mb * 2^31 < 2^63, B <= A, so A + B < 2^64.
+    // When the smaller term reaches below the unit, its lost bits are a sticky bit: the true
+    // sum lies strictly between R and R + 1.
+    let big = shl64(mb, 31u);
+    var small = vec2<u32>(0u, 0u);
+    var sticky = false;
+    if (ms != 0u) {
+        let gap = u32(eb - es);
+        if (gap <= 31u) {
+            small = shl64(ms, 31u - gap);
+        } else if (gap < 63u) {
+            small = vec2<u32>(ms >> (gap - 31u), 0u);
+            sticky = (ms << (63u - gap)) != 0u;
+        } else {
+            sticky = true;
+        }
+    }
+    var r: vec2<u32>;
+    if (sb != ss) {
+        r = sub64(big, small);
+        if (sticky) {
+            r = sub64(r, vec2<u32>(1u, 0u));
+        }
+    } else {
+        r = add64(big, small);
+    }
+    if (r.x == 0u && r.y == 0u && !sticky) {
+        // Exact cancellation rounds to +0.
+        return 0u;
+    }
+
+    // Round R (plus sticky) to 8 significant bits, or to the subnormal grid 2^-133.
+    var lead: i32;
+    if (r.y != 0u) {
+        lead = 63 - i32(countLeadingZeros(r.y));
+    } else {
+        lead = 31 - i32(countLeadingZeros(r.x));
+    }
+    let shift = max(lead - 7, -102 - eb);
+    var q: u32;
+    if (shift <= 0) {
+        // Exact: at most 8 significant bits and no sticky (sticky implies lead >= 62).
+        q = r.x << u32(-shift);
+    } else if (shift >= 65) {
+        q = 0u;
+    } else {
+        let k = u32(shift);
+        let half = bit64(r, k - 1u);
+        q = select(shr64_low(r, k), 0u, k == 64u);
+        let rest = sticky || low_bits_nonzero(r, k - 1u);
+        if (half == 1u && (rest || (q & 1u) == 1u)) {
+            q = q + 1u;
+        }
+    }
+    // value = q * 2^u with u = shift + eb - 31; q in [128, 256] is normal, q < 128 subnormal,
+    // and ((u + 133) << 7) + q is the bf16 pattern in both cases (a carry to 256 bumps the
+    // exponent; reaching 0x7F80 is the IEEE overflow to infinity).
+    let biased = shift + eb + 102;
+    var mag = BF16_INF;
+    if (biased < 255) {
+        mag = min((u32(biased) << 7u) + q, BF16_INF);
+    }
+    return (sb << 15u) | mag;
+}
+
+// Widen a bf16 pattern to the f32 with the same value (exact).
+fn widen(h: u32) -> f32 {
+    return bitcast<f32>(h << 16u);
+}
+
+// Whether a bf16 pattern is subnormal (drivers may flush it to zero).
+fn bf16_is_subnormal(h: u32) -> bool {
+    return (h & 0x7F80u) == 0u && (h & 0x7Fu) != 0u;
+}
+
+// Whether an f32 pattern is subnormal.
+fn f32_is_subnormal(m: u32) -> bool {
+    return (m & 0x7F800000u) == 0u && (m & 0x7FFFFFu) != 0u;
+}
+
+// a*b + c*d in f32 arithmetic, rounded to bf16 when that rounding is proven correct, else
+// UNDECIDED. Whatever the driver does (FMA contraction or not, flushed tiny products), the f32
+// result r is within 2^(ep - 23) + ulp(r)/2 of the exact value, ep the larger product
+// exponent. The bf16 rounding of r is the correct one when r is further than twice that bound
+// from the rounding midpoint (low half 0x8000), and r is normal and far from both ends of
+// the f32 range. Callers exclude subnormal inputs.
+fn dot2_fast(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let p1 = widen(a) * bitcast<f32>(b);
+    let p2 = widen(c) * bitcast<f32>(d);
+    let rb = bitcast<u32>(p1 + p2);
+    let er = (rb >> 23u) & 0xFFu;
+    let ep = max((bitcast<u32>(p1) >> 23u) & 0xFFu, (bitcast<u32>(p2) >> 23u) & 0xFFu);
+    let gap = u32(max(i32(ep) - i32(er), 0));
+    let dist = u32(abs(i32(rb & 0xFFFFu) - 0x8000));
+    let ok = er >= 40u && ep <= 252u && gap <= 12u && dist > (4u << min(gap, 12u)) + 2u;
+    return select(UNDECIDED, (rb + 0x8000u) >> 16u, ok);
+}
+
+// Plain f32 arithmetic and one round to nearest even: what other implementations do. Not
+// exact (double rounding, driver FMA contraction, flushed subnormals); for comparison.
+fn dot2_plain(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let rb = bitcast<u32>(widen(a) * bitcast<f32>(b) + widen(c) * bitcast<f32>(d));
+    if ((rb & 0x7FFFFFFFu) > F32_INF) {
+        return BF16_QNAN;
+    }
+    return ((rb + 0x7FFFu + ((rb >> 16u) & 1u)) >> 16u) & 0xFFFFu;
+}

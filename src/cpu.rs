@@ -1,0 +1,166 @@
+//! The CPU path: the same bits as the GPU kernel, for machines with no adapter.
+//!
+//! A bf16 × f32 product has at most 8 + 24 = 32 significant bits, so it is exact in f64, and
+//! the sum of two such products is rounded once by the f64 addition. Rounding that f64 to bf16
+//! is then correct except when the f64 lands exactly on a bf16 midpoint (f64 rounding is
+//! monotonic and every bf16 midpoint is an f64); there the exact error of the addition
+//! (Knuth's TwoSum) says on which side the true value lies. IEEE f64 arithmetic gives the
+//! special values of the contract directly (inf·0 and inf−inf are NaN, signed zeros);
+//! NaNs are made canonical. No f64 subnormal can occur (|products| ≥ 2⁻²⁸²).
+
+use half::bf16;
+
+use crate::error::Result;
+use crate::shape::{Direction, RopeShape};
+use crate::table::RopeTable;
+
+/// The canonical quiet NaN every NaN result is.
+pub const BF16_QNAN: u16 = 0x7FC0;
+
+#[inline]
+fn widen(h: u16) -> f64 {
+    f32::from_bits((h as u32) << 16) as f64
+}
+
+/// Correctly rounded bf16 (nearest, ties to even) of `a·b + c·d`, `a`, `c` bf16 patterns.
+#[inline]
+pub fn dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
+    let p = widen(a) * b as f64;
+    let q = widen(c) * d as f64;
+    round_sum(p, q)
+}
+
+/// Rounds the exact `p + q` (both exact f64 products) to bf16.
+#[inline]
+fn round_sum(p: f64, q: f64) -> u16 {
+    let r = p + q;
+    let bits = r.to_bits();
+    let sign = ((bits >> 48) & 0x8000) as u16;
+    let mag = bits & 0x7FFF_FFFF_FFFF_FFFF;
+    if mag >= 0x7FF0_0000_0000_0000 {
+        return if mag == 0x7FF0_0000_0000_0000 { sign | 0x7F80 } else { BF16_QNAN };
+    }
+    if mag == 0 {
+        return sign;
+    }
+    let e = (mag >> 52) as i64;
+    let m = (mag & ((1u64 << 52) - 1)) | (1u64 << 52);
+    // value = m · 2^(e − 1075); keep 8 bits, or stop at the subnormal unit 2^−133.
+    let shift = 45i64.max(942 - e);
+    if shift > 53 {
+        // Below half the smallest subnormal: rounds to a signed zero.
+        return sign;
+    }
+    let mut kept = (m >> shift) as u32;
+    let rem = m & ((1u64 << shift) - 1);
+    let half = 1u64 << (shift - 1);
+    let up = if rem != half {
+        rem > half
+    } else {
+        // r sits on a midpoint: the exact error of the addition (TwoSum) decides.
+        let pv = r - q;
+        let qv = r - pv;
+        let err = (p - pv) + (q - qv);
+        if err == 0.0 {
+            kept & 1 == 1
+        } else {
+            (err > 0.0) == (r > 0.0)
+        }
+    };
+    kept += up as u32;
+    // value = kept · 2^u with biased = u + 133; ((u + 133) << 7) + kept is the bf16 pattern for
+    // normal (kept in [128, 256]) and subnormal (kept < 128) results alike.
+    let biased = shift + e - 942;
+    let m16 = if biased >= 255 { 0x7F80 } else { (((biased as u32) << 7) + kept).min(0x7F80) };
+    sign | m16 as u16
+}
+
+/// Rotates one pair: `(x0·cos − x1·sin, x0·sin + x1·cos)`, or by −angle for `Inverse`.
+#[inline]
+pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -> (u16, u16) {
+    let sin = match direction {
+        Direction::Forward => sin,
+        Direction::Inverse => -sin,
+    };
+    (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
+}
+
+/// Rotates raw bf16 bit patterns in place. Uses every core natively; one thread on wasm.
+pub fn rotate_bits_in_place(
+    x: &mut [u16],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    direction: Direction,
+) -> Result<()> {
+    shape.check_len(x.len())?;
+    table.check_fits(shape.seq, shape.pairs(), row_offset)?;
+    let token_len = shape.heads * shape.head_dim;
+    let rotate_tokens = |first_token: usize, chunk: &mut [u16]| {
+        for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
+            let s = (first_token + t) % shape.seq;
+            let row = &table.cos_sin()[(row_offset + s) * shape.pairs()..][..shape.pairs()];
+            for head in token.chunks_exact_mut(shape.head_dim) {
+                for (pair, &[c, sn]) in head.chunks_exact_mut(2).zip(row) {
+                    let (y0, y1) = rotate_pair(pair[0], pair[1], c, sn, direction);
+                    pair[0] = y0;
+                    pair[1] = y1;
+                }
+            }
+        }
+    };
+    let threads = worker_count(x.len());
+    if threads <= 1 {
+        rotate_tokens(0, x);
+        return Ok(());
+    }
+    let tokens = shape.batch * shape.seq;
+    let per = tokens.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (k, chunk) in x.chunks_mut(per * token_len).enumerate() {
+            let f = &rotate_tokens;
+            scope.spawn(move || f(k * per, chunk));
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn worker_count(elements: usize) -> usize {
+    // Threads pay off from about a million elements.
+    if elements < 1 << 20 {
+        return 1;
+    }
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn worker_count(_elements: usize) -> usize {
+    1
+}
+
+/// Rotates raw bf16 bit patterns and returns the result.
+pub fn rotate_bits(
+    x: &[u16],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    direction: Direction,
+) -> Result<Vec<u16>> {
+    let mut out = x.to_vec();
+    rotate_bits_in_place(&mut out, shape, table, row_offset, direction)?;
+    Ok(out)
+}
+
+/// Rotates `half::bf16` data and returns the result.
+pub fn rotate(
+    x: &[bf16],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    direction: Direction,
+) -> Result<Vec<bf16>> {
+    let mut out = x.to_vec();
+    rotate_bits_in_place(bytemuck::cast_slice_mut(&mut out), shape, table, row_offset, direction)?;
+    Ok(out)
+}

@@ -1,0 +1,105 @@
+//! What a rotation is asked to do: tensor shape, direction and arithmetic, checked on the host
+//! before anything touches a GPU.
+
+use crate::error::{Error, Result};
+
+/// Shape of a `[batch, seq, heads, head_dim]` (BSHD) row-major bf16 tensor, rotated in
+/// interleaved pairs `(x[2i], x[2i+1])` over the whole `head_dim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RopeShape {
+    /// Batch size.
+    pub batch: usize,
+    /// Sequence length: token `s` of every batch uses table row `row_offset + s`.
+    pub seq: usize,
+    /// Number of heads.
+    pub heads: usize,
+    /// Elements per head; must be even.
+    pub head_dim: usize,
+}
+
+impl RopeShape {
+    /// Checks and builds a shape: all dimensions non-zero, `head_dim` even, and the number of
+    /// pairs representable in 32 bits (the kernels index words with u32).
+    pub fn new(batch: usize, seq: usize, heads: usize, head_dim: usize) -> Result<Self> {
+        let shape = Self { batch, seq, heads, head_dim };
+        let dims = shape.dims().to_vec();
+        if dims.contains(&0) {
+            return Err(Error::Shape { shape: dims, reason: "every dimension must be at least 1".into() });
+        }
+        if head_dim % 2 != 0 {
+            return Err(Error::Shape {
+                shape: dims,
+                reason: format!("head_dim {head_dim} is odd; interleaved RoPE rotates pairs"),
+            });
+        }
+        let words = batch
+            .checked_mul(seq)
+            .and_then(|n| n.checked_mul(heads))
+            .and_then(|n| n.checked_mul(head_dim / 2));
+        match words {
+            Some(w) if w <= u32::MAX as usize => Ok(shape),
+            _ => Err(Error::Shape { shape: dims, reason: "more than 2^32 - 1 pairs".into() }),
+        }
+    }
+
+    /// Builds a shape from a slice of exactly four dimensions.
+    pub fn from_dims(dims: &[usize]) -> Result<Self> {
+        match *dims {
+            [b, s, h, d] => Self::new(b, s, h, d),
+            _ => Err(Error::Shape {
+                shape: dims.to_vec(),
+                reason: format!("expected 4 dimensions [batch, seq, heads, head_dim], got {}", dims.len()),
+            }),
+        }
+    }
+
+    /// `[batch, seq, heads, head_dim]`.
+    pub fn dims(&self) -> [usize; 4] {
+        [self.batch, self.seq, self.heads, self.head_dim]
+    }
+
+    /// Number of bf16 elements.
+    pub fn elements(&self) -> usize {
+        self.batch * self.seq * self.heads * self.head_dim
+    }
+
+    /// Rotated pairs per head: the width of a table row.
+    pub fn pairs(&self) -> usize {
+        self.head_dim / 2
+    }
+
+    /// Number of pairs (u32 words) in the tensor.
+    pub fn words(&self) -> usize {
+        self.elements() / 2
+    }
+
+    /// Checks that `len` elements match this shape.
+    pub fn check_len(&self, len: usize) -> Result<()> {
+        if len == self.elements() {
+            Ok(())
+        } else {
+            Err(Error::Length { shape: self.dims().to_vec(), expected: self.elements(), got: len })
+        }
+    }
+}
+
+/// Which way to rotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// By +angle: the forward pass.
+    #[default]
+    Forward,
+    /// By -angle (`sin -> -sin`): the backward pass, and the inverse of `Forward`.
+    Inverse,
+}
+
+/// The arithmetic of the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// The contract: the correctly rounded bf16 of the exact value, the same bits everywhere.
+    #[default]
+    Exact,
+    /// Plain f32 arithmetic and one rounding, what other implementations do. Results depend
+    /// on the driver (FMA contraction, flushed subnormals); for comparison and benchmarks.
+    Fast,
+}

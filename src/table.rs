@@ -1,0 +1,213 @@
+//! Rotation tables: the `(cos, sin)` pairs the kernel multiplies by, built on the host.
+//!
+//! The kernel's contract is relative to its table, so the table is where the angles are
+//! decided. Three sources, each a named mode (DESIGN.md §3):
+//!
+//! - [`AngleMode::Exact`]: θᵢ = base^(−2i/d) and the angle `position·θᵢ` in f64, cos and sin
+//!   in f64 by the pure-Rust `libm` crate, each rounded once to f32. Native and WASM builds
+//!   give identical bits, and positions up to 2²⁴ and beyond stay accurate.
+//! - [`AngleMode::Torch`]: what PyTorch/Meta code computes: inverse frequencies and angles in
+//!   f32 (`1.0 / base ** (arange(0, d, 2).float() / d)`, `outer(t, inv_freq)`), then cos and
+//!   sin of that f32 angle. A model trained in PyTorch saw these angles.
+//! - [`RopeTable::from_cos_sin`]: tables the caller supplies, as flash-attn and vLLM accept.
+
+use crate::error::{Error, Result};
+
+/// How angles are computed when a table is built from a base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AngleMode {
+    /// f64 frequencies and angles, libm cos/sin, one rounding to f32.
+    #[default]
+    Exact,
+    /// f32 frequencies and angles as PyTorch computes them; cos/sin of the f32 angle.
+    Torch,
+}
+
+impl AngleMode {
+    /// The mode's name as the CLI and the web page spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AngleMode::Exact => "exact",
+            AngleMode::Torch => "torch",
+        }
+    }
+}
+
+impl std::str::FromStr for AngleMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "exact" => Ok(AngleMode::Exact),
+            "torch" => Ok(AngleMode::Torch),
+            other => Err(Error::Parameter(format!("unknown angle mode {other:?}; expected exact or torch"))),
+        }
+    }
+}
+
+/// What a built table covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TableSpec {
+    /// The RoPE base (θ), 10000 for the original, 500000 for Llama 3. Finite and > 0.
+    pub base: f64,
+    /// Rotated dimension (the head_dim for full rotation); even and non-zero.
+    pub rotary_dim: usize,
+    /// Position of row 0.
+    pub first_position: u64,
+    /// Number of rows (consecutive positions).
+    pub rows: usize,
+    /// How angles are computed.
+    pub angles: AngleMode,
+}
+
+impl TableSpec {
+    /// A spec with the default base 10000 and exact angles, rows for positions `0..rows`.
+    pub fn new(rotary_dim: usize, rows: usize) -> Self {
+        Self { base: 10000.0, rotary_dim, first_position: 0, rows, angles: AngleMode::Exact }
+    }
+
+    /// Checks the parameters; every message names the value.
+    pub fn validate(&self) -> Result<()> {
+        if !self.base.is_finite() || self.base <= 0.0 {
+            return Err(Error::Parameter(format!("base {} must be finite and greater than 0", self.base)));
+        }
+        if self.rotary_dim == 0 || self.rotary_dim % 2 != 0 {
+            return Err(Error::Parameter(format!("rotary dimension {} must be even and non-zero", self.rotary_dim)));
+        }
+        if self.rows == 0 {
+            return Err(Error::Parameter("a table needs at least one row".into()));
+        }
+        let last = self.first_position.checked_add(self.rows as u64 - 1);
+        if last.is_none_or(|p| p > MAX_POSITION) {
+            return Err(Error::Parameter(format!(
+                "positions {}..{} exceed the supported maximum {MAX_POSITION}",
+                self.first_position,
+                self.first_position as u128 + self.rows as u128
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Largest position a built table accepts (2^53: every position is exact in f64).
+pub const MAX_POSITION: u64 = 1 << 53;
+
+/// `rows × pairs` pairs of `(cos, sin)` as f32, row-major: row `r`, frequency `i` at
+/// `r * pairs + i`. This is the kernel's table binding byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RopeTable {
+    rows: usize,
+    pairs: usize,
+    cos_sin: Vec<[f32; 2]>,
+}
+
+impl RopeTable {
+    /// Builds a table from a base (see [`AngleMode`]).
+    pub fn build(spec: &TableSpec) -> Result<Self> {
+        spec.validate()?;
+        let pairs = spec.rotary_dim / 2;
+        let mut cos_sin = Vec::with_capacity(spec.rows * pairs);
+        match spec.angles {
+            AngleMode::Exact => {
+                let inv_freq: Vec<f64> = (0..pairs)
+                    .map(|i| libm::pow(spec.base, -((2 * i) as f64) / spec.rotary_dim as f64))
+                    .collect();
+                for r in 0..spec.rows {
+                    let pos = (spec.first_position + r as u64) as f64;
+                    for &f in &inv_freq {
+                        let angle = pos * f;
+                        cos_sin.push([libm::cos(angle) as f32, libm::sin(angle) as f32]);
+                    }
+                }
+            }
+            AngleMode::Torch => {
+                let inv_freq = torch_inv_freq(spec.base, spec.rotary_dim);
+                for r in 0..spec.rows {
+                    // `torch.arange(...).float()`: the position rounded to f32.
+                    let pos = (spec.first_position + r as u64) as f32;
+                    for &f in &inv_freq {
+                        let angle = (pos * f) as f64;
+                        cos_sin.push([libm::cos(angle) as f32, libm::sin(angle) as f32]);
+                    }
+                }
+            }
+        }
+        Ok(Self { rows: spec.rows, pairs, cos_sin })
+    }
+
+    /// A table from caller-supplied `cos` and `sin`, each `rows × pairs` row-major f32.
+    pub fn from_cos_sin(cos: &[f32], sin: &[f32], rows: usize, pairs: usize) -> Result<Self> {
+        if rows == 0 || pairs == 0 {
+            return Err(Error::Table(format!("table shape [{rows}, {pairs}] has an empty dimension")));
+        }
+        let n = rows
+            .checked_mul(pairs)
+            .ok_or_else(|| Error::Table(format!("table shape [{rows}, {pairs}] overflows")))?;
+        if cos.len() != n || sin.len() != n {
+            return Err(Error::Table(format!(
+                "cos has {} and sin has {} values but the table shape [{rows}, {pairs}] needs {n}",
+                cos.len(),
+                sin.len()
+            )));
+        }
+        let cos_sin = cos.iter().zip(sin).map(|(&c, &s)| [c, s]).collect();
+        Ok(Self { rows, pairs, cos_sin })
+    }
+
+    /// Number of rows (positions).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Pairs per row (rotary_dim / 2).
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
+    /// The `(cos, sin)` pairs, row-major.
+    pub fn cos_sin(&self) -> &[[f32; 2]] {
+        &self.cos_sin
+    }
+
+    /// The `(cos, sin)` of row `row`, frequency `i`.
+    pub fn get(&self, row: usize, i: usize) -> [f32; 2] {
+        self.cos_sin[row * self.pairs + i]
+    }
+
+    /// The table as raw bytes, the layout of the kernel's `array<vec2<u32>>` binding.
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.cos_sin)
+    }
+
+    /// Checks that rows `row_offset .. row_offset + seq` exist with `pairs` pairs each.
+    pub fn check_fits(&self, seq: usize, pairs: usize, row_offset: usize) -> Result<()> {
+        if self.pairs != pairs {
+            return Err(Error::Table(format!(
+                "table has {} pairs per row but head_dim {} needs {pairs}",
+                self.pairs,
+                2 * pairs
+            )));
+        }
+        let need = row_offset.checked_add(seq).unwrap_or(usize::MAX);
+        if need > self.rows {
+            return Err(Error::Table(format!(
+                "table has {} rows but sequence length {seq} at position offset {row_offset} needs {need}",
+                self.rows
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// PyTorch's f32 inverse frequencies: `1.0 / (base ** (arange(0, d, 2).float() / d))`.
+/// The exponent is an f32 division; the power is correctly rounded to f32 (PyTorch's own is
+/// within an ulp of it); the reciprocal is an f32 division.
+pub fn torch_inv_freq(base: f64, rotary_dim: usize) -> Vec<f32> {
+    let base32 = base as f32;
+    (0..rotary_dim / 2)
+        .map(|i| {
+            let e = (2 * i) as f32 / rotary_dim as f32;
+            let p = libm::pow(base32 as f64, e as f64) as f32;
+            1.0f32 / p
+        })
+        .collect()
+}
