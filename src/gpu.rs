@@ -512,8 +512,7 @@ impl Gpu {
         let adapter = inst
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
+                ..Default::default()
             })
             .await
             .map_err(|e| Error::NoAdapter(format!("the browser offers no WebGPU adapter ({e})")))?;
