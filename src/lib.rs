@@ -27,6 +27,7 @@
 //! and runs the kernels of [`shaders`], [`cpu`] is the same contract on the host.
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod cpu;
 pub mod error;
 pub mod gpu;

@@ -1,0 +1,476 @@
+//! `bfrope apply INPUT -o OUTPUT [options]`: rotate BF16 tensors of a safetensors file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use bfrope::{cpu, AngleMode, Direction, Error, Gpu, Precision, RopeShape, RopeTable, TableSpec};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::{bits_from_le, le_from_bits, ms, CliError, CliResult};
+
+/// Tensor layouts `apply` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// `[batch, seq, heads, head_dim]`.
+    Bshd,
+}
+
+/// Where the rotation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The best (or the chosen) adapter; the CPU path if there is none.
+    Auto,
+    /// A GPU adapter; fail if there is none.
+    Gpu,
+    /// The CPU path.
+    Cpu,
+}
+
+/// Kernel arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    /// Correctly rounded: the same bits everywhere (default).
+    Exact,
+    /// Plain f32 arithmetic, driver-dependent bits (GPU only, for comparison).
+    Fast,
+}
+
+/// Arguments of `bfrope apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The input safetensors file.
+    input: PathBuf,
+    /// The output safetensors file (every tensor of the input; the selected ones rotated).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Names of the tensors to rotate, comma-separated (default: every BF16 tensor of rank 4).
+    #[arg(long, value_delimiter = ',')]
+    tensors: Option<Vec<String>>,
+    /// Tensor layout.
+    #[arg(long, value_enum, default_value = "bshd")]
+    layout: Layout,
+    /// Name of an F32 [rows, head_dim/2] cosine table in INPUT (row r = position r).
+    #[arg(long, value_name = "NAME")]
+    cos: Option<String>,
+    /// Name of an F32 [rows, head_dim/2] sine table in INPUT.
+    #[arg(long, value_name = "NAME")]
+    sin: Option<String>,
+    /// RoPE base of the built table (default 10000).
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    base: Option<f64>,
+    /// Angle mode of the built table: exact or torch (default exact).
+    #[arg(long, value_name = "MODE")]
+    angles: Option<String>,
+    /// Position of the first token.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    position_offset: u64,
+    /// Rotate by -angle (the backward pass; undoes a forward rotation).
+    #[arg(long)]
+    inverse: bool,
+    /// Where to run.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: Backend,
+    /// Choose the adapter whose name, backend or driver contains SUBSTRING.
+    #[arg(long, value_name = "SUBSTRING")]
+    adapter: Option<String>,
+    /// Kernel arithmetic.
+    #[arg(long, value_enum, default_value = "exact")]
+    precision: PrecisionArg,
+}
+
+/// Where the table of a tensor comes from.
+enum TableSource {
+    User {
+        table: RopeTable,
+        names: (String, String),
+    },
+    Built {
+        base: f64,
+        angles: AngleMode,
+    },
+}
+
+/// A tensor to rotate, validated.
+struct Job {
+    name: String,
+    shape: RopeShape,
+}
+
+fn check_paths(input: &Path, output: &Path) -> CliResult<PathBuf> {
+    let input_real = input
+        .canonicalize()
+        .map_err(|e| CliError::usage(format!("cannot read input file {}: {e}", input.display())))?;
+    if !input_real.is_file() {
+        return Err(CliError::usage(format!(
+            "input {} is not a file",
+            input.display()
+        )));
+    }
+    let same = || {
+        CliError::usage(format!(
+            "output {} is the input file; refusing to write over it",
+            output.display()
+        ))
+    };
+    if let Ok(meta) = std::fs::metadata(output) {
+        if meta.is_dir() {
+            return Err(CliError::usage(format!(
+                "output {} is a directory",
+                output.display()
+            )));
+        }
+        if output.canonicalize().ok().as_deref() == Some(input_real.as_path()) {
+            return Err(same());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let im = std::fs::metadata(&input_real).map_err(|e| {
+                CliError::usage(format!("cannot read input file {}: {e}", input.display()))
+            })?;
+            if im.dev() == meta.dev() && im.ino() == meta.ino() {
+                return Err(same());
+            }
+        }
+    }
+    let file_name = output
+        .file_name()
+        .ok_or_else(|| CliError::usage(format!("output {} names no file", output.display())))?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let parent_real = parent.canonicalize().map_err(|e| {
+        CliError::usage(format!(
+            "output directory {} is not usable: {e}",
+            parent.display()
+        ))
+    })?;
+    if parent_real.join(file_name) == input_real {
+        return Err(same());
+    }
+    Ok(parent_real)
+}
+
+fn f32_table(st: &SafeTensors, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usize; 2])> {
+    let t = st.tensor(name).map_err(|_| {
+        CliError::usage(format!(
+            "{flag} names tensor {name:?}, which is not in the input"
+        ))
+    })?;
+    if t.dtype() != Dtype::F32 {
+        return Err(CliError::usage(format!(
+            "{flag} tensor {name:?} is {:?}, but tables must be F32",
+            t.dtype()
+        )));
+    }
+    let shape: [usize; 2] = t.shape().try_into().map_err(|_| {
+        CliError::usage(format!(
+            "{flag} tensor {name:?} has shape {:?}, but tables must be [rows, head_dim/2]",
+            t.shape()
+        ))
+    })?;
+    let values = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Ok((values, shape))
+}
+
+/// Runs `bfrope apply`.
+pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
+    // 1. Arguments.
+    let Layout::Bshd = a.layout;
+    if let Some(base) = a.base {
+        if !base.is_finite() || base <= 0.0 {
+            return Err(CliError::usage(format!(
+                "--base {base} is not a finite positive number"
+            )));
+        }
+    }
+    let angles = match &a.angles {
+        Some(s) => s.parse::<AngleMode>().map_err(|_| {
+            CliError::usage(format!(
+                "--angles {s:?} is not a mode; expected exact or torch"
+            ))
+        })?,
+        None => AngleMode::Exact,
+    };
+    match (&a.cos, &a.sin) {
+        (Some(c), None) => return Err(CliError::usage(format!("--cos {c} needs --sin as well"))),
+        (None, Some(s)) => return Err(CliError::usage(format!("--sin {s} needs --cos as well"))),
+        (Some(_), Some(_)) => {
+            if let Some(base) = a.base {
+                return Err(CliError::usage(format!(
+                    "--base {base} cannot be combined with --cos/--sin tables"
+                )));
+            }
+            if let Some(m) = &a.angles {
+                return Err(CliError::usage(format!(
+                    "--angles {m} cannot be combined with --cos/--sin tables"
+                )));
+            }
+        }
+        (None, None) => {}
+    }
+    if a.backend == Backend::Cpu && a.precision == PrecisionArg::Fast {
+        return Err(CliError::usage(
+            "--precision fast needs the GPU; the CPU path computes exact results only",
+        ));
+    }
+    if a.backend == Backend::Cpu {
+        if let Some(s) = &a.adapter {
+            return Err(CliError::usage(format!(
+                "--adapter {s} cannot be combined with --backend cpu"
+            )));
+        }
+    }
+    let out_dir = check_paths(&a.input, &a.output)?;
+    let offset = usize::try_from(a.position_offset).map_err(|_| {
+        CliError::usage(format!(
+            "--position-offset {} is too large",
+            a.position_offset
+        ))
+    })?;
+
+    // 2. The input.
+    let bytes = std::fs::read(&a.input).map_err(|e| {
+        CliError::usage(format!("cannot read input file {}: {e}", a.input.display()))
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        CliError::usage(format!(
+            "{} is not a valid safetensors file: {e}",
+            a.input.display()
+        ))
+    })?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        CliError::usage(format!(
+            "{} is not a valid safetensors file: {e}",
+            a.input.display()
+        ))
+    })?;
+
+    // 3. The table source.
+    let source = match (&a.cos, &a.sin) {
+        (Some(c), Some(s)) => {
+            let (cos, cshape) = f32_table(&st, c, "--cos")?;
+            let (sin, sshape) = f32_table(&st, s, "--sin")?;
+            if cshape != sshape {
+                return Err(CliError::usage(format!(
+                    "--cos {c} has shape {cshape:?} but --sin {s} has shape {sshape:?}; they must match"
+                )));
+            }
+            let table = RopeTable::from_cos_sin(&cos, &sin, cshape[0], cshape[1])
+                .map_err(|e| CliError::from(e).context(format!("--cos {c}")))?;
+            TableSource::User {
+                table,
+                names: (c.clone(), s.clone()),
+            }
+        }
+        _ => TableSource::Built {
+            base: a.base.unwrap_or(10000.0),
+            angles,
+        },
+    };
+
+    // 4. The tensors to rotate, each validated with its table.
+    let names: Vec<String> = match &a.tensors {
+        Some(list) => {
+            let mut seen = Vec::new();
+            for n in list {
+                if n.is_empty() {
+                    return Err(CliError::usage("--tensors holds an empty name"));
+                }
+                if !seen.contains(n) {
+                    seen.push(n.clone());
+                }
+            }
+            seen
+        }
+        None => {
+            let mut all: Vec<String> = st
+                .iter()
+                .filter(|(_, t)| t.dtype() == Dtype::BF16 && t.shape().len() == 4)
+                .map(|(n, _)| n.to_string())
+                .collect();
+            all.sort();
+            if all.is_empty() {
+                return Err(CliError::usage(format!(
+                    "{} holds no BF16 tensor of rank 4 to rotate",
+                    a.input.display()
+                )));
+            }
+            all
+        }
+    };
+    let mut jobs = Vec::new();
+    let mut built: HashMap<(usize, usize), RopeTable> = HashMap::new();
+    for name in &names {
+        let t = st.tensor(name).map_err(|_| {
+            let mut have: Vec<&str> = st.names();
+            have.sort();
+            CliError::usage(format!(
+                "no tensor named {name:?} in the input (it holds: {})",
+                have.join(", ")
+            ))
+        })?;
+        if t.dtype() != Dtype::BF16 {
+            return Err(CliError::usage(format!(
+                "tensor {name:?} is {:?}, but only BF16 tensors can be rotated",
+                t.dtype()
+            )));
+        }
+        let shape = RopeShape::from_dims(t.shape()).map_err(|e| match e {
+            Error::Shape { shape, reason } => CliError::usage(format!(
+                "tensor {name:?} has shape {shape:?}, which bfrope cannot rotate as [batch, seq, heads, head_dim]: {reason}"
+            )),
+            other => CliError::from(other).context(format!("tensor {name:?}")),
+        })?;
+        match &source {
+            TableSource::User {
+                table,
+                names: (c, _),
+            } => {
+                table
+                    .check_fits(shape.seq, shape.pairs(), offset)
+                    .map_err(|e| {
+                        CliError::usage(format!(
+                            "--cos {c} does not fit tensor {name:?} {:?}: {e}",
+                            shape.dims()
+                        ))
+                    })?;
+            }
+            TableSource::Built { base, angles } => {
+                if let std::collections::hash_map::Entry::Vacant(v) =
+                    built.entry((shape.seq, shape.head_dim))
+                {
+                    let spec = TableSpec {
+                        base: *base,
+                        rotary_dim: shape.head_dim,
+                        first_position: a.position_offset,
+                        rows: shape.seq,
+                        angles: *angles,
+                    };
+                    let table = RopeTable::build(&spec)
+                        .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?;
+                    v.insert(table);
+                }
+            }
+        }
+        jobs.push(Job {
+            name: name.clone(),
+            shape,
+        });
+    }
+
+    // 5. The backend.
+    let precision = match a.precision {
+        PrecisionArg::Exact => Precision::Exact,
+        PrecisionArg::Fast => Precision::Fast,
+    };
+    let gpu = match a.backend {
+        Backend::Cpu => None,
+        Backend::Gpu => Some(Gpu::new_blocking(a.adapter.as_deref())?),
+        Backend::Auto => match Gpu::new_blocking(a.adapter.as_deref()) {
+            Ok(g) => Some(g),
+            Err(Error::NoAdapter(m)) if a.adapter.is_none() => {
+                if precision == Precision::Fast {
+                    return Err(CliError::failure(format!(
+                        "--precision fast needs a GPU adapter, and there is none ({m})"
+                    )));
+                }
+                eprintln!("no GPU adapter found; using the CPU path");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let direction = if a.inverse {
+        Direction::Inverse
+    } else {
+        Direction::Forward
+    };
+
+    // 6. Rotate.
+    let t0 = Instant::now();
+    let mut rotated: HashMap<String, Vec<u8>> = HashMap::new();
+    for job in &jobs {
+        let view = st.tensor(&job.name).expect("validated above");
+        let x = bits_from_le(view.data());
+        let (table, row_offset) = match &source {
+            TableSource::User { table, .. } => (table, offset),
+            TableSource::Built { .. } => (&built[&(job.shape.seq, job.shape.head_dim)], 0),
+        };
+        let y = match &gpu {
+            Some(g) => {
+                g.rotate_bits_blocking(&x, job.shape, table, row_offset, direction, precision)
+            }
+            None => cpu::rotate_bits(&x, job.shape, table, row_offset, direction),
+        }
+        .map_err(|e| CliError::failure(format!("rotating tensor {:?} failed: {e}", job.name)))?;
+        rotated.insert(job.name.clone(), le_from_bits(&y));
+    }
+    let rotate_time = t0.elapsed();
+
+    // 7. Write every tensor, through a temporary file renamed at the end.
+    let mut views = Vec::new();
+    for (name, t) in st.iter() {
+        let data: &[u8] = rotated.get(name).map(|v| v.as_slice()).unwrap_or(t.data());
+        let view = TensorView::new(t.dtype(), t.shape().to_vec(), data)
+            .map_err(|e| CliError::failure(format!("tensor {name:?} cannot be written: {e}")))?;
+        views.push((name.to_string(), view));
+    }
+    let out_bytes = safetensors::serialize(views, header.metadata().clone())
+        .map_err(|e| CliError::failure(format!("serializing the output failed: {e}")))?;
+    let write_err = |e: &dyn std::fmt::Display| {
+        CliError::failure(format!("cannot write {}: {e}", a.output.display()))
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".bfrope-")
+        .suffix(".tmp")
+        .tempfile_in(&out_dir)
+        .map_err(|e| write_err(&e))?;
+    tmp.write_all(&out_bytes).map_err(|e| write_err(&e))?;
+    tmp.as_file().sync_all().map_err(|e| write_err(&e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.persist(&a.output).map_err(|e| write_err(&e.error))?;
+
+    // 8. Report.
+    let ran_on = match &gpu {
+        Some(g) => format!("GPU {} ({precision:?})", g.adapter().summary()),
+        None => "the CPU path".to_string(),
+    };
+    let table_desc = match &source {
+        TableSource::User { names: (c, s), .. } => format!("tables {c}/{s} from row {offset}"),
+        TableSource::Built { base, angles } => {
+            format!(
+                "table {} base {base} from position {}",
+                angles.name(),
+                a.position_offset
+            )
+        }
+    };
+    let list: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("{} {:?}", j.name, j.shape.dims()))
+        .collect();
+    eprintln!(
+        "rotated {} ({}, {table_desc}) on {ran_on} in {}; wrote {} tensors to {}",
+        list.join(", "),
+        if a.inverse { "inverse" } else { "forward" },
+        ms(rotate_time),
+        st.len(),
+        a.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

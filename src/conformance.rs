@@ -1,0 +1,248 @@
+//! Conformance data: the inputs `bfrope conform` (and the web page) run on a real adapter and
+//! compare bit for bit with the CPU path.
+//!
+//! - [`special_sweep`]: every one of the 65,536 bf16 bit patterns as `x0` against each `x1` in
+//!   [`SWEEP_X1`] (signed zeros, ±1, the smallest and largest subnormals, the smallest normal,
+//!   a large finite value, ±inf and NaN), at each angle of [`SWEEP_ANGLES`].
+//! - [`random_case`]: seeded random bf16 data of normal magnitude with special values
+//!   sprinkled in, rotated by an exact base-10000 table at an offset.
+//!
+//! Everything here is plain computation (no files, no threads), so it builds for wasm32.
+
+use crate::error::Result;
+use crate::shape::{Direction, RopeShape};
+use crate::table::{AngleMode, RopeTable, TableSpec};
+
+/// The `x1` partners of the sweep: +0, −0, +1, −1, the smallest subnormal `0x0001`, the largest
+/// subnormal `0x007F`, the smallest normal `0x0080`, a large finite `0x7F7F`, +inf, −inf, NaN.
+pub const SWEEP_X1: [u16; 11] = [
+    0x0000, 0x8000, 0x3F80, 0xBF80, 0x0001, 0x007F, 0x0080, 0x7F7F, 0x7F80, 0xFF80, 0x7FC0,
+];
+
+/// The angles of the sweep, in radians, with their names: 0, π/4, π/2, 1 rad, and the
+/// angles of positions 10⁵ and 10⁶ at frequency 1 (large arguments of cos and sin).
+pub const SWEEP_ANGLES: [(&str, f64); 6] = [
+    ("0", 0.0),
+    ("pi/4", core::f64::consts::FRAC_PI_4),
+    ("pi/2", core::f64::consts::FRAC_PI_2),
+    ("1 rad", 1.0),
+    ("pos 1e5", 1.0e5),
+    ("pos 1e6", 1.0e6),
+];
+
+/// Head dimension of the sweep tensor.
+pub const SWEEP_HEAD_DIM: usize = 128;
+
+/// One conformance input: a tensor, its table, and the table row of sequence position 0.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// A short name for reports.
+    pub name: String,
+    /// The tensor shape.
+    pub shape: RopeShape,
+    /// The rotation table.
+    pub table: RopeTable,
+    /// The table row of sequence position 0.
+    pub row_offset: usize,
+    /// The input bits, `shape.elements()` of them.
+    pub x: Vec<u16>,
+}
+
+impl Case {
+    /// Rotates on the CPU path, the reference every adapter must match.
+    pub fn expected(&self, direction: Direction) -> Result<Vec<u16>> {
+        crate::cpu::rotate_bits(&self.x, self.shape, &self.table, self.row_offset, direction)
+    }
+
+    /// The inputs of the pair holding element `index`: `(x0, x1, cos, sin)`.
+    pub fn pair_inputs(&self, index: usize) -> (u16, u16, f32, f32) {
+        let first = index & !1;
+        let token = index / (self.shape.heads * self.shape.head_dim);
+        let s = token % self.shape.seq;
+        let column = (index % self.shape.head_dim) / 2;
+        let [c, sn] = self.table.get(self.row_offset + s, column);
+        (self.x[first], self.x[first + 1], c, sn)
+    }
+
+    /// Compares `got` with `expected` pair by pair; returns the number of differing pairs
+    /// and the first `keep` of them.
+    pub fn compare(
+        &self,
+        direction: Direction,
+        expected: &[u16],
+        got: &[u16],
+        keep: usize,
+    ) -> (usize, Vec<Mismatch>) {
+        let mut count = 0;
+        let mut first = Vec::new();
+        for (p, (e, g)) in expected
+            .chunks_exact(2)
+            .zip(got.chunks_exact(2))
+            .enumerate()
+        {
+            if e != g {
+                count += 1;
+                if first.len() < keep {
+                    let (x0, x1, cos, sin) = self.pair_inputs(2 * p);
+                    first.push(Mismatch {
+                        index: 2 * p,
+                        x0,
+                        x1,
+                        cos,
+                        sin,
+                        direction,
+                        expected: (e[0], e[1]),
+                        got: (g[0], g[1]),
+                    });
+                }
+            }
+        }
+        if expected.len() != got.len() {
+            count += expected.len().abs_diff(got.len()).div_ceil(2);
+        }
+        (count, first)
+    }
+}
+
+/// A pair whose result differs from the reference, with its inputs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mismatch {
+    /// Element index of `y0` in the tensor.
+    pub index: usize,
+    /// Input bits.
+    pub x0: u16,
+    /// Input bits.
+    pub x1: u16,
+    /// Table cosine.
+    pub cos: f32,
+    /// Table sine (before the inverse negates it).
+    pub sin: f32,
+    /// Direction of the run.
+    pub direction: Direction,
+    /// Reference `(y0, y1)` bits.
+    pub expected: (u16, u16),
+    /// The adapter's `(y0, y1)` bits.
+    pub got: (u16, u16),
+}
+
+impl core::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "element {}: x0=0x{:04X} x1=0x{:04X} cos={:e} (0x{:08X}) sin={:e} (0x{:08X}) {:?}: expected (0x{:04X}, 0x{:04X}), got (0x{:04X}, 0x{:04X})",
+            self.index,
+            self.x0,
+            self.x1,
+            self.cos,
+            self.cos.to_bits(),
+            self.sin,
+            self.sin.to_bits(),
+            self.direction,
+            self.expected.0,
+            self.expected.1,
+            self.got.0,
+            self.got.1
+        )
+    }
+}
+
+/// The special-value sweep: shape `[1, 6, 11264, 128]`, one sequence position per angle of
+/// [`SWEEP_ANGLES`] (every column of a row has that angle); in each token, pair `p` holds
+/// `x0 = p / 11` (all 65,536 patterns) and `x1 = SWEEP_X1[p % 11]`.
+pub fn special_sweep() -> Case {
+    let pairs_per_token = 65_536 * SWEEP_X1.len();
+    let pairs = SWEEP_HEAD_DIM / 2;
+    let heads = pairs_per_token / pairs;
+    let shape =
+        RopeShape::new(1, SWEEP_ANGLES.len(), heads, SWEEP_HEAD_DIM).expect("valid sweep shape");
+    let mut cos = Vec::with_capacity(SWEEP_ANGLES.len() * pairs);
+    let mut sin = Vec::with_capacity(SWEEP_ANGLES.len() * pairs);
+    for &(_, a) in &SWEEP_ANGLES {
+        cos.extend(core::iter::repeat_n(libm::cos(a) as f32, pairs));
+        sin.extend(core::iter::repeat_n(libm::sin(a) as f32, pairs));
+    }
+    let table =
+        RopeTable::from_cos_sin(&cos, &sin, SWEEP_ANGLES.len(), pairs).expect("valid sweep table");
+    let mut token = Vec::with_capacity(2 * pairs_per_token);
+    for p in 0..pairs_per_token {
+        token.push((p / SWEEP_X1.len()) as u16);
+        token.push(SWEEP_X1[p % SWEEP_X1.len()]);
+    }
+    let mut x = Vec::with_capacity(shape.elements());
+    for _ in 0..SWEEP_ANGLES.len() {
+        x.extend_from_slice(&token);
+    }
+    Case {
+        name: "special-value sweep".into(),
+        shape,
+        table,
+        row_offset: 0,
+        x,
+    }
+}
+
+/// A small deterministic generator (SplitMix64), the same on every target.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Standard normal (Box–Muller with `libm`, identical bits on every target).
+    pub fn next_normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.next_f64();
+        let u2 = self.next_f64();
+        libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(core::f64::consts::TAU * u2)
+    }
+}
+
+/// Special values sprinkled into random data: signed zeros, subnormals, ±inf, NaNs, extremes.
+pub const SPRINKLE: [u16; 12] = [
+    0x0000, 0x8000, 0x0001, 0x807F, 0x0080, 0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81,
+];
+
+/// `n` seeded bf16 values, normal with standard deviation 1 (activation-like), with one in
+/// about every 1000 replaced by a value of [`SPRINKLE`].
+pub fn random_bf16(seed: u64, n: usize) -> Vec<u16> {
+    let mut rng = SplitMix64(seed);
+    (0..n)
+        .map(|_| {
+            let r = rng.next_u64();
+            if r % 1000 == 0 {
+                SPRINKLE[((r >> 32) % SPRINKLE.len() as u64) as usize]
+            } else {
+                half::bf16::from_f64(rng.next_normal()).to_bits()
+            }
+        })
+        .collect()
+}
+
+/// Seeded random data `[2, 256, 8, 128]` with an exact base-10000 table whose rows start at
+/// position 0 and are read from row 4000 on (positions 4000..4256).
+pub fn random_case(seed: u64) -> Case {
+    let shape = RopeShape::new(2, 256, 8, 128).expect("valid shape");
+    let row_offset = 4000;
+    let mut spec = TableSpec::new(shape.head_dim, row_offset + shape.seq);
+    spec.angles = AngleMode::Exact;
+    let table = RopeTable::build(&spec).expect("valid table");
+    let x = random_bf16(seed, shape.elements());
+    Case {
+        name: format!("random data (seed {seed})"),
+        shape,
+        table,
+        row_offset,
+        x,
+    }
+}
