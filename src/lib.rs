@@ -34,6 +34,8 @@ pub mod gpu;
 pub mod shaders;
 pub mod shape;
 pub mod table;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels};

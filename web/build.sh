@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the wasm package the page needs into web/pkg/ (not committed).
+#   bash web/build.sh
+# Installs the wasm32 target and wasm-bindgen-cli (pinned to the wasm-bindgen version in
+# Cargo.lock) when missing. Size-oriented release settings apply to this build only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target-web}"
+export CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}"
+export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-fat}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+[ -n "$want" ] || { echo "build.sh: no wasm-bindgen in Cargo.lock" >&2; exit 1; }
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (found ${have:-none})"
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+
+cargo build --lib --release --target wasm32-unknown-unknown
+rm -rf web/pkg
+wasm-bindgen --target web --out-dir web/pkg \
+  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/bfrope.wasm"
+if command -v wasm-opt >/dev/null; then
+  wasm-opt -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals -o web/pkg/bfrope_bg.wasm web/pkg/bfrope_bg.wasm
+fi
+
+raw=$(stat -c %s web/pkg/bfrope_bg.wasm)
+gz=$(gzip -9 -c web/pkg/bfrope_bg.wasm | wc -c)
+echo "web/pkg/bfrope_bg.wasm: $raw bytes, $gz bytes gzipped ($((gz / 1024)) KiB; budget 250 KB)"
+[ "$gz" -le 250000 ] || echo "warning: gzipped wasm exceeds the 250 KB budget" >&2
