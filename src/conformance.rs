@@ -229,10 +229,10 @@ pub fn random_bf16(seed: u64, n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// Seeded random data `[2, 256, 8, 128]` with an exact base-10000 table whose rows start at
-/// position 0 and are read from row 4000 on (positions 4000..4256).
+/// Seeded random data `[2, 1024, 8, 128]` with an exact base-10000 table whose rows start at
+/// position 0 and are read from row 4000 on (positions 4000..5024).
 pub fn random_case(seed: u64) -> Case {
-    let shape = RopeShape::new(2, 256, 8, 128).expect("valid shape");
+    let shape = RopeShape::new(2, 1024, 8, 128).expect("valid shape");
     let row_offset = 4000;
     let mut spec = TableSpec::new(shape.head_dim, row_offset + shape.seq);
     spec.angles = AngleMode::Exact;
@@ -243,6 +243,40 @@ pub fn random_case(seed: u64) -> Case {
         shape,
         table,
         row_offset,
+        x,
+    }
+}
+
+/// Seeded uniformly random bit patterns `[1, 512, 8, 128]` (every class: subnormals, NaN
+/// payloads, huge and tiny values) with a torch-mode base-500000 table at positions
+/// 100000..100512.
+pub fn random_bits_case(seed: u64) -> Case {
+    let shape = RopeShape::new(1, 512, 8, 128).expect("valid shape");
+    let spec = TableSpec {
+        base: 500_000.0,
+        rotary_dim: shape.head_dim,
+        first_position: 100_000,
+        rows: shape.seq,
+        angles: AngleMode::Torch,
+    };
+    let table = RopeTable::build(&spec).expect("valid table");
+    let mut rng = SplitMix64(seed ^ 0xB175_B175_B175_B175);
+    let mut x = Vec::with_capacity(shape.elements());
+    while x.len() < shape.elements() {
+        let r = rng.next_u64();
+        x.extend([
+            r as u16,
+            (r >> 16) as u16,
+            (r >> 32) as u16,
+            (r >> 48) as u16,
+        ]);
+    }
+    x.truncate(shape.elements());
+    Case {
+        name: format!("random bit patterns (seed {seed})"),
+        shape,
+        table,
+        row_offset: 0,
         x,
     }
 }

@@ -65,7 +65,12 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "MODE")]
     angles: Option<String>,
     /// Position of the first token.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
     position_offset: u64,
     /// Rotate by -angle (the backward pass; undoes a forward rotation).
     #[arg(long)]

@@ -83,6 +83,7 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     let cases = [
         conformance::special_sweep(),
         conformance::random_case(a.seed),
+        conformance::random_bits_case(a.seed),
     ];
     let mut references = Vec::new();
     for case in &cases {
