@@ -1,6 +1,8 @@
 // rope.wgsl — interleaved rotary position embedding on packed bf16.
 //
-// Concatenated after bf16.wgsl (src/shaders.rs). One u32 word holds one rotated pair
+// Concatenated after bf16.wgsl and before one entry file, rope_scalar.wgsl (any shape) or
+// rope_vec4.wgsl (pairs per head a multiple of 4), which declare the tensor bindings with
+// their own element types (src/shaders.rs). One u32 word holds one rotated pair
 // (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
 // f32 bit patterns per (row, frequency). Tensor layout [batch, seq, heads, head_dim].
 //
@@ -9,8 +11,6 @@
 // 1: correctly rounded (the contract); 0: plain f32 arithmetic (comparison only).
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
-// Words handled by one invocation, consecutive in memory (1 or 4; 4 needs pairs % 4 == 0).
-override WORDS_PER_THREAD: u32 = 1u;
 
 struct Params {
     // Number of u32 words (rotated pairs) in the tensor.
@@ -23,15 +23,12 @@ struct Params {
     row_offset: u32,
     // 0x80000000 to rotate backwards (flips the sign of sin), else 0.
     sin_sign: u32,
+    // pairs * heads: words per token.
+    token_words: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> table: array<vec2<u32>>;
-@group(0) @binding(2) var<storage, read> src: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<u32>;
-
 fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
     let x0 = w & 0xFFFFu;
     let x1 = w >> 16u;
@@ -59,29 +56,3 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
     return y0 | (y1 << 16u);
 }
 
-// The table index of word w.
-fn table_index(w: u32) -> u32 {
-    let i = w % params.pairs;
-    let token = w / params.pairs / params.heads;
-    let s = token % params.seq;
-    return (params.row_offset + s) * params.pairs + i;
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn rope(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    // A 2-D grid keeps every dimension under max_compute_workgroups_per_dimension.
-    let invocation = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
-    let first = invocation * WORDS_PER_THREAD;
-    if (first >= params.words) {
-        return;
-    }
-    // With WORDS_PER_THREAD dividing `pairs`, the words of one invocation share a row.
-    let t = table_index(first);
-    for (var k = 0u; k < WORDS_PER_THREAD; k = k + 1u) {
-        dst[first + k] = rotate_word(src[first + k], table[t + k]);
-    }
-}

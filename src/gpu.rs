@@ -32,7 +32,8 @@ struct RopeParams {
     seq: u32,
     row_offset: u32,
     sin_sign: u32,
-    pad: [u32; 2],
+    token_words: u32,
+    pad: u32,
 }
 
 /// The uniform block of `copy.wgsl`.
@@ -48,7 +49,7 @@ struct CopyParams {
 pub struct KernelKey {
     /// Exact (the contract) or plain f32.
     pub precision: Precision,
-    /// Consecutive words per invocation (1 or 4).
+    /// Consecutive words per invocation: 1 (scalar module) or 4 (vec4 module).
     pub words_per_thread: u32,
 }
 
@@ -56,7 +57,10 @@ impl KernelKey {
     /// The widest variant the shape allows.
     pub fn for_shape(shape: &RopeShape, precision: Precision) -> Self {
         let words_per_thread = if shape.pairs() % 4 == 0 { 4 } else { 1 };
-        Self { precision, words_per_thread }
+        Self {
+            precision,
+            words_per_thread,
+        }
     }
 
     /// A label naming the kernel and its constants, shown in validation errors.
@@ -65,7 +69,12 @@ impl KernelKey {
             Precision::Exact => "exact",
             Precision::Fast => "fast",
         };
-        format!("bfrope::rope[{mode},wpt={},wg={WORKGROUP_SIZE}]", self.words_per_thread)
+        let variant = if self.words_per_thread == 4 {
+            "vec4"
+        } else {
+            "scalar"
+        };
+        format!("bfrope::rope_{variant}[{mode},wg={WORKGROUP_SIZE}]")
     }
 }
 
@@ -109,9 +118,8 @@ pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
 #[derive(Debug)]
 pub struct RopeKernels {
     device: wgpu::Device,
-    rope_layout: wgpu::BindGroupLayout,
-    rope_pipeline_layout: wgpu::PipelineLayout,
-    rope_module: wgpu::ShaderModule,
+    /// Scalar (index 0) and vec4 (index 1) module variants.
+    variants: [RopeVariant; 2],
     pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
     copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
 }
@@ -142,35 +150,80 @@ fn uniform_entry(binding: u32, size: u64) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-impl RopeKernels {
-    /// Builds the shader module and the bind-group layout; pipelines are built on first use.
-    pub fn new(device: &wgpu::Device) -> Self {
-        let rope_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("bfrope::rope.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(shaders::rope_source().into()),
+/// One RoPE shader module with its explicit layout.
+#[derive(Debug)]
+struct RopeVariant {
+    entry: &'static str,
+    module: wgpu::ShaderModule,
+    layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+}
+
+impl RopeVariant {
+    /// `element`: bytes of one element of the tensor arrays (4 scalar, 16 vec4).
+    fn new(
+        device: &wgpu::Device,
+        name: &str,
+        source: String,
+        entry: &'static str,
+        element: u64,
+    ) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&format!("bfrope::{name}")),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
         });
-        let rope_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("bfrope::rope bind group layout"),
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&format!("bfrope::{name} bind group layout")),
             entries: &[
                 uniform_entry(0, std::mem::size_of::<RopeParams>() as u64),
-                storage_entry(1, true, 8),
-                storage_entry(2, true, 4),
-                storage_entry(3, false, 4),
+                storage_entry(1, true, 2 * element.max(8)),
+                storage_entry(2, true, element),
+                storage_entry(3, false, element),
             ],
         });
-        let rope_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("bfrope::rope pipeline layout"),
-            bind_group_layouts: &[Some(&rope_layout)],
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&format!("bfrope::{name} pipeline layout")),
+            bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
         Self {
+            entry,
+            module,
+            layout,
+            pipeline_layout,
+        }
+    }
+}
+
+impl RopeKernels {
+    /// Builds the shader modules and bind-group layouts; pipelines are built on first use.
+    pub fn new(device: &wgpu::Device) -> Self {
+        let variants = [
+            RopeVariant::new(
+                device,
+                "rope_scalar",
+                shaders::rope_source(),
+                shaders::ROPE_ENTRY,
+                4,
+            ),
+            RopeVariant::new(
+                device,
+                "rope_vec4",
+                shaders::rope_vec4_source(),
+                shaders::ROPE_VEC4_ENTRY,
+                16,
+            ),
+        ];
+        Self {
             device: device.clone(),
-            rope_layout,
-            rope_pipeline_layout,
-            rope_module,
+            variants,
             pipelines: Mutex::new(HashMap::new()),
             copy: Mutex::new(None),
         }
+    }
+
+    fn variant(&self, key: KernelKey) -> &RopeVariant {
+        &self.variants[usize::from(key.words_per_thread == 4)]
     }
 
     /// The pipeline for `key`, built once.
@@ -180,22 +233,27 @@ impl RopeKernels {
             .entry(key)
             .or_insert_with(|| {
                 let label = key.label();
-                let exact = if key.precision == Precision::Exact { 1.0 } else { 0.0 };
-                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&label),
-                    layout: Some(&self.rope_pipeline_layout),
-                    module: &self.rope_module,
-                    entry_point: Some(shaders::ROPE_ENTRY),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[
-                            ("EXACT", exact),
-                            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-                            ("WORDS_PER_THREAD", key.words_per_thread as f64),
-                        ],
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+                let exact = if key.precision == Precision::Exact {
+                    1.0
+                } else {
+                    0.0
+                };
+                let variant = self.variant(key);
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&label),
+                        layout: Some(&variant.pipeline_layout),
+                        module: &variant.module,
+                        entry_point: Some(variant.entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &[
+                                ("EXACT", exact),
+                                ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+                            ],
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    })
             })
             .clone()
     }
@@ -205,7 +263,9 @@ impl RopeKernels {
     pub fn validate(&self, args: &RopeArgs) -> Result<()> {
         let shape = &args.shape;
         if args.input == args.output {
-            return Err(Error::Gpu("input and output must be different buffers".into()));
+            return Err(Error::Gpu(
+                "input and output must be different buffers".into(),
+            ));
         }
         let bytes = shape.elements() as u64 * 2;
         let table_bytes = (args.table_rows * shape.pairs()) as u64 * 8;
@@ -219,13 +279,20 @@ impl RopeKernels {
         if args.row_offset.saturating_add(shape.seq) > u32::MAX as usize
             || (need_rows as u64) * (shape.pairs() as u64) > u32::MAX as u64
         {
-            return Err(Error::Limit(format!("table rows up to {need_rows} exceed 32-bit indexing")));
+            return Err(Error::Limit(format!(
+                "table rows up to {need_rows} exceed 32-bit indexing"
+            )));
         }
-        for (name, buf, need) in
-            [("input", args.input, bytes), ("output", args.output, bytes), ("table", args.table, table_bytes)]
-        {
+        for (name, buf, need) in [
+            ("input", args.input, bytes),
+            ("output", args.output, bytes),
+            ("table", args.table, table_bytes),
+        ] {
             if buf.size() < need {
-                return Err(Error::Gpu(format!("{name} buffer holds {} bytes, needs {need}", buf.size())));
+                return Err(Error::Gpu(format!(
+                    "{name} buffer holds {} bytes, needs {need}",
+                    buf.size()
+                )));
             }
             if !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
                 return Err(Error::Gpu(format!("{name} buffer lacks STORAGE usage")));
@@ -272,21 +339,27 @@ impl RopeKernels {
                 Direction::Forward => 0,
                 Direction::Inverse => 0x8000_0000,
             },
-            pad: [0; 2],
+            token_words: (shape.heads * shape.pairs()) as u32,
+            pad: 0,
         };
         let label = key.label();
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(&label),
-            contents: bytemuck::bytes_of(&params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&label),
+                contents: bytemuck::bytes_of(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
         let bytes = shape.elements() as u64 * 2;
         let table_bytes = (args.table_rows * shape.pairs()) as u64 * 8;
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
-            layout: &self.rope_layout,
+            layout: &self.variant(key).layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
                 binding(1, args.table, table_bytes),
                 binding(2, args.input, bytes),
                 binding(3, args.output, bytes),
@@ -314,38 +387,48 @@ impl RopeKernels {
         timestamps: Option<wgpu::ComputePassTimestampWrites>,
     ) -> Result<()> {
         if bytes % 16 != 0 || bytes == 0 {
-            return Err(Error::Gpu(format!("copy size {bytes} must be a non-zero multiple of 16")));
+            return Err(Error::Gpu(format!(
+                "copy size {bytes} must be a non-zero multiple of 16"
+            )));
         }
         let mut guard = self.copy.lock().unwrap_or_else(|e| e.into_inner());
         let (layout, pipeline) = guard.get_or_insert_with(|| {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("bfrope::copy.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(shaders::copy_source().into()),
-            });
-            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("bfrope::copy bind group layout"),
-                entries: &[
-                    uniform_entry(0, std::mem::size_of::<CopyParams>() as u64),
-                    storage_entry(1, true, 16),
-                    storage_entry(2, false, 16),
-                ],
-            });
-            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("bfrope::copy pipeline layout"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("bfrope::copy[vec4]"),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(shaders::COPY_ENTRY),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)],
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("bfrope::copy.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(shaders::copy_source().into()),
+                });
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("bfrope::copy bind group layout"),
+                    entries: &[
+                        uniform_entry(0, std::mem::size_of::<CopyParams>() as u64),
+                        storage_entry(1, true, 16),
+                        storage_entry(2, false, 16),
+                    ],
+                });
+            let pl = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("bfrope::copy pipeline layout"),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("bfrope::copy[vec4]"),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(shaders::COPY_ENTRY),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)],
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
             (layout, pipeline)
         });
         let count = (bytes / 16) as u32;
@@ -353,16 +436,21 @@ impl RopeKernels {
             count.div_ceil(WORKGROUP_SIZE),
             self.device.limits().max_compute_workgroups_per_dimension,
         )?;
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("bfrope::copy params"),
-            contents: bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("bfrope::copy params"),
+                contents: bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("bfrope::copy[vec4]"),
             layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
                 binding(1, src, bytes),
                 binding(2, dst, bytes),
             ],
@@ -431,13 +519,17 @@ impl AdapterReport {
     /// One line: `name (backend, driver driver_info, type)`.
     pub fn summary(&self) -> String {
         let i = &self.info;
-        format!("{} ({:?}, {} {}, {:?})", i.name, i.backend, i.driver, i.driver_info, i.device_type)
+        format!(
+            "{} ({:?}, {} {}, {:?})",
+            i.name, i.backend, i.driver, i.driver_info, i.device_type
+        )
     }
 
     /// Whether `needle` (case-insensitive) occurs in the name, backend, driver or driver info.
     pub fn matches(&self, needle: &str) -> bool {
         let i = &self.info;
-        let hay = format!("{} {:?} {} {}", i.name, i.backend, i.driver, i.driver_info).to_lowercase();
+        let hay =
+            format!("{} {:?} {} {}", i.name, i.backend, i.driver, i.driver_info).to_lowercase();
         hay.contains(&needle.to_lowercase())
     }
 }
@@ -449,7 +541,12 @@ fn instance() -> wgpu::Instance {
 /// Every adapter wgpu finds on this machine (native only: browsers expose one adapter).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn list_adapters() -> Vec<AdapterReport> {
-    instance().enumerate_adapters(wgpu::Backends::all()).await.iter().map(AdapterReport::of).collect()
+    instance()
+        .enumerate_adapters(wgpu::Backends::all())
+        .await
+        .iter()
+        .map(AdapterReport::of)
+        .collect()
 }
 
 /// A device with its queue and kernels: the convenience layer over [`RopeKernels`].
@@ -475,7 +572,9 @@ impl Gpu {
     async fn pick(inst: &wgpu::Instance, selector: Option<&str>) -> Result<wgpu::Adapter> {
         let adapters = inst.enumerate_adapters(wgpu::Backends::all()).await;
         if adapters.is_empty() {
-            return Err(Error::NoAdapter("wgpu found no adapter on this machine".into()));
+            return Err(Error::NoAdapter(
+                "wgpu found no adapter on this machine".into(),
+            ));
         }
         let rank = |a: &wgpu::Adapter| {
             let i = a.get_info();
@@ -493,12 +592,19 @@ impl Gpu {
             (kind, backend)
         };
         let mut candidates: Vec<wgpu::Adapter> = match selector {
-            Some(s) => adapters.iter().filter(|a| AdapterReport::of(a).matches(s)).cloned().collect(),
+            Some(s) => adapters
+                .iter()
+                .filter(|a| AdapterReport::of(a).matches(s))
+                .cloned()
+                .collect(),
             None => adapters.clone(),
         };
         candidates.sort_by_key(rank);
         candidates.into_iter().next().ok_or_else(|| {
-            let names: Vec<String> = adapters.iter().map(|a| AdapterReport::of(a).summary()).collect();
+            let names: Vec<String> = adapters
+                .iter()
+                .map(|a| AdapterReport::of(a).summary())
+                .collect();
             Error::NoAdapter(format!(
                 "no adapter matches {:?}; available: {}",
                 selector.unwrap_or_default(),
@@ -518,7 +624,9 @@ impl Gpu {
             .map_err(|e| Error::NoAdapter(format!("the browser offers no WebGPU adapter ({e})")))?;
         if let Some(s) = selector {
             if !AdapterReport::of(&adapter).matches(s) {
-                return Err(Error::NoAdapter(format!("the browser's adapter does not match {s:?}")));
+                return Err(Error::NoAdapter(format!(
+                    "the browser's adapter does not match {s:?}"
+                )));
             }
         }
         Ok(adapter)
@@ -542,14 +650,21 @@ impl Gpu {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| Error::Gpu(format!("cannot open a device on {}: {e}", report.summary())))?;
+            .map_err(|e| {
+                Error::Gpu(format!("cannot open a device on {}: {e}", report.summary()))
+            })?;
         Ok(Self::from_parts(report, device, queue))
     }
 
     /// Wraps a device the caller already has (tests inject their own this way).
     pub fn from_parts(report: AdapterReport, device: wgpu::Device, queue: wgpu::Queue) -> Self {
         let kernels = Arc::new(RopeKernels::new(&device));
-        Self { report, device, queue, kernels }
+        Self {
+            report,
+            device,
+            queue,
+            kernels,
+        }
     }
 
     /// The adapter this device runs on.
@@ -583,7 +698,14 @@ impl Gpu {
         precision: Precision,
     ) -> Result<Vec<bf16>> {
         let bits = self
-            .rotate_bits(bytemuck::cast_slice(x), shape, table, row_offset, direction, precision)
+            .rotate_bits(
+                bytemuck::cast_slice(x),
+                shape,
+                table,
+                row_offset,
+                direction,
+                precision,
+            )
             .await?;
         Ok(bits.into_iter().map(bf16::from_bits).collect())
     }
@@ -602,16 +724,20 @@ impl Gpu {
         table.check_fits(shape.seq, shape.pairs(), row_offset)?;
         let bytes = shape.elements() as u64 * 2;
         let storage = wgpu::BufferUsages::STORAGE;
-        let input = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("bfrope::input"),
-            contents: bytemuck::cast_slice(x),
-            usage: storage,
-        });
-        let table_buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("bfrope::table"),
-            contents: table.as_bytes(),
-            usage: storage,
-        });
+        let input = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("bfrope::input"),
+                contents: bytemuck::cast_slice(x),
+                usage: storage,
+            });
+        let table_buf = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("bfrope::table"),
+                contents: table.as_bytes(),
+                usage: storage,
+            });
         let output = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("bfrope::output"),
             size: bytes,
@@ -620,7 +746,9 @@ impl Gpu {
         });
         let mut encoder = self
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bfrope::rotate") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bfrope::rotate"),
+            });
         self.kernels.record(
             &mut encoder,
             &RopeArgs {
@@ -667,7 +795,9 @@ impl Gpu {
             .map_err(|_| Error::Gpu("the buffer mapping was cancelled".into()))?
             .map_err(|e| Error::Gpu(format!("mapping the result failed: {e}")))?;
         let words = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("{e}")))?;
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("{e}")))?;
             bytemuck::cast_slice::<u8, u32>(&view).to_vec()
         };
         staging.unmap();
