@@ -38,6 +38,15 @@ pub enum PrecisionArg {
     Fast,
 }
 
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Exact => Precision::Exact,
+            PrecisionArg::Fast => Precision::Fast,
+        }
+    }
+}
+
 /// Arguments of `bfrope apply`.
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
@@ -373,10 +382,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     }
 
     // 5. The backend.
-    let precision = match a.precision {
-        PrecisionArg::Exact => Precision::Exact,
-        PrecisionArg::Fast => Precision::Fast,
-    };
+    let precision: Precision = a.precision.into();
     let gpu = match a.backend {
         Backend::Cpu => None,
         Backend::Gpu => Some(Gpu::new_blocking(a.adapter.as_deref())?),

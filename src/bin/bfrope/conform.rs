@@ -25,6 +25,10 @@ pub struct ConformArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Kernel arithmetic to check: exact (the contract) or fast (plain f32, expected to differ;
+    /// shows what the exact mode guards against).
+    #[arg(long, value_enum, default_value = "exact")]
+    precision: crate::apply::PrecisionArg,
     /// Seed of the random-data check.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -78,6 +82,7 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
         }
     };
 
+    let precision = a.precision.into();
     // The cases and their reference results, shared by every adapter.
     let t = Instant::now();
     let cases = [
@@ -107,7 +112,7 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
         }
         let mut checks = Vec::new();
         for (case, dir, expected) in &references {
-            let check = run_check(gpu, case, *dir, expected);
+            let check = run_check(gpu, case, *dir, expected, precision);
             if !a.json {
                 print_check(&check);
             }
@@ -176,7 +181,13 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_check(gpu: &Gpu, case: &Case, direction: Direction, expected: &[u16]) -> Check {
+fn run_check(
+    gpu: &Gpu,
+    case: &Case,
+    direction: Direction,
+    expected: &[u16],
+    precision: Precision,
+) -> Check {
     let t = Instant::now();
     let got = gpu.rotate_bits_blocking(
         &case.x,
@@ -184,7 +195,7 @@ fn run_check(gpu: &Gpu, case: &Case, direction: Direction, expected: &[u16]) -> 
         &case.table,
         case.row_offset,
         direction,
-        Precision::Exact,
+        precision,
     );
     let seconds = t.elapsed().as_secs_f64();
     match got {
