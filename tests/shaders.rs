@@ -1,0 +1,215 @@
+//! The WGSL sources validate and translate with naga on every backend, without a GPU, and
+//! the shader's bindings are the ones the Rust layout declares.
+
+use naga::back::PipelineConstants;
+use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
+use naga::{Module, ShaderStage};
+
+fn parse_and_validate(name: &str, source: &str) -> (Module, ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: validation error:\n{}", e.emit_to_string(source)));
+    (module, info)
+}
+
+/// Overrides applied as `wgpu` applies them for a pipeline.
+fn specialise(
+    name: &str,
+    module: &Module,
+    info: &ModuleInfo,
+    entry: &str,
+    constants: &[(&str, f64)],
+) -> (Module, ModuleInfo) {
+    let mut pc = PipelineConstants::default();
+    for &(k, v) in constants {
+        pc.insert(k.to_string(), v);
+    }
+    let (m, i) = naga::back::pipeline_constants::process_overrides(
+        module,
+        info,
+        Some((ShaderStage::Compute, entry)),
+        &pc,
+    )
+    .unwrap_or_else(|e| panic!("{name}: overrides {constants:?}: {e}"));
+    (m.into_owned(), i.into_owned())
+}
+
+fn translate_all(name: &str, module: &Module, info: &ModuleInfo, entry: &str) {
+    // SPIR-V
+    let spv = naga::back::spv::write_vec(module, info, &naga::back::spv::Options::default(), None)
+        .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+    assert!(spv.len() > 100, "{name}: SPIR-V is {} words", spv.len());
+
+    // MSL
+    let (msl, _) = naga::back::msl::write_string(
+        module,
+        info,
+        &naga::back::msl::Options::default(),
+        &naga::back::msl::PipelineOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+    assert!(
+        msl.contains(entry),
+        "{name}: MSL lacks the entry point {entry}"
+    );
+
+    // HLSL
+    let mut hlsl = String::new();
+    let options = naga::back::hlsl::Options::default();
+    let fragment_entry_point = None;
+    let pipeline = naga::back::hlsl::PipelineOptions {
+        entry_point: Some((ShaderStage::Compute, entry.to_string())),
+    };
+    let mut writer = naga::back::hlsl::Writer::new(&mut hlsl, &options, &pipeline);
+    writer
+        .write(module, info, fragment_entry_point)
+        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+    assert!(
+        hlsl.contains(entry),
+        "{name}: HLSL lacks the entry point {entry}"
+    );
+
+    // GLSL (one entry point per translation)
+    for version in [
+        naga::back::glsl::Version::Embedded {
+            version: 310,
+            is_webgl: false,
+        },
+        naga::back::glsl::Version::Desktop(430),
+    ] {
+        let mut glsl = String::new();
+        let options = naga::back::glsl::Options {
+            version,
+            ..Default::default()
+        };
+        let pipeline = naga::back::glsl::PipelineOptions {
+            shader_stage: ShaderStage::Compute,
+            entry_point: entry.to_string(),
+            multiview: None,
+        };
+        let mut writer = naga::back::glsl::Writer::new(
+            &mut glsl,
+            module,
+            info,
+            &options,
+            &pipeline,
+            naga::proc::BoundsCheckPolicies::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: GLSL {version:?}: {e}"));
+        writer
+            .write()
+            .unwrap_or_else(|e| panic!("{name}: GLSL {version:?}: {e}"));
+        assert!(
+            glsl.contains("void main()"),
+            "{name}: GLSL {version:?} has no main"
+        );
+    }
+}
+
+/// Every RoPE module and the copy module, as `(name, source, entry)`.
+fn all_modules() -> Vec<(String, String, &'static str)> {
+    let mut v: Vec<_> = bfrope::shaders::rope_modules()
+        .into_iter()
+        .map(|(n, s, e)| (n.to_string(), s, e))
+        .collect();
+    v.push((
+        "copy".into(),
+        bfrope::shaders::copy_source(),
+        bfrope::shaders::COPY_ENTRY,
+    ));
+    v
+}
+
+#[test]
+fn shader_rope_validates_and_translates_for_every_variant() {
+    for (name, source, entry) in bfrope::shaders::rope_modules() {
+        let (module, info) = parse_and_validate(name, &source);
+        let declared: Vec<String> = module
+            .overrides
+            .iter()
+            .filter_map(|(_, o)| o.name.clone())
+            .collect();
+        let mut want: Vec<String> = bfrope::shaders::ROPE_OVERRIDES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        want.sort();
+        let mut got = declared.clone();
+        got.sort();
+        assert_eq!(got, want, "{name}: override constants vs ROPE_OVERRIDES");
+        for exact in [1.0, 0.0] {
+            for wg in [64.0, 256.0] {
+                let case = format!("{name}[exact={exact},wg={wg}]");
+                let constants: Vec<(&str, f64)> = bfrope::shaders::ROPE_OVERRIDES
+                    .iter()
+                    .map(|&k| match k {
+                        "EXACT" => (k, exact),
+                        "WORKGROUP_SIZE" => (k, wg),
+                        other => panic!("no test value for override {other}"),
+                    })
+                    .collect();
+                let (m, i) = specialise(&case, &module, &info, entry, &constants);
+                translate_all(&case, &m, &i, entry);
+            }
+        }
+    }
+}
+
+#[test]
+fn shader_copy_validates_and_translates() {
+    let source = bfrope::shaders::copy_source();
+    let (module, info) = parse_and_validate("copy.wgsl", &source);
+    let case = "copy[wg=256]";
+    let (m, i) = specialise(
+        case,
+        &module,
+        &info,
+        bfrope::shaders::COPY_ENTRY,
+        &[("WORKGROUP_SIZE", 256.0)],
+    );
+    translate_all(case, &m, &i, bfrope::shaders::COPY_ENTRY);
+}
+
+#[test]
+fn shader_rope_bindings_match_rust_layout() {
+    for (name, source, _) in bfrope::shaders::rope_modules() {
+        let (module, _) = parse_and_validate(name, &source);
+        let mut found: Vec<(u32, u32, String)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| {
+                g.binding
+                    .as_ref()
+                    .map(|b| (b.group, b.binding, g.name.clone().unwrap_or_default()))
+            })
+            .collect();
+        found.sort();
+        let want: Vec<(u32, u32, String)> = bfrope::shaders::ROPE_BINDINGS
+            .iter()
+            .map(|&(b, n)| (0, b, n.to_string()))
+            .collect();
+        assert_eq!(
+            found, want,
+            "{name}: bindings (group, binding, name) vs ROPE_BINDINGS"
+        );
+    }
+}
+
+#[test]
+fn shader_entry_points_are_compute() {
+    for (name, source, entry) in all_modules() {
+        let (module, _) = parse_and_validate(&name, &source);
+        let eps: Vec<_> = module
+            .entry_points
+            .iter()
+            .map(|e| (e.name.clone(), e.stage))
+            .collect();
+        assert_eq!(
+            eps,
+            vec![(entry.to_string(), ShaderStage::Compute)],
+            "{name} entry points"
+        );
+    }
+}
