@@ -104,7 +104,10 @@ pub async fn backend_info() -> Result<JsValue, JsValue> {
 }
 
 fn shape_of(shape: &JsValue) -> Result<RopeShape, JsValue> {
-    let arr: Array = shape.clone().dyn_into().map_err(|_| js_err("shape must be an array [B, S, H, D]"))?;
+    let arr: Array = shape
+        .clone()
+        .dyn_into()
+        .map_err(|_| js_err("shape must be an array [B, S, H, D]"))?;
     let dims: Vec<usize> = arr
         .iter()
         .map(|v| {
@@ -125,9 +128,10 @@ async fn rotate(
     direction: Direction,
 ) -> Result<Vec<u16>, JsValue> {
     match backend().await {
-        Backend::WebGpu(gpu) => {
-            gpu.rotate_bits(x, shape, table, row_offset, direction, Precision::Exact).await.map_err(js_err)
-        }
+        Backend::WebGpu(gpu) => gpu
+            .rotate_bits(x, shape, table, row_offset, direction, Precision::Exact)
+            .await
+            .map_err(js_err),
         Backend::Cpu(_) => cpu::rotate_bits(x, shape, table, row_offset, direction).map_err(js_err),
     }
 }
@@ -148,10 +152,17 @@ pub async fn rope_bf16(
     let pairs = shape.pairs();
     let (cos, sin) = (cos.to_vec(), sin.to_vec());
     if cos.len() % pairs != 0 {
-        return Err(js_err(format!("cos has {} values, not a multiple of D/2 = {pairs}", cos.len())));
+        return Err(js_err(format!(
+            "cos has {} values, not a multiple of D/2 = {pairs}",
+            cos.len()
+        )));
     }
     let table = RopeTable::from_cos_sin(&cos, &sin, cos.len() / pairs, pairs).map_err(js_err)?;
-    let dir = if inverse { Direction::Inverse } else { Direction::Forward };
+    let dir = if inverse {
+        Direction::Inverse
+    } else {
+        Direction::Forward
+    };
     let y = rotate(&x.to_vec(), shape, &table, 0, dir).await?;
     Ok(Uint16Array::from(&y[..]))
 }
@@ -160,12 +171,28 @@ fn angle_mode(mode: &str) -> Result<AngleMode, JsValue> {
     mode.parse().map_err(js_err)
 }
 
-fn build(base: f64, head_dim: usize, first_position: f64, rows: usize, mode: &str) -> Result<RopeTable, JsValue> {
-    if !(first_position >= 0.0 && first_position.fract() == 0.0 && first_position <= crate::table::MAX_POSITION as f64)
+fn build(
+    base: f64,
+    head_dim: usize,
+    first_position: f64,
+    rows: usize,
+    mode: &str,
+) -> Result<RopeTable, JsValue> {
+    if !(first_position >= 0.0
+        && first_position.fract() == 0.0
+        && first_position <= crate::table::MAX_POSITION as f64)
     {
-        return Err(js_err(format!("first position {first_position} must be an integer in 0..=2^53")));
+        return Err(js_err(format!(
+            "first position {first_position} must be an integer in 0..=2^53"
+        )));
     }
-    let spec = TableSpec { base, rotary_dim: head_dim, first_position: first_position as u64, rows, angles: angle_mode(mode)? };
+    let spec = TableSpec {
+        base,
+        rotary_dim: head_dim,
+        first_position: first_position as u64,
+        rows,
+        angles: angle_mode(mode)?,
+    };
     RopeTable::build(&spec).map_err(js_err)
 }
 
@@ -173,7 +200,13 @@ fn build(base: f64, head_dim: usize, first_position: f64, rows: usize, mode: &st
 /// `{cos, sin}`, each a `Float32Array` `[rows, head_dim/2]`. `mode` is `"exact"` (f64 angles,
 /// one rounding) or `"torch"` (PyTorch's f32 angles).
 #[wasm_bindgen]
-pub fn build_table(base: f64, head_dim: usize, first_position: f64, rows: usize, mode: &str) -> Result<JsValue, JsValue> {
+pub fn build_table(
+    base: f64,
+    head_dim: usize,
+    first_position: f64,
+    rows: usize,
+    mode: &str,
+) -> Result<JsValue, JsValue> {
     let table = build(base, head_dim, first_position, rows, mode)?;
     let (cos, sin): (Vec<f32>, Vec<f32>) = table.cos_sin().iter().map(|&[c, s]| (c, s)).unzip();
     let o = Object::new();
@@ -242,11 +275,21 @@ fn round_int(n: i128, e: i32, zero_negative: bool) -> u16 {
 /// The correctly rounded bf16 of `a·b + c·d` (`a`, `c` bf16 patterns, `b`, `d` f32), IEEE
 /// special values, canonical NaN.
 pub(crate) fn reference_dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
-    let (fa, fc) = (f32::from_bits((a as u32) << 16), f32::from_bits((c as u32) << 16));
+    let (fa, fc) = (
+        f32::from_bits((a as u32) << 16),
+        f32::from_bits((c as u32) << 16),
+    );
     let approx = fa as f64 * b as f64 + fc as f64 * d as f64;
-    if !(fa.is_finite() && b.is_finite() && fc.is_finite() && d.is_finite()) || !approx.is_finite() {
+    if !(fa.is_finite() && b.is_finite() && fc.is_finite() && d.is_finite()) || !approx.is_finite()
+    {
         // Specials follow IEEE: the f64 expression has the right inf/NaN (products are exact).
-        return if approx.is_nan() { BF16_QNAN } else if approx > 0.0 { 0x7F80 } else { 0xFF80 };
+        return if approx.is_nan() {
+            BF16_QNAN
+        } else if approx > 0.0 {
+            0x7F80
+        } else {
+            0xFF80
+        };
     }
     let term = |x: f32, y: f32| {
         let (nx, mx, ex) = split(x);
@@ -258,7 +301,11 @@ pub(crate) fn reference_dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
     let (q, eq) = term(fc, d);
     // Exact zero: the f64 sum of the exact products has the IEEE sign of zero.
     let zero_negative = approx.is_sign_negative();
-    let ((big, eb), (small, es)) = if p == 0 || (q != 0 && eq > ep) { ((q, eq), (p, ep)) } else { ((p, ep), (q, eq)) };
+    let ((big, eb), (small, es)) = if p == 0 || (q != 0 && eq > ep) {
+        ((q, eq), (p, ep))
+    } else {
+        ((p, ep), (q, eq))
+    };
     if small == 0 {
         return round_int(big, eb, zero_negative);
     }
@@ -271,13 +318,33 @@ pub(crate) fn reference_dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
     let big_shifted = big << K;
     let sh = (gap - K) as u32;
     let mag = small.unsigned_abs();
-    let (part, rest) = if sh >= 128 { (0, mag) } else { (mag >> sh, mag & ((1u128 << sh) - 1)) };
-    let part = if small < 0 { -(part as i128) } else { part as i128 };
-    let sticky = if rest == 0 { 0 } else if small < 0 { -1 } else { 1 };
+    let (part, rest) = if sh >= 128 {
+        (0, mag)
+    } else {
+        (mag >> sh, mag & ((1u128 << sh) - 1))
+    };
+    let part = if small < 0 {
+        -(part as i128)
+    } else {
+        part as i128
+    };
+    let sticky = if rest == 0 {
+        0
+    } else if small < 0 {
+        -1
+    } else {
+        1
+    };
     round_int(2 * (big_shifted + part) + sticky, eb - K - 1, zero_negative)
 }
 
-fn reference_rotate(x: &[u16], shape: RopeShape, table: &RopeTable, row_offset: usize, dir: Direction) -> Vec<u16> {
+fn reference_rotate(
+    x: &[u16],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    dir: Direction,
+) -> Vec<u16> {
     let mut out = x.to_vec();
     let token = shape.heads * shape.head_dim;
     for (t, tok) in out.chunks_exact_mut(token).enumerate() {
@@ -299,8 +366,8 @@ fn reference_rotate(x: &[u16], shape: RopeShape, table: &RopeTable, row_offset: 
 // Conformance: special values and random data, checked bit for bit against the reference.
 
 const SPECIAL_BF16: [u16; 24] = [
-    0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x8080, 0x3F80, 0xBF80, 0x3F81, 0x3FC0, 0x4049, 0x7F7F, 0xFF7F,
-    0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81, 0x0100, 0x1F80, 0x5F80, 0x3DCD, 0xC2F7,
+    0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x8080, 0x3F80, 0xBF80, 0x3F81, 0x3FC0, 0x4049,
+    0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81, 0x0100, 0x1F80, 0x5F80, 0x3DCD, 0xC2F7,
 ];
 
 fn special_f32() -> Vec<f32> {
@@ -349,7 +416,10 @@ fn conformance_cases(full: bool) -> Result<Vec<Case>, JsValue> {
     let mut cases = Vec::new();
     // Every pair of special inputs against every (cos, sin) pair of special table values.
     let cs = special_f32();
-    let combos: Vec<(f32, f32)> = cs.iter().flat_map(|&c| cs.iter().map(move |&s| (c, s))).collect();
+    let combos: Vec<(f32, f32)> = cs
+        .iter()
+        .flat_map(|&c| cs.iter().map(move |&s| (c, s)))
+        .collect();
     let n = SPECIAL_BF16.len();
     let pairs = n * n;
     let shape = RopeShape::new(1, combos.len(), 1, 2 * pairs).map_err(js_err)?;
@@ -360,34 +430,73 @@ fn conformance_cases(full: bool) -> Result<Vec<Case>, JsValue> {
         sin.extend(std::iter::repeat_n(s, pairs));
     }
     let table = RopeTable::from_cos_sin(&cos, &sin, combos.len(), pairs).map_err(js_err)?;
-    let token: Vec<u16> = (0..pairs).flat_map(|k| [SPECIAL_BF16[k / n], SPECIAL_BF16[k % n]]).collect();
-    let x: Vec<u16> = token.iter().copied().cycle().take(shape.elements()).collect();
-    let dirs: &[Direction] = if full { &[Direction::Forward, Direction::Inverse] } else { &[Direction::Forward] };
+    let token: Vec<u16> = (0..pairs)
+        .flat_map(|k| [SPECIAL_BF16[k / n], SPECIAL_BF16[k % n]])
+        .collect();
+    let x: Vec<u16> = token
+        .iter()
+        .copied()
+        .cycle()
+        .take(shape.elements())
+        .collect();
+    let dirs: &[Direction] = if full {
+        &[Direction::Forward, Direction::Inverse]
+    } else {
+        &[Direction::Forward]
+    };
     for &dir in dirs {
-        cases.push(Case { x: x.clone(), shape, table: table.clone(), row_offset: 0, dir });
+        cases.push(Case {
+            x: x.clone(),
+            shape,
+            table: table.clone(),
+            row_offset: 0,
+            dir,
+        });
     }
     // Random bit patterns of every exponent against built tables at short and long positions.
     let mut rng = Rng(0x6266_726F_7065);
     let configs: &[(usize, usize, usize, u64, AngleMode)] = if full {
-        &[(2, 64, 4, 0, AngleMode::Exact), (2, 64, 4, 1 << 20, AngleMode::Torch), (1, 128, 8, 123_456_789, AngleMode::Exact)]
+        &[
+            (2, 64, 4, 0, AngleMode::Exact),
+            (2, 64, 4, 1 << 20, AngleMode::Torch),
+            (1, 128, 8, 123_456_789, AngleMode::Exact),
+        ]
     } else {
-        &[(1, 64, 2, 0, AngleMode::Exact), (1, 64, 2, 1 << 20, AngleMode::Torch)]
+        &[
+            (1, 64, 2, 0, AngleMode::Exact),
+            (1, 64, 2, 1 << 20, AngleMode::Torch),
+        ]
     };
     for &(b, s, h, first, angles) in configs {
         let d = 128;
         let shape = RopeShape::new(b, s, h, d).map_err(js_err)?;
-        let table = RopeTable::build(&TableSpec { base: 10000.0, rotary_dim: d, first_position: first, rows: s + 3, angles })
-            .map_err(js_err)?;
+        let table = RopeTable::build(&TableSpec {
+            base: 10000.0,
+            rotary_dim: d,
+            first_position: first,
+            rows: s + 3,
+            angles,
+        })
+        .map_err(js_err)?;
         let x: Vec<u16> = (0..shape.elements()).map(|_| rng.next() as u16).collect();
         for &dir in dirs {
-            cases.push(Case { x: x.clone(), shape, table: table.clone(), row_offset: 3, dir });
+            cases.push(Case {
+                x: x.clone(),
+                shape,
+                table: table.clone(),
+                row_offset: 3,
+                dir,
+            });
         }
     }
     Ok(cases)
 }
 
 fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
 }
 
 /// GPU time of one exact forward pass, from timestamp queries (ms), where the adapter has them.
@@ -425,7 +534,9 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
         usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bfrope::web::timed") });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("bfrope::web::timed"),
+    });
     gpu.kernels()
         .record_timed(
             &mut encoder,
@@ -475,14 +586,16 @@ pub async fn run_conformance(full: bool) -> Result<JsValue, JsValue> {
         let c0 = now_ms();
         let got = rotate(&case.x, case.shape, &case.table, case.row_offset, case.dir).await?;
         compute_ms += now_ms() - c0;
-        let on_cpu = cpu::rotate_bits(&case.x, case.shape, &case.table, case.row_offset, case.dir).map_err(js_err)?;
+        let on_cpu = cpu::rotate_bits(&case.x, case.shape, &case.table, case.row_offset, case.dir)
+            .map_err(js_err)?;
         for (k, (&g, &w)) in got.iter().zip(&want).enumerate() {
             checked += 1;
             if g != w {
                 mismatches += 1;
                 if first.is_none() {
                     let pair = k & !1;
-                    let row = case.row_offset + (k / (case.shape.heads * case.shape.head_dim)) % case.shape.seq;
+                    let row = case.row_offset
+                        + (k / (case.shape.heads * case.shape.head_dim)) % case.shape.seq;
                     let [c, s] = case.table.get(row, (k % case.shape.head_dim) / 2);
                     first = Some(format!(
                         "x = ({:#06x}, {:#06x}), cos = {c:e}, sin = {s:e}, {:?}: got {g:#06x}, want {w:#06x}",
@@ -506,8 +619,16 @@ pub async fn run_conformance(full: bool) -> Result<JsValue, JsValue> {
     set(&o, "cases", cases.len() as u32);
     set(&o, "ms", now_ms() - t0);
     set(&o, "computeMs", compute_ms);
-    set(&o, "gpuMs", gpu_ms.map(JsValue::from_f64).unwrap_or(JsValue::NULL));
-    set(&o, "firstMismatch", first.map(JsValue::from).unwrap_or(JsValue::NULL));
+    set(
+        &o,
+        "gpuMs",
+        gpu_ms.map(JsValue::from_f64).unwrap_or(JsValue::NULL),
+    );
+    set(
+        &o,
+        "firstMismatch",
+        first.map(JsValue::from).unwrap_or(JsValue::NULL),
+    );
     Ok(o.into())
 }
 
@@ -578,13 +699,20 @@ pub async fn precision_maps(
         .collect();
     let kernel = rotate(&x, shape, &table, 0, Direction::Forward).await?;
     let pairs = shape.pairs();
-    let mut maps = [vec![0f32; rows * pairs], vec![0f32; rows * pairs], vec![0f32; rows * pairs]];
+    let mut maps = [
+        vec![0f32; rows * pairs],
+        vec![0f32; rows * pairs],
+        vec![0f32; rows * pairs],
+    ];
     for (t, tok) in x.chunks_exact(shape.heads * head_dim).enumerate() {
         for (h, head) in tok.chunks_exact(head_dim).enumerate() {
             for i in 0..pairs {
                 let [c, s] = table.get(t, i);
                 let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                let exact = [widen(x0) * c as f64 - widen(x1) * s as f64, widen(x0) * s as f64 + widen(x1) * c as f64];
+                let exact = [
+                    widen(x0) * c as f64 - widen(x1) * s as f64,
+                    widen(x0) * s as f64 + widen(x1) * c as f64,
+                ];
                 let k = (t * shape.heads + h) * head_dim + 2 * i;
                 let outs = [
                     [kernel[k], kernel[k + 1]],

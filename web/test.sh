@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Browser test of the page: headless Chromium loads web/, the self-check must pass with
+# 0 mismatches and every canvas must have drawn. Screenshot: out/web/screenshot.png.
+#   bash web/test.sh            (builds web/pkg first unless SKIP_BUILD=1)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+[ "${SKIP_BUILD:-0}" = 1 ] && [ -f web/pkg/bfrope.js ] || bash web/build.sh
+
+if ! [ -x /usr/bin/chromium ]; then
+  echo "installing chromium and chromium-driver"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq chromium chromium-driver
+fi
+(cd web && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
+
+port="${PORT:-8123}"
+python3 -m http.server "$port" --bind 127.0.0.1 --directory web >/tmp/bfrope-web-serve.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+
+export OUT_DIR="${OUT_DIR:-$root/out/web}"
+(cd web && PORT="$port" node test/page.mjs "http://127.0.0.1:$port/")
