@@ -21,4 +21,7 @@ trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
 
 export OUT_DIR="${OUT_DIR:-$root/out/web}"
-(cd web && PORT="$port" node test/page.mjs "http://127.0.0.1:$port/")
+echo "== WebGPU (SwiftShader when there is no GPU) =="
+(cd web && node test/page.mjs "http://127.0.0.1:$port/")
+echo "== no WebGPU: the CPU fallback =="
+(cd web && NO_WEBGPU=1 node test/page.mjs "http://127.0.0.1:$port/")

@@ -1,6 +1,7 @@
 // Loads the bfrope page in headless Chromium and checks what a visitor would see:
 // the self-check passes with 0 mismatches, every canvas has drawn, the page is interactive fast.
 // Usage: node test/page.mjs [url] (default http://127.0.0.1:$PORT/, PORT 8123); OUT_DIR for the screenshot.
+// NO_WEBGPU=1 hides navigator.gpu from the page: the CPU fallback must then pass the same checks.
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,8 @@ const args = [
   ...(process.env.CHROMIUM_ARGS ? process.env.CHROMIUM_ARGS.split(' ') : []),
 ];
 
+const noWebGpu = process.env.NO_WEBGPU === '1';
+const shot = join(outDir, noWebGpu ? 'screenshot-cpu.png' : 'screenshot.png');
 const failures = [];
 const check = (ok, what) => { if (!ok) failures.push(what); console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); };
 
@@ -33,6 +36,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath, args, env, headless: true, viewport: { width: 1000, height: 900 },
 });
 try {
+  if (noWebGpu) await context.addInitScript(() => { delete Object.getPrototypeOf(navigator).gpu; });
   const page = context.pages()[0] ?? (await context.newPage());
   const logs = [];
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
@@ -56,17 +60,24 @@ try {
     const mean = sum / n;
     return { id: c.id, variance: sq / n - mean * mean };
   }));
-  await page.screenshot({ path: join(outDir, 'screenshot.png'), fullPage: true });
+  // The full suite, through the page's button (after the quick one, whose result is read above).
+  await page.click('#full');
+  await page.waitForFunction(() => document.getElementById('selftest').textContent.includes('full suite'), null, { timeout: timeoutMs });
+  await page.waitForFunction(() => ['pass', 'fail'].includes(document.getElementById('selftest').dataset.status), null, { timeout: timeoutMs });
+  const fullRun = await page.evaluate(() => ({ ...document.getElementById('selftest').dataset }));
+  await page.screenshot({ path: shot, fullPage: true });
 
   console.log(`backend: ${selftest.backend} — ${selftest.banner}`);
   console.log(selftest.text);
   check(selftest.status === 'pass', `self-check status is pass (got ${selftest.status})`);
   check(selftest.mismatches === '0', `0 mismatches (got ${selftest.mismatches})`);
   check(Number(selftest.checked) > 0, `outputs checked: ${selftest.checked}`);
-  check(['webgpu', 'cpu'].includes(selftest.backend), `backend named: ${selftest.backend}`);
+  check(noWebGpu ? selftest.backend === 'cpu' : ['webgpu', 'cpu'].includes(selftest.backend), `backend named: ${selftest.backend}`);
+  if (!noWebGpu && selftest.backend !== 'webgpu') console.log('note: WebGPU was not available; the CPU path ran');
+  check(fullRun.status === 'pass' && fullRun.mismatches === '0', `full suite: ${fullRun.checked} outputs checked, ${fullRun.mismatches} mismatches, ${fullRun.ms} ms`);
   for (const c of canvases) check(c.variance > 1, `canvas #${c.id} has drawn (pixel variance ${c.variance.toFixed(1)})`);
   check(interactiveMs <= interactiveBudgetMs, `page interactive in ${interactiveMs} ms (budget ${interactiveBudgetMs} ms)`);
-  console.log(`self-check finished ${selftestMs} ms after navigation; screenshot: ${join(outDir, 'screenshot.png')}`);
+  console.log(`self-check finished ${selftestMs} ms after navigation; screenshot: ${shot}`);
   if (failures.length) console.log(`browser console:\n${logs.join('\n')}`);
 } finally {
   await context.close();
