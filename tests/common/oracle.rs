@@ -1,0 +1,257 @@
+//! The independent exact oracle: slow, obvious, and sharing no code with `src/`.
+//!
+//! Every finite input is decoded to `integer × 2^exponent`; the two products are exact
+//! integers times powers of two; their sum is formed exactly as a `BigInt` at the smaller
+//! exponent, and rounded once to bf16 (nearest, ties to even) with the quantum chosen from the
+//! sum's magnitude, clamped at the subnormal quantum 2^−133. Special values follow IEEE
+//! arithmetic of `a·b + c·d`, and every NaN is the canonical `0x7FC0`.
+
+use num_bigint::{BigInt, Sign};
+use num_traits::{One, Signed, Zero};
+
+/// The canonical quiet NaN of the contract.
+pub const QNAN: u16 = 0x7FC0;
+
+/// A decoded IEEE value: NaN, a signed infinity, or `(-1)^neg · mant · 2^exp` (mant may be 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val {
+    Nan,
+    Inf { neg: bool },
+    Fin { neg: bool, mant: u64, exp: i64 },
+}
+
+/// Decodes a binary floating-point pattern with `ebits` exponent and `mbits` fraction bits.
+fn decode(bits: u64, ebits: u32, mbits: u32) -> Val {
+    let neg = (bits >> (ebits + mbits)) & 1 == 1;
+    let e = (bits >> mbits) & ((1 << ebits) - 1);
+    let f = bits & ((1 << mbits) - 1);
+    let bias = (1i64 << (ebits - 1)) - 1;
+    if e == (1 << ebits) - 1 {
+        return if f == 0 { Val::Inf { neg } } else { Val::Nan };
+    }
+    if e == 0 {
+        // Subnormal (or zero): f · 2^(1 − bias − mbits).
+        Val::Fin {
+            neg,
+            mant: f,
+            exp: 1 - bias - mbits as i64,
+        }
+    } else {
+        Val::Fin {
+            neg,
+            mant: f | (1 << mbits),
+            exp: e as i64 - bias - mbits as i64,
+        }
+    }
+}
+
+/// Decodes a bf16 bit pattern.
+pub fn decode_bf16(bits: u16) -> Val {
+    decode(bits as u64, 8, 7)
+}
+
+/// Decodes an f32 bit pattern.
+pub fn decode_f32(bits: u32) -> Val {
+    decode(bits as u64, 8, 23)
+}
+
+/// The exact IEEE product.
+fn mul(x: Val, y: Val) -> Val {
+    match (x, y) {
+        (Val::Nan, _) | (_, Val::Nan) => Val::Nan,
+        (Val::Inf { neg: a }, Val::Inf { neg: b }) => Val::Inf { neg: a ^ b },
+        (Val::Inf { neg: a }, Val::Fin { neg: b, mant, .. })
+        | (Val::Fin { neg: b, mant, .. }, Val::Inf { neg: a }) => {
+            if mant == 0 {
+                Val::Nan // inf · 0
+            } else {
+                Val::Inf { neg: a ^ b }
+            }
+        }
+        (
+            Val::Fin {
+                neg: a,
+                mant: m,
+                exp: e,
+            },
+            Val::Fin {
+                neg: b,
+                mant: n,
+                exp: f,
+            },
+        ) => Val::Fin {
+            neg: a ^ b,
+            mant: m * n,
+            exp: e + f,
+        },
+    }
+}
+
+/// Rounds the exact value `(-1)^neg · |s| · 2^exp` (`s != 0`) to a bf16 pattern, RNE.
+fn round_to_bf16(neg: bool, s: &BigInt, exp: i64) -> u16 {
+    let sign: u16 = if neg { 0x8000 } else { 0 };
+    let mag = s.abs();
+    // |s| lies in [2^(n−1), 2^n), so the value's binade exponent is n − 1 + exp.
+    let n = mag.bits() as i64;
+    let binade = n - 1 + exp;
+    // bf16 keeps 8 significant bits; the quantum never goes below the subnormal unit 2^−133.
+    let quantum = (binade - 7).max(-133);
+    let mut k: BigInt = if exp >= quantum {
+        &mag << ((exp - quantum) as usize)
+    } else {
+        let shift = (quantum - exp) as usize;
+        let kept: BigInt = &mag >> shift;
+        let rem: BigInt = &mag - (&kept << shift);
+        let half: BigInt = BigInt::one() << (shift - 1);
+        let odd = (&kept % 2u32) == BigInt::one();
+        if rem > half || (rem == half && odd) {
+            kept + 1
+        } else {
+            kept
+        }
+    };
+    let mut q = quantum;
+    if k == BigInt::from(256) {
+        // Rounding carried into the next binade.
+        k = BigInt::from(128);
+        q += 1;
+    }
+    let k: u64 = k.try_into().expect("k fits");
+    if k == 0 {
+        return sign; // rounded below half the smallest subnormal: a zero of the sum's sign
+    }
+    if k < 128 {
+        assert_eq!(q, -133);
+        return sign | k as u16; // subnormal
+    }
+    // value = k · 2^q with k in [128, 256): biased exponent q + 7 + 127.
+    let biased = q + 134;
+    if biased >= 255 {
+        return sign | 0x7F80; // overflow: RNE goes to infinity
+    }
+    sign | ((biased as u16) << 7) | (k as u16 - 128)
+}
+
+/// The exact IEEE sum of two exact values, rounded once to bf16.
+fn add_round(p: Val, q: Val) -> u16 {
+    match (p, q) {
+        (Val::Nan, _) | (_, Val::Nan) => QNAN,
+        (Val::Inf { neg: a }, Val::Inf { neg: b }) => {
+            if a != b {
+                QNAN // inf − inf
+            } else if a {
+                0xFF80
+            } else {
+                0x7F80
+            }
+        }
+        (Val::Inf { neg }, _) | (_, Val::Inf { neg }) => {
+            if neg {
+                0xFF80
+            } else {
+                0x7F80
+            }
+        }
+        (
+            Val::Fin {
+                neg: a,
+                mant: m,
+                exp: e,
+            },
+            Val::Fin {
+                neg: b,
+                mant: n,
+                exp: f,
+            },
+        ) => {
+            let emin = e.min(f);
+            let term = |neg: bool, mant: u64, exp: i64| {
+                let v = BigInt::from(mant) << ((exp - emin) as usize);
+                if neg {
+                    -v
+                } else {
+                    v
+                }
+            };
+            let s = term(a, m, e) + term(b, n, f);
+            if s.is_zero() {
+                // Exact zero: −0 only if both terms are −0 (RNE), else +0.
+                return if m == 0 && n == 0 && a && b {
+                    0x8000
+                } else {
+                    0
+                };
+            }
+            round_to_bf16(s.sign() == Sign::Minus, &s, emin)
+        }
+    }
+}
+
+/// Correctly rounded bf16 of `a·b + c·d`: `a`, `c` bf16 patterns, `b`, `d` f32 patterns.
+pub fn oracle_dot2(a: u16, b: u32, c: u16, d: u32) -> u16 {
+    add_round(
+        mul(decode_bf16(a), decode_f32(b)),
+        mul(decode_bf16(c), decode_f32(d)),
+    )
+}
+
+/// One rotated pair: `(x0·c − x1·s, x0·s + x1·c)`, with `s → −s` when `inverse`.
+pub fn oracle_pair(x0: u16, x1: u16, c: u32, s: u32, inverse: bool) -> (u16, u16) {
+    let s = if inverse { s ^ 0x8000_0000 } else { s };
+    (
+        oracle_dot2(x0, c, x1, s ^ 0x8000_0000),
+        oracle_dot2(x0, s, x1, c),
+    )
+}
+
+/// Rotates a `[batch, seq, heads, head_dim]` bf16 tensor pair by pair. `table(row, i)`
+/// returns the `(cos, sin)` f32 bit patterns of table row `row`, frequency `i`; token `s` uses
+/// row `row_offset + s`.
+pub fn oracle_rotate(
+    x: &[u16],
+    dims: [usize; 4],
+    table: impl Fn(usize, usize) -> (u32, u32),
+    row_offset: usize,
+    inverse: bool,
+) -> Vec<u16> {
+    let [b, s, h, d] = dims;
+    assert_eq!(
+        x.len(),
+        b * s * h * d,
+        "oracle_rotate: data length vs shape {dims:?}"
+    );
+    assert_eq!(d % 2, 0);
+    let mut y = vec![0u16; x.len()];
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                for i in 0..d / 2 {
+                    let at = ((bi * s + si) * h + hi) * d + 2 * i;
+                    let (c, sn) = table(row_offset + si, i);
+                    let (y0, y1) = oracle_pair(x[at], x[at + 1], c, sn, inverse);
+                    y[at] = y0;
+                    y[at + 1] = y1;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Whether a bf16 pattern is a NaN.
+pub fn is_nan(h: u16) -> bool {
+    h & 0x7F80 == 0x7F80 && h & 0x7F != 0
+}
+
+/// Distance in ulps between two non-NaN bf16 patterns, on the ordered integer line
+/// (−0 and +0 are the same point).
+pub fn ulp_distance(a: u16, b: u16) -> u32 {
+    let ordered = |h: u16| -> i32 {
+        if h & 0x8000 != 0 {
+            -((h & 0x7FFF) as i32)
+        } else {
+            h as i32
+        }
+    };
+    (ordered(a) - ordered(b)).unsigned_abs()
+}

@@ -1,0 +1,356 @@
+//! Special values, exhaustively: every one of the 65,536 bf16 patterns as `x0` against a set
+//! of edge `x1` values, at angles chosen to hit the edges of the arithmetic (identity, exact
+//! quarter turn, large unreduced positions, a subnormal sin, a negative cos), forward and
+//! inverse, on the GPU (exact kernel, both entry points) and on the CPU path: 0 mismatches
+//! against the independent oracle, NaN exactly `0x7FC0`.
+//!
+//! All cases of one direction travel in one tensor, `[1, angles, heads, head_dim]`, whose
+//! table row `a` holds angle `a` in every frequency, so each GPU run is one large dispatch.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use bfrope::{cpu, Direction, Precision, RopeArgs, RopeShape, RopeTable};
+use common::{gpu, oracle_dot2, oracle_pair, rng};
+use rand::Rng;
+use wgpu::util::DeviceExt;
+
+/// The `x1` partners of every `x0` pattern.
+#[rustfmt::skip]
+const EDGE_X1: [(u16, &str); 13] = [
+    (0x0000, "+0"),
+    (0x8000, "-0"),
+    (0x3F80, "+1"),
+    (0xBF80, "-1"),
+    (0x0001, "min_subnormal"),
+    (0x8001, "-min_subnormal"),
+    (0x007F, "max_subnormal"),
+    (0x0080, "min_normal"),
+    (0x7F7F, "max_finite"),
+    (0x7F80, "+inf"),
+    (0xFF80, "-inf"),
+    (0x7FC0, "nan"),
+    (0xFFA5, "-nan_payload"),
+];
+/// Seeded random `x1` patterns added to [`EDGE_X1`].
+const RANDOM_X1: usize = 3;
+
+/// The angles, as `(name, cos, sin)` f32 values.
+fn angles() -> Vec<(String, f32, f32)> {
+    let of = |name: &str, a: f64| (name.to_string(), a.cos() as f32, a.sin() as f32);
+    vec![
+        ("angle=0".to_string(), 1.0, 0.0),
+        of("angle=pi/4", std::f64::consts::FRAC_PI_4),
+        // cos(π/2) rounds to a tiny normal f32 (6.1e-17), not 0.
+        of("angle=pi/2", std::f64::consts::FRAC_PI_2),
+        of("angle=1rad", 1.0),
+        // theta = 1: the angle is the position, cos/sin of the f64 angle rounded to f32.
+        of("pos=1e5,theta=1", 1e5),
+        of("pos=1e6,theta=1", 1e6),
+        // A subnormal f32 sin (the kernel must not flush it) beside cos just below 1.
+        (
+            "tiny_sin=1e-40".to_string(),
+            1.0 - f32::EPSILON / 2.0,
+            1e-40,
+        ),
+        // Negative cos and positive sin; then an exact half turn with a negative zero sin.
+        of("angle=2.5rad", 2.5),
+        ("angle=pi,sin=-0".to_string(), -1.0, -0.0),
+    ]
+}
+
+struct Cases {
+    x1: Vec<(u16, String)>,
+    angles: Vec<(String, f32, f32)>,
+    /// Words per angle: 65,536 × |x1|.
+    per_angle: usize,
+    /// Flat bf16 data: word `a·per_angle + j` = (x0 = j % 65536, x1 = x1[j / 65536]).
+    x: Vec<u16>,
+}
+
+fn cases() -> &'static Cases {
+    static CASES: OnceLock<Cases> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let mut r = rng(0x5EC1A1);
+        let mut x1: Vec<(u16, String)> = EDGE_X1.iter().map(|&(b, n)| (b, n.to_string())).collect();
+        for _ in 0..RANDOM_X1 {
+            let b: u16 = r.random();
+            x1.push((b, format!("random_{b:#06x}")));
+        }
+        let angles = angles();
+        let per_angle = 65536 * x1.len();
+        let mut x = Vec::with_capacity(2 * per_angle * angles.len());
+        for _ in &angles {
+            for &(b, _) in &x1 {
+                for x0 in 0..=u16::MAX {
+                    x.push(x0);
+                    x.push(b);
+                }
+            }
+        }
+        Cases {
+            x1,
+            angles,
+            per_angle,
+            x,
+        }
+    })
+}
+
+/// The oracle's output for the whole tensor, computed once per direction on every core.
+fn expected(direction: Direction) -> &'static [u16] {
+    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
+    static INV: OnceLock<Vec<u16>> = OnceLock::new();
+    let cell = match direction {
+        Direction::Forward => &FWD,
+        Direction::Inverse => &INV,
+    };
+    cell.get_or_init(|| {
+        let c = cases();
+        let inverse = direction == Direction::Inverse;
+        let mut y = vec![0u16; c.x.len()];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = c.x.len().div_ceil(threads * 2) * 2;
+        std::thread::scope(|s| {
+            for (k, out) in y.chunks_mut(chunk).enumerate() {
+                s.spawn(move || {
+                    for (j, pair) in out.chunks_exact_mut(2).enumerate() {
+                        let w = (k * chunk) / 2 + j;
+                        let (_, cos, sin) = &c.angles[w / c.per_angle];
+                        let (y0, y1) = oracle_pair(
+                            c.x[2 * w],
+                            c.x[2 * w + 1],
+                            cos.to_bits(),
+                            sin.to_bits(),
+                            inverse,
+                        );
+                        pair[0] = y0;
+                        pair[1] = y1;
+                    }
+                });
+            }
+        });
+        y
+    })
+}
+
+fn shape_for(head_dim: usize) -> RopeShape {
+    let c = cases();
+    RopeShape::new(1, c.angles.len(), 2 * c.per_angle / head_dim, head_dim).unwrap()
+}
+
+/// Row `a` holds angle `a` in each of the `pairs` frequencies.
+fn table_for(pairs: usize) -> RopeTable {
+    let c = cases();
+    let rows = c.angles.len();
+    let cos: Vec<f32> = c
+        .angles
+        .iter()
+        .flat_map(|a| std::iter::repeat_n(a.1, pairs))
+        .collect();
+    let sin: Vec<f32> = c
+        .angles
+        .iter()
+        .flat_map(|a| std::iter::repeat_n(a.2, pairs))
+        .collect();
+    RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap()
+}
+
+/// Compares `got` with the oracle; panics listing the first mismatches by their parameters.
+fn check(case: &str, got: &[u16], direction: Direction) {
+    let c = cases();
+    let want = expected(direction);
+    assert_eq!(got.len(), want.len(), "{case}: output length");
+    let mut bad = Vec::new();
+    let mut count = 0usize;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if g != w {
+            count += 1;
+            if bad.len() < 12 {
+                let word = i / 2;
+                let (angle, _, _) = &c.angles[word / c.per_angle];
+                let j = word % c.per_angle;
+                let x1 = &c.x1[j / 65536].1;
+                bad.push(format!(
+                    "rope[x0={:#06x},x1={x1},{angle},{direction:?}].y{} = {g:#06x}, oracle {w:#06x}",
+                    j % 65536,
+                    i % 2
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{case}: {count} mismatches vs oracle over {} elements",
+        got.len()
+    );
+    assert!(
+        count == 0,
+        "{case}: {count} mismatches vs oracle, first:\n{}",
+        bad.join("\n")
+    );
+}
+
+fn run_gpu(head_dim: usize, direction: Direction) {
+    let Some(gpu) = gpu() else { return };
+    let c = cases();
+    let shape = shape_for(head_dim);
+    let table = table_for(head_dim / 2);
+    let t = std::time::Instant::now();
+    let got = gpu
+        .rotate_bits_blocking(&c.x, shape, &table, 0, direction, Precision::Exact)
+        .unwrap();
+    eprintln!("GPU {shape:?} {direction:?}: {:.2?}", t.elapsed());
+    check(
+        &format!("specials_gpu[d={head_dim},{direction:?},exact]"),
+        &got,
+        direction,
+    );
+}
+
+#[test]
+fn specials_gpu_scalar_kernel_d2_forward() {
+    run_gpu(2, Direction::Forward);
+}
+
+#[test]
+fn specials_gpu_scalar_kernel_d2_inverse() {
+    run_gpu(2, Direction::Inverse);
+}
+
+#[test]
+fn specials_gpu_vec4_kernel_d8_forward() {
+    run_gpu(8, Direction::Forward);
+}
+
+#[test]
+fn specials_gpu_vec4_kernel_d8_inverse() {
+    run_gpu(8, Direction::Inverse);
+}
+
+/// The same cases recorded into our own encoder, with the output buffer pre-filled with the
+/// sentinel `u32::MAX` (a NaN pattern the kernel never writes), proving every word is written.
+#[test]
+fn specials_gpu_record_sentinel_d8_forward_and_d2_inverse() {
+    let Some(gpu) = gpu() else { return };
+    let c = cases();
+    for (head_dim, direction) in [(8usize, Direction::Forward), (2, Direction::Inverse)] {
+        let shape = shape_for(head_dim);
+        let table = table_for(head_dim / 2);
+        let device = gpu.device();
+        let storage = wgpu::BufferUsages::STORAGE;
+        let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("specials input"),
+            contents: bytemuck::cast_slice(&c.x),
+            usage: storage,
+        });
+        let table_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("specials table"),
+            contents: table.as_bytes(),
+            usage: storage,
+        });
+        let sentinel = vec![u32::MAX; c.x.len() / 2];
+        let output = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("specials output (sentinel)"),
+            contents: bytemuck::cast_slice(&sentinel),
+            usage: storage | wgpu::BufferUsages::COPY_SRC,
+        });
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        gpu.kernels()
+            .record(
+                &mut encoder,
+                &RopeArgs {
+                    input: &input,
+                    output: &output,
+                    table: &table_buf,
+                    table_rows: table.rows(),
+                    row_offset: 0,
+                    shape,
+                    direction,
+                    precision: Precision::Exact,
+                },
+            )
+            .unwrap();
+        let words =
+            pollster::block_on(gpu.read_back(encoder, &output, (c.x.len() * 2) as u64)).unwrap();
+        let unwritten = words.iter().filter(|&&w| w == u32::MAX).count();
+        assert_eq!(
+            unwritten, 0,
+            "record[d={head_dim},{direction:?}]: {unwritten} words still hold the sentinel"
+        );
+        let got: &[u16] = bytemuck::cast_slice(&words);
+        check(
+            &format!("specials_gpu_record[d={head_dim},{direction:?},sentinel]"),
+            got,
+            direction,
+        );
+    }
+}
+
+#[test]
+fn specials_cpu_d2_forward_and_d8_inverse() {
+    let c = cases();
+    for (head_dim, direction) in [(2usize, Direction::Forward), (8, Direction::Inverse)] {
+        let shape = shape_for(head_dim);
+        let table = table_for(head_dim / 2);
+        let got = cpu::rotate_bits(&c.x, shape, &table, 0, direction).unwrap();
+        check(
+            &format!("specials_cpu[d={head_dim},{direction:?}]"),
+            &got,
+            direction,
+        );
+    }
+}
+
+/// `cpu::dot2` against the oracle on seeded random bit patterns: fully random bits, table-like
+/// operands (|b|, |d| ≤ 1), and near-cancellations (c·d ≈ −a·b).
+#[test]
+fn specials_cpu_dot2_random_bits_3m() {
+    let n_per_thread = 1_500_000usize;
+    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2u64)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut r = rng(0xD072 + t);
+                    let mut count = 0;
+                    let mut bad = Vec::new();
+                    for i in 0..n_per_thread {
+                        let a: u16 = r.random();
+                        let mut c: u16 = r.random();
+                        let (b, mut d): (u32, u32) = match i % 3 {
+                            0 => (r.random(), r.random()),
+                            1 => (r.random::<u32>() % 0x3F80_0001 | (r.random::<u32>() & 0x8000_0000), r.random::<u32>() % 0x3F80_0001),
+                            _ => {
+                                let b: u32 = r.random::<u32>() % 0x3F80_0001;
+                                (b, b)
+                            }
+                        };
+                        if i % 3 == 2 {
+                            // c ≈ −a with a nearby b: the products nearly cancel.
+                            c = (a ^ 0x8000).wrapping_add(r.random_range(0..3)).wrapping_sub(1);
+                            d = d.wrapping_add(r.random_range(0..64)).wrapping_sub(32);
+                        }
+                        let want = oracle_dot2(a, b, c, d);
+                        let got = cpu::dot2(a, f32::from_bits(b), c, f32::from_bits(d));
+                        if got != want {
+                            count += 1;
+                            if bad.len() < 8 {
+                                bad.push(format!("dot2({a:#06x}, {b:#010x}, {c:#06x}, {d:#010x}) = {got:#06x}, oracle {want:#06x}"));
+                            }
+                        }
+                    }
+                    (count, bad)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let count: usize = results.iter().map(|r| r.0).sum();
+    let bad: Vec<String> = results.into_iter().flat_map(|r| r.1).collect();
+    eprintln!(
+        "specials_cpu_dot2[random,n={}]: {count} mismatches",
+        2 * n_per_thread
+    );
+    assert!(count == 0, "{count} mismatches, first:\n{}", bad.join("\n"));
+}
