@@ -383,9 +383,13 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
 
     // 5. The backend.
     let precision: Precision = a.precision.into();
+    let named = |e: Error| match (&e, &a.adapter) {
+        (Error::NoAdapter(_), Some(s)) => CliError::failure(format!("--adapter {s}: {e}")),
+        _ => CliError::from(e),
+    };
     let gpu = match a.backend {
         Backend::Cpu => None,
-        Backend::Gpu => Some(Gpu::new_blocking(a.adapter.as_deref())?),
+        Backend::Gpu => Some(Gpu::new_blocking(a.adapter.as_deref()).map_err(named)?),
         Backend::Auto => match Gpu::new_blocking(a.adapter.as_deref()) {
             Ok(g) => Some(g),
             Err(Error::NoAdapter(m)) if a.adapter.is_none() => {
@@ -397,7 +401,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 eprintln!("no GPU adapter found; using the CPU path");
                 None
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(named(e)),
         },
     };
     let direction = if a.inverse {
