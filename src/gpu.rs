@@ -176,7 +176,8 @@ impl RopeVariant {
             label: Some(&format!("bfrope::{name} bind group layout")),
             entries: &[
                 uniform_entry(0, std::mem::size_of::<RopeParams>() as u64),
-                storage_entry(1, true, 2 * element.max(8)),
+                // One table entry: vec2<u32> (8 bytes) scalar, 4 pairs (32 bytes) vec4.
+                storage_entry(1, true, 2 * element),
                 storage_entry(2, true, element),
                 storage_entry(3, false, element),
             ],
