@@ -29,30 +29,49 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
+// The exact operands of output `half` (0: y0, 1: y1) of word w: y0 = x0*cos + x1*(-sin),
+// y1 = x0*sin + x1*cos, with sin already signed for the direction.
+fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
+    let x0 = w & 0xFFFFu;
+    let x1 = w >> 16u;
+    let sinb = cs.y ^ params.sin_sign;
+    if (half == 0u) {
+        return dot2_exact(x0, cs.x, x1, sinb ^ 0x80000000u);
+    }
+    return dot2_exact(x0, sinb, x1, cs.x);
+}
+
+// Rotates one word with the f32 unit where the rounding is proven, else leaves the halves
+// that are not decided as UNDECIDED (0xFFFF in that half, with bit 16 + half of `pending`).
+// Returns (word, pending) where pending bit 0/1 marks y0/y1 to redo with integers.
+fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
     let x0 = w & 0xFFFFu;
     let x1 = w >> 16u;
     let cosb = cs.x;
     let sinb = cs.y ^ params.sin_sign;
     let nsinb = sinb ^ 0x80000000u;
     if (EXACT == 0u) {
-        return dot2_plain(x0, cosb, x1, nsinb) | (dot2_plain(x0, sinb, x1, cosb) << 16u);
+        return vec2<u32>(dot2_plain(x0, cosb, x1, nsinb) | (dot2_plain(x0, sinb, x1, cosb) << 16u), 0u);
     }
-    var y0 = UNDECIDED;
-    var y1 = UNDECIDED;
-    // Subnormal operands may be flushed by the driver: decide those on the bits alone.
-    let tiny = bf16_is_subnormal(x0) || bf16_is_subnormal(x1)
-        || f32_is_subnormal(cosb & 0x7FFFFFFFu) || f32_is_subnormal(sinb & 0x7FFFFFFFu);
-    if (!tiny) {
-        y0 = dot2_fast(x0, cosb, x1, nsinb);
-        y1 = dot2_fast(x0, sinb, x1, cosb);
+    // Zero, subnormal or huge table values (rare: position 0, user tables) go the exact way.
+    if (!(f32_fast_ok(cosb) && f32_fast_ok(sinb))) {
+        return vec2<u32>(0u, 3u);
     }
-    if (y0 == UNDECIDED) {
-        y0 = dot2_exact(x0, cosb, x1, nsinb);
-    }
-    if (y1 == UNDECIDED) {
-        y1 = dot2_exact(x0, sinb, x1, cosb);
-    }
-    return y0 | (y1 << 16u);
+    let y0 = dot2_fast(x0, cosb, x1, nsinb);
+    let y1 = dot2_fast(x0, sinb, x1, cosb);
+    let pending = select(0u, 1u, y0 == UNDECIDED) | select(0u, 2u, y1 == UNDECIDED);
+    return vec2<u32>((y0 & 0xFFFFu) | (y1 << 16u), pending);
 }
 
+// Rotates one word, exactly.
+fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
+    let r = rotate_word_fast(w, cs);
+    var out = r.x;
+    if ((r.y & 1u) != 0u) {
+        out = (out & 0xFFFF0000u) | rotate_half_exact(w, cs, 0u);
+    }
+    if ((r.y & 2u) != 0u) {
+        out = (out & 0xFFFFu) | (rotate_half_exact(w, cs, 1u) << 16u);
+    }
+    return out;
+}

@@ -24,10 +24,23 @@ fn rope_vec4(
     let cs01 = table[t];
     let cs23 = table[t + 1u];
     let x = src[v];
-    dst[v] = vec4<u32>(
-        rotate_word(x.x, cs01.xy),
-        rotate_word(x.y, cs01.zw),
-        rotate_word(x.z, cs23.xy),
-        rotate_word(x.w, cs23.zw),
-    );
+    let cs = array<vec2<u32>, 4>(cs01.xy, cs01.zw, cs23.xy, cs23.zw);
+    let r0 = rotate_word_fast(x.x, cs01.xy);
+    let r1 = rotate_word_fast(x.y, cs01.zw);
+    let r2 = rotate_word_fast(x.z, cs23.xy);
+    let r3 = rotate_word_fast(x.w, cs23.zw);
+    var y = vec4<u32>(r0.x, r1.x, r2.x, r3.x);
+    // Rare: outputs the f32 unit could not decide, redone with integers at one call site
+    // (eight inlined copies of the exact path would cost registers on every invocation).
+    var pending = r0.y | (r1.y << 2u) | (r2.y << 4u) | (r3.y << 6u);
+    while (pending != 0u) {
+        let k = firstTrailingBit(pending);
+        pending = pending & (pending - 1u);
+        let j = k >> 1u;
+        let half = k & 1u;
+        let e = rotate_half_exact(x[j], cs[j], half);
+        let keep = select(0x0000FFFFu, 0xFFFF0000u, half == 0u);
+        y[j] = (y[j] & keep) | (e << (16u * half));
+    }
+    dst[v] = y;
 }
