@@ -23,7 +23,7 @@ use crate::{AngleMode, Direction, Gpu, Precision, RopeShape, RopeTable, TableSpe
 #[derive(Clone)]
 enum Backend {
     /// The browser's WebGPU adapter.
-    WebGpu(Gpu),
+    WebGpu(Box<Gpu>),
     /// The CPU path compiled to wasm, and why WebGPU is not used.
     Cpu(String),
 }
@@ -66,7 +66,7 @@ async fn backend() -> Backend {
         Backend::Cpu("this browser has no WebGPU (navigator.gpu is missing)".into())
     } else {
         match Gpu::new(None).await {
-            Ok(gpu) => Backend::WebGpu(gpu),
+            Ok(gpu) => Backend::WebGpu(Box::new(gpu)),
             Err(e) => Backend::Cpu(format!("WebGPU is present but unusable: {e}")),
         }
     };
@@ -280,9 +280,9 @@ pub(crate) fn reference_dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
         f32::from_bits((c as u32) << 16),
     );
     let approx = fa as f64 * b as f64 + fc as f64 * d as f64;
-    if !(fa.is_finite() && b.is_finite() && fc.is_finite() && d.is_finite()) || !approx.is_finite()
-    {
-        // Specials follow IEEE: the f64 expression has the right inf/NaN (products are exact).
+    if !approx.is_finite() {
+        // A non-finite input gives a non-finite f64 expression, with IEEE's inf or NaN
+        // (the products are exact, so finite inputs never overflow f64).
         return if approx.is_nan() {
             BF16_QNAN
         } else if approx > 0.0 {
