@@ -38,7 +38,11 @@ fn round_sum(p: f64, q: f64) -> u16 {
     let sign = ((bits >> 48) & 0x8000) as u16;
     let mag = bits & 0x7FFF_FFFF_FFFF_FFFF;
     if mag >= 0x7FF0_0000_0000_0000 {
-        return if mag == 0x7FF0_0000_0000_0000 { sign | 0x7F80 } else { BF16_QNAN };
+        return if mag == 0x7FF0_0000_0000_0000 {
+            sign | 0x7F80
+        } else {
+            BF16_QNAN
+        };
     }
     if mag == 0 {
         return sign;
@@ -71,7 +75,11 @@ fn round_sum(p: f64, q: f64) -> u16 {
     // value = kept · 2^u with biased = u + 133; ((u + 133) << 7) + kept is the bf16 pattern for
     // normal (kept in [128, 256]) and subnormal (kept < 128) results alike.
     let biased = shift + e - 942;
-    let m16 = if biased >= 255 { 0x7F80 } else { (((biased as u32) << 7) + kept).min(0x7F80) };
+    let m16 = if biased >= 255 {
+        0x7F80
+    } else {
+        (((biased as u32) << 7) + kept).min(0x7F80)
+    };
     sign | m16 as u16
 }
 
@@ -131,7 +139,9 @@ fn worker_count(elements: usize) -> usize {
     if elements < 1 << 20 {
         return 1;
     }
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -161,6 +171,12 @@ pub fn rotate(
     direction: Direction,
 ) -> Result<Vec<bf16>> {
     let mut out = x.to_vec();
-    rotate_bits_in_place(bytemuck::cast_slice_mut(&mut out), shape, table, row_offset, direction)?;
+    rotate_bits_in_place(
+        bytemuck::cast_slice_mut(&mut out),
+        shape,
+        table,
+        row_offset,
+        direction,
+    )?;
     Ok(out)
 }

@@ -270,7 +270,7 @@ impl RopeKernels {
         }
         let bytes = shape.elements() as u64 * 2;
         let table_bytes = (args.table_rows * shape.pairs()) as u64 * 8;
-        let need_rows = args.row_offset.checked_add(shape.seq).unwrap_or(usize::MAX);
+        let need_rows = args.row_offset.saturating_add(shape.seq);
         if need_rows > args.table_rows {
             return Err(Error::Table(format!(
                 "table has {} rows but sequence length {} at position offset {} needs {need_rows}",
@@ -659,6 +659,9 @@ impl Gpu {
 
     /// Wraps a device the caller already has (tests inject their own this way).
     pub fn from_parts(report: AdapterReport, device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        // On wasm32 wgpu's handles are neither Send nor Sync; the Arc only shares the cache
+        // between clones of this Gpu there.
+        #[allow(clippy::arc_with_non_send_sync)]
         let kernels = Arc::new(RopeKernels::new(&device));
         Self {
             report,

@@ -21,10 +21,18 @@ impl RopeShape {
     /// Checks and builds a shape: all dimensions non-zero, `head_dim` even, and the number of
     /// pairs representable in 32 bits (the kernels index words with u32).
     pub fn new(batch: usize, seq: usize, heads: usize, head_dim: usize) -> Result<Self> {
-        let shape = Self { batch, seq, heads, head_dim };
+        let shape = Self {
+            batch,
+            seq,
+            heads,
+            head_dim,
+        };
         let dims = shape.dims().to_vec();
         if dims.contains(&0) {
-            return Err(Error::Shape { shape: dims, reason: "every dimension must be at least 1".into() });
+            return Err(Error::Shape {
+                shape: dims,
+                reason: "every dimension must be at least 1".into(),
+            });
         }
         if head_dim % 2 != 0 {
             return Err(Error::Shape {
@@ -38,7 +46,10 @@ impl RopeShape {
             .and_then(|n| n.checked_mul(head_dim / 2));
         match words {
             Some(w) if w <= u32::MAX as usize => Ok(shape),
-            _ => Err(Error::Shape { shape: dims, reason: "more than 2^32 - 1 pairs".into() }),
+            _ => Err(Error::Shape {
+                shape: dims,
+                reason: "more than 2^32 - 1 pairs".into(),
+            }),
         }
     }
 
@@ -48,7 +59,10 @@ impl RopeShape {
             [b, s, h, d] => Self::new(b, s, h, d),
             _ => Err(Error::Shape {
                 shape: dims.to_vec(),
-                reason: format!("expected 4 dimensions [batch, seq, heads, head_dim], got {}", dims.len()),
+                reason: format!(
+                    "expected 4 dimensions [batch, seq, heads, head_dim], got {}",
+                    dims.len()
+                ),
             }),
         }
     }
@@ -78,7 +92,11 @@ impl RopeShape {
         if len == self.elements() {
             Ok(())
         } else {
-            Err(Error::Length { shape: self.dims().to_vec(), expected: self.elements(), got: len })
+            Err(Error::Length {
+                shape: self.dims().to_vec(),
+                expected: self.elements(),
+                got: len,
+            })
         }
     }
 }

@@ -39,7 +39,9 @@ impl std::str::FromStr for AngleMode {
         match s {
             "exact" => Ok(AngleMode::Exact),
             "torch" => Ok(AngleMode::Torch),
-            other => Err(Error::Parameter(format!("unknown angle mode {other:?}; expected exact or torch"))),
+            other => Err(Error::Parameter(format!(
+                "unknown angle mode {other:?}; expected exact or torch"
+            ))),
         }
     }
 }
@@ -62,16 +64,28 @@ pub struct TableSpec {
 impl TableSpec {
     /// A spec with the default base 10000 and exact angles, rows for positions `0..rows`.
     pub fn new(rotary_dim: usize, rows: usize) -> Self {
-        Self { base: 10000.0, rotary_dim, first_position: 0, rows, angles: AngleMode::Exact }
+        Self {
+            base: 10000.0,
+            rotary_dim,
+            first_position: 0,
+            rows,
+            angles: AngleMode::Exact,
+        }
     }
 
     /// Checks the parameters; every message names the value.
     pub fn validate(&self) -> Result<()> {
         if !self.base.is_finite() || self.base <= 0.0 {
-            return Err(Error::Parameter(format!("base {} must be finite and greater than 0", self.base)));
+            return Err(Error::Parameter(format!(
+                "base {} must be finite and greater than 0",
+                self.base
+            )));
         }
         if self.rotary_dim == 0 || self.rotary_dim % 2 != 0 {
-            return Err(Error::Parameter(format!("rotary dimension {} must be even and non-zero", self.rotary_dim)));
+            return Err(Error::Parameter(format!(
+                "rotary dimension {} must be even and non-zero",
+                self.rotary_dim
+            )));
         }
         if self.rows == 0 {
             return Err(Error::Parameter("a table needs at least one row".into()));
@@ -131,13 +145,19 @@ impl RopeTable {
                 }
             }
         }
-        Ok(Self { rows: spec.rows, pairs, cos_sin })
+        Ok(Self {
+            rows: spec.rows,
+            pairs,
+            cos_sin,
+        })
     }
 
     /// A table from caller-supplied `cos` and `sin`, each `rows × pairs` row-major f32.
     pub fn from_cos_sin(cos: &[f32], sin: &[f32], rows: usize, pairs: usize) -> Result<Self> {
         if rows == 0 || pairs == 0 {
-            return Err(Error::Table(format!("table shape [{rows}, {pairs}] has an empty dimension")));
+            return Err(Error::Table(format!(
+                "table shape [{rows}, {pairs}] has an empty dimension"
+            )));
         }
         let n = rows
             .checked_mul(pairs)
@@ -150,7 +170,11 @@ impl RopeTable {
             )));
         }
         let cos_sin = cos.iter().zip(sin).map(|(&c, &s)| [c, s]).collect();
-        Ok(Self { rows, pairs, cos_sin })
+        Ok(Self {
+            rows,
+            pairs,
+            cos_sin,
+        })
     }
 
     /// Number of rows (positions).
@@ -187,7 +211,7 @@ impl RopeTable {
                 2 * pairs
             )));
         }
-        let need = row_offset.checked_add(seq).unwrap_or(usize::MAX);
+        let need = row_offset.saturating_add(seq);
         if need > self.rows {
             return Err(Error::Table(format!(
                 "table has {} rows but sequence length {seq} at position offset {row_offset} needs {need}",

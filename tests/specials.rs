@@ -320,7 +320,7 @@ fn specials_cpu_dot2_random_bits_3m() {
                         let mut c: u16 = r.random();
                         let (b, mut d): (u32, u32) = match i % 3 {
                             0 => (r.random(), r.random()),
-                            1 => (r.random::<u32>() % 0x3F80_0001 | (r.random::<u32>() & 0x8000_0000), r.random::<u32>() % 0x3F80_0001),
+                            1 => ((r.random::<u32>() % 0x3F80_0001) | (r.random::<u32>() & 0x8000_0000), r.random::<u32>() % 0x3F80_0001),
                             _ => {
                                 let b: u32 = r.random::<u32>() % 0x3F80_0001;
                                 (b, b)
