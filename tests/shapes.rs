@@ -12,7 +12,6 @@ use common::{gpu, oracle_rotate, rng};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use rand::Rng;
-use wgpu::util::DeviceExt;
 
 /// One generated case.
 #[derive(Debug, Clone)]
