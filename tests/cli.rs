@@ -375,11 +375,16 @@ fn gpu_and_cpu_backends_write_identical_bytes() {
             ],
         ),
     ];
-    for (k, (inp, extra)) in cases.iter().enumerate() {
+    // Each case whole, and in slices of two tokens (a binding limit of 256 bytes: tokens of
+    // 3 heads x 16 x 2 bytes), which must not change a bit.
+    let sliced = ["--max-binding", "256"];
+    let runs = cases.iter().flat_map(|c| [(c, &[][..]), (c, &sliced[..])]);
+    for (k, ((inp, extra), slicing)) in runs.enumerate() {
         let g = dir.path().join(format!("gpu{k}.safetensors"));
         let c = dir.path().join(format!("cpu{k}.safetensors"));
         let mut ga = vec!["--backend", "gpu"];
         ga.extend(extra);
+        ga.extend(slicing);
         let mut ca = vec!["--backend", "cpu"];
         ca.extend(extra);
         let o = apply(inp, &g, &ga);
@@ -393,7 +398,7 @@ fn gpu_and_cpu_backends_write_identical_bytes() {
         assert_eq!(
             std::fs::read(&g).unwrap(),
             std::fs::read(&c).unwrap(),
-            "case {k} {extra:?}"
+            "case {k} {extra:?} {slicing:?}"
         );
     }
 }

@@ -1,7 +1,6 @@
 //! `bfrope apply INPUT -o OUTPUT [options]`: rotate BF16 tensors of a safetensors file.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -93,6 +92,70 @@ pub struct ApplyArgs {
     /// Kernel arithmetic.
     #[arg(long, value_enum, default_value = "exact")]
     precision: PrecisionArg,
+    /// Largest GPU binding to use, in bytes (default: the device's limit). Larger tensors
+    /// and tables are rotated in slices of whole tokens; tests use it to force slicing.
+    #[arg(long, value_name = "BYTES", hide = true)]
+    max_binding: Option<u64>,
+}
+
+/// Rotates on the GPU, in slices of whole tokens when the tensor or its table exceeds the
+/// storage binding limit (`limit` overrides the device's when smaller).
+#[allow(clippy::too_many_arguments)]
+fn rotate_on_gpu(
+    gpu: &Gpu,
+    x: &[u16],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    direction: Direction,
+    precision: Precision,
+    limit: Option<u64>,
+) -> bfrope::Result<Vec<u16>> {
+    let device_limit = gpu.adapter().max_storage_binding;
+    let limit = limit.map_or(device_limit, |l| l.min(device_limit));
+    let pairs = shape.pairs();
+    let tensor_bytes = shape.elements() as u64 * 2;
+    let table_bytes = table.as_bytes().len() as u64;
+    if tensor_bytes <= limit && table_bytes <= limit {
+        return gpu.rotate_bits_blocking(x, shape, table, row_offset, direction, precision);
+    }
+    table.check_fits(shape.seq, pairs, row_offset)?;
+    let token = shape.heads * shape.head_dim;
+    let per_token = (token as u64 * 2).max(pairs as u64 * 8);
+    let tokens = usize::try_from(limit / per_token)
+        .unwrap_or(usize::MAX)
+        .min(shape.seq);
+    if tokens == 0 {
+        return Err(Error::Limit(format!(
+            "one token of {} bytes exceeds the storage binding limit of {limit} bytes",
+            token * 2
+        )));
+    }
+    let mut out = Vec::with_capacity(x.len());
+    for b in 0..shape.batch {
+        let mut s0 = 0;
+        while s0 < shape.seq {
+            let len = tokens.min(shape.seq - s0);
+            let first_row = row_offset + s0;
+            let rows = &table.cos_sin()[first_row * pairs..(first_row + len) * pairs];
+            let cos: Vec<f32> = rows.iter().map(|r| r[0]).collect();
+            let sin: Vec<f32> = rows.iter().map(|r| r[1]).collect();
+            let sub_table = RopeTable::from_cos_sin(&cos, &sin, len, pairs)?;
+            let sub_shape = RopeShape::new(1, len, shape.heads, shape.head_dim)?;
+            let first = (b * shape.seq + s0) * token;
+            let y = gpu.rotate_bits_blocking(
+                &x[first..first + len * token],
+                sub_shape,
+                &sub_table,
+                0,
+                direction,
+                precision,
+            )?;
+            out.extend_from_slice(&y);
+            s0 += len;
+        }
+    }
+    Ok(out)
 }
 
 /// Where the table of a tensor comes from.
@@ -421,9 +484,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             TableSource::Built { .. } => (&built[&(job.shape.seq, job.shape.head_dim)], 0),
         };
         let y = match &gpu {
-            Some(g) => {
-                g.rotate_bits_blocking(&x, job.shape, table, row_offset, direction, precision)
-            }
+            Some(g) => rotate_on_gpu(
+                g,
+                &x,
+                job.shape,
+                table,
+                row_offset,
+                direction,
+                precision,
+                a.max_binding,
+            ),
             None => cpu::rotate_bits(&x, job.shape, table, row_offset, direction),
         }
         .map_err(|e| CliError::failure(format!("rotating tensor {:?} failed: {e}", job.name)))?;
@@ -439,25 +509,27 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             .map_err(|e| CliError::failure(format!("tensor {name:?} cannot be written: {e}")))?;
         views.push((name.to_string(), view));
     }
-    let out_bytes = safetensors::serialize(views, header.metadata().clone())
-        .map_err(|e| CliError::failure(format!("serializing the output failed: {e}")))?;
     let write_err = |e: &dyn std::fmt::Display| {
         CliError::failure(format!("cannot write {}: {e}", a.output.display()))
     };
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".bfrope-")
         .suffix(".tmp")
         .tempfile_in(&out_dir)
         .map_err(|e| write_err(&e))?;
-    tmp.write_all(&out_bytes).map_err(|e| write_err(&e))?;
-    tmp.as_file().sync_all().map_err(|e| write_err(&e))?;
+    // serialize_to_file streams the tensors into a fresh file that replaces `tmp.path()`
+    // (safetensors writes a sibling and renames it), so the path, not the handle, is what
+    // holds the data: permissions and sync go through the path; drop still removes it.
+    safetensors::serialize_to_file(views, header.metadata().clone(), tmp.path())
+        .map_err(|e| write_err(&e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
+        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
     }
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| write_err(&e))?;
     tmp.persist(&a.output).map_err(|e| write_err(&e.error))?;
 
     // 8. Report.
