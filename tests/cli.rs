@@ -666,3 +666,84 @@ fn no_matching_adapter_is_a_failure_not_a_fallback() {
     assert!(stderr(&o).contains("no-such-adapter-xyz"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// With no adapter (WGPU_BACKEND=metal hides every adapter off Apple platforms): `info` says
+/// so and exits 0, the main job and `apply` use the CPU path and say so, `--backend gpu` and
+/// `conform` fail with exit 1 in one sentence.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+#[test]
+fn without_an_adapter_the_cli_says_so() {
+    let no_gpu = |args: &[&str]| {
+        bfrope()
+            .args(args)
+            .env("WGPU_BACKEND", "metal")
+            .output()
+            .expect("the bfrope binary runs")
+    };
+    let o = no_gpu(&["info"]);
+    assert_ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no GPU adapter found"));
+    let o = no_gpu(&["info", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["adapters"].as_array().map(|a| a.len()), Some(0));
+
+    let o = no_gpu(&[]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("no GPU adapter found; using the CPU path"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = standard_input(dir.path());
+    let args = |out: &Path, extra: &[&str]| {
+        let mut v = vec![
+            "apply".to_string(),
+            input.display().to_string(),
+            "-o".to_string(),
+            out.display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let out = dir.path().join("auto.safetensors");
+    let o = bfrope()
+        .args(args(&out, &[]))
+        .env("WGPU_BACKEND", "metal")
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert!(stderr(&o).contains("no GPU adapter found; using the CPU path"));
+    assert!(out.exists());
+
+    let out = dir.path().join("gpu.safetensors");
+    let o = bfrope()
+        .args(args(&out, &["--backend", "gpu"]))
+        .env("WGPU_BACKEND", "metal")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{}", stderr(&o));
+    assert!(!out.exists());
+
+    let o = no_gpu(&["conform"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no GPU adapter found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn conform_with_fast_precision_reports_mismatches() {
+    if !gpu_available() {
+        return;
+    }
+    // Plain f32 math double-rounds on every driver: the suite must catch it and exit 1.
+    let o = run(&["conform", "--precision", "fast"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(
+        out.contains("expected (0x"),
+        "first mismatches printed: {out}"
+    );
+}
