@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 /// Correctly rounded RoPE on bf16 tensors with WGSL compute shaders (wgpu), with a CPU path
 /// that returns the same bits. With no command: a demo on the best adapter.
 #[derive(Debug, Parser)]
-#[command(name = "bfrope", version, about, long_about = None)]
+#[command(name = "bfrope", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
