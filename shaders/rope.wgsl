@@ -25,7 +25,13 @@ struct Params {
     sin_sign: u32,
     // pairs * heads: words per token.
     token_words: u32,
+    // batch * seq.
+    tokens: u32,
+    // 1 / pairs rounded to f32: division of indices below 2^24 by a multiply and one fix-up.
+    inv_pairs: f32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -5,22 +5,31 @@
 @group(0) @binding(2) var<storage, read> src: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> dst: array<vec4<u32>>;
 
+// The grid: x covers the vec4s of one token (workgroups of consecutive words), y and z the
+// tokens, so the only integer division left is the token's position in the sequence.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rope_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    // A 2-D grid keeps every dimension under max_compute_workgroups_per_dimension.
-    let v = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
-    let w = v * 4u;
-    if (w >= params.words) {
+    let token = wid.z * nwg.y + wid.y;
+    let w_in_token = (wid.x * WORKGROUP_SIZE + lid) * 4u;
+    if (token >= params.tokens || w_in_token >= params.token_words) {
         return;
     }
+    // i = w_in_token % pairs: the f32 quotient of integers below 2^24 is off by at most one.
+    var head = u32(f32(w_in_token) * params.inv_pairs);
+    var i = i32(w_in_token) - i32(head * params.pairs);
+    if (i < 0) {
+        i = i + i32(params.pairs);
+    } else if (i >= i32(params.pairs)) {
+        i = i - i32(params.pairs);
+    }
+    let s = token % params.seq;
+    let v = (token * params.token_words + w_in_token) >> 2u;
     // The four words share a table row: `pairs` is a multiple of 4.
-    let i = w % params.pairs;
-    let s = (w / params.token_words) % params.seq;
-    let t = ((params.row_offset + s) * params.pairs + i) >> 1u;
+    let t = ((params.row_offset + s) * params.pairs + u32(i)) >> 1u;
     let cs01 = table[t];
     let cs23 = table[t + 1u];
     let x = src[v];

@@ -33,7 +33,9 @@ struct RopeParams {
     row_offset: u32,
     sin_sign: u32,
     token_words: u32,
-    pad: u32,
+    tokens: u32,
+    inv_pairs: f32,
+    pad: [u32; 3],
 }
 
 /// The uniform block of `copy.wgsl`.
@@ -56,7 +58,11 @@ pub struct KernelKey {
 impl KernelKey {
     /// The widest variant the shape allows.
     pub fn for_shape(shape: &RopeShape, precision: Precision) -> Self {
-        let words_per_thread = if shape.pairs() % 4 == 0 { 4 } else { 1 };
+        // The vec4 kernel divides in-token indices with an f32 reciprocal: exact below 2^24,
+        // and its x grid must fit one dimension.
+        let token_words = shape.heads * shape.pairs();
+        let vec4 = shape.pairs() % 4 == 0 && token_words < (1 << 24);
+        let words_per_thread = if vec4 { 4 } else { 1 };
         Self {
             precision,
             words_per_thread,
@@ -325,11 +331,16 @@ impl RopeKernels {
         let shape = &args.shape;
         let key = KernelKey::for_shape(shape, args.precision);
         let words = shape.words() as u32;
-        let per_group = WORKGROUP_SIZE * key.words_per_thread;
-        let (gx, gy) = dispatch_grid(
-            words.div_ceil(per_group),
-            self.device.limits().max_compute_workgroups_per_dimension,
-        )?;
+        let max_dim = self.device.limits().max_compute_workgroups_per_dimension;
+        let grid = if key.words_per_thread == 4 {
+            // x: the vec4s of one token; y, z: the tokens.
+            let gx = ((shape.heads * shape.pairs()) as u32).div_ceil(4 * WORKGROUP_SIZE);
+            let (gy, gz) = dispatch_grid((shape.batch * shape.seq) as u32, max_dim)?;
+            (gx, gy, gz)
+        } else {
+            let (gx, gy) = dispatch_grid(words.div_ceil(WORKGROUP_SIZE), max_dim)?;
+            (gx, gy, 1)
+        };
         let params = RopeParams {
             words,
             pairs: shape.pairs() as u32,
@@ -341,7 +352,9 @@ impl RopeKernels {
                 Direction::Inverse => 0x8000_0000,
             },
             token_words: (shape.heads * shape.pairs()) as u32,
-            pad: 0,
+            tokens: (shape.batch * shape.seq) as u32,
+            inv_pairs: 1.0 / shape.pairs() as f32,
+            pad: [0; 3],
         };
         let label = key.label();
         let uniform = self
@@ -373,7 +386,7 @@ impl RopeKernels {
         });
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(gx, gy, 1);
+        pass.dispatch_workgroups(grid.0, grid.1, grid.2);
         Ok(())
     }
 
