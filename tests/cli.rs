@@ -1,6 +1,7 @@
 //! The `bfrope` binary as a user runs it (DESIGN.md §7): round trips through safetensors files,
 //! GPU and CPU backends giving the same bytes, user tables, position offsets, and every bad
 //! input refused with exit 2, one sentence naming the value, and no output file.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! mismatch counts are printed); the `torch` angle mode rebuilds PyTorch's tables from the
 //! base and reproduces its CPU outputs to ≤ 1 ulp. Also: `exact` tables stay accurate at
 //! position 2²⁴, checked against an independent 256-bit fixed-point computation.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The WGSL sources validate and translate with naga on every backend, without a GPU, and
 //! the shader's bindings are the ones the Rust layout declares.
+#![cfg(not(target_arch = "wasm32"))]
 
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};

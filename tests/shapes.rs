@@ -1,6 +1,7 @@
 //! Shapes, offsets and tables: random shapes (proptest, fixed seed) where GPU bits == CPU
 //! bits == oracle, host validation errors that name the offending values, and the 2-D
 //! dispatch grid past 65,535 workgroups.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //!
 //! All cases of one direction travel in one tensor, `[1, angles, heads, head_dim]`, whose
 //! table row `a` holds angle `a` in every frequency, so each GPU run is one large dispatch.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser test of the page: headless Chromium loads web/, the self-check must pass with
-# 0 mismatches and every canvas must have drawn. Screenshot: out/web/screenshot.png.
+# 0 mismatches and every canvas must have drawn. Screenshot: out/web/screenshot.png. Then the
+# wasm library's own wasm-bindgen-test suite (tests/wasm.rs) runs in headless Chromium.
 #   bash web/test.sh            (builds web/pkg first unless SKIP_BUILD=1)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,3 +26,15 @@ echo "== WebGPU (SwiftShader when there is no GPU) =="
 (cd web && node test/page.mjs "http://127.0.0.1:$port/")
 echo "== no WebGPU: the CPU fallback =="
 (cd web && NO_WEBGPU=1 node test/page.mjs "http://127.0.0.1:$port/")
+echo "== wasm-bindgen-test: the wasm library in headless Chromium (tests/wasm.rs) =="
+# Browser flags (WebGPU through SwiftShader) come from webdriver.json in the crate root; the
+# runner is wasm-bindgen-cli's, installed by web/build.sh at the version Cargo.lock pins.
+(
+  unset VK_DRIVER_FILES VK_ICD_FILENAMES
+  export PATH="$HOME/.cargo/bin:$PATH"
+  export CARGO_TARGET_DIR="${WASM_TEST_TARGET_DIR:-$root/target-wasmtest}"
+  export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+  export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
+  cargo test --locked --target wasm32-unknown-unknown --test wasm -- --nocapture
+)

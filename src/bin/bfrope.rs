@@ -10,6 +10,10 @@
 //! Errors are one sentence on stderr; exit 2 for bad usage or bad input, 1 for a failure
 //! while running.
 
+// The CLI is native only; on wasm32 (where `cargo test` still builds it) it is empty.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
+
 #[path = "bfrope/apply.rs"]
 mod apply;
 #[path = "bfrope/conform.rs"]
