@@ -227,7 +227,7 @@ fn widen(h: u32) -> f32 {
 // result r is within 2^-24 (|p1| + |p2|) + ulp(r)/2 <= 2^-23 M of the exact value, with
 // M = |p1| + |p2|. The bf16 rounding of r is the correct one when r is further than 4x that
 // bound from the midpoint m of its bf16 interval (same bf16 pattern, low half 0x8000;
-// r - m is exact), r is normal and well inside the f32 range, and M is finite. A flushed
+// r - m is exact) and M is normal, not tiny and well inside the f32 range. A flushed
 // subnormal bf16 operand errs by at most 2^-126 |table value| <= 2^-110, far below ulp(r) >=
 // 2^-100; callers ensure the table values are normal (or zero) and at most 2^16.
 // Non-finite values are rejected on the bits, never by float comparisons.
@@ -238,10 +238,11 @@ fn dot2_fast(a: u32, b: u32, c: u32, d: u32) -> u32 {
     let m = abs(p1) + abs(p2);
     let rb = bitcast<u32>(r);
     let mid = bitcast<f32>((rb & 0xFFFF0000u) | 0x8000u);
-    // Biased exponent of r in [50, 252]; M below 2^126 (finite, no overflow when rounding).
-    let r_ok = ((rb & 0x7F800000u) - 0x19000000u) < 0x65800000u;
-    let m_ok = (bitcast<u32>(m) & 0x7FFFFFFFu) < 0x7E800000u;
-    let ok = r_ok && m_ok && abs(r - mid) > m * 0x1p-21;
+    // M in [2^-80, 2^126): finite, and the midpoint test below then forces
+    // |r| > 2^7 |r - mid| > 2^-94 (|r - mid| < 2^-7 |r| within one bf16 interval), so r is
+    // normal and tiny flushed terms (<= 2^-110) are far below the margin.
+    let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - 0x17800000u) < 0x67000000u;
+    let ok = m_ok && abs(r - mid) > m * 0x1p-21;
     return select(UNDECIDED, (rb + 0x8000u) >> 16u, ok);
 }
 
