@@ -105,6 +105,15 @@ pub struct RopeArgs<'a> {
     pub precision: Precision,
 }
 
+impl RopeArgs<'_> {
+    /// Bytes bound for the tensor (input and output alike) and for the table.
+    fn binding_bytes(&self) -> (u64, u64) {
+        let tensor = self.shape.elements() as u64 * 2;
+        let table = (self.table_rows * self.shape.pairs()) as u64 * 8;
+        (tensor, table)
+    }
+}
+
 /// Splits `groups` workgroups into a 2-D grid within the per-dimension limit.
 pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
     if groups == 0 {
@@ -274,8 +283,7 @@ impl RopeKernels {
                 "input and output must be different buffers".into(),
             ));
         }
-        let bytes = shape.elements() as u64 * 2;
-        let table_bytes = (args.table_rows * shape.pairs()) as u64 * 8;
+        let (bytes, table_bytes) = args.binding_bytes();
         let need_rows = args.row_offset.saturating_add(shape.seq);
         if need_rows > args.table_rows {
             return Err(Error::Table(format!(
@@ -283,7 +291,7 @@ impl RopeKernels {
                 args.table_rows, shape.seq, args.row_offset
             )));
         }
-        if args.row_offset.saturating_add(shape.seq) > u32::MAX as usize
+        if need_rows > u32::MAX as usize
             || (need_rows as u64) * (shape.pairs() as u64) > u32::MAX as u64
         {
             return Err(Error::Limit(format!(
@@ -364,8 +372,7 @@ impl RopeKernels {
                 contents: bytemuck::bytes_of(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-        let bytes = shape.elements() as u64 * 2;
-        let table_bytes = (args.table_rows * shape.pairs()) as u64 * 8;
+        let (bytes, table_bytes) = args.binding_bytes();
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
             layout: &self.variant(key).layout,
