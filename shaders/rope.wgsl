@@ -13,7 +13,7 @@ override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
-    // Number of u32 words (rotated pairs) in the tensor.
+    // Number of u32 words (rotated pairs) this dispatch rotates.
     words: u32,
     // Pairs per head: head_dim / 2.
     pairs: u32,
@@ -25,13 +25,17 @@ struct Params {
     sin_sign: u32,
     // pairs * heads: words per token.
     token_words: u32,
-    // batch * seq.
+    // Tokens this dispatch rotates: batch * seq, or a slice of them.
     tokens: u32,
     // 1 / pairs rounded to f32: division of indices below 2^24 by a multiply and one fix-up.
     inv_pairs: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // Words between the start of the bound tensor window and this dispatch's first token
+    // (binding offsets are rounded down to the device's alignment; src/gpu/plan.rs).
+    src_base: u32,
+    // Table entries (one (cos, sin) pair each) before the bound table window.
+    table_base: u32,
+    // Sequence index of this dispatch's first token.
+    seq_start: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -4,12 +4,12 @@
 @group(0) @binding(2) var<storage, read> src: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<u32>;
 
-// The table index of word w.
+// The index of word w's (cos, sin) pair in the bound table window.
 fn table_index(w: u32) -> u32 {
     let i = w % params.pairs;
     let token = w / params.token_words;
-    let s = token % params.seq;
-    return (params.row_offset + s) * params.pairs + i;
+    let s = (token + params.seq_start) % params.seq;
+    return (params.row_offset + s) * params.pairs + i - params.table_base;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -23,5 +23,6 @@ fn rope_scalar(
     if (invocation >= params.words) {
         return;
     }
-    dst[invocation] = rotate_word(src[invocation], table[table_index(invocation)]);
+    let w = params.src_base + invocation;
+    dst[w] = rotate_word(src[w], table[table_index(invocation)]);
 }

@@ -26,10 +26,10 @@ fn rope_vec4(
     } else if (i >= i32(params.pairs)) {
         i = i - i32(params.pairs);
     }
-    let s = token % params.seq;
-    let v = (token * params.token_words + w_in_token) >> 2u;
-    // The four words share a table row: `pairs` is a multiple of 4.
-    let t = ((params.row_offset + s) * params.pairs + u32(i)) >> 1u;
+    let s = (token + params.seq_start) % params.seq;
+    let v = (params.src_base + token * params.token_words + w_in_token) >> 2u;
+    // The four words share a table row: `pairs` is a multiple of 4 (table_base is even).
+    let t = ((params.row_offset + s) * params.pairs + u32(i) - params.table_base) >> 1u;
     let cs01 = table[t];
     let cs23 = table[t + 1u];
     let x = src[v];

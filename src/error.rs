@@ -35,7 +35,16 @@ pub enum Error {
     /// The tensor or table is larger than the device allows in one binding.
     #[error("too large for the device: {0}")]
     Limit(String),
-    /// The GPU reported an error (device lost, validation, mapping).
+    /// A caller's mistake in using the library (a buffer too small or without `STORAGE`
+    /// usage, input and output the same buffer): fix the call.
+    #[error("invalid argument: {0}")]
+    Argument(String),
+    /// The device was lost (destroyed, reset, driver crash); the message names the adapter.
+    /// Open a new [`Gpu`](crate::Gpu) to go on.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    /// The GPU or its driver reported an error (validation, out of memory, mapping); the
+    /// message names the adapter.
     #[error("GPU error: {0}")]
     Gpu(String),
 }

@@ -121,3 +121,90 @@ pub enum Precision {
     /// on the driver (FMA contraction, flushed subnormals); for comparison and benchmarks.
     Fast,
 }
+
+/// Consecutive whole tokens of a tensor: what one GPU dispatch or one streamed piece covers.
+///
+/// A range either holds whole sequences (`seq_start == 0`, `tokens` a multiple of `seq`) or
+/// lies inside one sequence, so its tokens use table rows `row_offset + seq_start ..` in
+/// order, or the rows of whole sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRange {
+    /// Index of the first token in the flattened `batch × seq` tokens.
+    pub first_token: usize,
+    /// Number of tokens.
+    pub tokens: usize,
+    /// Sequence index of the first token.
+    pub seq_start: usize,
+}
+
+impl TokenRange {
+    /// The range as a tensor of its own: `[tokens / seq, seq, heads, head_dim]` for whole
+    /// sequences, else `[1, tokens, heads, head_dim]`; rotate it at row offset
+    /// `row_offset + seq_start` to get the parent's result.
+    pub fn shape(&self, parent: &RopeShape) -> RopeShape {
+        let (batch, seq) = if self.seq_start == 0 && self.tokens % parent.seq == 0 {
+            (self.tokens / parent.seq, parent.seq)
+        } else {
+            (1, self.tokens)
+        };
+        RopeShape {
+            batch,
+            seq,
+            heads: parent.heads,
+            head_dim: parent.head_dim,
+        }
+    }
+
+    /// The table rows the range reads, relative to the parent's row offset.
+    pub fn rows(&self, parent: &RopeShape) -> std::ops::Range<usize> {
+        let shape = self.shape(parent);
+        self.seq_start..self.seq_start + shape.seq
+    }
+
+    /// The elements of the parent tensor the range covers.
+    pub fn elements(&self, parent: &RopeShape) -> std::ops::Range<usize> {
+        let token = parent.heads * parent.head_dim;
+        self.first_token * token..(self.first_token + self.tokens) * token
+    }
+}
+
+impl RopeShape {
+    /// Number of tokens: `batch × seq`.
+    pub fn tokens(&self) -> usize {
+        self.batch * self.seq
+    }
+
+    /// Splits the tokens into consecutive [`TokenRange`]s of at most `max_tokens` tokens
+    /// (at least one): whole sequences while a sequence fits, else pieces of one sequence.
+    pub fn token_ranges(&self, max_tokens: usize) -> Vec<TokenRange> {
+        let max_tokens = max_tokens.max(1);
+        let mut out = Vec::new();
+        if max_tokens >= self.seq {
+            let per = max_tokens / self.seq * self.seq;
+            let mut first = 0;
+            while first < self.tokens() {
+                let tokens = per.min(self.tokens() - first);
+                out.push(TokenRange {
+                    first_token: first,
+                    tokens,
+                    seq_start: 0,
+                });
+                first += tokens;
+            }
+        } else {
+            for b in 0..self.batch {
+                let mut s = 0;
+                while s < self.seq {
+                    let tokens = max_tokens.min(self.seq - s);
+                    out.push(TokenRange {
+                        first_token: b * self.seq + s,
+                        tokens,
+                        seq_start: s,
+                    });
+                    s += tokens;
+                }
+            }
+        }
+        out
+    }
+}

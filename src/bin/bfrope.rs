@@ -86,8 +86,10 @@ impl From<bfrope::Error> for CliError {
     fn from(e: bfrope::Error) -> Self {
         use bfrope::Error as E;
         let code = match e {
-            E::Shape { .. } | E::Length { .. } | E::Table(_) | E::Parameter(_) => 2,
-            E::NoAdapter(_) | E::Limit(_) | E::Gpu(_) => 1,
+            E::Shape { .. } | E::Length { .. } | E::Table(_) | E::Parameter(_) | E::Argument(_) => {
+                2
+            }
+            E::NoAdapter(_) | E::Limit(_) | E::DeviceLost(_) | E::Gpu(_) => 1,
         };
         Self {
             code,

@@ -1,0 +1,399 @@
+//! The pipeline owner: shader modules, explicit bind-group layouts and pipelines cached by
+//! [`KernelKey`]; recording a planned call into the caller's encoder (never submitting), and
+//! the copy kernel the benchmarks measure against.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Mutex;
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::plan::{plan, Plan, PlanLimits, RopeArgs, RopeParams};
+use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
+use crate::shaders;
+use crate::shape::{Precision, RopeShape};
+
+/// The uniform block of `copy.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct CopyParams {
+    count: u32,
+    pad: [u32; 3],
+}
+
+/// What selects a RoPE pipeline: the values of its override constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KernelKey {
+    /// Exact (the contract) or plain f32.
+    pub precision: Precision,
+    /// Consecutive words per invocation: 1 (scalar module) or 4 (vec4 module).
+    pub words_per_thread: u32,
+}
+
+impl KernelKey {
+    /// The widest variant the shape allows.
+    pub fn for_shape(shape: &RopeShape, precision: Precision) -> Self {
+        // The vec4 kernel divides in-token indices with an f32 reciprocal: exact below 2^24,
+        // and its x grid must fit one dimension.
+        let token_words = shape.heads * shape.pairs();
+        let vec4 = shape.pairs() % 4 == 0 && token_words < (1 << 24);
+        let words_per_thread = if vec4 { 4 } else { 1 };
+        Self {
+            precision,
+            words_per_thread,
+        }
+    }
+
+    /// A label naming the kernel and its constants, shown in validation errors.
+    pub fn label(&self) -> String {
+        let mode = match self.precision {
+            Precision::Exact => "exact",
+            Precision::Fast => "fast",
+        };
+        let variant = if self.words_per_thread == 4 {
+            "vec4"
+        } else {
+            "scalar"
+        };
+        format!("bfrope::rope_{variant}[{mode},wg={WORKGROUP_SIZE}]")
+    }
+}
+
+/// Owner of the RoPE and copy pipelines of one device.
+#[derive(Debug)]
+pub struct RopeKernels {
+    device: wgpu::Device,
+    /// Scalar (index 0) and vec4 (index 1) module variants.
+    variants: [RopeVariant; 2],
+    pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
+    copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
+    limits: PlanLimits,
+}
+
+fn storage_entry(binding: u32, read_only: bool, min: u64) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(min),
+        },
+        count: None,
+    }
+}
+
+fn uniform_entry(binding: u32, size: u64) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(size),
+        },
+        count: None,
+    }
+}
+
+/// One RoPE shader module with its explicit layout.
+#[derive(Debug)]
+struct RopeVariant {
+    entry: &'static str,
+    module: wgpu::ShaderModule,
+    layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+}
+
+impl RopeVariant {
+    /// `element`: bytes of one element of the tensor arrays (4 scalar, 16 vec4).
+    fn new(
+        device: &wgpu::Device,
+        name: &str,
+        source: String,
+        entry: &'static str,
+        element: u64,
+    ) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&format!("bfrope::{name}")),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&format!("bfrope::{name} bind group layout")),
+            entries: &[
+                uniform_entry(0, std::mem::size_of::<RopeParams>() as u64),
+                // One table entry: vec2<u32> (8 bytes) scalar, 4 pairs (32 bytes) vec4.
+                storage_entry(1, true, 2 * element),
+                storage_entry(2, true, element),
+                storage_entry(3, false, element),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&format!("bfrope::{name} pipeline layout")),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        Self {
+            entry,
+            module,
+            layout,
+            pipeline_layout,
+        }
+    }
+}
+
+impl RopeKernels {
+    /// Builds the shader modules and bind-group layouts; pipelines are built on first use.
+    pub fn new(device: &wgpu::Device) -> Self {
+        let variants = [
+            RopeVariant::new(
+                device,
+                "rope_scalar",
+                shaders::rope_source(),
+                shaders::ROPE_ENTRY,
+                4,
+            ),
+            RopeVariant::new(
+                device,
+                "rope_vec4",
+                shaders::rope_vec4_source(),
+                shaders::ROPE_VEC4_ENTRY,
+                16,
+            ),
+        ];
+        Self {
+            device: device.clone(),
+            variants,
+            pipelines: Mutex::new(HashMap::new()),
+            copy: Mutex::new(None),
+            limits: PlanLimits::of(device),
+        }
+    }
+
+    /// The same kernels with a smaller storage binding limit (clamped to the device's):
+    /// larger calls are split into more dispatches. Tests use it to cover slicing with
+    /// small tensors; it can also bound the size of each dispatch.
+    pub fn with_max_binding(mut self, bytes: u64) -> Self {
+        self.limits.max_binding = bytes.min(self.limits.max_binding);
+        self
+    }
+
+    fn variant(&self, key: KernelKey) -> &RopeVariant {
+        &self.variants[usize::from(key.words_per_thread == 4)]
+    }
+
+    /// The pipeline for `key`, built once.
+    pub fn pipeline(&self, key: KernelKey) -> wgpu::ComputePipeline {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                let label = key.label();
+                let exact = if key.precision == Precision::Exact {
+                    1.0
+                } else {
+                    0.0
+                };
+                let variant = self.variant(key);
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(&label),
+                        layout: Some(&variant.pipeline_layout),
+                        module: &variant.module,
+                        entry_point: Some(variant.entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &[
+                                ("EXACT", exact),
+                                ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+                            ],
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    })
+            })
+            .clone()
+    }
+
+    /// The limits plans respect: the device's, or the smaller binding limit set with
+    /// [`with_max_binding`](Self::with_max_binding).
+    pub fn limits(&self) -> PlanLimits {
+        self.limits
+    }
+
+    /// Checks `args` against the buffers, the table and the device limits, with messages
+    /// that name the offending values; returns the number of dispatches the call takes.
+    pub fn validate(&self, args: &RopeArgs) -> Result<usize> {
+        Ok(plan(args, self.limits)?.dispatches.len())
+    }
+
+    /// Records one RoPE call into `encoder`, one compute pass with as many dispatches as the
+    /// binding and grid limits need. Does not submit.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, args: &RopeArgs) -> Result<()> {
+        let plan = plan(args, self.limits)?;
+        self.record_plan(encoder, args, &plan, None);
+        Ok(())
+    }
+
+    /// Like [`record`](Self::record), with timestamps written at the start and end of the
+    /// pass (the adapter needs `TIMESTAMP_QUERY`).
+    pub fn record_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &RopeArgs,
+        timestamps: wgpu::ComputePassTimestampWrites,
+    ) -> Result<()> {
+        let plan = plan(args, self.limits)?;
+        self.record_plan(encoder, args, &plan, Some(timestamps));
+        Ok(())
+    }
+
+    fn record_plan(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &RopeArgs,
+        plan: &Plan,
+        timestamps: Option<wgpu::ComputePassTimestampWrites>,
+    ) {
+        let key = plan.key;
+        let label = key.label();
+        let pipeline = self.pipeline(key);
+        let groups: Vec<(wgpu::BindGroup, (u32, u32, u32))> = plan
+            .dispatches
+            .iter()
+            .map(|d| {
+                let uniform = self
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&label),
+                        contents: bytemuck::bytes_of(&d.params),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(&label),
+                    layout: &self.variant(key).layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: uniform.as_entire_binding(),
+                        },
+                        binding(1, args.table, d.table),
+                        binding(2, args.input, d.tensor),
+                        binding(3, args.output, d.tensor),
+                    ],
+                });
+                (bind, d.grid)
+            })
+            .collect();
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&label),
+            timestamp_writes: timestamps,
+        });
+        pass.set_pipeline(&pipeline);
+        for (bind, grid) in &groups {
+            pass.set_bind_group(0, bind, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        }
+    }
+
+    /// Records a vec4 copy of `bytes` bytes (a multiple of 16) from `src` to `dst`, optionally
+    /// with timestamps: the yardstick the benchmarks measure RoPE against.
+    pub fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        bytes: u64,
+        timestamps: Option<wgpu::ComputePassTimestampWrites>,
+    ) -> Result<()> {
+        if bytes % 16 != 0 || bytes == 0 {
+            return Err(Error::Argument(format!(
+                "copy size {bytes} must be a non-zero multiple of 16"
+            )));
+        }
+        let mut guard = self.copy.lock().unwrap_or_else(|e| e.into_inner());
+        let (layout, pipeline) = guard.get_or_insert_with(|| {
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("bfrope::copy.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(shaders::copy_source().into()),
+                });
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("bfrope::copy bind group layout"),
+                    entries: &[
+                        uniform_entry(0, std::mem::size_of::<CopyParams>() as u64),
+                        storage_entry(1, true, 16),
+                        storage_entry(2, false, 16),
+                    ],
+                });
+            let pl = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("bfrope::copy pipeline layout"),
+                    bind_group_layouts: &[Some(&layout)],
+                    immediate_size: 0,
+                });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("bfrope::copy[vec4]"),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(shaders::COPY_ENTRY),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)],
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                });
+            (layout, pipeline)
+        });
+        let count = (bytes / 16) as u32;
+        let (gx, gy) = dispatch_grid(
+            count.div_ceil(WORKGROUP_SIZE),
+            self.device.limits().max_compute_workgroups_per_dimension,
+        )?;
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("bfrope::copy params"),
+                contents: bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("bfrope::copy[vec4]"),
+            layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                binding(1, src, (0, bytes)),
+                binding(2, dst, (0, bytes)),
+            ],
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bfrope::copy[vec4]"),
+            timestamp_writes: timestamps,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+        Ok(())
+    }
+}
+
+/// A binding of `window = (offset, size)` bytes of `buffer`.
+fn binding(index: u32, buffer: &wgpu::Buffer, window: (u64, u64)) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding: index,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset: window.0,
+            size: NonZeroU64::new(window.1),
+        }),
+    }
+}

@@ -1,0 +1,45 @@
+//! The GPU path, one concern per file, in the order data flows:
+//!
+//! - [`adapter`]: finding adapters and choosing one by selector;
+//! - [`plan`]: a call ([`RopeArgs`]) checked against its buffers and the device limits, and
+//!   split into dispatches that fit one storage binding and one grid each;
+//! - [`kernels`]: [`RopeKernels`] owns the shader modules, the explicit bind-group layouts
+//!   and the pipelines cached by [`KernelKey`]; it records planned calls into the caller's
+//!   `CommandEncoder` with the caller's buffers and never submits;
+//! - [`device`]: [`Gpu`], the convenience layer (a device, its queue, uploads and read-backs
+//!   through bounded staging, device loss and driver errors as [`Error`](crate::Error)s that
+//!   name the adapter) and [`Rotator`], which keeps a table and buffers on the GPU across
+//!   calls. Everything is `async` at the core; blocking waits live only in native entry
+//!   points (`*_blocking`).
+
+pub mod adapter;
+pub mod device;
+pub mod kernels;
+pub mod plan;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use adapter::list_adapters;
+pub use adapter::AdapterReport;
+pub use device::{Gpu, Rotator, STAGING_BYTES};
+pub use kernels::{KernelKey, RopeKernels};
+pub use plan::{PlanLimits, RopeArgs};
+
+use crate::error::{Error, Result};
+
+/// Threads per workgroup of every kernel.
+pub const WORKGROUP_SIZE: u32 = 256;
+
+/// Splits `groups` workgroups into a 2-D grid within the per-dimension limit.
+pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
+    if groups == 0 {
+        return Ok((0, 0));
+    }
+    let x = groups.min(max_per_dim);
+    let y = groups.div_ceil(x);
+    if y > max_per_dim {
+        return Err(Error::Limit(format!(
+            "{groups} workgroups exceed a {max_per_dim} x {max_per_dim} grid"
+        )));
+    }
+    Ok((x, y))
+}
