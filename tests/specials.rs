@@ -355,3 +355,73 @@ fn specials_cpu_dot2_random_bits_3m() {
     );
     assert!(count == 0, "{count} mismatches, first:\n{}", bad.join("\n"));
 }
+
+/// Tables may hold NaN, infinities, zeros, subnormals and huge values (a user's table, a
+/// scaling gone wrong): the contract's IEEE rules apply to them as to `x` (NaN in → NaN
+/// out, inf·0 → NaN, inf − inf → NaN), on both kernels and the CPU path, against the oracle.
+#[test]
+fn specials_non_finite_tables_follow_the_contract() {
+    #[rustfmt::skip]
+    let table_values: [u32; 12] = [
+        0x7FC0_0000, 0x7F80_0001, 0xFFC0_0000, // NaNs, one with a payload, one negative
+        0x7F80_0000, 0xFF80_0000,              // ±inf
+        0x0000_0000, 0x8000_0000,              // ±0
+        0x3F80_0000, 0x3F00_0000,              // 1, 0.5
+        0x7F7F_FFFF, 0x0000_0001, 0xBF35_04F3, // max finite, min subnormal, -cos(π/4)
+    ];
+    let xs: Vec<u16> = EDGE_X1.iter().map(|&(b, _)| b).collect();
+    let mut pair_x = Vec::new();
+    for &a in &xs {
+        for &b in &xs {
+            pair_x.extend_from_slice(&[a, b]);
+        }
+    }
+    let combos: Vec<(u32, u32)> = table_values
+        .iter()
+        .flat_map(|&c| table_values.iter().map(move |&s| (c, s)))
+        .collect();
+    // One more pair makes the scalar kernel's shape (pairs per head not a multiple of 4).
+    for extra in [0usize, 1] {
+        let mut head = pair_x.clone();
+        head.extend(std::iter::repeat_n(0x3F80u16, 2 * extra));
+        let pairs = head.len() / 2;
+        let shape = RopeShape::new(1, combos.len(), 1, head.len()).unwrap();
+        let x: Vec<u16> = (0..combos.len())
+            .flat_map(|_| head.iter().copied())
+            .collect();
+        let cos: Vec<f32> = combos
+            .iter()
+            .flat_map(|&(c, _)| std::iter::repeat_n(f32::from_bits(c), pairs))
+            .collect();
+        let sin: Vec<f32> = combos
+            .iter()
+            .flat_map(|&(_, s)| std::iter::repeat_n(f32::from_bits(s), pairs))
+            .collect();
+        let table = RopeTable::from_cos_sin(&cos, &sin, combos.len(), pairs).unwrap();
+        for direction in [Direction::Forward, Direction::Inverse] {
+            let want = common::oracle_rotate(
+                &x,
+                shape.dims(),
+                |r, _| combos[r],
+                0,
+                direction == Direction::Inverse,
+            );
+            let on_cpu = cpu::rotate_bits(&x, shape, &table, 0, direction).unwrap();
+            let bad = on_cpu.iter().zip(&want).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                bad, 0,
+                "CPU path, pairs {pairs}, {direction:?}: {bad} mismatches"
+            );
+            if let Some(g) = gpu() {
+                let got = g
+                    .rotate_bits_blocking(&x, shape, &table, 0, direction, Precision::Exact)
+                    .unwrap();
+                let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+                assert_eq!(
+                    bad, 0,
+                    "GPU, pairs {pairs}, {direction:?}: {bad} mismatches"
+                );
+            }
+        }
+    }
+}

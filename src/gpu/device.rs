@@ -84,7 +84,11 @@ impl Gpu {
         let state = Arc::new(DeviceState::default());
         let lost = state.clone();
         device.set_device_lost_callback(move |reason, message| {
-            *locked(&lost.lost) = Some(format!("{reason:?}: {message}"));
+            *locked(&lost.lost) = Some(if message.is_empty() {
+                format!("{reason:?}")
+            } else {
+                format!("{reason:?}: {message}")
+            });
         });
         let uncaptured = state.clone();
         let name = report.summary();
@@ -151,9 +155,17 @@ impl Gpu {
         locked(&self.state.uncaptured).clone()
     }
 
+    /// [`check_alive`](Self::check_alive) after a poll, which runs the device-lost callback
+    /// of a device lost since the last one.
+    fn check_alive_now(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.check_alive()
+    }
+
     /// An error while `what`, named with the adapter; a lost device wins.
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
-        match self.check_alive() {
+        match self.check_alive_now() {
             Err(lost) => lost,
             Ok(()) => Error::Gpu(format!("{what} failed on {}: {e}", self.report.summary())),
         }
@@ -168,9 +180,11 @@ impl Gpu {
         let result = work.await;
         let v = validation.pop().await;
         let o = oom.pop().await;
-        self.check_alive()?;
         if let Some(e) = v.or(o) {
             return Err(self.failed(what, e));
+        }
+        if result.is_err() {
+            self.check_alive_now()?;
         }
         result
     }

@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::Mutex;
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::plan::{plan, Plan, PlanLimits, RopeArgs, RopeParams};
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
@@ -231,8 +229,7 @@ impl RopeKernels {
     /// binding and grid limits need. Does not submit.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder, args: &RopeArgs) -> Result<()> {
         let plan = plan(args, self.limits)?;
-        self.record_plan(encoder, args, &plan, None);
-        Ok(())
+        self.record_plan(encoder, args, &plan, None)
     }
 
     /// Like [`record`](Self::record), with timestamps written at the start and end of the
@@ -244,8 +241,7 @@ impl RopeKernels {
         timestamps: wgpu::ComputePassTimestampWrites,
     ) -> Result<()> {
         let plan = plan(args, self.limits)?;
-        self.record_plan(encoder, args, &plan, Some(timestamps));
-        Ok(())
+        self.record_plan(encoder, args, &plan, Some(timestamps))
     }
 
     fn record_plan(
@@ -254,21 +250,15 @@ impl RopeKernels {
         args: &RopeArgs,
         plan: &Plan,
         timestamps: Option<wgpu::ComputePassTimestampWrites>,
-    ) {
+    ) -> Result<()> {
         let key = plan.key;
         let label = key.label();
         let pipeline = self.pipeline(key);
-        let groups: Vec<(wgpu::BindGroup, (u32, u32, u32))> = plan
+        let groups = plan
             .dispatches
             .iter()
             .map(|d| {
-                let uniform = self
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(&label),
-                        contents: bytemuck::bytes_of(&d.params),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
+                let uniform = self.uniform(&label, bytemuck::bytes_of(&d.params))?;
                 let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(&label),
                     layout: &self.variant(key).layout,
@@ -282,9 +272,9 @@ impl RopeKernels {
                         binding(3, args.output, d.tensor),
                     ],
                 });
-                (bind, d.grid)
+                Ok((bind, d.grid))
             })
-            .collect();
+            .collect::<Result<Vec<(wgpu::BindGroup, (u32, u32, u32))>>>()?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&label),
             timestamp_writes: timestamps,
@@ -294,6 +284,29 @@ impl RopeKernels {
             pass.set_bind_group(0, bind, &[]);
             pass.dispatch_workgroups(grid.0, grid.1, grid.2);
         }
+        Ok(())
+    }
+
+    /// A uniform buffer holding `contents`, written through a mapping at creation; an
+    /// error (not wgpu's panic) when the device is gone.
+    fn uniform(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (contents.len() as u64).div_ceil(16) * 16,
+            usage: wgpu::BufferUsages::UNIFORM,
+            mapped_at_creation: true,
+        });
+        buffer
+            .get_mapped_range_mut(..)
+            .map_err(|e| {
+                Error::Gpu(format!(
+                    "cannot write the {label} parameters ({e}); is the device lost?"
+                ))
+            })?
+            .slice(..contents.len())
+            .copy_from_slice(contents);
+        buffer.unmap();
+        Ok(buffer)
     }
 
     /// Records a vec4 copy of `bytes` bytes (a multiple of 16) from `src` to `dst`, optionally
@@ -356,13 +369,10 @@ impl RopeKernels {
             count.div_ceil(WORKGROUP_SIZE),
             self.device.limits().max_compute_workgroups_per_dimension,
         )?;
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("bfrope::copy params"),
-                contents: bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let uniform = self.uniform(
+            "bfrope::copy params",
+            bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
+        )?;
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("bfrope::copy[vec4]"),
             layout,
