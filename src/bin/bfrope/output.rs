@@ -307,7 +307,8 @@ pub fn resolve(output: &Path, input: &Path) -> CliResult<OutputTarget> {
     if folder_real.join(&name) == input_real {
         return Err(same());
     }
-    let temp = Temp::create(&folder, &name).map_err(|e| {
+    // In the canonical folder (the same folder): messages then show a clean absolute path.
+    let temp = Temp::create(&folder_real, &name).map_err(|e| {
         CliError::usage(format!(
             "cannot create a file in the output folder {}: {e}",
             folder.display()
