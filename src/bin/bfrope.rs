@@ -3,7 +3,7 @@
 //! ```text
 //! bfrope                      # the main job: a demo on the best adapter (CPU path if none)
 //! bfrope info [--json]        # adapters wgpu finds, their backend, driver and limits
-//! bfrope apply INPUT.safetensors -o OUTPUT.safetensors [options]
+//! bfrope apply INPUT.safetensors -o OUTPUT.safetensors [options]   (-o - writes to stdout)
 //! bfrope conform [--adapter SUBSTRING | --all-adapters] [--json]
 //! ```
 //!
@@ -22,6 +22,8 @@ mod conform;
 mod demo;
 #[path = "bfrope/info.rs"]
 mod info;
+#[path = "bfrope/output.rs"]
+mod output;
 
 use std::process::ExitCode;
 use std::time::Duration;

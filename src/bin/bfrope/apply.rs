@@ -1,14 +1,18 @@
 //! `bfrope apply INPUT -o OUTPUT [options]`: rotate BF16 tensors of a safetensors file.
+//!
+//! The output path (`-` for stdout) is settled before any work and written through a
+//! temporary file renamed at the end: see the `output` module.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use bfrope::{cpu, AngleMode, Direction, Error, Gpu, Precision, RopeShape, RopeTable, TableSpec};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::{bits_from_le, le_from_bits, ms, CliError, CliResult};
+use crate::{bits_from_le, le_from_bits, ms, output, CliError, CliResult};
 
 /// Tensor layouts `apply` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,8 +55,10 @@ impl From<PrecisionArg> for Precision {
 pub struct ApplyArgs {
     /// The input safetensors file.
     input: PathBuf,
-    /// The output safetensors file (every tensor of the input; the selected ones rotated).
-    #[arg(short, long)]
+    /// The output safetensors file (every tensor of the input; the selected ones rotated), or
+    /// `-` for stdout. Written to a temporary file in its folder and renamed at the end; a
+    /// symlink's target is replaced; a directory, FIFO or device is refused.
+    #[arg(short, long, value_name = "OUTPUT")]
     output: PathBuf,
     /// Names of the tensors to rotate, comma-separated (default: every BF16 tensor of rank 4).
     #[arg(long, value_delimiter = ',')]
@@ -176,62 +182,6 @@ struct Job {
     shape: RopeShape,
 }
 
-fn check_paths(input: &Path, output: &Path) -> CliResult<PathBuf> {
-    let input_real = input
-        .canonicalize()
-        .map_err(|e| CliError::usage(format!("cannot read input file {}: {e}", input.display())))?;
-    if !input_real.is_file() {
-        return Err(CliError::usage(format!(
-            "input {} is not a file",
-            input.display()
-        )));
-    }
-    let same = || {
-        CliError::usage(format!(
-            "output {} is the input file; refusing to write over it",
-            output.display()
-        ))
-    };
-    if let Ok(meta) = std::fs::metadata(output) {
-        if meta.is_dir() {
-            return Err(CliError::usage(format!(
-                "output {} is a directory",
-                output.display()
-            )));
-        }
-        if output.canonicalize().ok().as_deref() == Some(input_real.as_path()) {
-            return Err(same());
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let im = std::fs::metadata(&input_real).map_err(|e| {
-                CliError::usage(format!("cannot read input file {}: {e}", input.display()))
-            })?;
-            if im.dev() == meta.dev() && im.ino() == meta.ino() {
-                return Err(same());
-            }
-        }
-    }
-    let file_name = output
-        .file_name()
-        .ok_or_else(|| CliError::usage(format!("output {} names no file", output.display())))?;
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let parent_real = parent.canonicalize().map_err(|e| {
-        CliError::usage(format!(
-            "output directory {} is not usable: {e}",
-            parent.display()
-        ))
-    })?;
-    if parent_real.join(file_name) == input_real {
-        return Err(same());
-    }
-    Ok(parent_real)
-}
-
 fn f32_table(st: &SafeTensors, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usize; 2])> {
     let t = st.tensor(name).map_err(|_| {
         CliError::usage(format!(
@@ -306,7 +256,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             )));
         }
     }
-    let out_dir = check_paths(&a.input, &a.output)?;
+    let target = output::resolve(&a.output, &a.input)?;
     let offset = usize::try_from(a.position_offset).map_err(|_| {
         CliError::usage(format!(
             "--position-offset {} is too large",
@@ -501,7 +451,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     }
     let rotate_time = t0.elapsed();
 
-    // 7. Write every tensor, through a temporary file renamed at the end.
+    // 7. Write every tensor to the output (a temporary file renamed at the end, or stdout).
     let mut views = Vec::new();
     for (name, t) in st.iter() {
         let data: &[u8] = rotated.get(name).map(|v| v.as_slice()).unwrap_or(t.data());
@@ -509,28 +459,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             .map_err(|e| CliError::failure(format!("tensor {name:?} cannot be written: {e}")))?;
         views.push((name.to_string(), view));
     }
-    let write_err = |e: &dyn std::fmt::Display| {
-        CliError::failure(format!("cannot write {}: {e}", a.output.display()))
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".bfrope-")
-        .suffix(".tmp")
-        .tempfile_in(&out_dir)
-        .map_err(|e| write_err(&e))?;
-    // serialize_to_file streams the tensors into a fresh file that replaces `tmp.path()`
-    // (safetensors writes a sibling and renames it), so the path, not the handle, is what
-    // holds the data: permissions and sync go through the path; drop still removes it.
-    safetensors::serialize_to_file(views, header.metadata().clone(), tmp.path())
-        .map_err(|e| write_err(&e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    }
-    std::fs::File::open(tmp.path())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| write_err(&e))?;
-    tmp.persist(&a.output).map_err(|e| write_err(&e.error))?;
+    let bytes = safetensors::serialize(views, header.metadata().clone())
+        .map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))?;
+    let mut sink = target.open()?;
+    sink.write_all(&bytes)
+        .map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))?;
+    sink.commit()?;
 
     // 8. Report.
     let ran_on = match &gpu {
@@ -557,7 +491,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         if a.inverse { "inverse" } else { "forward" },
         ms(rotate_time),
         st.len(),
-        a.output.display()
+        target
     );
     Ok(ExitCode::SUCCESS)
 }
