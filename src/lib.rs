@@ -38,6 +38,6 @@ pub mod table;
 pub mod web;
 
 pub use error::{Error, Result};
-pub use gpu::{AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels};
-pub use shape::{Direction, Precision, RopeShape};
+pub use gpu::{AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator};
+pub use shape::{Direction, Precision, RopeShape, TokenRange};
 pub use table::{AngleMode, RopeTable, TableSpec};

@@ -653,19 +653,35 @@ fn a_failed_run_keeps_an_existing_output() {
     assert_eq!(std::fs::read(&out).unwrap(), b"previous");
 }
 
+/// `--adapter` matching nothing is the user's mistake: exit 2, one sentence that lists the
+/// adapters there are, no fallback to the CPU path, no output.
 #[test]
-fn no_matching_adapter_is_a_failure_not_a_fallback() {
+fn no_matching_adapter_is_a_usage_error_listing_the_adapters() {
+    if !gpu_available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let input = standard_input(dir.path());
     let out = dir.path().join("out.safetensors");
-    let o = apply(
-        &input,
-        &out,
-        &["--backend", "gpu", "--adapter", "no-such-adapter-xyz"],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no-such-adapter-xyz"), "{}", stderr(&o));
-    assert!(!out.exists());
+    let info = run(&["info", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let first = v["adapters"][0]["name"].as_str().unwrap().to_string();
+    for backend in ["gpu", "auto"] {
+        let o = apply(
+            &input,
+            &out,
+            &["--backend", backend, "--adapter", "no-such-adapter-xyz"],
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("no-such-adapter-xyz"), "{err}");
+        assert!(err.contains(&first), "lists the adapters: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!out.exists());
+    }
+    let o = run(&["conform", "--adapter", "no-such-adapter-xyz"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&first), "{}", stderr(&o));
 }
 
 /// With no adapter (WGPU_BACKEND=metal hides every adapter off Apple platforms): `info` says
@@ -747,4 +763,113 @@ fn conform_with_fast_precision_reports_mismatches() {
         out.contains("expected (0x"),
         "first mismatches printed: {out}"
     );
+}
+
+/// What a user hit: names in `--tensors` are trimmed, a name given twice is refused.
+#[test]
+fn tensors_names_are_trimmed_and_duplicates_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = standard_input(d);
+    let plain = d.join("plain.safetensors");
+    assert_ok(&apply(
+        &input,
+        &plain,
+        &["--backend", "cpu", "--tensors", "q,k"],
+    ));
+    let spaced = d.join("spaced.safetensors");
+    assert_ok(&apply(
+        &input,
+        &spaced,
+        &["--backend", "cpu", "--tensors", " q , k "],
+    ));
+    assert_eq!(
+        std::fs::read(&plain).unwrap(),
+        std::fs::read(&spaced).unwrap()
+    );
+    let out = d.join("out.safetensors");
+    refused(d, &input, &out, &["--tensors", "q,k,q"], "\"q\" twice");
+    refused(d, &input, &out, &["--tensors", "q, q"], "\"q\" twice");
+    refused(d, &input, &out, &["--tensors", "q, ,k"], "empty name");
+}
+
+/// A table holding NaN or infinities is accepted with a warning on stderr; the output
+/// follows the contract (the CPU path's bits, which tests/specials.rs checks against the
+/// oracle), the same on the GPU.
+#[test]
+fn non_finite_tables_are_accepted_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pairs = QK[3] / 2;
+    let rows = QK[1];
+    let n: usize = QK.iter().product();
+    let mut cos = vec![1.0f32; rows * pairs];
+    let mut sin = vec![0.0f32; rows * pairs];
+    cos[3] = f32::NAN;
+    sin[5] = f32::INFINITY;
+    cos[pairs + 2] = f32::NEG_INFINITY;
+    let x = bf16_data(11, n);
+    let input = d.join("nan.safetensors");
+    write_st(
+        &input,
+        &[
+            ("q", (Dtype::BF16, QK.to_vec(), x.clone())),
+            ("c", (Dtype::F32, vec![rows, pairs], f32_bytes(&cos))),
+            ("s", (Dtype::F32, vec![rows, pairs], f32_bytes(&sin))),
+        ],
+        None,
+    );
+    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
+    let want = lib_rotate(&x, &table, 0, Direction::Forward);
+    let mut backends = vec!["cpu"];
+    if gpu_available() {
+        backends.push("gpu");
+    }
+    for backend in backends {
+        let out = d.join(format!("{backend}.safetensors"));
+        let o = apply(
+            &input,
+            &out,
+            &[
+                "--backend",
+                backend,
+                "--tensors",
+                "q",
+                "--cos",
+                "c",
+                "--sin",
+                "s",
+            ],
+        );
+        assert_ok(&o);
+        let err = stderr(&o);
+        assert!(
+            err.contains("warning: --cos c holds 2 non-finite values"),
+            "{backend}: {err}"
+        );
+        assert!(
+            err.contains("warning: --sin s holds 1 non-finite"),
+            "{backend}: {err}"
+        );
+        let (got, _) = read_st(&out);
+        assert_eq!(bits(&got["q"].2), want, "{backend}");
+        assert!(
+            bits(&got["q"].2).contains(&0x7FC0),
+            "{backend}: NaN where cos is NaN"
+        );
+    }
+}
+
+/// Mesa's `XDG_RUNTIME_DIR` complaint is not printed as if it were bfrope's.
+#[test]
+fn no_xdg_runtime_dir_complaint_without_the_variable() {
+    for args in [&["info"][..], &["conform", "--seed", "3"][..]] {
+        let o = bfrope()
+            .args(args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("XDG_RUNTIME_DIR"), "{args:?}: {err}");
+    }
 }

@@ -80,7 +80,10 @@ fn peak_rss(input: &Path, output: &Path, backend: &str) -> u64 {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "apply --backend {backend} failed: {err}");
+    assert!(
+        o.status.success(),
+        "apply --backend {backend} failed: {err}"
+    );
     let kib: u64 = err
         .lines()
         .find_map(|l| l.strip_prefix("peak-rss-kib "))
@@ -111,7 +114,10 @@ fn same_files(a: &Path, b: &Path) -> bool {
 }
 
 fn gpu_available() -> bool {
-    let o = Command::new(bin()).args(["info", "--json"]).output().unwrap();
+    let o = Command::new(bin())
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info --json");
     let any = !v["adapters"].as_array().unwrap().is_empty();
     if !any {
@@ -137,6 +143,8 @@ fn memory_a_1_gib_rotation_stays_bounded_on_cpu_and_gpu() {
     // The contract: about 1.3x the input plus a fixed amount. What bfrope does: a few
     // pieces of 32 MiB and the adapter's own, whatever the size.
     let bound = file * 13 / 10 + (256 << 20);
+    // Measuring another build (BFROPE_RSS_BIN): report, don't judge.
+    let judge = std::env::var_os("BFROPE_RSS_BIN").is_none();
     let cpu_out = dir.path().join("cpu.safetensors");
     let rss = peak_rss(&input, &cpu_out, "cpu");
     eprintln!(
@@ -144,8 +152,16 @@ fn memory_a_1_gib_rotation_stays_bounded_on_cpu_and_gpu() {
         mib(file),
         mib(rss)
     );
-    assert!(rss <= bound, "CPU path peak RSS {rss} > {bound}");
-    assert!(rss < 512 << 20, "CPU path peak RSS {:.0} MiB: not bounded by pieces", mib(rss));
+    if judge {
+        assert!(rss <= bound, "CPU path peak RSS {rss} > {bound}");
+    }
+    if judge {
+        assert!(
+            rss < 512 << 20,
+            "CPU path peak RSS {:.0} MiB: not bounded by pieces",
+            mib(rss)
+        );
+    }
     if gpu_available() {
         let gpu_out = dir.path().join("gpu.safetensors");
         let rss = peak_rss(&input, &gpu_out, "gpu");
@@ -154,8 +170,16 @@ fn memory_a_1_gib_rotation_stays_bounded_on_cpu_and_gpu() {
             mib(file),
             mib(rss)
         );
-        assert!(rss <= bound, "GPU path peak RSS {rss} > {bound}");
-        assert!(rss < 768 << 20, "GPU path peak RSS {:.0} MiB: not bounded by pieces", mib(rss));
+        if judge {
+            assert!(rss <= bound, "GPU path peak RSS {rss} > {bound}");
+        }
+        if judge {
+            assert!(
+                rss < 768 << 20,
+                "GPU path peak RSS {:.0} MiB: not bounded by pieces",
+                mib(rss)
+            );
+        }
         assert!(same_files(&cpu_out, &gpu_out), "GPU and CPU outputs differ");
     }
 }
@@ -183,7 +207,11 @@ fn memory_repeats_give_the_same_bytes_and_keep_the_header_verbatim() {
     }
     for (k, o) in outs.iter().enumerate() {
         assert_eq!(o.len(), bytes.len(), "run {k}: same size");
-        assert_eq!(o[..8 + n], bytes[..8 + n], "run {k}: the input's header verbatim");
+        assert_eq!(
+            o[..8 + n],
+            bytes[..8 + n],
+            "run {k}: the input's header verbatim"
+        );
         assert_eq!(o, &outs[0], "run {k}: the same bytes as run 0");
         assert_eq!(o[o.len() - 16..], bytes[bytes.len() - 16..], "w copied");
         assert_ne!(o[8 + n..], bytes[8 + n..], "q rotated");

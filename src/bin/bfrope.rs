@@ -24,6 +24,8 @@ mod demo;
 mod info;
 #[path = "bfrope/output.rs"]
 mod output;
+#[path = "bfrope/stream.rs"]
+mod stream;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -144,7 +146,31 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
     }
 }
 
+/// Mesa's Vulkan loader probes Wayland, and libwayland prints "error: XDG_RUNTIME_DIR is
+/// invalid or not set in the environment." on every GPU command where the variable is unset
+/// (servers, containers, CI), which reads as bfrope's own error. Without a usable
+/// `XDG_RUNTIME_DIR`, the process gets a private empty one (0700, removed at exit): the probe
+/// then finds no display, quietly.
+#[cfg(unix)]
+fn private_runtime_dir() -> Option<tempfile::TempDir> {
+    let usable = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .is_some_and(|p| p.is_absolute() && p.is_dir());
+    if usable {
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("bfrope-runtime-")
+        .tempdir()
+        .ok()?;
+    // Set before any thread starts (clap parsing and GPU work come after).
+    std::env::set_var("XDG_RUNTIME_DIR", dir.path());
+    Some(dir)
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    let _runtime_dir = private_runtime_dir();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bfrope::{cpu, AngleMode, Direction, Error, Gpu, Precision, RopeShape, RopeTable, TableSpec};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::Dtype;
 
-use crate::{bits_from_le, le_from_bits, ms, output, CliError, CliResult};
+use crate::stream::{Input, PIECE_BYTES};
+use crate::{le_from_bits, ms, output, CliError, CliResult};
 
 /// Tensor layouts `apply` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,70 +99,10 @@ pub struct ApplyArgs {
     /// Kernel arithmetic.
     #[arg(long, value_enum, default_value = "exact")]
     precision: PrecisionArg,
-    /// Largest GPU binding to use, in bytes (default: the device's limit). Larger tensors
-    /// and tables are rotated in slices of whole tokens; tests use it to force slicing.
+    /// Largest GPU binding to use, in bytes (default: the device's limit): the library
+    /// splits larger calls into more dispatches; tests use it to force slicing.
     #[arg(long, value_name = "BYTES", hide = true)]
     max_binding: Option<u64>,
-}
-
-/// Rotates on the GPU, in slices of whole tokens when the tensor or its table exceeds the
-/// storage binding limit (`limit` overrides the device's when smaller).
-#[allow(clippy::too_many_arguments)]
-fn rotate_on_gpu(
-    gpu: &Gpu,
-    x: &[u16],
-    shape: RopeShape,
-    table: &RopeTable,
-    row_offset: usize,
-    direction: Direction,
-    precision: Precision,
-    limit: Option<u64>,
-) -> bfrope::Result<Vec<u16>> {
-    let device_limit = gpu.adapter().max_storage_binding;
-    let limit = limit.map_or(device_limit, |l| l.min(device_limit));
-    let pairs = shape.pairs();
-    let tensor_bytes = shape.elements() as u64 * 2;
-    let table_bytes = table.as_bytes().len() as u64;
-    if tensor_bytes <= limit && table_bytes <= limit {
-        return gpu.rotate_bits_blocking(x, shape, table, row_offset, direction, precision);
-    }
-    table.check_fits(shape.seq, pairs, row_offset)?;
-    let token = shape.heads * shape.head_dim;
-    let per_token = (token as u64 * 2).max(pairs as u64 * 8);
-    let tokens = usize::try_from(limit / per_token)
-        .unwrap_or(usize::MAX)
-        .min(shape.seq);
-    if tokens == 0 {
-        return Err(Error::Limit(format!(
-            "one token of {} bytes exceeds the storage binding limit of {limit} bytes",
-            token * 2
-        )));
-    }
-    let mut out = Vec::with_capacity(x.len());
-    for b in 0..shape.batch {
-        let mut s0 = 0;
-        while s0 < shape.seq {
-            let len = tokens.min(shape.seq - s0);
-            let first_row = row_offset + s0;
-            let rows = &table.cos_sin()[first_row * pairs..(first_row + len) * pairs];
-            let cos: Vec<f32> = rows.iter().map(|r| r[0]).collect();
-            let sin: Vec<f32> = rows.iter().map(|r| r[1]).collect();
-            let sub_table = RopeTable::from_cos_sin(&cos, &sin, len, pairs)?;
-            let sub_shape = RopeShape::new(1, len, shape.heads, shape.head_dim)?;
-            let first = (b * shape.seq + s0) * token;
-            let y = gpu.rotate_bits_blocking(
-                &x[first..first + len * token],
-                sub_shape,
-                &sub_table,
-                0,
-                direction,
-                precision,
-            )?;
-            out.extend_from_slice(&y);
-            s0 += len;
-        }
-    }
-    Ok(out)
 }
 
 /// Where the table of a tensor comes from.
@@ -182,30 +123,89 @@ struct Job {
     shape: RopeShape,
 }
 
-fn f32_table(st: &SafeTensors, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usize; 2])> {
-    let t = st.tensor(name).map_err(|_| {
+fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usize; 2])> {
+    let t = input.info(name).ok_or_else(|| {
         CliError::usage(format!(
             "{flag} names tensor {name:?}, which is not in the input"
         ))
     })?;
-    if t.dtype() != Dtype::F32 {
+    if t.dtype != Dtype::F32 {
         return Err(CliError::usage(format!(
             "{flag} tensor {name:?} is {:?}, but tables must be F32",
-            t.dtype()
+            t.dtype
         )));
     }
-    let shape: [usize; 2] = t.shape().try_into().map_err(|_| {
+    let shape: [usize; 2] = t.shape.as_slice().try_into().map_err(|_| {
         CliError::usage(format!(
             "{flag} tensor {name:?} has shape {:?}, but tables must be [rows, head_dim/2]",
-            t.shape()
+            t.shape
         ))
     })?;
-    let values = t
-        .data()
+    let values: Vec<f32> = input
+        .data(t)
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        eprintln!(
+            "warning: {flag} {name} holds {bad} non-finite values (the first, {}, at index {first}); \
+             they rotate as IEEE arithmetic says: NaN in, NaN out; inf·0 and inf−inf are NaN",
+            values[first]
+        );
+    }
     Ok((values, shape))
+}
+
+/// Rotates one tensor's bytes piece by piece into `out`: at most [`PIECE_BYTES`] of
+/// whole tokens are resident at a time, on the GPU path and the CPU path alike.
+#[allow(clippy::too_many_arguments)]
+fn rotate_streamed(
+    input: &Input,
+    data: &[u8],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    direction: Direction,
+    precision: Precision,
+    gpu: Option<&mut bfrope::Rotator>,
+    out: &mut dyn Write,
+) -> bfrope::Result<Result<(), std::io::Error>> {
+    let token_bytes = shape.heads * shape.head_dim * 2;
+    let ranges = shape.token_ranges((PIECE_BYTES / token_bytes).max(1));
+    let largest = ranges.iter().map(|r| r.tokens).max().unwrap_or(0) * token_bytes / 2;
+    let mut x = Vec::with_capacity(largest);
+    let mut y = vec![0u16; if gpu.is_some() { largest } else { 0 }];
+    let mut gpu = gpu;
+    for r in ranges {
+        let e = r.elements(&shape);
+        let bytes = &data[e.start * 2..e.end * 2];
+        x.clear();
+        x.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]])),
+        );
+        let piece = r.shape(&shape);
+        let rows_from = row_offset + r.seq_start;
+        let result: &[u16] = match gpu.as_deref_mut() {
+            Some(rotator) => {
+                let y = &mut y[..x.len()];
+                rotator.rotate_into_blocking(&x, y, piece, rows_from, direction, precision)?;
+                y
+            }
+            None => {
+                cpu::rotate_bits_in_place(&mut x, piece, table, rows_from, direction)?;
+                &x
+            }
+        };
+        if let Err(e) = out.write_all(&le_from_bits(result)) {
+            return Ok(Err(e));
+        }
+        input.release(bytes);
+    }
+    Ok(Ok(()))
 }
 
 /// Runs `bfrope apply`.
@@ -264,28 +264,14 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         ))
     })?;
 
-    // 2. The input.
-    let bytes = std::fs::read(&a.input).map_err(|e| {
-        CliError::usage(format!("cannot read input file {}: {e}", a.input.display()))
-    })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        CliError::usage(format!(
-            "{} is not a valid safetensors file: {e}",
-            a.input.display()
-        ))
-    })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
-        CliError::usage(format!(
-            "{} is not a valid safetensors file: {e}",
-            a.input.display()
-        ))
-    })?;
+    // 2. The input, mapped.
+    let input = Input::open(&a.input)?;
 
     // 3. The table source.
     let source = match (&a.cos, &a.sin) {
         (Some(c), Some(s)) => {
-            let (cos, cshape) = f32_table(&st, c, "--cos")?;
-            let (sin, sshape) = f32_table(&st, s, "--sin")?;
+            let (cos, cshape) = f32_table(&input, c, "--cos")?;
+            let (sin, sshape) = f32_table(&input, s, "--sin")?;
             if cshape != sshape {
                 return Err(CliError::usage(format!(
                     "--cos {c} has shape {cshape:?} but --sin {s} has shape {sshape:?}; they must match"
@@ -307,24 +293,34 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     // 4. The tensors to rotate, each validated with its table.
     let names: Vec<String> = match &a.tensors {
         Some(list) => {
-            let mut seen = Vec::new();
-            for n in list {
+            let mut seen: Vec<String> = Vec::new();
+            for raw in list {
+                let n = raw.trim();
                 if n.is_empty() {
-                    return Err(CliError::usage("--tensors holds an empty name"));
+                    return Err(CliError::usage(format!(
+                        "--tensors {:?} holds an empty name",
+                        list.join(",")
+                    )));
                 }
-                if !seen.contains(n) {
-                    seen.push(n.clone());
+                if seen.iter().any(|s| s == n) {
+                    return Err(CliError::usage(format!(
+                        "--tensors names {n:?} twice; name each tensor once"
+                    )));
                 }
+                seen.push(n.to_string());
             }
             seen
         }
         None => {
-            let mut all: Vec<String> = st
-                .iter()
-                .filter(|(_, t)| t.dtype() == Dtype::BF16 && t.shape().len() == 4)
-                .map(|(n, _)| n.to_string())
+            let all: Vec<String> = input
+                .names()
+                .into_iter()
+                .filter(|n| {
+                    input
+                        .info(n)
+                        .is_some_and(|t| t.dtype == Dtype::BF16 && t.shape.len() == 4)
+                })
                 .collect();
-            all.sort();
             if all.is_empty() {
                 return Err(CliError::usage(format!(
                     "{} holds no BF16 tensor of rank 4 to rotate",
@@ -337,21 +333,19 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     let mut jobs = Vec::new();
     let mut built: HashMap<(usize, usize), RopeTable> = HashMap::new();
     for name in &names {
-        let t = st.tensor(name).map_err(|_| {
-            let mut have: Vec<&str> = st.names();
-            have.sort();
+        let t = input.info(name).ok_or_else(|| {
             CliError::usage(format!(
                 "no tensor named {name:?} in the input (it holds: {})",
-                have.join(", ")
+                input.names().join(", ")
             ))
         })?;
-        if t.dtype() != Dtype::BF16 {
+        if t.dtype != Dtype::BF16 {
             return Err(CliError::usage(format!(
                 "tensor {name:?} is {:?}, but only BF16 tensors can be rotated",
-                t.dtype()
+                t.dtype
             )));
         }
-        let shape = RopeShape::from_dims(t.shape()).map_err(|e| match e {
+        let shape = RopeShape::from_dims(&t.shape).map_err(|e| match e {
             Error::Shape { shape, reason } => CliError::usage(format!(
                 "tensor {name:?} has shape {shape:?}, which bfrope cannot rotate as [batch, seq, heads, head_dim]: {reason}"
             )),
@@ -397,7 +391,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     // 5. The backend.
     let precision: Precision = a.precision.into();
     let named = |e: Error| match (&e, &a.adapter) {
-        (Error::NoAdapter(_), Some(s)) => CliError::failure(format!("--adapter {s}: {e}")),
+        (Error::NoAdapter(_) | Error::Argument(_), Some(s)) => {
+            CliError::from(e).context(format!("--adapter {s}"))
+        }
         _ => CliError::from(e),
     };
     let gpu = match a.backend {
@@ -417,54 +413,56 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             Err(e) => return Err(named(e)),
         },
     };
+    // The library's own slicing hook: dispatches of at most this many bytes per binding.
+    let gpu = match (gpu, a.max_binding) {
+        (Some(g), Some(bytes)) => Some(g.with_max_binding(bytes)),
+        (g, _) => g,
+    };
     let direction = if a.inverse {
         Direction::Inverse
     } else {
         Direction::Forward
     };
 
-    // 6. Rotate.
+    // 6. Rotate while writing: the header verbatim, then every tensor in data order, copied
+    //    or rotated piece by piece (a temporary file renamed at the end, or stdout).
     let t0 = Instant::now();
-    let mut rotated: HashMap<String, Vec<u8>> = HashMap::new();
-    for job in &jobs {
-        let view = st.tensor(&job.name).expect("validated above");
-        let x = bits_from_le(view.data());
+    let mut sink = target.open()?;
+    let mut rotators: HashMap<(usize, usize), bfrope::Rotator> = HashMap::new();
+    let rotated: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    input.write_to(&mut sink, &rotated, |name, data, out| {
+        let job = jobs
+            .iter()
+            .find(|j| j.name == name)
+            .expect("a job per rotated name");
         let (table, row_offset) = match &source {
             TableSource::User { table, .. } => (table, offset),
             TableSource::Built { .. } => (&built[&(job.shape.seq, job.shape.head_dim)], 0),
         };
-        let y = match &gpu {
-            Some(g) => rotate_on_gpu(
-                g,
-                &x,
-                job.shape,
-                table,
-                row_offset,
-                direction,
-                precision,
-                a.max_binding,
-            ),
-            None => cpu::rotate_bits(&x, job.shape, table, row_offset, direction),
-        }
-        .map_err(|e| CliError::failure(format!("rotating tensor {:?} failed: {e}", job.name)))?;
-        rotated.insert(job.name.clone(), le_from_bits(&y));
-    }
-    let rotate_time = t0.elapsed();
-
-    // 7. Write every tensor to the output (a temporary file renamed at the end, or stdout).
-    let mut views = Vec::new();
-    for (name, t) in st.iter() {
-        let data: &[u8] = rotated.get(name).map(|v| v.as_slice()).unwrap_or(t.data());
-        let view = TensorView::new(t.dtype(), t.shape().to_vec(), data)
-            .map_err(|e| CliError::failure(format!("tensor {name:?} cannot be written: {e}")))?;
-        views.push((name.to_string(), view));
-    }
-    let bytes = safetensors::serialize(views, header.metadata().clone())
-        .map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))?;
-    let mut sink = target.open()?;
-    sink.write_all(&bytes)
-        .map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))?;
+        let failed = |e: bfrope::Error| {
+            CliError::from(e).context(format!("rotating tensor {name:?} failed"))
+        };
+        let rotator = match &gpu {
+            Some(g) => {
+                let key = (job.shape.seq, job.shape.head_dim);
+                let rotator = match rotators.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(g.rotator_blocking(table).map_err(failed)?)
+                    }
+                };
+                Some(rotator)
+            }
+            None => None,
+        };
+        let written = rotate_streamed(
+            &input, data, job.shape, table, row_offset, direction, precision, rotator, out,
+        )
+        .map_err(failed)?;
+        written.map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))
+    })?;
     sink.commit()?;
+    let rotate_time = t0.elapsed();
 
     // 8. Report.
     let ran_on = match &gpu {
@@ -486,12 +484,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         .map(|j| format!("{} {:?}", j.name, j.shape.dims()))
         .collect();
     eprintln!(
-        "rotated {} ({}, {table_desc}) on {ran_on} in {}; wrote {} tensors to {}",
+        "rotated {} ({}, {table_desc}) on {ran_on}; wrote {} tensors to {} in {}",
         list.join(", "),
         if a.inverse { "inverse" } else { "forward" },
+        input.names().len(),
+        target,
         ms(rotate_time),
-        st.len(),
-        target
     );
     Ok(ExitCode::SUCCESS)
 }

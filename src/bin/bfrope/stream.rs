@@ -30,8 +30,9 @@ pub struct Input {
 impl Input {
     /// Maps and parses `path` (exit 2 for a file that is not safetensors).
     pub fn open(path: &Path) -> CliResult<Self> {
-        let unreadable =
-            |e: &dyn std::fmt::Display| CliError::usage(format!("cannot read input file {}: {e}", path.display()));
+        let unreadable = |e: &dyn std::fmt::Display| {
+            CliError::usage(format!("cannot read input file {}: {e}", path.display()))
+        };
         let file = std::fs::File::open(path).map_err(|e| unreadable(&e))?;
         // SAFETY: the mapping is read-only; bfrope never writes the input, and a file changed
         // by another process while bfrope runs is outside what any reader can promise.
@@ -47,11 +48,6 @@ impl Input {
             data_start: 8 + n,
             metadata,
         })
-    }
-
-    /// The parsed header: tensor infos and `__metadata__`.
-    pub fn metadata(&self) -> &Metadata {
-        &self.metadata
     }
 
     /// Tensor names in the order of their data.
@@ -96,8 +92,10 @@ impl Input {
         rotated: &[String],
         mut rotate: impl FnMut(&str, &[u8], &mut dyn Write) -> CliResult<()>,
     ) -> CliResult<()> {
-        let write_err = |e: std::io::Error| CliError::failure(format!("writing the output failed: {e}"));
-        out.write_all(&self.map[..self.data_start]).map_err(write_err)?;
+        let write_err =
+            |e: std::io::Error| CliError::failure(format!("writing the output failed: {e}"));
+        out.write_all(&self.map[..self.data_start])
+            .map_err(write_err)?;
         for name in self.names() {
             let info = self.info(&name).expect("a name of the header");
             let data = self.data(info);
