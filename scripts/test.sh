@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check of bfrope, from a fresh Debian 12 machine: installs what the tests need (Mesa
-# lavapipe for GPU tests without a GPU, the wasm32 target, clippy/rustfmt, Chromium and the
+# lavapipe for GPU tests without a GPU, GNU time, the wasm32 target, clippy/rustfmt, Chromium and the
 # pinned wasm-bindgen-cli for the browser tests), then runs format, lints (native and wasm32),
 # docs, every Rust test and the headless-browser test of the page.
 #
@@ -17,6 +17,8 @@ sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 need=()
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
+# /usr/bin/time measures the peak resident memory of a 1 GiB rotation (tests/cli_memory.rs).
+[ -x /usr/bin/time ] || need+=(time)
 if [ "${SKIP_WEB:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 fi
