@@ -1,8 +1,8 @@
-// rope.wgsl — interleaved rotary position embedding on packed bf16.
+// rope.wgsl — rotating one pair of packed bf16, the arithmetic every RoPE kernel shares.
 //
-// Concatenated after bf16.wgsl and before one entry file, rope_scalar.wgsl (any shape) or
-// rope_vec4.wgsl (pairs per head a multiple of 4), which declare the tensor bindings with
-// their own element types (src/shaders.rs). One u32 word holds one rotated pair
+// Concatenated after bf16.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
+// rope_scalar.wgsl (any shape) or rope_vec4.wgsl (pairs per head a multiple of 4), for
+// contiguous BSHD interleaved tensors; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
 // (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
 // f32 bit patterns per (row, frequency). Tensor layout [batch, seq, heads, head_dim].
 //
@@ -12,33 +12,8 @@
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
 
-struct Params {
-    // Number of u32 words (rotated pairs) this dispatch rotates.
-    words: u32,
-    // Pairs per head: head_dim / 2.
-    pairs: u32,
-    heads: u32,
-    seq: u32,
-    // Table row of sequence index 0.
-    row_offset: u32,
-    // 0x80000000 to rotate backwards (flips the sign of sin), else 0.
-    sin_sign: u32,
-    // pairs * heads: words per token.
-    token_words: u32,
-    // Tokens this dispatch rotates: batch * seq, or a slice of them.
-    tokens: u32,
-    // 1 / pairs rounded to f32: division of indices below 2^24 by a multiply and one fix-up.
-    inv_pairs: f32,
-    // Words between the start of the bound tensor window and this dispatch's first token
-    // (binding offsets are rounded down to the device's alignment; src/gpu/plan.rs).
-    src_base: u32,
-    // Table entries (one (cos, sin) pair each) before the bound table window.
-    table_base: u32,
-    // Sequence index of this dispatch's first token.
-    seq_start: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
+// The kernel file after this one declares `params` (its own uniform block) with a
+// `sin_sign` member: 0x80000000 to rotate backwards (flips the sign of sin), else 0.
 // The exact operands of output `half` (0: y0, 1: y1) of word w: y0 = x0*cos + x1*(-sin),
 // y1 = x0*sin + x1*cos, with sin already signed for the direction.
 fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {

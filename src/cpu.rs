@@ -180,3 +180,53 @@ pub fn rotate(
     )?;
     Ok(out)
 }
+
+/// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
+/// dims of every head; the other dims and the rest of the buffer are left as they are.
+/// (Views whose heads overlap in memory are not supported.)
+pub fn apply_in_place(call: &crate::spec::RopeCall, buf: &mut [u16]) -> Result<()> {
+    use crate::spec::{Pairing, Positions};
+    call.validate(buf.len())?;
+    let v = call.view;
+    let rot = call.rotation;
+    if v.is_contiguous_bshd()
+        && rot.pairing == Pairing::Interleaved
+        && rot.rotary_dim == v.head_dim()
+    {
+        if let Positions::Offset(o) = call.positions {
+            let shape = RopeShape::from_dims(&v.dims)?;
+            return rotate_bits_in_place(
+                &mut buf[..v.span()],
+                shape,
+                call.table,
+                *o,
+                rot.direction,
+            );
+        }
+    }
+    let pairs = rot.pairs();
+    for b in 0..v.batch() {
+        let start = call.positions.start(b);
+        for s in 0..v.seq() {
+            let row = &call.table.cos_sin()[(start + s) * pairs..][..pairs];
+            for h in 0..v.heads() {
+                let head = v.head_start(b, s, h);
+                for (i, &[c, sn]) in row.iter().enumerate() {
+                    let (e0, e1) = rot.pairing.elements(i, pairs);
+                    let (y0, y1) =
+                        rotate_pair(buf[head + e0], buf[head + e1], c, sn, rot.direction);
+                    buf[head + e0] = y0;
+                    buf[head + e1] = y1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.
+pub fn apply(call: &crate::spec::RopeCall, x: &[u16]) -> Result<Vec<u16>> {
+    let mut out = x.to_vec();
+    apply_in_place(call, &mut out)?;
+    Ok(out)
+}

@@ -33,11 +33,13 @@ pub mod error;
 pub mod gpu;
 pub mod shaders;
 pub mod shape;
+pub mod spec;
 pub mod table;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 pub use error::{Error, Result};
-pub use gpu::{AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator};
+pub use gpu::{AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator, ViewArgs};
 pub use shape::{Direction, Precision, RopeShape, TokenRange};
+pub use spec::{Layout, Pairing, Positions, RopeCall, Rotation, TensorView};
 pub use table::{AngleMode, RopeTable, TableSpec};

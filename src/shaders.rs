@@ -7,9 +7,13 @@
 
 /// bf16 codec, the exact two-product sum and the proven f32 fast path.
 pub const BF16_WGSL: &str = include_str!("../shaders/bf16.wgsl");
-/// The interleaved RoPE rotation and its uniform block (needs [`BF16_WGSL`] before it and an
-/// entry file after it).
+/// Rotating one pair, shared by every RoPE kernel (needs [`BF16_WGSL`] before it and a kernel
+/// that declares `params` after it).
 pub const ROPE_WGSL: &str = include_str!("../shaders/rope.wgsl");
+/// The uniform block of the contiguous kernels (scalar and vec4).
+pub const ROPE_CONTIGUOUS_WGSL: &str = include_str!("../shaders/rope_contiguous.wgsl");
+/// The general kernel: any view, pairing and rotary_dim, positions per batch row.
+pub const ROPE_GENERAL_WGSL: &str = include_str!("../shaders/rope_general.wgsl");
 /// Entry file: one pair per invocation, any shape.
 pub const ROPE_SCALAR_WGSL: &str = include_str!("../shaders/rope_scalar.wgsl");
 /// Entry file: four pairs per invocation with 16-byte accesses (pairs per head % 4 == 0).
@@ -21,11 +25,26 @@ pub const COPY_WGSL: &str = include_str!("../shaders/copy.wgsl");
 pub const ROPE_ENTRY: &str = "rope_scalar";
 /// Entry point of the vec4 RoPE kernel ([`rope_vec4_source`]).
 pub const ROPE_VEC4_ENTRY: &str = "rope_vec4";
+/// Entry point of the general RoPE kernel ([`rope_general_source`]).
+pub const ROPE_GENERAL_ENTRY: &str = "rope_general";
 /// Entry point of the copy kernel.
 pub const COPY_ENTRY: &str = "copy";
 
 /// Override constants of the RoPE kernels: `EXACT` (1 exact, 0 plain f32), `WORKGROUP_SIZE`.
 pub const ROPE_OVERRIDES: [&str; 2] = ["EXACT", "WORKGROUP_SIZE"];
+
+/// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
+pub const ROPE_GENERAL_OVERRIDES: [&str; 3] = ["EXACT", "HALF_SPLIT", "WORKGROUP_SIZE"];
+
+/// Bindings of the general kernel: the contiguous kernels' and the batch rows' first table
+/// rows (`starts`).
+pub const ROPE_GENERAL_BINDINGS: [(u32, &str); 5] = [
+    (0, "params"),
+    (1, "table"),
+    (2, "src"),
+    (3, "dst"),
+    (4, "starts"),
+];
 
 /// Bindings of the RoPE kernel, as `(binding, name)`: the Rust bind-group layout in
 /// `gpu.rs` is built from the same numbers and the shader tests check them against naga.
@@ -33,12 +52,17 @@ pub const ROPE_BINDINGS: [(u32, &str); 4] = [(0, "params"), (1, "table"), (2, "s
 
 /// The full source of the scalar RoPE kernel module (entry [`ROPE_ENTRY`]).
 pub fn rope_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_SCALAR_WGSL}")
+    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}")
 }
 
 /// The full source of the vec4 RoPE kernel module (entry [`ROPE_VEC4_ENTRY`]).
 pub fn rope_vec4_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_VEC4_WGSL}")
+    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
+}
+
+/// The full source of the general RoPE kernel module (entry [`ROPE_GENERAL_ENTRY`]).
+pub fn rope_general_source() -> String {
+    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}")
 }
 
 /// Every RoPE module as `(name, source, entry point)`, for validation and reports.

@@ -214,3 +214,85 @@ fn shader_entry_points_are_compute() {
         );
     }
 }
+
+#[test]
+fn shader_general_validates_translates_and_binds_as_declared() {
+    let name = "rope_general";
+    let source = bfrope::shaders::rope_general_source();
+    let entry = bfrope::shaders::ROPE_GENERAL_ENTRY;
+    let (module, info) = parse_and_validate(name, &source);
+    let mut got: Vec<String> = module
+        .overrides
+        .iter()
+        .filter_map(|(_, o)| o.name.clone())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = bfrope::shaders::ROPE_GENERAL_OVERRIDES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "{name}: override constants");
+    for exact in [1.0, 0.0] {
+        for half in [0.0, 1.0] {
+            let case = format!("{name}[exact={exact},half={half}]");
+            let constants = [
+                ("EXACT", exact),
+                ("HALF_SPLIT", half),
+                ("WORKGROUP_SIZE", 256.0),
+            ];
+            let (m, i) = specialise(&case, &module, &info, entry, &constants);
+            translate_all(&case, &m, &i, entry);
+        }
+    }
+    let mut found: Vec<(u32, u32, String)> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, g)| {
+            g.binding
+                .as_ref()
+                .map(|b| (b.group, b.binding, g.name.clone().unwrap_or_default()))
+        })
+        .collect();
+    found.sort();
+    let want: Vec<(u32, u32, String)> = bfrope::shaders::ROPE_GENERAL_BINDINGS
+        .iter()
+        .map(|&(b, n)| (0, b, n.to_string()))
+        .collect();
+    assert_eq!(found, want, "{name}: bindings vs ROPE_GENERAL_BINDINGS");
+}
+
+/// The Rust uniform structs and the WGSL `Params` blocks they fill: the same members at the
+/// same byte offsets and the same size, read from naga's layout of the WGSL struct.
+#[test]
+fn shader_uniform_structs_match_rust_byte_for_byte() {
+    for (kernel, size, members) in bfrope::gpu::plan::uniform_layouts() {
+        let source = match kernel {
+            "contiguous" => bfrope::shaders::rope_source(),
+            "general" => bfrope::shaders::rope_general_source(),
+            other => panic!("no WGSL module for uniform block {other}"),
+        };
+        let (module, _) = parse_and_validate(kernel, &source);
+        let params = module
+            .global_variables
+            .iter()
+            .find(|(_, g)| g.name.as_deref() == Some("params"))
+            .map(|(_, g)| g.ty)
+            .unwrap_or_else(|| panic!("{kernel}: no `params` uniform"));
+        let ty = &module.types[params];
+        let naga::TypeInner::Struct {
+            members: wgsl,
+            span,
+        } = &ty.inner
+        else {
+            panic!("{kernel}: params is not a struct");
+        };
+        let wgsl: Vec<(String, usize)> = wgsl
+            .iter()
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
+            .collect();
+        let rust: Vec<(String, usize)> = members.iter().map(|&(n, o)| (n.to_string(), o)).collect();
+        assert_eq!(rust, wgsl, "{kernel}: Rust members vs WGSL Params");
+        assert_eq!(size, *span as usize, "{kernel}: Rust size vs WGSL span");
+    }
+}

@@ -13,8 +13,9 @@ use half::bf16;
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
 use crate::gpu::kernels::RopeKernels;
-use crate::gpu::plan::RopeArgs;
+use crate::gpu::plan::{RopeArgs, ViewArgs};
 use crate::shape::{Direction, Precision, RopeShape};
+use crate::spec::{Pairing, Positions, RopeCall};
 use crate::table::RopeTable;
 
 /// The largest staging buffer an upload or a read-back uses: host data goes through the
@@ -376,6 +377,104 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// Rotates the view of `call` in a copy of `x` (any view, pairing, rotary_dim and
+    /// positions per batch row) and returns the buffer: elements outside the view, and
+    /// dims past rotary_dim, come back bit for bit. Contiguous BSHD interleaved whole-head
+    /// calls take the fast kernels (split over any size); others the general kernel.
+    pub async fn apply(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
+        call.validate(x.len())?;
+        let v = call.view;
+        let rot = call.rotation;
+        if v.is_contiguous_bshd()
+            && rot.pairing == Pairing::Interleaved
+            && rot.rotary_dim == v.head_dim()
+        {
+            if let Positions::Offset(o) = call.positions {
+                let shape = RopeShape::from_dims(&v.dims)?;
+                let span = v.span();
+                let mut out = x.to_vec();
+                let y = self
+                    .rotate_bits(
+                        &x[..span],
+                        shape,
+                        call.table,
+                        *o,
+                        rot.direction,
+                        rot.precision,
+                    )
+                    .await?;
+                out[..span].copy_from_slice(&y);
+                return Ok(out);
+            }
+        }
+        let words = x.len().div_ceil(2);
+        let bytes = words as u64 * 4;
+        if bytes > self.report.max_buffer {
+            return Err(Error::Limit(format!(
+                "a buffer of {bytes} bytes exceeds this device's max_buffer_size of {} bytes",
+                self.report.max_buffer
+            )));
+        }
+        self.guarded("rotating a view", async {
+            let usage = wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC;
+            let input = self.buffer("bfrope::input", bytes, usage);
+            let output = self.buffer("bfrope::output", bytes, usage);
+            let table = self.buffer(
+                "bfrope::table",
+                call.table.as_bytes().len() as u64,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            );
+            let mut padded;
+            let host: &[u16] = if x.len() % 2 == 0 {
+                x
+            } else {
+                padded = x.to_vec();
+                padded.push(0);
+                &padded
+            };
+            self.upload(&input, bytemuck::cast_slice(host))?;
+            self.upload(&table, call.table.as_bytes())?;
+            let mut encoder = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bfrope::apply"),
+                });
+            encoder.copy_buffer_to_buffer(&input, 0, &output, 0, bytes);
+            self.kernels.record_view(
+                &mut encoder,
+                &ViewArgs {
+                    input: &input,
+                    output: &output,
+                    table: &table,
+                    table_rows: call.table.rows(),
+                    view: v,
+                    rotation: rot,
+                    positions: call.positions,
+                },
+            )?;
+            let staging = self.buffer(
+                "bfrope::readback",
+                bytes.min(STAGING_BYTES),
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            );
+            padded = vec![0u16; words * 2];
+            self.read_into(
+                Some(encoder),
+                &output,
+                &staging,
+                bytemuck::cast_slice_mut(&mut padded),
+            )
+            .await?;
+            padded.truncate(x.len());
+            Ok(padded)
+        })
+        .await
+    }
+}
+
 /// A table kept on the GPU with input, output and staging buffers reused across calls: the
 /// streaming form of [`Gpu::rotate_bits`] (the CLI rotates large tensors piece by piece
 /// through one `Rotator`, so memory stays bounded by the piece size).
@@ -496,6 +595,11 @@ impl Gpu {
         precision: Precision,
     ) -> Result<Vec<u16>> {
         pollster::block_on(self.rotate_bits(x, shape, table, row_offset, direction, precision))
+    }
+
+    /// [`Gpu::apply`], blocking.
+    pub fn apply_blocking(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
+        pollster::block_on(self.apply(call, x))
     }
 
     /// [`Gpu::rotator`], blocking.

@@ -7,10 +7,13 @@ use std::num::NonZeroU64;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::gpu::plan::{plan, Plan, PlanLimits, RopeArgs, RopeParams};
+use crate::gpu::plan::{
+    plan, plan_view, Plan, PlanLimits, RopeArgs, RopeParams, ViewArgs, ViewParams,
+};
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
 use crate::shaders;
 use crate::shape::{Precision, RopeShape};
+use crate::spec::Pairing;
 
 /// The uniform block of `copy.wgsl`.
 #[repr(C)]
@@ -20,26 +23,37 @@ struct CopyParams {
     pad: [u32; 3],
 }
 
-/// What selects a RoPE pipeline: the values of its override constants.
+/// Which RoPE kernel module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Contiguous BSHD, interleaved, whole head: one word (pair) per invocation, any shape.
+    Scalar,
+    /// Contiguous BSHD, interleaved, whole head: four words per invocation, 16-byte accesses
+    /// (pairs per head a multiple of 4).
+    Vec4,
+    /// Any view, pairing and rotary_dim, positions per batch row: one pair per invocation.
+    General(Pairing),
+}
+
+/// What selects a RoPE pipeline: the module and the values of its override constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelKey {
     /// Exact (the contract) or plain f32.
     pub precision: Precision,
-    /// Consecutive words per invocation: 1 (scalar module) or 4 (vec4 module).
-    pub words_per_thread: u32,
+    /// The kernel module.
+    pub kernel: Kernel,
 }
 
 impl KernelKey {
-    /// The widest variant the shape allows.
+    /// The widest contiguous variant the shape allows.
     pub fn for_shape(shape: &RopeShape, precision: Precision) -> Self {
         // The vec4 kernel divides in-token indices with an f32 reciprocal: exact below 2^24,
         // and its x grid must fit one dimension.
         let token_words = shape.heads * shape.pairs();
         let vec4 = shape.pairs() % 4 == 0 && token_words < (1 << 24);
-        let words_per_thread = if vec4 { 4 } else { 1 };
         Self {
             precision,
-            words_per_thread,
+            kernel: if vec4 { Kernel::Vec4 } else { Kernel::Scalar },
         }
     }
 
@@ -49,12 +63,16 @@ impl KernelKey {
             Precision::Exact => "exact",
             Precision::Fast => "fast",
         };
-        let variant = if self.words_per_thread == 4 {
-            "vec4"
-        } else {
-            "scalar"
-        };
-        format!("bfrope::rope_{variant}[{mode},wg={WORKGROUP_SIZE}]")
+        match self.kernel {
+            Kernel::Scalar => format!("bfrope::rope_scalar[{mode},wg={WORKGROUP_SIZE}]"),
+            Kernel::Vec4 => format!("bfrope::rope_vec4[{mode},wg={WORKGROUP_SIZE}]"),
+            Kernel::General(p) => {
+                format!(
+                    "bfrope::rope_general[{},{mode},wg={WORKGROUP_SIZE}]",
+                    p.name()
+                )
+            }
+        }
     }
 }
 
@@ -62,8 +80,8 @@ impl KernelKey {
 #[derive(Debug)]
 pub struct RopeKernels {
     device: wgpu::Device,
-    /// Scalar (index 0) and vec4 (index 1) module variants.
-    variants: [RopeVariant; 2],
+    /// Scalar (index 0), vec4 (index 1) and general (index 2) modules.
+    variants: [RopeVariant; 3],
     pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
     copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
     limits: PlanLimits,
@@ -105,27 +123,24 @@ struct RopeVariant {
 }
 
 impl RopeVariant {
-    /// `element`: bytes of one element of the tensor arrays (4 scalar, 16 vec4).
+    /// A module and its layout: `entries` after the uniform block of `uniform` bytes.
     fn new(
         device: &wgpu::Device,
         name: &str,
         source: String,
         entry: &'static str,
-        element: u64,
+        uniform: u64,
+        entries: &[wgpu::BindGroupLayoutEntry],
     ) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(&format!("bfrope::{name}")),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
+        let mut all = vec![uniform_entry(0, uniform)];
+        all.extend_from_slice(entries);
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(&format!("bfrope::{name} bind group layout")),
-            entries: &[
-                uniform_entry(0, std::mem::size_of::<RopeParams>() as u64),
-                // One table entry: vec2<u32> (8 bytes) scalar, 4 pairs (32 bytes) vec4.
-                storage_entry(1, true, 2 * element),
-                storage_entry(2, true, element),
-                storage_entry(3, false, element),
-            ],
+            entries: &all,
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(&format!("bfrope::{name} pipeline layout")),
@@ -139,25 +154,61 @@ impl RopeVariant {
             pipeline_layout,
         }
     }
+
+    /// A contiguous kernel: tensors of `element` bytes (4 scalar, 16 vec4), a table entry of
+    /// `2 * element` (one pair scalar, four vec4).
+    fn contiguous(
+        device: &wgpu::Device,
+        name: &str,
+        source: String,
+        entry: &'static str,
+        element: u64,
+    ) -> Self {
+        Self::new(
+            device,
+            name,
+            source,
+            entry,
+            std::mem::size_of::<RopeParams>() as u64,
+            &[
+                storage_entry(1, true, 2 * element),
+                storage_entry(2, true, element),
+                storage_entry(3, false, element),
+            ],
+        )
+    }
 }
 
 impl RopeKernels {
     /// Builds the shader modules and bind-group layouts; pipelines are built on first use.
     pub fn new(device: &wgpu::Device) -> Self {
         let variants = [
-            RopeVariant::new(
+            RopeVariant::contiguous(
                 device,
                 "rope_scalar",
                 shaders::rope_source(),
                 shaders::ROPE_ENTRY,
                 4,
             ),
-            RopeVariant::new(
+            RopeVariant::contiguous(
                 device,
                 "rope_vec4",
                 shaders::rope_vec4_source(),
                 shaders::ROPE_VEC4_ENTRY,
                 16,
+            ),
+            RopeVariant::new(
+                device,
+                "rope_general",
+                shaders::rope_general_source(),
+                shaders::ROPE_GENERAL_ENTRY,
+                std::mem::size_of::<ViewParams>() as u64,
+                &[
+                    storage_entry(1, true, 8),
+                    storage_entry(2, true, 4),
+                    storage_entry(3, false, 4),
+                    storage_entry(4, true, 4),
+                ],
             ),
         ];
         Self {
@@ -178,7 +229,11 @@ impl RopeKernels {
     }
 
     fn variant(&self, key: KernelKey) -> &RopeVariant {
-        &self.variants[usize::from(key.words_per_thread == 4)]
+        &self.variants[match key.kernel {
+            Kernel::Scalar => 0,
+            Kernel::Vec4 => 1,
+            Kernel::General(_) => 2,
+        }]
     }
 
     /// The pipeline for `key`, built once.
@@ -194,6 +249,12 @@ impl RopeKernels {
                     0.0
                 };
                 let variant = self.variant(key);
+                let mut constants =
+                    vec![("EXACT", exact), ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)];
+                if let Kernel::General(pairing) = key.kernel {
+                    let half = f64::from(u8::from(pairing == Pairing::HalfSplit));
+                    constants.push(("HALF_SPLIT", half));
+                }
                 self.device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                         label: Some(&label),
@@ -201,10 +262,7 @@ impl RopeKernels {
                         module: &variant.module,
                         entry_point: Some(variant.entry),
                         compilation_options: wgpu::PipelineCompilationOptions {
-                            constants: &[
-                                ("EXACT", exact),
-                                ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-                            ],
+                            constants: &constants,
                             zero_initialize_workgroup_memory: false,
                         },
                         cache: None,
@@ -242,6 +300,43 @@ impl RopeKernels {
     ) -> Result<()> {
         let plan = plan(args, self.limits)?;
         self.record_plan(encoder, args, &plan, Some(timestamps))
+    }
+
+    /// Records a call on any view ([`ViewArgs`]: strides and offset, pairing, rotary_dim,
+    /// positions per batch row) with the general kernel, into `encoder`. Every element of the
+    /// view in `output` is written (rotated or, past rotary_dim, copied); the rest of
+    /// `output` is left as it is. Does not submit.
+    pub fn record_view(&self, encoder: &mut wgpu::CommandEncoder, args: &ViewArgs) -> Result<()> {
+        let plan = plan_view(args, self.limits)?;
+        let label = plan.key.label();
+        let pipeline = self.pipeline(plan.key);
+        let uniform = self.uniform(&label, bytemuck::bytes_of(&plan.params))?;
+        let starts = self.storage(&label, bytemuck::cast_slice(&plan.starts))?;
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&label),
+            layout: &self.variant(plan.key).layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                binding(1, args.table, plan.table),
+                binding(2, args.input, plan.tensor),
+                binding(3, args.output, plan.tensor),
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: starts.as_entire_binding(),
+                },
+            ],
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(plan.grid.0, plan.grid.1, 1);
+        Ok(())
     }
 
     fn record_plan(
@@ -290,10 +385,24 @@ impl RopeKernels {
     /// A uniform buffer holding `contents`, written through a mapping at creation; an
     /// error (not wgpu's panic) when the device is gone.
     fn uniform(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        self.buffer_init(label, contents, wgpu::BufferUsages::UNIFORM)
+    }
+
+    /// A read-only storage buffer holding `contents`.
+    fn storage(&self, label: &str, contents: &[u8]) -> Result<wgpu::Buffer> {
+        self.buffer_init(label, contents, wgpu::BufferUsages::STORAGE)
+    }
+
+    fn buffer_init(
+        &self,
+        label: &str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (contents.len() as u64).div_ceil(16) * 16,
-            usage: wgpu::BufferUsages::UNIFORM,
+            size: (contents.len() as u64).div_ceil(16).max(1) * 16,
+            usage,
             mapped_at_creation: true,
         });
         buffer

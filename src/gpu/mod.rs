@@ -7,7 +7,7 @@
 //!   and the pipelines cached by [`KernelKey`]; it records planned calls into the caller's
 //!   `CommandEncoder` with the caller's buffers and never submits;
 //! - [`device`]: [`Gpu`], the convenience layer (a device, its queue, uploads and read-backs
-//!   through bounded staging, device loss and driver errors as [`Error`](crate::Error)s that
+//!   through bounded staging, device loss and driver errors as [`Error`]s that
 //!   name the adapter) and [`Rotator`], which keeps a table and buffers on the GPU across
 //!   calls. Everything is `async` at the core; blocking waits live only in native entry
 //!   points (`*_blocking`).
@@ -21,8 +21,8 @@ pub mod plan;
 pub use adapter::list_adapters;
 pub use adapter::AdapterReport;
 pub use device::{Gpu, Rotator, STAGING_BYTES};
-pub use kernels::{KernelKey, RopeKernels};
-pub use plan::{PlanLimits, RopeArgs};
+pub use kernels::{Kernel, KernelKey, RopeKernels};
+pub use plan::{PlanLimits, RopeArgs, ViewArgs};
 
 use crate::error::{Error, Result};
 

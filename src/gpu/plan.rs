@@ -7,9 +7,10 @@
 //! and `table_base`, in table entries, subtracted) so no data is ever copied per slice.
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::KernelKey;
+use crate::gpu::kernels::{Kernel, KernelKey};
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
 use crate::shape::{Direction, Precision, RopeShape, TokenRange};
+use crate::spec::{Positions, Rotation, TensorView};
 
 /// One RoPE call: the caller's buffers and what to do with them.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +146,7 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let dim = limits.max_workgroups_per_dim as u64;
     let wg = WORKGROUP_SIZE as u64;
     // Tokens one grid can cover.
-    let by_grid = if key.words_per_thread == 4 {
+    let by_grid = if key.kernel == Kernel::Vec4 {
         if token_words.div_ceil(4 * wg) > dim {
             return Err(Error::Limit(format!(
                 "one token of {token_words} words needs more than {dim} workgroups"
@@ -213,7 +214,7 @@ fn dispatch(
     }
     let words = r.tokens as u64 * token_words;
     let dim = limits.max_workgroups_per_dim;
-    let grid = if key.words_per_thread == 4 {
+    let grid = if key.kernel == Kernel::Vec4 {
         let gx = (token_words as u32).div_ceil(4 * WORKGROUP_SIZE);
         let (gy, gz) = dispatch_grid(r.tokens as u32, dim)?;
         (gx, gy, gz)
@@ -240,6 +241,192 @@ fn dispatch(
     };
     Ok(Dispatch {
         params,
+        tensor: (off, end - off),
+        table: (t_off, t_end - t_off),
+        grid,
+    })
+}
+
+/// The uniform block of `rope_general.wgsl` (`Params`), byte for byte.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ViewParams {
+    pub batch: u32,
+    pub seq: u32,
+    pub heads: u32,
+    pub head_dim: u32,
+    pub pairs: u32,
+    pub slots: u32,
+    pub stride_b: u32,
+    pub stride_s: u32,
+    pub stride_h: u32,
+    pub offset: u32,
+    pub sin_sign: u32,
+    pub table_base: u32,
+    pub table_rows: u32,
+    pub invocations: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+/// A uniform block as Rust lays it out: `(kernel, size, [(member, byte offset)])`.
+pub type UniformLayout = (&'static str, usize, Vec<(&'static str, usize)>);
+
+/// Every uniform block as `(WGSL struct's kernel, size, [(member, byte offset)])`, as Rust
+/// lays it out: `tests/shaders.rs` checks each against naga's reflection of the WGSL struct,
+/// so the two cannot drift apart.
+pub fn uniform_layouts() -> Vec<UniformLayout> {
+    use std::mem::{offset_of, size_of};
+    macro_rules! members {
+        ($t:ty: $($f:ident),*) => { vec![$((stringify!($f), offset_of!($t, $f))),*] };
+    }
+    vec![
+        (
+            "contiguous",
+            size_of::<RopeParams>(),
+            members!(RopeParams: words, pairs, heads, seq, row_offset, sin_sign, token_words,
+                tokens, inv_pairs, src_base, table_base, seq_start),
+        ),
+        (
+            "general",
+            size_of::<ViewParams>(),
+            members!(ViewParams: batch, seq, heads, head_dim, pairs, slots, stride_b, stride_s,
+                stride_h, offset, sin_sign, table_base, table_rows, invocations, _pad0, _pad1),
+        ),
+    ]
+}
+
+/// A call on any view: the caller's buffers, the view and rotation, the positions.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewArgs<'a> {
+    /// The buffer holding the input view (`STORAGE`), bf16 elements packed two per word.
+    pub input: &'a wgpu::Buffer,
+    /// The buffer the view is written into (`STORAGE`), same layout; must not be `input`.
+    pub output: &'a wgpu::Buffer,
+    /// `(cos, sin)` f32 pairs (`STORAGE`), `table_rows × rotary_dim / 2` of them.
+    pub table: &'a wgpu::Buffer,
+    /// Rows in `table`.
+    pub table_rows: usize,
+    /// Where the tensor lies in both buffers.
+    pub view: TensorView,
+    /// Pairing, rotary_dim, direction, arithmetic.
+    pub rotation: Rotation,
+    /// Where each token is.
+    pub positions: &'a Positions,
+}
+
+/// The checked form of a [`ViewArgs`] call: one dispatch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ViewPlan {
+    pub key: KernelKey,
+    pub params: ViewParams,
+    pub starts: Vec<u32>,
+    pub tensor: (u64, u64),
+    pub table: (u64, u64),
+    pub grid: (u32, u32),
+}
+
+/// Checks a view call (the one validation of [`crate::spec`], then the buffers) and plans
+/// its dispatch: binding windows at aligned offsets, the rest of the offsets as parameters.
+pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan> {
+    let view = &args.view;
+    let rot = &args.rotation;
+    crate::spec::check(
+        view,
+        rot,
+        args.positions,
+        args.table_rows,
+        rot.pairs(),
+        usize::MAX,
+    )?;
+    if args.input == args.output {
+        return Err(Error::Argument(
+            "input and output must be different buffers (bindings may not alias)".into(),
+        ));
+    }
+    let span = view.span() as u64;
+    let end = span.div_ceil(2) * 4;
+    let pairs = rot.pairs() as u64;
+    let table_bytes = args.table_rows as u64 * pairs * 8;
+    for (name, buf, need) in [
+        ("input", args.input, end),
+        ("output", args.output, end),
+        ("table", args.table, table_bytes),
+    ] {
+        if buf.size() < need {
+            return Err(Error::Argument(format!(
+                "{name} buffer holds {} bytes, needs {need}",
+                buf.size()
+            )));
+        }
+        if !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::Argument(format!(
+                "{name} buffer lacks STORAGE usage"
+            )));
+        }
+    }
+    let align = limits.offset_alignment.max(16).next_power_of_two();
+    let off = (view.offset as u64 * 2) / align * align;
+    if end - off > limits.max_binding {
+        return Err(Error::Limit(format!(
+            "a view spanning {} bytes exceeds the storage binding limit of {} bytes (views other than contiguous BSHD interleaved tensors are not split into several dispatches yet)",
+            end - off,
+            limits.max_binding
+        )));
+    }
+    let starts: Vec<u32> = (0..view.batch())
+        .map(|b| args.positions.start(b) as u32)
+        .collect();
+    let first = *starts.iter().min().expect("batch >= 1") as u64;
+    let last = *starts.iter().max().expect("batch >= 1") as u64 + view.seq() as u64;
+    let t_off = first * pairs * 8 / align * align;
+    let t_end = last * pairs * 8;
+    if t_end - t_off > limits.max_binding {
+        return Err(Error::Limit(format!(
+            "a table window of {} bytes exceeds the storage binding limit of {} bytes",
+            t_end - t_off,
+            limits.max_binding
+        )));
+    }
+    let [b, s, h, d] = view.dims;
+    let invocations = (b * s * h) as u64 * (d / 2) as u64;
+    if invocations > u32::MAX as u64 {
+        return Err(Error::Limit(format!(
+            "{invocations} invocations exceed 32-bit indexing"
+        )));
+    }
+    let grid = dispatch_grid(
+        (invocations.div_ceil(WORKGROUP_SIZE as u64)) as u32,
+        limits.max_workgroups_per_dim,
+    )?;
+    let params = ViewParams {
+        batch: b as u32,
+        seq: s as u32,
+        heads: h as u32,
+        head_dim: d as u32,
+        pairs: pairs as u32,
+        slots: (d / 2) as u32,
+        stride_b: view.strides[0] as u32,
+        stride_s: view.strides[1] as u32,
+        stride_h: view.strides[2] as u32,
+        offset: (view.offset as u64 - off / 2) as u32,
+        sin_sign: match rot.direction {
+            Direction::Forward => 0,
+            Direction::Inverse => 0x8000_0000,
+        },
+        table_base: (t_off / 8) as u32,
+        table_rows: args.table_rows as u32,
+        invocations: invocations as u32,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    Ok(ViewPlan {
+        key: KernelKey {
+            precision: rot.precision,
+            kernel: Kernel::General(rot.pairing),
+        },
+        params,
+        starts,
         tensor: (off, end - off),
         table: (t_off, t_end - t_off),
         grid,

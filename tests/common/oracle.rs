@@ -255,3 +255,47 @@ pub fn ulp_distance(a: u16, b: u16) -> u32 {
     };
     (ordered(a) - ordered(b)).unsigned_abs()
 }
+
+/// A general call for the oracle, from first principles: a `[batch, seq, heads, head_dim]`
+/// view with element strides of batch, seq and head and an element offset, the first
+/// `rotary_dim` dims rotated in interleaved `(2i, 2i+1)` or half-split `(i, i + R/2)` pairs,
+/// token `(b, s)` at table row `starts[b] + s`.
+pub struct OracleView<'a> {
+    pub dims: [usize; 4],
+    pub strides: [usize; 3],
+    pub offset: usize,
+    pub half_split: bool,
+    pub rotary_dim: usize,
+    pub starts: &'a [usize],
+    pub inverse: bool,
+}
+
+/// The buffer `x` with the view rotated by the oracle; everything else unchanged.
+pub fn oracle_rotate_view(
+    x: &[u16],
+    v: &OracleView,
+    table: impl Fn(usize, usize) -> (u32, u32),
+) -> Vec<u16> {
+    let mut y = x.to_vec();
+    let [nb, ns, nh, _] = v.dims;
+    let half = v.rotary_dim / 2;
+    for b in 0..nb {
+        for s in 0..ns {
+            for h in 0..nh {
+                let base = v.offset + b * v.strides[0] + s * v.strides[1] + h * v.strides[2];
+                for i in 0..half {
+                    let (a, c) = if v.half_split {
+                        (base + i, base + half + i)
+                    } else {
+                        (base + 2 * i, base + 2 * i + 1)
+                    };
+                    let (cs, sn) = table(v.starts[b] + s, i);
+                    let (y0, y1) = oracle_pair(x[a], x[c], cs, sn, v.inverse);
+                    y[a] = y0;
+                    y[c] = y1;
+                }
+            }
+        }
+    }
+    y
+}

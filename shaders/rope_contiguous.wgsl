@@ -1,0 +1,31 @@
+// rope_contiguous.wgsl — the uniform block of the contiguous kernels (rope_scalar.wgsl,
+// rope_vec4.wgsl): a [batch, seq, heads, head_dim] tensor, interleaved pairs over the whole
+// head, positions row_offset + s. Mirrored by RopeParams in src/gpu/plan.rs.
+
+struct Params {
+    // Number of u32 words (rotated pairs) this dispatch rotates.
+    words: u32,
+    // Pairs per head: head_dim / 2.
+    pairs: u32,
+    heads: u32,
+    seq: u32,
+    // Table row of sequence index 0.
+    row_offset: u32,
+    // 0x80000000 to rotate backwards (flips the sign of sin), else 0.
+    sin_sign: u32,
+    // pairs * heads: words per token.
+    token_words: u32,
+    // Tokens this dispatch rotates: batch * seq, or a slice of them.
+    tokens: u32,
+    // 1 / pairs rounded to f32: division of indices below 2^24 by a multiply and one fix-up.
+    inv_pairs: f32,
+    // Words between the start of the bound tensor window and this dispatch's first token
+    // (binding offsets are rounded down to the device's alignment; src/gpu/plan.rs).
+    src_base: u32,
+    // Table entries (one (cos, sin) pair each) before the bound table window.
+    table_base: u32,
+    // Sequence index of this dispatch's first token.
+    seq_start: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;

@@ -1,0 +1,314 @@
+//! What one call describes (DESIGN.md §8), as types the CPU path, the GPU path, the CLI and
+//! the test oracle all take: which elements pair up and how many dims rotate
+//! ([`Rotation`]), where the tensor lies in its buffer ([`TensorView`]), where each token
+//! is ([`Positions`]) and the table. [`RopeCall::validate`] is the one place that checks a
+//! call, with messages that print the values.
+
+use crate::error::{Error, Result};
+use crate::shape::{Direction, Precision};
+use crate::table::RopeTable;
+
+/// Which two elements of a head form a rotated pair, over the first `rotary_dim` dims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Pairing {
+    /// `(x[2i], x[2i+1])`: the seed, GPT-J, Meta, Moshi, GLM, DeepSeek.
+    #[default]
+    Interleaved,
+    /// `(x[i], x[i + R/2])`: GPT-NeoX and Hugging Face's `rotate_half` (Llama, Qwen,
+    /// Mistral, Gemma, Phi).
+    HalfSplit,
+}
+
+impl Pairing {
+    /// The CLI's name: `interleaved` or `half`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pairing::Interleaved => "interleaved",
+            Pairing::HalfSplit => "half",
+        }
+    }
+
+    /// Offsets within the head of pair `i`'s two elements, for `pairs = R/2` pairs.
+    #[inline]
+    pub fn elements(self, i: usize, pairs: usize) -> (usize, usize) {
+        match self {
+            Pairing::Interleaved => (2 * i, 2 * i + 1),
+            Pairing::HalfSplit => (i, i + pairs),
+        }
+    }
+}
+
+impl std::str::FromStr for Pairing {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "interleaved" => Ok(Pairing::Interleaved),
+            "half" | "half-split" => Ok(Pairing::HalfSplit),
+            other => Err(Error::Parameter(format!(
+                "rotation {other:?} is not a pairing; expected interleaved or half"
+            ))),
+        }
+    }
+}
+
+/// How to rotate: pairing, how many dims, which way, in what arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rotation {
+    /// Which elements pair up.
+    pub pairing: Pairing,
+    /// Dims rotated at the start of each head (even, ≤ head_dim); the rest pass through.
+    pub rotary_dim: usize,
+    /// Forward or inverse.
+    pub direction: Direction,
+    /// Exact (the contract) or plain f32.
+    pub precision: Precision,
+}
+
+impl Rotation {
+    /// Interleaved, forward, exact over `rotary_dim` dims.
+    pub fn new(rotary_dim: usize) -> Self {
+        Self {
+            pairing: Pairing::Interleaved,
+            rotary_dim,
+            direction: Direction::Forward,
+            precision: Precision::Exact,
+        }
+    }
+
+    /// Rotated pairs per head: `rotary_dim / 2`, the width of a table row.
+    pub fn pairs(&self) -> usize {
+        self.rotary_dim / 2
+    }
+}
+
+/// A logical `[batch, seq, heads, head_dim]` tensor inside a buffer of elements: its dims,
+/// the strides of batch, seq and head in elements (head_dim is contiguous), and the element
+/// offset of `[0, 0, 0, 0]`. q and k inside one fused QKV buffer are two views of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TensorView {
+    /// `[batch, seq, heads, head_dim]`.
+    pub dims: [usize; 4],
+    /// Element strides of batch, seq and head.
+    pub strides: [usize; 3],
+    /// Element offset of the first element.
+    pub offset: usize,
+}
+
+/// The memory orders with names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// `[batch, seq, heads, head_dim]` in memory (the seed's, Moshi's, flash-attn's).
+    #[default]
+    Bshd,
+    /// `[batch, heads, seq, head_dim]` in memory (Hugging Face's).
+    Bhsd,
+}
+
+impl TensorView {
+    /// A contiguous `[batch, seq, heads, head_dim]` tensor at offset 0.
+    pub fn bshd(batch: usize, seq: usize, heads: usize, head_dim: usize) -> Self {
+        Self {
+            dims: [batch, seq, heads, head_dim],
+            strides: [seq * heads * head_dim, heads * head_dim, head_dim],
+            offset: 0,
+        }
+    }
+
+    /// A contiguous `[batch, heads, seq, head_dim]` tensor (Hugging Face's) at offset 0,
+    /// seen as logical `[batch, seq, heads, head_dim]`.
+    pub fn bhsd(batch: usize, heads: usize, seq: usize, head_dim: usize) -> Self {
+        Self {
+            dims: [batch, seq, heads, head_dim],
+            strides: [heads * seq * head_dim, head_dim, seq * head_dim],
+            offset: 0,
+        }
+    }
+
+    /// A contiguous tensor whose memory shape `dims` is in `layout`'s order.
+    pub fn contiguous(layout: Layout, dims: [usize; 4]) -> Self {
+        match layout {
+            Layout::Bshd => Self::bshd(dims[0], dims[1], dims[2], dims[3]),
+            Layout::Bhsd => Self::bhsd(dims[0], dims[1], dims[2], dims[3]),
+        }
+    }
+
+    /// The same view `offset` elements further into the buffer.
+    pub fn with_offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// `batch`.
+    pub fn batch(&self) -> usize {
+        self.dims[0]
+    }
+
+    /// `seq`.
+    pub fn seq(&self) -> usize {
+        self.dims[1]
+    }
+
+    /// `heads`.
+    pub fn heads(&self) -> usize {
+        self.dims[2]
+    }
+
+    /// `head_dim`.
+    pub fn head_dim(&self) -> usize {
+        self.dims[3]
+    }
+
+    /// Element index of `[b, s, h, 0]`.
+    #[inline]
+    pub fn head_start(&self, b: usize, s: usize, h: usize) -> usize {
+        self.offset + b * self.strides[0] + s * self.strides[1] + h * self.strides[2]
+    }
+
+    /// Elements the buffer must hold: one past the view's last element.
+    pub fn span(&self) -> usize {
+        let [b, s, h, d] = self.dims;
+        self.head_start(b - 1, s - 1, h - 1) + d
+    }
+
+    /// Whether this is a contiguous BSHD tensor at offset 0 (the fast kernels' case).
+    pub fn is_contiguous_bshd(&self) -> bool {
+        let [b, s, h, d] = self.dims;
+        *self == Self::bshd(b, s, h, d)
+    }
+}
+
+/// Where each token is: token `(b, s)` uses table row `start(b) + s`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Positions {
+    /// Every batch row from the same row.
+    Offset(usize),
+    /// One start row per batch row (streams at different points, as Moshi runs them).
+    PerBatch(Vec<usize>),
+}
+
+impl Positions {
+    /// The start row of batch row `b`.
+    #[inline]
+    pub fn start(&self, b: usize) -> usize {
+        match self {
+            Positions::Offset(o) => *o,
+            Positions::PerBatch(v) => v[b],
+        }
+    }
+}
+
+/// One call: a view of a buffer, the rotation, the positions and the table.
+#[derive(Debug, Clone, Copy)]
+pub struct RopeCall<'a> {
+    /// Where the tensor lies.
+    pub view: TensorView,
+    /// How to rotate.
+    pub rotation: Rotation,
+    /// Where each token is.
+    pub positions: &'a Positions,
+    /// `(cos, sin)` per (row, frequency): `rotary_dim / 2` pairs per row.
+    pub table: &'a RopeTable,
+}
+
+impl RopeCall<'_> {
+    /// Checks the call against a buffer of `buffer_len` elements: every dim non-zero, head_dim
+    /// and rotary_dim even with `2 ≤ rotary_dim ≤ head_dim`, the view inside the buffer, the
+    /// table as wide as `rotary_dim / 2` and as long as the positions need.
+    pub fn validate(&self, buffer_len: usize) -> Result<()> {
+        check(
+            &self.view,
+            &self.rotation,
+            self.positions,
+            self.table.rows(),
+            self.table.pairs(),
+            buffer_len,
+        )
+    }
+}
+
+/// The checks of [`RopeCall::validate`] on the parts of a call (the GPU path has a table
+/// buffer of `table_rows × table_pairs` pairs rather than a [`RopeTable`]).
+pub fn check(
+    view: &TensorView,
+    rotation: &Rotation,
+    positions: &Positions,
+    table_rows: usize,
+    table_pairs: usize,
+    buffer_len: usize,
+) -> Result<()> {
+    let dims = view.dims;
+    let shape_err = |reason: String| Error::Shape {
+        shape: dims.to_vec(),
+        reason,
+    };
+    if dims.contains(&0) {
+        return Err(shape_err("every dimension must be at least 1".into()));
+    }
+    let d = view.head_dim();
+    let r = rotation.rotary_dim;
+    if d % 2 != 0 {
+        return Err(shape_err(format!("head_dim {d} is odd")));
+    }
+    if r == 0 || r % 2 != 0 || r > d {
+        return Err(shape_err(format!(
+            "rotary_dim {r} must be even and between 2 and head_dim {d}"
+        )));
+    }
+    let span = dims
+        .iter()
+        .zip([view.strides[0], view.strides[1], view.strides[2], 1])
+        .try_fold(view.offset, |acc, (&n, st)| {
+            (n - 1).checked_mul(st).and_then(|v| acc.checked_add(v))
+        })
+        .and_then(|v| v.checked_add(1));
+    match span {
+        Some(span) if span <= buffer_len => {}
+        _ => {
+            return Err(Error::Length {
+                shape: dims.to_vec(),
+                expected: span.unwrap_or(usize::MAX),
+                got: buffer_len,
+            })
+        }
+    }
+    if span.unwrap_or(0) > u32::MAX as usize {
+        return Err(shape_err(
+            "the view spans more than 2^32 - 1 elements".into(),
+        ));
+    }
+    if table_pairs != rotation.pairs() {
+        return Err(Error::Table(format!(
+            "table has {table_pairs} pairs per row but rotary_dim {r} needs {}",
+            rotation.pairs()
+        )));
+    }
+    let seq = view.seq();
+    let starts: Vec<usize> = match positions {
+        Positions::Offset(o) => vec![*o],
+        Positions::PerBatch(v) => {
+            if v.len() != view.batch() {
+                return Err(Error::Parameter(format!(
+                    "{} per-batch position offsets for batch {}",
+                    v.len(),
+                    view.batch()
+                )));
+            }
+            v.clone()
+        }
+    };
+    for (b, &start) in starts.iter().enumerate() {
+        let need = start.saturating_add(seq);
+        if need > table_rows {
+            return Err(Error::Table(format!(
+                "table has {table_rows} rows but sequence length {seq} from position {start} (batch row {b}) needs {need}"
+            )));
+        }
+        if (need as u64).saturating_mul(rotation.pairs() as u64) > u32::MAX as u64 {
+            return Err(Error::Limit(format!(
+                "table rows up to {need} of {} pairs exceed 32-bit indexing",
+                rotation.pairs()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! Every layout the general call describes (DESIGN.md §8): BSHD, BHSD and strided views at
+//! any element offset (q inside a fused QKV buffer), interleaved and half-split pairs, partial
+//! rotary_dim, positions from an offset or one offset per batch row, forward and inverse:
+//! GPU == CPU path == the independent oracle, 0 mismatches, with the elements outside the
+//! view (and, on the recording path, a sentinel-filled output) checked too.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use bfrope::{
+    cpu, Direction, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation, TableSpec,
+    TensorView, ViewArgs,
+};
+use common::oracle::{oracle_rotate_view, OracleView};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+/// One generated case.
+#[derive(Debug, Clone)]
+struct Case {
+    dims: [usize; 4],
+    /// 0: BSHD, 1: BHSD, 2: strided inside a larger buffer (fused QKV-like).
+    layout: u8,
+    pad: [usize; 3],
+    offset: usize,
+    half: bool,
+    rotary_dim: usize,
+    starts: Option<Vec<usize>>,
+    first: usize,
+    inverse: bool,
+    seed: u64,
+}
+
+impl Case {
+    fn view(&self) -> TensorView {
+        let [b, s, h, d] = self.dims;
+        match self.layout {
+            0 => TensorView::bshd(b, s, h, d).with_offset(self.offset),
+            1 => TensorView::bhsd(b, h, s, d).with_offset(self.offset),
+            _ => {
+                // Heads padded apart, tokens padded apart, batches padded apart.
+                let sh = d + self.pad[0];
+                let ss = h * sh + self.pad[1];
+                let sb = s * ss + self.pad[2];
+                TensorView {
+                    dims: self.dims,
+                    strides: [sb, ss, sh],
+                    offset: self.offset,
+                }
+            }
+        }
+    }
+
+    fn positions(&self) -> Positions {
+        match &self.starts {
+            Some(v) => Positions::PerBatch(v.clone()),
+            None => Positions::Offset(self.first),
+        }
+    }
+}
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    (
+        (
+            1usize..4,
+            1usize..7,
+            1usize..5,
+            prop::sample::select(vec![2usize, 4, 6, 8, 12, 16, 64]),
+        ),
+        0u8..3,
+        ([0usize..5, 0usize..9, 0usize..7], 0usize..11),
+        any::<bool>(),
+        0usize..100,
+        (
+            any::<bool>(),
+            prop::collection::vec(0usize..40, 3),
+            0usize..40,
+        ),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(dims, layout, (pad, offset), half, rfrac, (per, starts, first), inverse, seed)| {
+                let (b, s, h, d) = dims;
+                // rotary_dim: an even number in 2..=d.
+                let rotary_dim = 2 * (1 + rfrac % (d / 2));
+                Case {
+                    dims: [b, s, h, d],
+                    layout,
+                    pad,
+                    offset,
+                    half,
+                    rotary_dim,
+                    starts: per.then(|| starts[..b].to_vec()),
+                    first,
+                    inverse,
+                    seed,
+                }
+            },
+        )
+}
+
+fn table(rows: usize, pairs: usize) -> RopeTable {
+    let mut spec = TableSpec::new(2 * pairs, rows);
+    spec.base = 300.0;
+    spec.first_position = 11;
+    RopeTable::build(&spec).unwrap()
+}
+
+/// Runs one case on the CPU path, the GPU convenience path and the recording path with a
+/// sentinel-filled output, against the oracle.
+fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
+    let view = c.view();
+    let rotation = Rotation {
+        pairing: if c.half {
+            Pairing::HalfSplit
+        } else {
+            Pairing::Interleaved
+        },
+        rotary_dim: c.rotary_dim,
+        direction: if c.inverse {
+            Direction::Inverse
+        } else {
+            Direction::Forward
+        },
+        precision: Precision::Exact,
+    };
+    let positions = c.positions();
+    let seq = c.dims[1];
+    let starts: Vec<usize> = (0..c.dims[0]).map(|b| positions.start(b)).collect();
+    let rows = starts.iter().max().unwrap() + seq + 1;
+    let t = table(rows, c.rotary_dim / 2);
+    let len = view.span() + 5;
+    let mut x = bfrope::conformance::random_bf16(c.seed, len);
+    // Some special values among the data.
+    for (k, s) in [0x7F80u16, 0xFF80, 0x7FC0, 0x0001, 0x8000]
+        .iter()
+        .enumerate()
+    {
+        let at = (c.seed as usize).wrapping_add(k * 7919) % len;
+        x[at] = *s;
+    }
+    let call = RopeCall {
+        view,
+        rotation,
+        positions: &positions,
+        table: &t,
+    };
+    let want = oracle_rotate_view(
+        &x,
+        &OracleView {
+            dims: c.dims,
+            strides: view.strides,
+            offset: view.offset,
+            half_split: c.half,
+            rotary_dim: c.rotary_dim,
+            starts: &starts,
+            inverse: c.inverse,
+        },
+        |r, i| {
+            let [cs, sn] = t.get(r, i);
+            (cs.to_bits(), sn.to_bits())
+        },
+    );
+    let count = |got: &[u16]| got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    let on_cpu = cpu::apply(&call, &x).map_err(|e| e.to_string())?;
+    if count(&on_cpu) != 0 {
+        return Err(format!("{c:?}: CPU path: {} mismatches", count(&on_cpu)));
+    }
+    let Some(gpu) = gpu else { return Ok(()) };
+    let on_gpu = gpu.apply_blocking(&call, &x).map_err(|e| e.to_string())?;
+    if count(&on_gpu) != 0 {
+        return Err(format!("{c:?}: GPU: {} mismatches", count(&on_gpu)));
+    }
+    // The recording path into a sentinel-filled output: every element of the view written,
+    // nothing else touched.
+    let device = gpu.device();
+    let bytes = (len.div_ceil(2) * 4) as u64;
+    let buffer = |contents: &[u8], usage| {
+        use wgpu::util::DeviceExt;
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents,
+            usage,
+        })
+    };
+    let mut xin = x.clone();
+    xin.resize(len.div_ceil(2) * 2, 0);
+    let storage = wgpu::BufferUsages::STORAGE;
+    let input = buffer(bytemuck::cast_slice(&xin), storage);
+    let output = buffer(
+        &vec![0xEEu8; bytes as usize],
+        storage | wgpu::BufferUsages::COPY_SRC,
+    );
+    let tb = buffer(t.as_bytes(), storage);
+    let mut encoder =
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    gpu.kernels()
+        .record_view(
+            &mut encoder,
+            &ViewArgs {
+                input: &input,
+                output: &output,
+                table: &tb,
+                table_rows: t.rows(),
+                view,
+                rotation,
+                positions: &positions,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let words =
+        pollster::block_on(gpu.read_back(encoder, &output, bytes)).map_err(|e| e.to_string())?;
+    let got: &[u16] = bytemuck::cast_slice(&words);
+    let mut in_view = vec![false; len];
+    let [nb, ns, nh, d] = c.dims;
+    for b in 0..nb {
+        for s in 0..ns {
+            for h in 0..nh {
+                let base = view.head_start(b, s, h);
+                in_view[base..base + d].iter_mut().for_each(|e| *e = true);
+            }
+        }
+    }
+    for (k, &inside) in in_view.iter().enumerate() {
+        let expect = if inside { want[k] } else { 0xEEEE };
+        if got[k] != expect {
+            return Err(format!(
+                "{c:?}: record_view: element {k} ({}) is {:#06x}, expected {:#06x}",
+                if inside {
+                    "in the view"
+                } else {
+                    "outside the view"
+                },
+                got[k],
+                expect
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn views_random_layouts_gpu_eq_cpu_eq_oracle() {
+    let gpu = common::gpu();
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 48,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    runner
+        .run(&case_strategy(), |c| {
+            check(gpu.as_ref(), &c).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+}
+
+/// Pinned cases of the models of DESIGN.md §4: Hugging Face BHSD half-split GQA, GPT-NeoX's
+/// 25% partial rotary, GLM-4's interleaved 50%, q inside a fused QKV buffer, per-batch offsets.
+#[test]
+fn views_pinned_model_layouts() {
+    let gpu = common::gpu();
+    #[rustfmt::skip]
+    let cases = [
+        // HF Llama-like: BHSD, half-split, full head, two batch rows at different offsets.
+        Case { dims: [2, 5, 4, 128], layout: 1, pad: [0; 3], offset: 0, half: true, rotary_dim: 128, starts: Some(vec![0, 1000]), first: 0, inverse: false, seed: 1 },
+        // GPT-NeoX / Pythia: 25% rotary, half-split.
+        Case { dims: [1, 7, 3, 128], layout: 1, pad: [0; 3], offset: 0, half: true, rotary_dim: 32, starts: None, first: 3, inverse: false, seed: 2 },
+        // GLM-4: interleaved on the first 64 of 128 dims.
+        Case { dims: [1, 6, 2, 128], layout: 0, pad: [0; 3], offset: 0, half: false, rotary_dim: 64, starts: None, first: 9, inverse: true, seed: 3 },
+        // q of a fused [S, (Hq + 2 Hk) · D] QKV buffer: heads apart by D, tokens by the row.
+        Case { dims: [1, 9, 4, 64], layout: 2, pad: [0, 4 * 64, 0], offset: 0, half: true, rotary_dim: 64, starts: None, first: 0, inverse: false, seed: 4 },
+        // ... and k of it, at an odd element offset into the buffer.
+        Case { dims: [2, 3, 1, 6], layout: 2, pad: [2, 3, 1], offset: 5, half: false, rotary_dim: 4, starts: Some(vec![7, 2]), first: 0, inverse: false, seed: 5 },
+    ];
+    for c in &cases {
+        check(gpu.as_ref(), c).unwrap();
+    }
+}
+
+/// The most common RoPE bug is mixing the pairings up: half-split on x is interleaved on x
+/// with its rotated dims permuted (element i ↔ 2i, i + R/2 ↔ 2i + 1), and not the same thing.
+#[test]
+fn views_half_split_is_interleaved_after_the_permutation() {
+    let (b, s, h, d, r) = (2, 5, 3, 16, 12);
+    let t = table(s + 3, r / 2);
+    let positions = Positions::Offset(2);
+    let x = bfrope::conformance::random_bf16(99, b * s * h * d);
+    let permute = |x: &[u16]| -> Vec<u16> {
+        let mut y = x.to_vec();
+        for head in 0..b * s * h {
+            let base = head * d;
+            for i in 0..r / 2 {
+                y[base + 2 * i] = x[base + i];
+                y[base + 2 * i + 1] = x[base + r / 2 + i];
+            }
+        }
+        y
+    };
+    let unpermute = |y: &[u16]| -> Vec<u16> {
+        let mut x = y.to_vec();
+        for head in 0..b * s * h {
+            let base = head * d;
+            for i in 0..r / 2 {
+                x[base + i] = y[base + 2 * i];
+                x[base + r / 2 + i] = y[base + 2 * i + 1];
+            }
+        }
+        x
+    };
+    let call = |pairing| RopeCall {
+        view: TensorView::bshd(b, s, h, d),
+        rotation: Rotation {
+            pairing,
+            rotary_dim: r,
+            direction: Direction::Forward,
+            precision: Precision::Exact,
+        },
+        positions: &positions,
+        table: &t,
+    };
+    let half = cpu::apply(&call(Pairing::HalfSplit), &x).unwrap();
+    let inter = cpu::apply(&call(Pairing::Interleaved), &permute(&x)).unwrap();
+    assert_eq!(
+        half,
+        unpermute(&inter),
+        "half-split == P⁻¹ · interleaved · P"
+    );
+    let wrong = cpu::apply(&call(Pairing::Interleaved), &x).unwrap();
+    let differ = wrong.iter().zip(&half).filter(|(a, b)| a != b).count();
+    assert!(
+        differ > x.len() / 2,
+        "the mix-up changes most outputs: {differ}"
+    );
+    if let Some(gpu) = common::gpu() {
+        assert_eq!(
+            gpu.apply_blocking(&call(Pairing::HalfSplit), &x).unwrap(),
+            half
+        );
+        assert_eq!(
+            gpu.apply_blocking(&call(Pairing::Interleaved), &permute(&x))
+                .unwrap(),
+            inter
+        );
+    }
+}
+
+/// Bad calls are refused naming the value, on both paths.
+#[test]
+fn views_bad_calls_name_the_value() {
+    let t = table(8, 4);
+    let positions = Positions::Offset(0);
+    let ok = RopeCall {
+        view: TensorView::bshd(1, 4, 2, 8),
+        rotation: Rotation::new(8),
+        positions: &positions,
+        table: &t,
+    };
+    let x = [0x3F80u16; 64];
+    let err = |call: &RopeCall, len: usize| cpu::apply(call, &x[..len]).unwrap_err().to_string();
+    assert!(err(&ok, 63).contains("64"), "{}", err(&ok, 63));
+    let odd = RopeCall {
+        rotation: Rotation::new(6),
+        ..ok
+    };
+    assert!(err(&odd, 64).contains("pairs per row"), "{}", err(&odd, 64));
+    let t3 = table(8, 3);
+    let r3 = RopeCall {
+        rotation: Rotation::new(3),
+        table: &t3,
+        ..ok
+    };
+    assert!(err(&r3, 64).contains("rotary_dim 3"), "{}", err(&r3, 64));
+    let per = Positions::PerBatch(vec![0, 1]);
+    let p2 = RopeCall {
+        positions: &per,
+        ..ok
+    };
+    assert!(err(&p2, 64).contains("2 per-batch"), "{}", err(&p2, 64));
+    let far = Positions::Offset(5);
+    let p3 = RopeCall {
+        positions: &far,
+        ..ok
+    };
+    assert!(err(&p3, 64).contains("from position 5"), "{}", err(&p3, 64));
+}
