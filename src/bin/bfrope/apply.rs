@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bfrope::{cpu, AngleMode, Direction, Error, Gpu, Precision, RopeShape, RopeTable, TableSpec};
+use bfrope::{
+    cpu, AngleMode, Direction, Error, Gpu, Pairing, Positions, Precision, RopeCall, RopeShape,
+    RopeTable, Rotation, TableSpec, TensorView,
+};
 use safetensors::tensor::Dtype;
 
 use crate::stream::{Input, PIECE_BYTES};
@@ -18,8 +21,19 @@ use crate::{le_from_bits, ms, output, CliError, CliResult};
 /// Tensor layouts `apply` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Layout {
-    /// `[batch, seq, heads, head_dim]`.
+    /// `[batch, seq, heads, head_dim]` (the seed's, Moshi's, flash-attn's).
     Bshd,
+    /// `[batch, heads, seq, head_dim]` (Hugging Face's).
+    Bhsd,
+}
+
+/// Which elements pair up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RotationArg {
+    /// `(x[2i], x[2i+1])`: the seed, GPT-J, Meta, GLM, DeepSeek.
+    Interleaved,
+    /// `(x[i], x[i + R/2])`: GPT-NeoX and Hugging Face's `rotate_half`.
+    Half,
 }
 
 /// Where the rotation runs.
@@ -64,9 +78,15 @@ pub struct ApplyArgs {
     /// Names of the tensors to rotate, comma-separated (default: every BF16 tensor of rank 4).
     #[arg(long, value_delimiter = ',')]
     tensors: Option<Vec<String>>,
-    /// Tensor layout.
+    /// Tensor layout: the order of the four dimensions in memory.
     #[arg(long, value_enum, default_value = "bshd")]
     layout: Layout,
+    /// Pair convention.
+    #[arg(long, value_enum, default_value = "interleaved")]
+    rotation: RotationArg,
+    /// Rotate the first N dims of each head (even; default head_dim); the rest are copied.
+    #[arg(long, value_name = "N")]
+    rotary_dim: Option<usize>,
     /// Name of an F32 [rows, head_dim/2] cosine table in INPUT (row r = position r).
     #[arg(long, value_name = "NAME")]
     cos: Option<String>,
@@ -120,7 +140,11 @@ enum TableSource {
 /// A tensor to rotate, validated.
 struct Job {
     name: String,
+    /// Its dims as the file holds them (in `--layout` order).
+    dims: [usize; 4],
+    /// The same tensor as a contiguous BSHD shape (what is streamed).
     shape: RopeShape,
+    rotary_dim: usize,
 }
 
 fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usize; 2])> {
@@ -158,6 +182,21 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usi
     Ok((values, shape))
 }
 
+/// Where the pieces of one tensor are rotated.
+enum Engine<'a, 'g> {
+    /// The contiguous kernels, the table kept on the GPU.
+    Rotator(&'a mut bfrope::Rotator<'g>),
+    /// The general kernel (half-split, partial rotary).
+    General(&'a Gpu),
+    /// The CPU path.
+    Cpu,
+}
+
+/// Whether the contiguous fast kernels serve this rotation (interleaved, whole head).
+fn fast_kernels(rotation: &Rotation, shape: &RopeShape) -> bool {
+    rotation.pairing == Pairing::Interleaved && rotation.rotary_dim == shape.head_dim
+}
+
 /// Rotates one tensor's bytes piece by piece into `out`: at most [`PIECE_BYTES`] of
 /// whole tokens are resident at a time, on the GPU path and the CPU path alike.
 #[allow(clippy::too_many_arguments)]
@@ -167,17 +206,17 @@ fn rotate_streamed(
     shape: RopeShape,
     table: &RopeTable,
     row_offset: usize,
-    direction: Direction,
-    precision: Precision,
-    gpu: Option<&mut bfrope::Rotator>,
+    rotation: &Rotation,
+    mut engine: Engine,
     out: &mut dyn Write,
 ) -> bfrope::Result<Result<(), std::io::Error>> {
     let token_bytes = shape.heads * shape.head_dim * 2;
     let ranges = shape.token_ranges((PIECE_BYTES / token_bytes).max(1));
     let largest = ranges.iter().map(|r| r.tokens).max().unwrap_or(0) * token_bytes / 2;
     let mut x = Vec::with_capacity(largest);
-    let mut y = vec![0u16; if gpu.is_some() { largest } else { 0 }];
-    let mut gpu = gpu;
+    let rotator = matches!(engine, Engine::Rotator(_));
+    let mut y = vec![0u16; if rotator { largest } else { 0 }];
+    let fast = fast_kernels(rotation, &shape);
     for r in ranges {
         let e = r.elements(&shape);
         let bytes = &data[e.start * 2..e.end * 2];
@@ -189,14 +228,37 @@ fn rotate_streamed(
         );
         let piece = r.shape(&shape);
         let rows_from = row_offset + r.seq_start;
-        let result: &[u16] = match gpu.as_deref_mut() {
-            Some(rotator) => {
+        let positions = Positions::Offset(rows_from);
+        let call = RopeCall {
+            view: TensorView::bshd(piece.batch, piece.seq, piece.heads, piece.head_dim),
+            rotation: *rotation,
+            positions: &positions,
+            table,
+        };
+        let general;
+        let result: &[u16] = match &mut engine {
+            Engine::Rotator(rotator) => {
                 let y = &mut y[..x.len()];
-                rotator.rotate_into_blocking(&x, y, piece, rows_from, direction, precision)?;
+                rotator.rotate_into_blocking(
+                    &x,
+                    y,
+                    piece,
+                    rows_from,
+                    rotation.direction,
+                    rotation.precision,
+                )?;
                 y
             }
-            None => {
-                cpu::rotate_bits_in_place(&mut x, piece, table, rows_from, direction)?;
+            Engine::General(gpu) => {
+                general = gpu.apply_blocking(&call, &x)?;
+                &general
+            }
+            Engine::Cpu if fast => {
+                cpu::rotate_bits_in_place(&mut x, piece, table, rows_from, rotation.direction)?;
+                &x
+            }
+            Engine::Cpu => {
+                cpu::apply_in_place(&call, &mut x)?;
                 &x
             }
         };
@@ -211,7 +273,10 @@ fn rotate_streamed(
 /// Runs `bfrope apply`.
 pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     // 1. Arguments.
-    let Layout::Bshd = a.layout;
+    let pairing = match a.rotation {
+        RotationArg::Interleaved => Pairing::Interleaved,
+        RotationArg::Half => Pairing::HalfSplit,
+    };
     if let Some(base) = a.base {
         if !base.is_finite() || base <= 0.0 {
             return Err(CliError::usage(format!(
@@ -345,33 +410,53 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 t.dtype
             )));
         }
-        let shape = RopeShape::from_dims(&t.shape).map_err(|e| match e {
+        let layout_name = match a.layout {
+            Layout::Bshd => "[batch, seq, heads, head_dim]",
+            Layout::Bhsd => "[batch, heads, seq, head_dim]",
+        };
+        let file_shape = RopeShape::from_dims(&t.shape).map_err(|e| match e {
             Error::Shape { shape, reason } => CliError::usage(format!(
-                "tensor {name:?} has shape {shape:?}, which bfrope cannot rotate as [batch, seq, heads, head_dim]: {reason}"
+                "tensor {name:?} has shape {shape:?}, which bfrope cannot rotate as {layout_name}: {reason}"
             )),
             other => CliError::from(other).context(format!("tensor {name:?}")),
         })?;
+        // The tensor as streamed: BSHD as it is; BHSD [B, H, S, D] is BSHD [B·H, S, 1, D]
+        // (every (batch, head) row is a sequence at the same positions).
+        let shape = match a.layout {
+            Layout::Bshd => file_shape,
+            Layout::Bhsd => {
+                let [b, h, s, d] = file_shape.dims();
+                RopeShape::new(b * h, s, 1, d)?
+            }
+        };
+        let rotary_dim = a.rotary_dim.unwrap_or(shape.head_dim);
+        if rotary_dim == 0 || rotary_dim % 2 != 0 || rotary_dim > shape.head_dim {
+            return Err(CliError::usage(format!(
+                "--rotary-dim {rotary_dim} must be even and between 2 and tensor {name:?}'s head_dim {}",
+                shape.head_dim
+            )));
+        }
         match &source {
             TableSource::User {
                 table,
                 names: (c, _),
             } => {
                 table
-                    .check_fits(shape.seq, shape.pairs(), offset)
+                    .check_fits(shape.seq, rotary_dim / 2, offset)
                     .map_err(|e| {
                         CliError::usage(format!(
-                            "--cos {c} does not fit tensor {name:?} {:?}: {e}",
-                            shape.dims()
+                            "--cos {c} does not fit tensor {name:?} {:?} (rotary_dim {rotary_dim}): {e}",
+                            file_shape.dims()
                         ))
                     })?;
             }
             TableSource::Built { base, angles } => {
                 if let std::collections::hash_map::Entry::Vacant(v) =
-                    built.entry((shape.seq, shape.head_dim))
+                    built.entry((shape.seq, rotary_dim))
                 {
                     let spec = TableSpec {
                         base: *base,
-                        rotary_dim: shape.head_dim,
+                        rotary_dim,
                         first_position: a.position_offset,
                         rows: shape.seq,
                         angles: *angles,
@@ -384,7 +469,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
         jobs.push(Job {
             name: name.clone(),
+            dims: file_shape.dims(),
             shape,
+            rotary_dim,
         });
     }
 
@@ -437,12 +524,19 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             .expect("a job per rotated name");
         let (table, row_offset) = match &source {
             TableSource::User { table, .. } => (table, offset),
-            TableSource::Built { .. } => (&built[&(job.shape.seq, job.shape.head_dim)], 0),
+            TableSource::Built { .. } => (&built[&(job.shape.seq, job.rotary_dim)], 0),
         };
         let failed = |e: bfrope::Error| {
             CliError::from(e).context(format!("rotating tensor {name:?} failed"))
         };
+        let rotation = Rotation {
+            pairing,
+            rotary_dim: job.rotary_dim,
+            direction,
+            precision,
+        };
         let rotator = match &gpu {
+            Some(_) if !fast_kernels(&rotation, &job.shape) => None,
             Some(g) => {
                 let key = (job.shape.seq, job.shape.head_dim);
                 let rotator = match rotators.entry(key) {
@@ -455,8 +549,13 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             }
             None => None,
         };
+        let engine = match (rotator, &gpu) {
+            (Some(r), _) => Engine::Rotator(r),
+            (None, Some(g)) => Engine::General(g),
+            (None, None) => Engine::Cpu,
+        };
         let written = rotate_streamed(
-            &input, data, job.shape, table, row_offset, direction, precision, rotator, out,
+            &input, data, job.shape, table, row_offset, &rotation, engine, out,
         )
         .map_err(failed)?;
         written.map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))
@@ -481,11 +580,23 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     };
     let list: Vec<String> = jobs
         .iter()
-        .map(|j| format!("{} {:?}", j.name, j.shape.dims()))
+        .map(|j| {
+            let partial = if j.rotary_dim < j.shape.head_dim {
+                format!(" rotary_dim {}", j.rotary_dim)
+            } else {
+                String::new()
+            };
+            format!("{} {:?}{partial}", j.name, j.dims)
+        })
         .collect();
+    let layout = match a.layout {
+        Layout::Bshd => "bshd",
+        Layout::Bhsd => "bhsd",
+    };
     eprintln!(
-        "rotated {} ({}, {table_desc}) on {ran_on}; wrote {} tensors to {} in {}",
+        "rotated {} ({layout}, {} pairs, {}, {table_desc}) on {ran_on}; wrote {} tensors to {} in {}",
         list.join(", "),
+        pairing.name(),
         if a.inverse { "inverse" } else { "forward" },
         input.names().len(),
         target,
