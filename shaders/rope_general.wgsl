@@ -27,21 +27,23 @@ struct Params {
     sin_sign: u32,
     // Table entries before the bound table window.
     table_base: u32,
-    // Rows in the table: a row beyond it (only possible for positions the host never saw)
-    // reads the last row instead of out of bounds.
+    // Rows in the table: a row beyond it (only possible for ids the host never saw, in a GPU
+    // buffer) reads the last row instead of out of bounds.
     table_rows: u32,
     // batch * seq * heads * slots.
     invocations: u32,
+    // 1: `rows` holds one table row per token (b * seq + s); 0: one start row per batch row,
+    // token (b, s) at rows[b] + s.
+    per_token: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> table: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> src: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<atomic<u32>>;
-// The first table row of each batch row.
-@group(0) @binding(4) var<storage, read> starts: array<u32>;
+// Table rows: the first of each batch row, or one per token (`per_token`).
+@group(0) @binding(4) var<storage, read> rows: array<u32>;
 
 fn load_half(e: u32) -> u32 {
     return (src[e >> 1u] >> ((e & 1u) * 16u)) & 0xFFFFu;
@@ -82,7 +84,12 @@ fn rope_general(
         e0 = head + k;
         e1 = head + k + params.pairs;
     }
-    let row = min(starts[b] + s, params.table_rows - 1u);
+    var row = rows[b] + s;
+    if (params.per_token != 0u) {
+        row = rows[bs];
+    }
+    // Rows past the table (ids only the GPU saw) read its last row, never out of bounds.
+    row = min(row, params.table_rows - 1u);
     let cs = table[row * params.pairs + k - params.table_base];
     let y = rotate_word(load_half(e0) | (load_half(e1) << 16u), cs);
     store_half(e0, y & 0xFFFFu);

@@ -206,9 +206,9 @@ pub fn apply_in_place(call: &crate::spec::RopeCall, buf: &mut [u16]) -> Result<(
     }
     let pairs = rot.pairs();
     for b in 0..v.batch() {
-        let start = call.positions.start(b);
         for s in 0..v.seq() {
-            let row = &call.table.cos_sin()[(start + s) * pairs..][..pairs];
+            let r = call.positions.row(b, s, v.seq());
+            let row = &call.table.cos_sin()[r * pairs..][..pairs];
             for h in 0..v.heads() {
                 let head = v.head_start(b, s, h);
                 for (i, &[c, sn]) in row.iter().enumerate() {

@@ -36,14 +36,14 @@ pub const ROPE_OVERRIDES: [&str; 2] = ["EXACT", "WORKGROUP_SIZE"];
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
 pub const ROPE_GENERAL_OVERRIDES: [&str; 3] = ["EXACT", "HALF_SPLIT", "WORKGROUP_SIZE"];
 
-/// Bindings of the general kernel: the contiguous kernels' and the batch rows' first table
-/// rows (`starts`).
+/// Bindings of the general kernel: the contiguous kernels' and the table rows of the batch
+/// rows or tokens (`rows`).
 pub const ROPE_GENERAL_BINDINGS: [(u32, &str); 5] = [
     (0, "params"),
     (1, "table"),
     (2, "src"),
     (3, "dst"),
-    (4, "starts"),
+    (4, "rows"),
 ];
 
 /// Bindings of the RoPE kernel, as `(binding, name)`: the Rust bind-group layout in

@@ -177,23 +177,52 @@ impl TensorView {
     }
 }
 
-/// Where each token is: token `(b, s)` uses table row `start(b) + s`.
+/// Where each token is: the table row of token `(b, s)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Positions {
-    /// Every batch row from the same row.
+    /// Token `(b, s)` at row `offset + s` in every batch row.
     Offset(usize),
-    /// One start row per batch row (streams at different points, as Moshi runs them).
+    /// Token `(b, s)` at row `starts[b] + s`: one start per batch row (streams at different
+    /// points, as Moshi runs them).
     PerBatch(Vec<usize>),
+    /// Token `(b, s)` at row `ids[b · seq + s]`: explicit ids (a decode step with a KV cache,
+    /// packed sequences, or tables with one row per token).
+    PerToken(Vec<usize>),
 }
 
 impl Positions {
-    /// The start row of batch row `b`.
+    /// The table row of token `(b, s)` of a view with `seq` tokens per batch row.
     #[inline]
-    pub fn start(&self, b: usize) -> usize {
+    pub fn row(&self, b: usize, s: usize, seq: usize) -> usize {
         match self {
-            Positions::Offset(o) => *o,
-            Positions::PerBatch(v) => v[b],
+            Positions::Offset(o) => o + s,
+            Positions::PerBatch(v) => v[b] + s,
+            Positions::PerToken(ids) => ids[b * seq + s],
         }
+    }
+
+    /// The positions of a packed `[tokens, heads, head_dim]` batch (flash-attn's varlen):
+    /// sequence `i` holds tokens `cu_seqlens[i] .. cu_seqlens[i + 1]` at positions
+    /// `offset, offset + 1, ...`. Errors name a `cu_seqlens` that is not non-decreasing from
+    /// 0 to `tokens`.
+    pub fn from_cu_seqlens(cu_seqlens: &[usize], tokens: usize, offset: usize) -> Result<Self> {
+        if cu_seqlens.len() < 2 || cu_seqlens[0] != 0 || cu_seqlens[cu_seqlens.len() - 1] != tokens
+        {
+            return Err(Error::Parameter(format!(
+                "cu_seqlens {cu_seqlens:?} must run from 0 to the {tokens} tokens"
+            )));
+        }
+        if let Some(w) = cu_seqlens.windows(2).position(|w| w[1] < w[0]) {
+            return Err(Error::Parameter(format!(
+                "cu_seqlens {cu_seqlens:?} decreases at index {}",
+                w + 1
+            )));
+        }
+        let mut ids = Vec::with_capacity(tokens);
+        for w in cu_seqlens.windows(2) {
+            ids.extend((0..w[1] - w[0]).map(|s| offset + s));
+        }
+        Ok(Positions::PerToken(ids))
     }
 }
 
@@ -283,8 +312,9 @@ pub fn check(
         )));
     }
     let seq = view.seq();
-    let starts: Vec<usize> = match positions {
-        Positions::Offset(o) => vec![*o],
+    let tokens = view.batch() * seq;
+    let (max_row, at) = match positions {
+        Positions::Offset(o) => (o.saturating_add(seq - 1), format!("from position {o}")),
         Positions::PerBatch(v) => {
             if v.len() != view.batch() {
                 return Err(Error::Parameter(format!(
@@ -293,22 +323,43 @@ pub fn check(
                     view.batch()
                 )));
             }
-            v.clone()
+            let (b, &o) = v
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, &o)| o)
+                .expect("batch >= 1");
+            (
+                o.saturating_add(seq - 1),
+                format!("from position {o} (batch row {b})"),
+            )
+        }
+        Positions::PerToken(ids) => {
+            if ids.len() != tokens {
+                return Err(Error::Parameter(format!(
+                    "{} position ids for {tokens} tokens (batch {} x seq {seq})",
+                    ids.len(),
+                    view.batch()
+                )));
+            }
+            let (t, &id) = ids
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, &id)| id)
+                .expect("tokens >= 1");
+            (id, format!("at position id {id} (token {t})"))
         }
     };
-    for (b, &start) in starts.iter().enumerate() {
-        let need = start.saturating_add(seq);
-        if need > table_rows {
-            return Err(Error::Table(format!(
-                "table has {table_rows} rows but sequence length {seq} from position {start} (batch row {b}) needs {need}"
-            )));
-        }
-        if (need as u64).saturating_mul(rotation.pairs() as u64) > u32::MAX as u64 {
-            return Err(Error::Limit(format!(
-                "table rows up to {need} of {} pairs exceed 32-bit indexing",
-                rotation.pairs()
-            )));
-        }
+    let need = max_row.saturating_add(1);
+    if need > table_rows {
+        return Err(Error::Table(format!(
+            "table has {table_rows} rows but sequence length {seq} {at} needs {need}"
+        )));
+    }
+    if (need as u64).saturating_mul(rotation.pairs() as u64) > u32::MAX as u64 {
+        return Err(Error::Limit(format!(
+            "table rows up to {need} of {} pairs exceed 32-bit indexing",
+            rotation.pairs()
+        )));
     }
     Ok(())
 }

@@ -25,7 +25,10 @@ struct Case {
     offset: usize,
     half: bool,
     rotary_dim: usize,
-    starts: Option<Vec<usize>>,
+    /// 0: offset `first`; 1: per batch row `starts`; 2: per token (`ids`, scattered).
+    mode: u8,
+    starts: Vec<usize>,
+    ids: Vec<usize>,
     first: usize,
     inverse: bool,
     seed: u64,
@@ -52,10 +55,27 @@ impl Case {
     }
 
     fn positions(&self) -> Positions {
-        match &self.starts {
-            Some(v) => Positions::PerBatch(v.clone()),
-            None => Positions::Offset(self.first),
+        match self.mode {
+            0 => Positions::Offset(self.first),
+            1 => Positions::PerBatch(self.starts.clone()),
+            _ => Positions::PerToken(self.ids.clone()),
         }
+    }
+
+    /// The table row of every token, from the definitions (not from `Positions::row`).
+    fn rows(&self) -> Vec<usize> {
+        let [b, s, _, _] = self.dims;
+        let mut rows = Vec::new();
+        for bi in 0..b {
+            for si in 0..s {
+                rows.push(match self.mode {
+                    0 => self.first + si,
+                    1 => self.starts[bi] + si,
+                    _ => self.ids[bi * s + si],
+                });
+            }
+        }
+        rows
     }
 }
 
@@ -72,15 +92,25 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         any::<bool>(),
         0usize..100,
         (
-            any::<bool>(),
+            0u8..3,
             prop::collection::vec(0usize..40, 3),
+            prop::collection::vec(0usize..60, 18),
             0usize..40,
         ),
         any::<bool>(),
         any::<u64>(),
     )
         .prop_map(
-            |(dims, layout, (pad, offset), half, rfrac, (per, starts, first), inverse, seed)| {
+            |(
+                dims,
+                layout,
+                (pad, offset),
+                half,
+                rfrac,
+                (mode, starts, ids, first),
+                inverse,
+                seed,
+            )| {
                 let (b, s, h, d) = dims;
                 // rotary_dim: an even number in 2..=d.
                 let rotary_dim = 2 * (1 + rfrac % (d / 2));
@@ -91,7 +121,9 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                     offset,
                     half,
                     rotary_dim,
-                    starts: per.then(|| starts[..b].to_vec()),
+                    mode,
+                    starts: starts[..b].to_vec(),
+                    ids: ids[..b * s].to_vec(),
                     first,
                     inverse,
                     seed,
@@ -126,10 +158,8 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
         precision: Precision::Exact,
     };
     let positions = c.positions();
-    let seq = c.dims[1];
-    let starts: Vec<usize> = (0..c.dims[0]).map(|b| positions.start(b)).collect();
-    let rows = starts.iter().max().unwrap() + seq + 1;
-    let t = table(rows, c.rotary_dim / 2);
+    let rows = c.rows();
+    let t = table(rows.iter().max().unwrap() + 2, c.rotary_dim / 2);
     let len = view.span() + 5;
     let mut x = bfrope::conformance::random_bf16(c.seed, len);
     // Some special values among the data.
@@ -154,7 +184,7 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
             offset: view.offset,
             half_split: c.half,
             rotary_dim: c.rotary_dim,
-            starts: &starts,
+            rows: &rows,
             inverse: c.inverse,
         },
         |r, i| {
@@ -206,6 +236,7 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
                 view,
                 rotation,
                 positions: &positions,
+                device_rows: None,
             },
         )
         .map_err(|e| e.to_string())?;
@@ -266,15 +297,15 @@ fn views_pinned_model_layouts() {
     #[rustfmt::skip]
     let cases = [
         // HF Llama-like: BHSD, half-split, full head, two batch rows at different offsets.
-        Case { dims: [2, 5, 4, 128], layout: 1, pad: [0; 3], offset: 0, half: true, rotary_dim: 128, starts: Some(vec![0, 1000]), first: 0, inverse: false, seed: 1 },
+        Case { dims: [2, 5, 4, 128], layout: 1, pad: [0; 3], offset: 0, half: true, rotary_dim: 128, mode: 1, starts: vec![0, 1000], ids: vec![], first: 0, inverse: false, seed: 1 },
         // GPT-NeoX / Pythia: 25% rotary, half-split.
-        Case { dims: [1, 7, 3, 128], layout: 1, pad: [0; 3], offset: 0, half: true, rotary_dim: 32, starts: None, first: 3, inverse: false, seed: 2 },
+        Case { dims: [1, 7, 3, 128], layout: 1, pad: [0; 3], offset: 0, half: true, rotary_dim: 32, mode: 0, starts: vec![], ids: vec![], first: 3, inverse: false, seed: 2 },
         // GLM-4: interleaved on the first 64 of 128 dims.
-        Case { dims: [1, 6, 2, 128], layout: 0, pad: [0; 3], offset: 0, half: false, rotary_dim: 64, starts: None, first: 9, inverse: true, seed: 3 },
+        Case { dims: [1, 6, 2, 128], layout: 0, pad: [0; 3], offset: 0, half: false, rotary_dim: 64, mode: 0, starts: vec![], ids: vec![], first: 9, inverse: true, seed: 3 },
         // q of a fused [S, (Hq + 2 Hk) · D] QKV buffer: heads apart by D, tokens by the row.
-        Case { dims: [1, 9, 4, 64], layout: 2, pad: [0, 4 * 64, 0], offset: 0, half: true, rotary_dim: 64, starts: None, first: 0, inverse: false, seed: 4 },
+        Case { dims: [1, 9, 4, 64], layout: 2, pad: [0, 4 * 64, 0], offset: 0, half: true, rotary_dim: 64, mode: 0, starts: vec![], ids: vec![], first: 0, inverse: false, seed: 4 },
         // ... and k of it, at an odd element offset into the buffer.
-        Case { dims: [2, 3, 1, 6], layout: 2, pad: [2, 3, 1], offset: 5, half: false, rotary_dim: 4, starts: Some(vec![7, 2]), first: 0, inverse: false, seed: 5 },
+        Case { dims: [2, 3, 1, 6], layout: 2, pad: [2, 3, 1], offset: 5, half: false, rotary_dim: 4, mode: 1, starts: vec![7, 2], ids: vec![], first: 0, inverse: false, seed: 5 },
     ];
     for c in &cases {
         check(gpu.as_ref(), c).unwrap();
@@ -386,4 +417,127 @@ fn views_bad_calls_name_the_value() {
         ..ok
     };
     assert!(err(&p3, 64).contains("from position 5"), "{}", err(&p3, 64));
+}
+
+/// A decode step whose positions live on the GPU: one table row per token in a caller's
+/// buffer. Ids past the table read its last row (the documented result), never out of
+/// bounds; the rest match the oracle.
+#[test]
+fn views_positions_from_a_gpu_buffer() {
+    let Some(gpu) = common::gpu() else { return };
+    use wgpu::util::DeviceExt;
+    let (b, s, h, d) = (4usize, 1usize, 8usize, 64usize);
+    let t = table(50, d / 2);
+    let ids: Vec<u32> = vec![3, 49, 1000, 17];
+    let x = bfrope::conformance::random_bf16(31, b * s * h * d);
+    let clamped: Vec<usize> = ids.iter().map(|&i| (i as usize).min(49)).collect();
+    let want = oracle_rotate_view(
+        &x,
+        &OracleView {
+            dims: [b, s, h, d],
+            strides: [s * h * d, h * d, d],
+            offset: 0,
+            half_split: true,
+            rotary_dim: d,
+            rows: &clamped,
+            inverse: false,
+        },
+        |r, i| {
+            let [cs, sn] = t.get(r, i);
+            (cs.to_bits(), sn.to_bits())
+        },
+    );
+    let device = gpu.device();
+    let buffer = |contents: &[u8], usage| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents,
+            usage,
+        })
+    };
+    let storage = wgpu::BufferUsages::STORAGE;
+    let input = buffer(bytemuck::cast_slice(&x), storage);
+    let output = buffer(
+        &vec![0u8; x.len() * 2],
+        storage | wgpu::BufferUsages::COPY_SRC,
+    );
+    let tb = buffer(t.as_bytes(), storage);
+    let rows = buffer(bytemuck::cast_slice(&ids), storage);
+    let mut encoder =
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    gpu.kernels()
+        .record_view(
+            &mut encoder,
+            &ViewArgs {
+                input: &input,
+                output: &output,
+                table: &tb,
+                table_rows: t.rows(),
+                view: TensorView::bshd(b, s, h, d),
+                rotation: Rotation {
+                    pairing: Pairing::HalfSplit,
+                    ..Rotation::new(d)
+                },
+                positions: &Positions::Offset(0),
+                device_rows: Some(&rows),
+            },
+        )
+        .unwrap();
+    let words = pollster::block_on(gpu.read_back(encoder, &output, (x.len() * 2) as u64)).unwrap();
+    let got: &[u16] = bytemuck::cast_slice(&words);
+    assert_eq!(got, &want[..]);
+}
+
+/// Packed variable-length sequences (flash-attn's `[tokens, heads, head_dim]` with
+/// `cu_seqlens`): each sequence restarts at the position offset.
+#[test]
+fn views_packed_sequences_from_cu_seqlens() {
+    let cu = [0usize, 3, 3, 10, 12];
+    let (tokens, h, d) = (12usize, 2usize, 8usize);
+    let positions = Positions::from_cu_seqlens(&cu, tokens, 5).unwrap();
+    // From the definition: token t of sequence i is at 5 + t - cu[i].
+    let mut rows = Vec::new();
+    for w in cu.windows(2) {
+        for t in w[0]..w[1] {
+            rows.push(5 + t - w[0]);
+        }
+    }
+    let t = table(20, d / 2);
+    let x = bfrope::conformance::random_bf16(41, tokens * h * d);
+    let call = RopeCall {
+        view: TensorView::bshd(1, tokens, h, d),
+        rotation: Rotation::new(d),
+        positions: &positions,
+        table: &t,
+    };
+    let want = oracle_rotate_view(
+        &x,
+        &OracleView {
+            dims: [1, tokens, h, d],
+            strides: [tokens * h * d, h * d, d],
+            offset: 0,
+            half_split: false,
+            rotary_dim: d,
+            rows: &rows,
+            inverse: false,
+        },
+        |r, i| {
+            let [cs, sn] = t.get(r, i);
+            (cs.to_bits(), sn.to_bits())
+        },
+    );
+    assert_eq!(cpu::apply(&call, &x).unwrap(), want);
+    if let Some(gpu) = common::gpu() {
+        assert_eq!(gpu.apply_blocking(&call, &x).unwrap(), want);
+    }
+    for (bad, needle) in [
+        (&[0usize, 3, 2, 12][..], "decreases at index 2"),
+        (&[0usize, 3, 11][..], "from 0 to the 12 tokens"),
+        (&[1usize, 12][..], "from 0 to the 12 tokens"),
+    ] {
+        let e = Positions::from_cu_seqlens(bad, tokens, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{bad:?}: {e}");
+    }
 }

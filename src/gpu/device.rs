@@ -453,6 +453,7 @@ impl Gpu {
                     view: v,
                     rotation: rot,
                     positions: call.positions,
+                    device_rows: None,
                 },
             )?;
             let staging = self.buffer(

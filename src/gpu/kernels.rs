@@ -311,7 +311,14 @@ impl RopeKernels {
         let label = plan.key.label();
         let pipeline = self.pipeline(plan.key);
         let uniform = self.uniform(&label, bytemuck::bytes_of(&plan.params))?;
-        let starts = self.storage(&label, bytemuck::cast_slice(&plan.starts))?;
+        let own_rows = match &plan.rows {
+            Some(rows) => Some(self.storage(&label, bytemuck::cast_slice(rows))?),
+            None => None,
+        };
+        let rows = match (&own_rows, args.device_rows) {
+            (Some(b), _) | (None, Some(b)) => b,
+            (None, None) => unreachable!("a plan without host rows has device rows"),
+        };
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
             layout: &self.variant(plan.key).layout,
@@ -325,7 +332,7 @@ impl RopeKernels {
                 binding(3, args.output, plan.tensor),
                 wgpu::BindGroupEntry {
                     binding: 4,
-                    resource: starts.as_entire_binding(),
+                    resource: rows.as_entire_binding(),
                 },
             ],
         });

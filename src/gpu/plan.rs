@@ -265,8 +265,8 @@ pub(crate) struct ViewParams {
     pub table_base: u32,
     pub table_rows: u32,
     pub invocations: u32,
+    pub per_token: u32,
     pub _pad0: u32,
-    pub _pad1: u32,
 }
 
 /// A uniform block as Rust lays it out: `(kernel, size, [(member, byte offset)])`.
@@ -291,7 +291,7 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
             "general",
             size_of::<ViewParams>(),
             members!(ViewParams: batch, seq, heads, head_dim, pairs, slots, stride_b, stride_s,
-                stride_h, offset, sin_sign, table_base, table_rows, invocations, _pad0, _pad1),
+                stride_h, offset, sin_sign, table_base, table_rows, invocations, per_token, _pad0),
         ),
     ]
 }
@@ -311,8 +311,12 @@ pub struct ViewArgs<'a> {
     pub view: TensorView,
     /// Pairing, rotary_dim, direction, arithmetic.
     pub rotation: Rotation,
-    /// Where each token is.
+    /// Where each token is (checked against the table on the host).
     pub positions: &'a Positions,
+    /// Or: one table row per token (`u32`, `batch × seq` of them) in a GPU buffer
+    /// (`STORAGE`), for a decode loop whose positions live on the GPU; `positions` is then
+    /// ignored. Rows past the table read its last row (the host cannot check them).
+    pub device_rows: Option<&'a wgpu::Buffer>,
 }
 
 /// The checked form of a [`ViewArgs`] call: one dispatch.
@@ -320,7 +324,8 @@ pub struct ViewArgs<'a> {
 pub(crate) struct ViewPlan {
     pub key: KernelKey,
     pub params: ViewParams,
-    pub starts: Vec<u32>,
+    /// The `rows` binding's contents when the host knows the positions.
+    pub rows: Option<Vec<u32>>,
     pub tensor: (u64, u64),
     pub table: (u64, u64),
     pub grid: (u32, u32),
@@ -331,10 +336,14 @@ pub(crate) struct ViewPlan {
 pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan> {
     let view = &args.view;
     let rot = &args.rotation;
+    let host_positions = match args.device_rows {
+        Some(_) => &Positions::Offset(0),
+        None => args.positions,
+    };
     crate::spec::check(
         view,
         rot,
-        args.positions,
+        host_positions,
         args.table_rows,
         rot.pairs(),
         usize::MAX,
@@ -374,11 +383,34 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan>
             limits.max_binding
         )));
     }
-    let starts: Vec<u32> = (0..view.batch())
-        .map(|b| args.positions.start(b) as u32)
-        .collect();
-    let first = *starts.iter().min().expect("batch >= 1") as u64;
-    let last = *starts.iter().max().expect("batch >= 1") as u64 + view.seq() as u64;
+    let tokens = view.batch() * view.seq();
+    let (rows, per_token, first, last) = match (args.device_rows, args.positions) {
+        (Some(buf), _) => {
+            if buf.size() < tokens as u64 * 4 || !buf.usage().contains(wgpu::BufferUsages::STORAGE)
+            {
+                return Err(Error::Argument(format!(
+                    "device_rows buffer of {} bytes needs {} bytes (one u32 per token) and STORAGE usage",
+                    buf.size(),
+                    tokens * 4
+                )));
+            }
+            // Any row may be read: the whole table is bound.
+            (None, true, 0, args.table_rows as u64)
+        }
+        (None, Positions::PerToken(ids)) => {
+            let lo = *ids.iter().min().expect("tokens >= 1") as u64;
+            let hi = *ids.iter().max().expect("tokens >= 1") as u64 + 1;
+            (Some(ids.iter().map(|&r| r as u32).collect()), true, lo, hi)
+        }
+        (None, p) => {
+            let starts: Vec<u32> = (0..view.batch())
+                .map(|b| p.row(b, 0, view.seq()) as u32)
+                .collect();
+            let lo = *starts.iter().min().expect("batch >= 1") as u64;
+            let hi = *starts.iter().max().expect("batch >= 1") as u64 + view.seq() as u64;
+            (Some(starts), false, lo, hi)
+        }
+    };
     let t_off = first * pairs * 8 / align * align;
     let t_end = last * pairs * 8;
     if t_end - t_off > limits.max_binding {
@@ -417,8 +449,8 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan>
         table_base: (t_off / 8) as u32,
         table_rows: args.table_rows as u32,
         invocations: invocations as u32,
+        per_token: u32::from(per_token),
         _pad0: 0,
-        _pad1: 0,
     };
     Ok(ViewPlan {
         key: KernelKey {
@@ -426,7 +458,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan>
             kernel: Kernel::General(rot.pairing),
         },
         params,
-        starts,
+        rows,
         tensor: (off, end - off),
         table: (t_off, t_end - t_off),
         grid,

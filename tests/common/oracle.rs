@@ -259,14 +259,14 @@ pub fn ulp_distance(a: u16, b: u16) -> u32 {
 /// A general call for the oracle, from first principles: a `[batch, seq, heads, head_dim]`
 /// view with element strides of batch, seq and head and an element offset, the first
 /// `rotary_dim` dims rotated in interleaved `(2i, 2i+1)` or half-split `(i, i + R/2)` pairs,
-/// token `(b, s)` at table row `starts[b] + s`.
+/// token `(b, s)` at table row `rows[b * seq + s]`.
 pub struct OracleView<'a> {
     pub dims: [usize; 4],
     pub strides: [usize; 3],
     pub offset: usize,
     pub half_split: bool,
     pub rotary_dim: usize,
-    pub starts: &'a [usize],
+    pub rows: &'a [usize],
     pub inverse: bool,
 }
 
@@ -289,7 +289,7 @@ pub fn oracle_rotate_view(
                     } else {
                         (base + 2 * i, base + 2 * i + 1)
                     };
-                    let (cs, sn) = table(v.starts[b] + s, i);
+                    let (cs, sn) = table(v.rows[b * ns + s], i);
                     let (y0, y1) = oracle_pair(x[a], x[c], cs, sn, v.inverse);
                     y[a] = y0;
                     y[c] = y1;
