@@ -177,6 +177,51 @@ impl RopeTable {
         })
     }
 
+    /// A table from Hugging Face's form: `cos` and `sin` of `rows × rotary_dim` each, the
+    /// `rotary_dim / 2` frequencies repeated in both halves (`torch.cat((freqs, freqs))`).
+    /// The halves must hold the same bits; the error names the first row and index where
+    /// they differ.
+    pub fn from_repeated_halves(
+        cos: &[f32],
+        sin: &[f32],
+        rows: usize,
+        rotary_dim: usize,
+    ) -> Result<Self> {
+        if rotary_dim == 0 || rotary_dim % 2 != 0 {
+            return Err(Error::Table(format!(
+                "a last dimension of {rotary_dim} cannot hold repeated halves"
+            )));
+        }
+        let n = rows
+            .checked_mul(rotary_dim)
+            .ok_or_else(|| Error::Table(format!("table shape [{rows}, {rotary_dim}] overflows")))?;
+        if cos.len() != n || sin.len() != n {
+            return Err(Error::Table(format!(
+                "cos has {} and sin has {} values but the table shape [{rows}, {rotary_dim}] needs {n}",
+                cos.len(),
+                sin.len()
+            )));
+        }
+        let half = rotary_dim / 2;
+        let mut c = Vec::with_capacity(rows * half);
+        let mut s = Vec::with_capacity(rows * half);
+        for r in 0..rows {
+            for (name, v, out) in [("cos", cos, &mut c), ("sin", sin, &mut s)] {
+                let row = &v[r * rotary_dim..(r + 1) * rotary_dim];
+                if let Some(i) = (0..half).find(|&i| row[i].to_bits() != row[half + i].to_bits()) {
+                    return Err(Error::Table(format!(
+                        "{name} row {r} is not two equal halves: index {i} holds {} but index {} holds {}",
+                        row[i],
+                        half + i,
+                        row[half + i]
+                    )));
+                }
+                out.extend_from_slice(&row[..half]);
+            }
+        }
+        Self::from_cos_sin(&c, &s, rows, half)
+    }
+
     /// Number of rows (positions).
     pub fn rows(&self) -> usize {
         self.rows

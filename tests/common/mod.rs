@@ -63,12 +63,37 @@ pub struct Golden {
 impl Golden {
     /// Reads `golden_shared.safetensors`; panics with the path if it is missing.
     pub fn load() -> Self {
-        let bytes =
-            std::fs::read(GOLDEN_PATH).unwrap_or_else(|e| panic!("cannot read {GOLDEN_PATH}: {e}"));
+        Self::open(GOLDEN_PATH)
+    }
+
+    /// Reads one of the reference files of `../shared/golden/` by file name.
+    pub fn named(file: &str) -> Self {
+        Self::open(&format!(
+            "{}/../shared/golden/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+    }
+
+    fn open(path: &str) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
         let (_, meta) =
             safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
         let metadata = meta.metadata().clone().unwrap_or_default();
         Self { bytes, metadata }
+    }
+
+    /// The names of the cases in the metadata whose JSON has a `kind`.
+    pub fn cases(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .metadata
+            .iter()
+            .filter(|(_, m)| {
+                serde_json::from_str::<serde_json::Value>(m).is_ok_and(|j| j.get("kind").is_some())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort();
+        v
     }
 
     fn view(&self, name: &str, dtype: safetensors::Dtype) -> (Vec<usize>, &[u8]) {
