@@ -584,7 +584,13 @@ fn bad_inputs_exit_2_with_one_sentence_and_no_output() {
         ],
         None,
     );
-    refused(d, &narrow, &out, &["--cos", "c", "--sin", "s"], "4 pairs");
+    refused(
+        d,
+        &narrow,
+        &out,
+        &["--cos", "c", "--sin", "s"],
+        "4 values per row",
+    );
     refused(d, &narrow, &out, &["--cos", "c", "--sin", "s2"], "s2");
     // Built-table flags do not mix with user tables.
     refused(

@@ -215,3 +215,352 @@ fn layouts_contradictions_are_refused() {
     refused(&["--tensors", "q", "--layout", "thd"], "thd");
     refused(&["--tensors", "q", "--rotation", "quarter"], "quarter");
 }
+
+fn write_any(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
+    let views: Vec<(String, StView)> = tensors
+        .iter()
+        .map(|(n, dt, s, b)| (n.to_string(), StView::new(*dt, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+fn le16(v: &[u16]) -> Vec<u8> {
+    v.iter().flat_map(|b| b.to_le_bytes()).collect()
+}
+
+fn le64(v: &[i64]) -> Vec<u8> {
+    v.iter().flat_map(|b| b.to_le_bytes()).collect()
+}
+
+/// The library's CPU path on the same description: the reference of the CLI tests.
+fn library(
+    x: &[u16],
+    view: TensorView,
+    pairing: Pairing,
+    rotary_dim: usize,
+    positions: &Positions,
+    table: &RopeTable,
+) -> Vec<u16> {
+    cpu::apply(
+        &RopeCall {
+            view,
+            rotation: Rotation {
+                pairing,
+                rotary_dim,
+                direction: Direction::Forward,
+                precision: Precision::Exact,
+            },
+            positions,
+            table,
+        },
+        x,
+    )
+    .unwrap()
+}
+
+fn built(rotary_dim: usize, rows: usize) -> RopeTable {
+    RopeTable::build(&TableSpec::new(rotary_dim, rows)).unwrap()
+}
+
+/// `--positions` ([S] shared, [B,S] per row; scattered decode positions), `--layout thd` with
+/// `--cu-seqlens` or `--positions [T]`, on CPU and GPU, against the library.
+#[test]
+fn layouts_positions_and_packed_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, h, s, d) = (2usize, 3usize, 5usize, 16usize);
+    let n = b * h * s * d;
+    let x = bfrope::conformance::random_bf16(71, n);
+    let pos_s: Vec<i64> = vec![4, 0, 9, 130000, 2];
+    let pos_bs: Vec<i64> = vec![0, 1, 2, 3, 4, 70000, 70001, 70002, 5, 6];
+    let cu: Vec<i64> = vec![0, 2, 2, 5];
+    let pos_t: Vec<i64> = vec![3, 1, 4, 1, 5];
+    let input = dir.path().join("in.safetensors");
+    write_any(
+        &input,
+        &[
+            ("q", Dtype::BF16, vec![b, h, s, d], le16(&x)),
+            ("packed", Dtype::BF16, vec![s, b * h, d], le16(&x)),
+            ("pos_s", Dtype::I64, vec![s], le64(&pos_s)),
+            ("pos_bs", Dtype::I64, vec![b, s], le64(&pos_bs)),
+            (
+                "pos_t",
+                Dtype::I32,
+                vec![s],
+                pos_t
+                    .iter()
+                    .flat_map(|&v| (v as i32).to_le_bytes())
+                    .collect(),
+            ),
+            ("cu", Dtype::I64, vec![4], le64(&cu)),
+        ],
+    );
+    let per_token = |p: &[i64], reps: usize| -> Vec<usize> {
+        (0..reps)
+            .flat_map(|_| p.iter().map(|&v| v as usize))
+            .collect()
+    };
+    let mut cu_pos = Vec::new();
+    for w in cu.windows(2) {
+        cu_pos.extend((w[0]..w[1]).map(|t| (t - w[0]) as usize));
+    }
+    // (flags, view, per-token positions, pairing)
+    let bhsd = TensorView::bhsd(b, h, s, d);
+    let thd = TensorView::bshd(1, s, b * h, d);
+    type Case<'a> = (Vec<&'a str>, TensorView, Vec<usize>, Pairing, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![
+                "--tensors",
+                "q",
+                "--layout",
+                "bhsd",
+                "--rotation",
+                "half",
+                "--positions",
+                "pos_s",
+            ],
+            bhsd,
+            per_token(&pos_s, b),
+            Pairing::HalfSplit,
+            "q",
+        ),
+        (
+            vec![
+                "--tensors",
+                "q",
+                "--layout",
+                "bhsd",
+                "--positions",
+                "pos_bs",
+            ],
+            bhsd,
+            per_token(&pos_bs, 1),
+            Pairing::Interleaved,
+            "q",
+        ),
+        (
+            vec![
+                "--tensors",
+                "packed",
+                "--layout",
+                "thd",
+                "--cu-seqlens",
+                "cu",
+            ],
+            thd,
+            cu_pos.clone(),
+            Pairing::Interleaved,
+            "packed",
+        ),
+        (
+            vec![
+                "--tensors",
+                "packed",
+                "--layout",
+                "thd",
+                "--rotation",
+                "half",
+                "--positions",
+                "pos_t",
+            ],
+            thd,
+            per_token(&pos_t, 1),
+            Pairing::HalfSplit,
+            "packed",
+        ),
+    ];
+    let mut backends = vec!["cpu"];
+    if gpu_available() {
+        backends.push("gpu");
+    }
+    for (k, (flags, view, positions, pairing, name)) in cases.iter().enumerate() {
+        let table = built(d, positions.iter().max().unwrap() + 1);
+        let want = library(
+            &x,
+            *view,
+            *pairing,
+            d,
+            &Positions::PerToken(positions.clone()),
+            &table,
+        );
+        for backend in &backends {
+            let out = dir.path().join(format!("out{k}-{backend}.safetensors"));
+            let mut args = vec![
+                "apply",
+                input.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--backend",
+                backend,
+            ];
+            args.extend(flags.iter().copied());
+            let o = bfrope(&args);
+            assert!(o.status.success(), "{flags:?} {backend}: {}", err(&o));
+            assert_eq!(read(&out, name), want, "{flags:?} on {backend}");
+        }
+    }
+}
+
+/// The Hugging Face case end to end: Llama-3.1's q (8 heads) and k (2 heads) in BHSD,
+/// half-split, with the model's own per-token `[B, S, 128]` tables from
+/// `../shared/golden/hf_models.safetensors`: the CLI equals the library (tests/hf_models.rs
+/// holds the library to the oracle on these cases), on CPU and GPU.
+#[test]
+fn layouts_hugging_face_bhsd_half_split_gqa_end_to_end() {
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/golden/hf_models.safetensors"
+    );
+    let bytes = std::fs::read(golden).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let f32s = |n: &str| -> Vec<f32> {
+        st.tensor(n)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let (cos, sin) = (f32s("llama31_gqa.cos"), f32s("llama31_gqa.sin"));
+    let (b, s, r) = (2usize, 24usize, 128usize);
+    let table = RopeTable::from_repeated_halves(&cos, &sin, b * s, r).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = vec!["cpu"];
+    if gpu_available() {
+        backends.push("gpu");
+    }
+    for backend in backends {
+        let out = dir.path().join(format!("llama-{backend}.safetensors"));
+        let o = bfrope(&[
+            "apply",
+            golden,
+            "-o",
+            out.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--tensors",
+            "llama31_gqa.q,llama31_gqa.k",
+            "--layout",
+            "bhsd",
+            "--rotation",
+            "half",
+            "--cos",
+            "llama31_gqa.cos",
+            "--sin",
+            "llama31_gqa.sin",
+        ]);
+        assert!(o.status.success(), "{backend}: {}", err(&o));
+        for (t, heads) in [("q", 8usize), ("k", 2usize)] {
+            let name = format!("llama31_gqa.{t}");
+            let x = bits(st.tensor(&name).unwrap().data());
+            let want = library(
+                &x,
+                TensorView::bhsd(b, heads, s, 128),
+                Pairing::HalfSplit,
+                r,
+                &Positions::PerToken((0..b * s).collect()),
+                &table,
+            );
+            assert_eq!(read(&out, &name), want, "{name} on {backend}");
+        }
+    }
+}
+
+/// Placement flags that contradict each other or the tensor are refused: exit 2.
+#[test]
+fn layouts_placement_contradictions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.safetensors");
+    let (b, s, h, d) = (2usize, 4usize, 2usize, 8usize);
+    let x = bfrope::conformance::random_bf16(5, b * s * h * d);
+    let halves: Vec<f32> = (0..b * s)
+        .flat_map(|i| {
+            let row: Vec<f32> = (0..d / 2)
+                .map(|k| ((i * 7 + k) as f32 * 0.1).cos())
+                .collect();
+            [row.clone(), row].concat()
+        })
+        .collect();
+    let mut broken = halves.clone();
+    broken[d - 1] += 1.0;
+    let f32b = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    write_any(
+        &input,
+        &[
+            ("q", Dtype::BF16, vec![b, s, h, d], le16(&x)),
+            ("p", Dtype::I64, vec![s], le64(&[0, 1, 2, 3])),
+            ("neg", Dtype::I64, vec![s], le64(&[0, -1, 2, 3])),
+            ("p3", Dtype::I64, vec![3], le64(&[0, 1, 2])),
+            ("f", Dtype::F32, vec![s], f32b(&[0.0; 4])),
+            ("hc", Dtype::F32, vec![b, s, d], f32b(&halves)),
+            ("hs", Dtype::F32, vec![b, s, d], f32b(&halves)),
+            ("broken", Dtype::F32, vec![b, s, d], f32b(&broken)),
+        ],
+    );
+    let out = dir.path().join("out.safetensors");
+    let refused = |extra: &[&str], needle: &str| {
+        let mut args = vec![
+            "apply",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--tensors",
+            "q",
+        ];
+        args.extend_from_slice(extra);
+        let o = bfrope(&args);
+        let e = err(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{extra:?}: {e}");
+        assert!(e.contains(needle), "{extra:?}: expected {needle:?} in {e}");
+        assert!(!out.exists());
+    };
+    refused(
+        &["--positions", "p", "--position-offset", "3"],
+        "cannot be combined",
+    );
+    refused(&["--cu-seqlens", "p"], "--layout thd only");
+    refused(&["--layout", "thd"], "needs --cu-seqlens");
+    refused(&["--layout", "thd", "--positions", "p"], "has shape [2, 4, 2, 8]");
+    refused(&["--positions", "neg"], "-1 at index 1");
+    refused(&["--positions", "p3"], "needs [4] or [2, 4]");
+    refused(&["--positions", "f"], "I32 or I64");
+    refused(&["--positions", "nope"], "\"nope\"");
+    refused(
+        &["--cos", "hc", "--sin", "hs", "--positions", "p"],
+        "one row per token",
+    );
+    refused(&["--cos", "broken", "--sin", "hs"], "not two equal halves");
+    refused(
+        &["--cos", "hc", "--sin", "hs", "--rotary-dim", "4"],
+        "8 values per row",
+    );
+    // The HF form accepted: the same as the library on its first halves.
+    let o = bfrope(&[
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--tensors",
+        "q",
+        "--cos",
+        "hc",
+        "--sin",
+        "hs",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let table = RopeTable::from_repeated_halves(&halves, &halves, b * s, d).unwrap();
+    let want = library(
+        &x,
+        TensorView::bshd(b, s, h, d),
+        Pairing::Interleaved,
+        d,
+        &Positions::PerToken((0..b * s).collect()),
+        &table,
+    );
+    assert_eq!(read(&out, "q"), want);
+}

@@ -24,6 +24,8 @@ mod demo;
 mod info;
 #[path = "bfrope/output.rs"]
 mod output;
+#[path = "bfrope/placement.rs"]
+mod placement;
 #[path = "bfrope/stream.rs"]
 mod stream;
 

@@ -15,6 +15,7 @@ use bfrope::{
 };
 use safetensors::tensor::Dtype;
 
+use crate::placement::{self, Rows};
 use crate::stream::{Input, PIECE_BYTES};
 use crate::{le_from_bits, ms, output, CliError, CliResult};
 
@@ -25,6 +26,9 @@ pub enum Layout {
     Bshd,
     /// `[batch, heads, seq, head_dim]` (Hugging Face's).
     Bhsd,
+    /// Packed `[tokens, heads, head_dim]` (flash-attn's varlen), with `--cu-seqlens` or
+    /// `--positions`.
+    Thd,
 }
 
 /// Which elements pair up.
@@ -87,10 +91,12 @@ pub struct ApplyArgs {
     /// Rotate the first N dims of each head (even; default head_dim); the rest are copied.
     #[arg(long, value_name = "N")]
     rotary_dim: Option<usize>,
-    /// Name of an F32 [rows, head_dim/2] cosine table in INPUT (row r = position r).
+    /// Name of an F32 cosine table in INPUT: [rows, N/2] (row r = position r), or one row
+    /// per token [B, S, N/2] ([1, T, N/2] for thd); a last dim of N with the halves
+    /// repeated (Hugging Face's form) is accepted.
     #[arg(long, value_name = "NAME")]
     cos: Option<String>,
-    /// Name of an F32 [rows, head_dim/2] sine table in INPUT.
+    /// Name of an F32 sine table in INPUT, shaped as --cos.
     #[arg(long, value_name = "NAME")]
     sin: Option<String>,
     /// RoPE base of the built table (default 10000).
@@ -99,14 +105,15 @@ pub struct ApplyArgs {
     /// Angle mode of the built table: exact or torch (default exact).
     #[arg(long, value_name = "MODE")]
     angles: Option<String>,
-    /// Position of the first token.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_hyphen_values = true
-    )]
-    position_offset: u64,
+    /// Position of the first token of every sequence (default 0).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    position_offset: Option<u64>,
+    /// I32/I64 position ids from INPUT: [S] or [B,S] ([T] for thd).
+    #[arg(long, value_name = "NAME")]
+    positions: Option<String>,
+    /// I32/I64 [B+1] sequence starts in the packed token dimension (--layout thd).
+    #[arg(long, value_name = "NAME")]
+    cu_seqlens: Option<String>,
     /// Rotate by -angle (the backward pass; undoes a forward rotation).
     #[arg(long)]
     inverse: bool,
@@ -128,7 +135,9 @@ pub struct ApplyArgs {
 /// Where the table of a tensor comes from.
 enum TableSource {
     User {
-        table: RopeTable,
+        cos: Vec<f32>,
+        sin: Vec<f32>,
+        shape: Vec<usize>,
         names: (String, String),
     },
     Built {
@@ -141,13 +150,30 @@ enum TableSource {
 struct Job {
     name: String,
     /// Its dims as the file holds them (in `--layout` order).
-    dims: [usize; 4],
+    dims: Vec<usize>,
     /// The same tensor as a contiguous BSHD shape (what is streamed).
     shape: RopeShape,
+    /// Heads per batch row when the file is BHSD (streamed rows are (batch, head) pairs).
+    bhsd_heads: Option<usize>,
+    /// Tokens per sequence in the file's `[batch, seq]` order.
+    seq: usize,
     rotary_dim: usize,
+    /// Index of its table.
+    table: usize,
+    rows: Rows,
 }
 
-fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usize; 2])> {
+impl Job {
+    /// The file's token index (`b · seq + s`) of streamed token `tok`.
+    fn file_token(&self, tok: usize) -> usize {
+        match self.bhsd_heads {
+            Some(h) => tok / (self.seq * h) * self.seq + tok % self.seq,
+            None => tok,
+        }
+    }
+}
+
+fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, Vec<usize>)> {
     let t = input.info(name).ok_or_else(|| {
         CliError::usage(format!(
             "{flag} names tensor {name:?}, which is not in the input"
@@ -159,12 +185,13 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, [usi
             t.dtype
         )));
     }
-    let shape: [usize; 2] = t.shape.as_slice().try_into().map_err(|_| {
-        CliError::usage(format!(
-            "{flag} tensor {name:?} has shape {:?}, but tables must be [rows, head_dim/2]",
+    if !(2..=3).contains(&t.shape.len()) {
+        return Err(CliError::usage(format!(
+            "{flag} tensor {name:?} has shape {:?}, but tables must be [rows, N/2] or [batch, seq, N/2]",
             t.shape
-        ))
-    })?;
+        )));
+    }
+    let shape = t.shape.clone();
     let values: Vec<f32> = input
         .data(t)
         .chunks_exact(4)
@@ -203,20 +230,24 @@ fn fast_kernels(rotation: &Rotation, shape: &RopeShape) -> bool {
 fn rotate_streamed(
     input: &Input,
     data: &[u8],
-    shape: RopeShape,
+    job: &Job,
     table: &RopeTable,
-    row_offset: usize,
     rotation: &Rotation,
     mut engine: Engine,
     out: &mut dyn Write,
 ) -> bfrope::Result<Result<(), std::io::Error>> {
+    let shape = job.shape;
     let token_bytes = shape.heads * shape.head_dim * 2;
     let ranges = shape.token_ranges((PIECE_BYTES / token_bytes).max(1));
     let largest = ranges.iter().map(|r| r.tokens).max().unwrap_or(0) * token_bytes / 2;
     let mut x = Vec::with_capacity(largest);
     let rotator = matches!(engine, Engine::Rotator(_));
     let mut y = vec![0u16; if rotator { largest } else { 0 }];
-    let fast = fast_kernels(rotation, &shape);
+    let fast = fast_kernels(rotation, &shape) && matches!(job.rows, Rows::Offset(_));
+    let row_offset = match job.rows {
+        Rows::Offset(o) => o,
+        Rows::PerToken(_) => 0,
+    };
     for r in ranges {
         let e = r.elements(&shape);
         let bytes = &data[e.start * 2..e.end * 2];
@@ -228,7 +259,14 @@ fn rotate_streamed(
         );
         let piece = r.shape(&shape);
         let rows_from = row_offset + r.seq_start;
-        let positions = Positions::Offset(rows_from);
+        let positions = match &job.rows {
+            Rows::Offset(_) => Positions::Offset(rows_from),
+            Rows::PerToken(rows) => Positions::PerToken(
+                (r.first_token..r.first_token + r.tokens)
+                    .map(|tok| rows[job.file_token(tok)])
+                    .collect(),
+            ),
+        };
         let call = RopeCall {
             view: TensorView::bshd(piece.batch, piece.seq, piece.heads, piece.head_dim),
             rotation: *rotation,
@@ -322,12 +360,33 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
     }
     let target = output::resolve(&a.output, &a.input)?;
-    let offset = usize::try_from(a.position_offset).map_err(|_| {
+    let offset = usize::try_from(a.position_offset.unwrap_or(0)).map_err(|_| {
         CliError::usage(format!(
             "--position-offset {} is too large",
-            a.position_offset
+            a.position_offset.unwrap_or(0)
         ))
     })?;
+    if let (Some(p), Some(o)) = (&a.positions, a.position_offset) {
+        return Err(CliError::usage(format!(
+            "--position-offset {o} cannot be combined with --positions {p}"
+        )));
+    }
+    if let (Some(p), Some(c)) = (&a.positions, &a.cu_seqlens) {
+        return Err(CliError::usage(format!(
+            "--positions {p} cannot be combined with --cu-seqlens {c}"
+        )));
+    }
+    match (a.layout, &a.cu_seqlens, &a.positions) {
+        (Layout::Thd, None, None) => return Err(CliError::usage(
+            "--layout thd needs --cu-seqlens NAME (or --positions NAME) to place the packed tokens",
+        )),
+        (Layout::Bshd | Layout::Bhsd, Some(c), _) => {
+            return Err(CliError::usage(format!(
+                "--cu-seqlens {c} applies to --layout thd only"
+            )))
+        }
+        _ => {}
+    }
 
     // 2. The input, mapped.
     let input = Input::open(&a.input)?;
@@ -342,10 +401,10 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                     "--cos {c} has shape {cshape:?} but --sin {s} has shape {sshape:?}; they must match"
                 )));
             }
-            let table = RopeTable::from_cos_sin(&cos, &sin, cshape[0], cshape[1])
-                .map_err(|e| CliError::from(e).context(format!("--cos {c}")))?;
             TableSource::User {
-                table,
+                cos,
+                sin,
+                shape: cshape,
                 names: (c.clone(), s.clone()),
             }
         }
@@ -356,6 +415,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     };
 
     // 4. The tensors to rotate, each validated with its table.
+    let rank = if a.layout == Layout::Thd { 3 } else { 4 };
     let names: Vec<String> = match &a.tensors {
         Some(list) => {
             let mut seen: Vec<String> = Vec::new();
@@ -383,12 +443,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 .filter(|n| {
                     input
                         .info(n)
-                        .is_some_and(|t| t.dtype == Dtype::BF16 && t.shape.len() == 4)
+                        .is_some_and(|t| t.dtype == Dtype::BF16 && t.shape.len() == rank)
                 })
                 .collect();
             if all.is_empty() {
                 return Err(CliError::usage(format!(
-                    "{} holds no BF16 tensor of rank 4 to rotate",
+                    "{} holds no BF16 tensor of rank {rank} to rotate",
                     a.input.display()
                 )));
             }
@@ -396,7 +456,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
     };
     let mut jobs = Vec::new();
-    let mut built: HashMap<(usize, usize), RopeTable> = HashMap::new();
+    let mut tables: Vec<RopeTable> = Vec::new();
     for name in &names {
         let t = input.info(name).ok_or_else(|| {
             CliError::usage(format!(
@@ -413,21 +473,46 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         let layout_name = match a.layout {
             Layout::Bshd => "[batch, seq, heads, head_dim]",
             Layout::Bhsd => "[batch, heads, seq, head_dim]",
+            Layout::Thd => "[tokens, heads, head_dim]",
         };
-        let file_shape = RopeShape::from_dims(&t.shape).map_err(|e| match e {
-            Error::Shape { shape, reason } => CliError::usage(format!(
-                "tensor {name:?} has shape {shape:?}, which bfrope cannot rotate as {layout_name}: {reason}"
-            )),
+        let bad_shape = |reason: String| {
+            CliError::usage(format!(
+                "tensor {name:?} has shape {:?}, which bfrope cannot rotate as {layout_name}: {reason}",
+                t.shape
+            ))
+        };
+        let dims4 = match (a.layout, t.shape.as_slice()) {
+            (Layout::Thd, &[tk, h, d]) => [1, tk, h, d],
+            (Layout::Thd, other) => {
+                return Err(bad_shape(format!(
+                    "expected 3 dimensions, got {}",
+                    other.len()
+                )))
+            }
+            (_, &[d0, d1, d2, d3]) => [d0, d1, d2, d3],
+            (_, other) => {
+                return Err(bad_shape(format!(
+                    "expected 4 dimensions, got {}",
+                    other.len()
+                )))
+            }
+        };
+        let file_shape = RopeShape::from_dims(&dims4).map_err(|e| match e {
+            Error::Shape { reason, .. } => bad_shape(reason),
             other => CliError::from(other).context(format!("tensor {name:?}")),
         })?;
-        // The tensor as streamed: BSHD as it is; BHSD [B, H, S, D] is BSHD [B·H, S, 1, D]
-        // (every (batch, head) row is a sequence at the same positions).
-        let shape = match a.layout {
-            Layout::Bshd => file_shape,
+        // The tensor as streamed: BSHD (and THD as [1, T, H, D]) as it is; BHSD
+        // [B, H, S, D] is BSHD [B·H, S, 1, D] (every (batch, head) row is one sequence).
+        let (shape, bhsd_heads) = match a.layout {
+            Layout::Bshd | Layout::Thd => (file_shape, None),
             Layout::Bhsd => {
                 let [b, h, s, d] = file_shape.dims();
-                RopeShape::new(b * h, s, 1, d)?
+                (RopeShape::new(b * h, s, 1, d)?, Some(h))
             }
+        };
+        let (batch, seq) = match a.layout {
+            Layout::Bhsd => (dims4[0], dims4[2]),
+            _ => (dims4[0], dims4[1]),
         };
         let rotary_dim = a.rotary_dim.unwrap_or(shape.head_dim);
         if rotary_dim == 0 || rotary_dim % 2 != 0 || rotary_dim > shape.head_dim {
@@ -436,42 +521,104 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 shape.head_dim
             )));
         }
-        match &source {
-            TableSource::User {
-                table,
-                names: (c, _),
-            } => {
-                table
-                    .check_fits(shape.seq, rotary_dim / 2, offset)
-                    .map_err(|e| {
-                        CliError::usage(format!(
-                            "--cos {c} does not fit tensor {name:?} {:?} (rotary_dim {rotary_dim}): {e}",
-                            file_shape.dims()
-                        ))
-                    })?;
+        // Per-token positions from the flags, in the file's [batch, seq] token order.
+        let token_positions: Option<Vec<usize>> = match (&a.positions, &a.cu_seqlens) {
+            (Some(p), _) => {
+                let (ids, pshape) = placement::read_ids(&input, p, "--positions")?;
+                Some(placement::positions_for(
+                    &ids, &pshape, p, name, batch, seq,
+                )?)
             }
-            TableSource::Built { base, angles } => {
-                if let std::collections::hash_map::Entry::Vacant(v) =
-                    built.entry((shape.seq, rotary_dim))
-                {
+            (None, Some(c)) => {
+                let (cu, _) = placement::read_ids(&input, c, "--cu-seqlens")?;
+                Some(placement::positions_from_cu_seqlens(&cu, c, seq, offset)?)
+            }
+            (None, None) => None,
+        };
+        let (table, rows) = match &source {
+            TableSource::User {
+                cos,
+                sin,
+                shape: tshape,
+                names: (c, sn),
+            } => {
+                let names = (c.as_str(), sn.as_str());
+                let fits = |table: &RopeTable, rows: &Rows| -> CliResult<()> {
+                    let need = match rows {
+                        Rows::Offset(o) => o + seq,
+                        Rows::PerToken(r) => r.iter().max().map_or(0, |m| m + 1),
+                    };
+                    if need > table.rows() {
+                        return Err(CliError::usage(format!(
+                            "--cos {c} has {} rows but tensor {name:?} {:?} needs {need}",
+                            table.rows(),
+                            t.shape
+                        )));
+                    }
+                    Ok(())
+                };
+                match tshape.as_slice() {
+                    &[trows, width] => {
+                        let table =
+                            placement::user_table(cos, sin, trows, width, rotary_dim, names)?;
+                        let rows = match token_positions {
+                            Some(p) => Rows::PerToken(p),
+                            None => Rows::Offset(offset),
+                        };
+                        fits(&table, &rows)?;
+                        (table, rows)
+                    }
+                    &[tb, ts, width] => {
+                        if tb != batch || ts != seq {
+                            return Err(CliError::usage(format!(
+                                "--cos {c} has shape {tshape:?}: one row per token of tensor {name:?} needs [{batch}, {seq}, ..]"
+                            )));
+                        }
+                        if a.positions.is_some()
+                            || a.cu_seqlens.is_some()
+                            || a.position_offset.is_some()
+                        {
+                            return Err(CliError::usage(format!(
+                                "--cos {c} holds one row per token; --positions, --cu-seqlens and --position-offset do not apply"
+                            )));
+                        }
+                        let table =
+                            placement::user_table(cos, sin, tb * ts, width, rotary_dim, names)?;
+                        (table, Rows::PerToken((0..tb * ts).collect()))
+                    }
+                    _ => unreachable!("f32_table checked the rank"),
+                }
+            }
+            TableSource::Built { base, angles } => match token_positions {
+                Some(p) => {
+                    let (table, rows) =
+                        placement::built_for_positions(*base, *angles, rotary_dim, &p)?;
+                    (table, Rows::PerToken(rows))
+                }
+                None => {
                     let spec = TableSpec {
                         base: *base,
                         rotary_dim,
-                        first_position: a.position_offset,
-                        rows: shape.seq,
+                        first_position: offset as u64,
+                        rows: seq,
                         angles: *angles,
                     };
                     let table = RopeTable::build(&spec)
                         .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?;
-                    v.insert(table);
+                    (table, Rows::Offset(0))
                 }
-            }
-        }
+            },
+        };
+        tables.push(table);
         jobs.push(Job {
             name: name.clone(),
-            dims: file_shape.dims(),
+            dims: t.shape.clone(),
             shape,
+            bhsd_heads,
+            seq,
             rotary_dim,
+            table: tables.len() - 1,
+            rows,
         });
     }
 
@@ -515,17 +662,14 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     //    or rotated piece by piece (a temporary file renamed at the end, or stdout).
     let t0 = Instant::now();
     let mut sink = target.open()?;
-    let mut rotators: HashMap<(usize, usize), bfrope::Rotator> = HashMap::new();
+    let mut rotators: HashMap<usize, bfrope::Rotator> = HashMap::new();
     let rotated: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
     input.write_to(&mut sink, &rotated, |name, data, out| {
         let job = jobs
             .iter()
             .find(|j| j.name == name)
             .expect("a job per rotated name");
-        let (table, row_offset) = match &source {
-            TableSource::User { table, .. } => (table, offset),
-            TableSource::Built { .. } => (&built[&(job.shape.seq, job.rotary_dim)], 0),
-        };
+        let table = &tables[job.table];
         let failed = |e: bfrope::Error| {
             CliError::from(e).context(format!("rotating tensor {name:?} failed"))
         };
@@ -535,10 +679,11 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             direction,
             precision,
         };
+        let offset_rows = matches!(job.rows, Rows::Offset(_));
         let rotator = match &gpu {
-            Some(_) if !fast_kernels(&rotation, &job.shape) => None,
+            Some(_) if !(offset_rows && fast_kernels(&rotation, &job.shape)) => None,
             Some(g) => {
-                let key = (job.shape.seq, job.shape.head_dim);
+                let key = job.table;
                 let rotator = match rotators.entry(key) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
@@ -554,10 +699,8 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             (None, Some(g)) => Engine::General(g),
             (None, None) => Engine::Cpu,
         };
-        let written = rotate_streamed(
-            &input, data, job.shape, table, row_offset, &rotation, engine, out,
-        )
-        .map_err(failed)?;
+        let written =
+            rotate_streamed(&input, data, job, table, &rotation, engine, out).map_err(failed)?;
         written.map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))
     })?;
     sink.commit()?;
@@ -568,14 +711,20 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         Some(g) => format!("GPU {} ({precision:?})", g.adapter().summary()),
         None => "the CPU path".to_string(),
     };
+    let placed = match (&a.positions, &a.cu_seqlens) {
+        (Some(p), _) => format!("positions {p}"),
+        (None, Some(c)) => format!("cu_seqlens {c} from position {offset}"),
+        (None, None) => format!("from position {offset}"),
+    };
     let table_desc = match &source {
-        TableSource::User { names: (c, s), .. } => format!("tables {c}/{s} from row {offset}"),
+        TableSource::User {
+            names: (c, s),
+            shape,
+            ..
+        } if shape.len() == 3 => format!("tables {c}/{s}, one row per token"),
+        TableSource::User { names: (c, s), .. } => format!("tables {c}/{s}, {placed}"),
         TableSource::Built { base, angles } => {
-            format!(
-                "table {} base {base} from position {}",
-                angles.name(),
-                a.position_offset
-            )
+            format!("table {} base {base}, {placed}", angles.name())
         }
     };
     let list: Vec<String> = jobs
@@ -592,6 +741,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     let layout = match a.layout {
         Layout::Bshd => "bshd",
         Layout::Bhsd => "bhsd",
+        Layout::Thd => "thd",
     };
     eprintln!(
         "rotated {} ({layout}, {} pairs, {}, {table_desc}) on {ran_on}; wrote {} tensors to {} in {}",
