@@ -48,7 +48,7 @@ enum Command {
     /// The adapters wgpu finds: backend, driver, device type, limits, timestamp support.
     Info(info::InfoArgs),
     /// Rotate BF16 tensors of a safetensors file and write every tensor to OUTPUT.
-    Apply(apply::ApplyArgs),
+    Apply(Box<apply::ApplyArgs>),
     /// The conformance suite on real adapters: GPU bits against the CPU path; exit 1 on any mismatch.
     Conform(conform::ConformArgs),
 }

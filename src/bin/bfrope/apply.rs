@@ -557,8 +557,8 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                     }
                     Ok(())
                 };
-                match tshape.as_slice() {
-                    &[trows, width] => {
+                match *tshape.as_slice() {
+                    [trows, width] => {
                         let table =
                             placement::user_table(cos, sin, trows, width, rotary_dim, names)?;
                         let rows = match token_positions {
@@ -568,7 +568,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                         fits(&table, &rows)?;
                         (table, rows)
                     }
-                    &[tb, ts, width] => {
+                    [tb, ts, width] => {
                         if tb != batch || ts != seq {
                             return Err(CliError::usage(format!(
                                 "--cos {c} has shape {tshape:?}: one row per token of tensor {name:?} needs [{batch}, {seq}, ..]"
