@@ -39,7 +39,9 @@ pub mod table;
 pub mod web;
 
 pub use error::{Error, Result};
-pub use gpu::{AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator, ViewArgs};
+pub use gpu::{
+    AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator, ViewArgs, ViewTensor,
+};
 pub use shape::{Direction, Precision, RopeShape, TokenRange};
 pub use spec::{Layout, Pairing, Positions, RopeCall, Rotation, TensorView};
 pub use table::{AngleMode, RopeTable, TableSpec};

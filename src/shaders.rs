@@ -36,8 +36,9 @@ pub const ROPE_OVERRIDES: [&str; 2] = ["EXACT", "WORKGROUP_SIZE"];
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
 pub const ROPE_GENERAL_OVERRIDES: [&str; 3] = ["EXACT", "HALF_SPLIT", "WORKGROUP_SIZE"];
 
-/// Bindings of the general kernel: the contiguous kernels' and the table rows of the batch
-/// rows or tokens (`rows`).
+/// Bindings of the general kernel's out-of-place, one-view module: the contiguous kernels'
+/// and the table rows of the batch rows or tokens (`rows`); [`general_io`] says what the
+/// other modules bind.
 pub const ROPE_GENERAL_BINDINGS: [(u32, &str); 5] = [
     (0, "params"),
     (1, "table"),
@@ -60,9 +61,97 @@ pub fn rope_vec4_source() -> String {
     format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
 }
 
-/// The full source of the general RoPE kernel module (entry [`ROPE_GENERAL_ENTRY`]).
+/// The tensor bindings and the element load/store of the general kernel: out of place
+/// (`src` at binding 2, `dst` at 3; with two views also `src_k` at 5, `dst_k` at 6) or in
+/// place (`dst` at 3, `dst_k` at 6: WebGPU bindings may not alias, so in place is its own
+/// module).
+pub fn general_io(in_place: bool, views: u32) -> String {
+    let mut s = String::from(
+        "// Written by src/shaders.rs (general_io): the general kernel's tensor bindings.\n",
+    );
+    let tensors: &[(&str, &str, u32, u32)] = if views == 2 {
+        &[("src", "dst", 2, 3), ("src_k", "dst_k", 5, 6)]
+    } else {
+        &[("src", "dst", 2, 3)]
+    };
+    for (src, dst, bs, bd) in tensors {
+        if !in_place {
+            s += &format!("@group(0) @binding({bs}) var<storage, read> {src}: array<u32>;\n");
+        }
+        s += &format!(
+            "@group(0) @binding({bd}) var<storage, read_write> {dst}: array<atomic<u32>>;\n"
+        );
+    }
+    let load = |src: &str, dst: &str| {
+        if in_place {
+            format!("atomicLoad(&{dst}[e >> 1u])")
+        } else {
+            format!("{src}[e >> 1u]")
+        }
+    };
+    let pick = |f: &dyn Fn(&str, &str) -> String| {
+        if views == 2 {
+            format!(
+                "select({}, {}, view == 1u)",
+                f("src", "dst"),
+                f("src_k", "dst_k")
+            )
+        } else {
+            f("src", "dst")
+        }
+    };
+    s += &format!(
+        "fn load_half(view: u32, e: u32) -> u32 {{\n    return ({} >> ((e & 1u) * 16u)) & 0xFFFFu;\n}}\n",
+        pick(&load)
+    );
+    let store = |dst: &str| {
+        format!(
+            "        atomicAnd(&{dst}[e >> 1u], ~(0xFFFFu << shift));\n        atomicOr(&{dst}[e >> 1u], bits << shift);\n"
+        )
+    };
+    s += "fn store_half(view: u32, e: u32, bits: u32) {\n    let shift = (e & 1u) * 16u;\n";
+    if views == 2 {
+        s += &format!(
+            "    if (view == 0u) {{\n{}    }} else {{\n{}    }}\n",
+            store("dst"),
+            store("dst_k")
+        );
+    } else {
+        s += &format!("    {{\n{}    }}\n", store("dst"));
+    }
+    s += "}\n";
+    s
+}
+
+/// The full source of a general RoPE kernel module (entry [`ROPE_GENERAL_ENTRY`]): out of
+/// place or in place, for one view or two (q and k).
+pub fn rope_general_variant(in_place: bool, views: u32) -> String {
+    format!(
+        "{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{}",
+        general_io(in_place, views)
+    )
+}
+
+/// The out-of-place, one-view general module.
 pub fn rope_general_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}")
+    rope_general_variant(false, 1)
+}
+
+/// Every general module as `(name, in_place, views, source)`, for validation.
+pub fn rope_general_modules() -> Vec<(String, bool, u32, String)> {
+    let mut v = Vec::new();
+    for in_place in [false, true] {
+        for views in [1, 2] {
+            let name = format!(
+                "rope_general[{},{} view{}]",
+                if in_place { "in place" } else { "out of place" },
+                views,
+                if views == 2 { "s" } else { "" }
+            );
+            v.push((name, in_place, views, rope_general_variant(in_place, views)));
+        }
+    }
+    v
 }
 
 /// Every RoPE module as `(name, source, entry point)`, for validation and reports.

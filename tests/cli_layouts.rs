@@ -523,7 +523,10 @@ fn layouts_placement_contradictions_are_refused() {
     );
     refused(&["--cu-seqlens", "p"], "--layout thd only");
     refused(&["--layout", "thd"], "needs --cu-seqlens");
-    refused(&["--layout", "thd", "--positions", "p"], "has shape [2, 4, 2, 8]");
+    refused(
+        &["--layout", "thd", "--positions", "p"],
+        "has shape [2, 4, 2, 8]",
+    );
     refused(&["--positions", "neg"], "-1 at index 1");
     refused(&["--positions", "p3"], "needs [4] or [2, 4]");
     refused(&["--positions", "f"], "I32 or I64");

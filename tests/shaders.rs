@@ -217,49 +217,59 @@ fn shader_entry_points_are_compute() {
 
 #[test]
 fn shader_general_validates_translates_and_binds_as_declared() {
-    let name = "rope_general";
-    let source = bfrope::shaders::rope_general_source();
     let entry = bfrope::shaders::ROPE_GENERAL_ENTRY;
-    let (module, info) = parse_and_validate(name, &source);
-    let mut got: Vec<String> = module
-        .overrides
-        .iter()
-        .filter_map(|(_, o)| o.name.clone())
-        .collect();
-    got.sort();
-    let mut want: Vec<String> = bfrope::shaders::ROPE_GENERAL_OVERRIDES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    want.sort();
-    assert_eq!(got, want, "{name}: override constants");
-    for exact in [1.0, 0.0] {
-        for half in [0.0, 1.0] {
-            let case = format!("{name}[exact={exact},half={half}]");
-            let constants = [
-                ("EXACT", exact),
-                ("HALF_SPLIT", half),
-                ("WORKGROUP_SIZE", 256.0),
-            ];
-            let (m, i) = specialise(&case, &module, &info, entry, &constants);
-            translate_all(&case, &m, &i, entry);
+    for (name, in_place, views, source) in bfrope::shaders::rope_general_modules() {
+        let (module, info) = parse_and_validate(&name, &source);
+        let mut got: Vec<String> = module
+            .overrides
+            .iter()
+            .filter_map(|(_, o)| o.name.clone())
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = bfrope::shaders::ROPE_GENERAL_OVERRIDES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{name}: override constants");
+        for exact in [1.0, 0.0] {
+            for half in [0.0, 1.0] {
+                let case = format!("{name}[exact={exact},half={half}]");
+                let constants = [
+                    ("EXACT", exact),
+                    ("HALF_SPLIT", half),
+                    ("WORKGROUP_SIZE", 256.0),
+                ];
+                let (m, i) = specialise(&case, &module, &info, entry, &constants);
+                translate_all(&case, &m, &i, entry);
+            }
         }
+        let mut found: Vec<(u32, u32, String)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| {
+                g.binding
+                    .as_ref()
+                    .map(|b| (b.group, b.binding, g.name.clone().unwrap_or_default()))
+            })
+            .collect();
+        found.sort();
+        // The out-of-place one-view module binds ROPE_GENERAL_BINDINGS; in place drops the
+        // read-only sources; two views add src_k (5) and dst_k (6).
+        let mut want: Vec<(u32, u32, String)> = bfrope::shaders::ROPE_GENERAL_BINDINGS
+            .iter()
+            .filter(|&&(b, _)| !(in_place && b == 2))
+            .map(|&(b, n)| (0, b, n.to_string()))
+            .collect();
+        if views == 2 {
+            if !in_place {
+                want.push((0, 5, "src_k".into()));
+            }
+            want.push((0, 6, "dst_k".into()));
+        }
+        want.sort();
+        assert_eq!(found, want, "{name}: bindings");
     }
-    let mut found: Vec<(u32, u32, String)> = module
-        .global_variables
-        .iter()
-        .filter_map(|(_, g)| {
-            g.binding
-                .as_ref()
-                .map(|b| (b.group, b.binding, g.name.clone().unwrap_or_default()))
-        })
-        .collect();
-    found.sort();
-    let want: Vec<(u32, u32, String)> = bfrope::shaders::ROPE_GENERAL_BINDINGS
-        .iter()
-        .map(|&(b, n)| (0, b, n.to_string()))
-        .collect();
-    assert_eq!(found, want, "{name}: bindings vs ROPE_GENERAL_BINDINGS");
 }
 
 /// The Rust uniform structs and the WGSL `Params` blocks they fill: the same members at the

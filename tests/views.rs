@@ -9,7 +9,7 @@ mod common;
 
 use bfrope::{
     cpu, Direction, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation, TableSpec,
-    TensorView, ViewArgs,
+    TensorView, ViewArgs, ViewTensor,
 };
 use common::oracle::{oracle_rotate_view, OracleView};
 use proptest::prelude::*;
@@ -229,11 +229,14 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
         .record_view(
             &mut encoder,
             &ViewArgs {
-                input: &input,
-                output: &output,
+                q: ViewTensor {
+                    input: &input,
+                    output: &output,
+                    view,
+                },
+                k: None,
                 table: &tb,
                 table_rows: t.rows(),
-                view,
                 rotation,
                 positions: &positions,
                 device_rows: None,
@@ -267,6 +270,38 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
                 expect
             ));
         }
+    }
+    // In place: the buffer itself, its own pipeline; elements outside the view unchanged.
+    let buf = buffer(
+        bytemuck::cast_slice(&xin),
+        storage | wgpu::BufferUsages::COPY_SRC,
+    );
+    let mut encoder =
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    gpu.kernels()
+        .record_view(
+            &mut encoder,
+            &ViewArgs {
+                q: ViewTensor {
+                    input: &buf,
+                    output: &buf,
+                    view,
+                },
+                k: None,
+                table: &tb,
+                table_rows: t.rows(),
+                rotation,
+                positions: &positions,
+                device_rows: None,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let words =
+        pollster::block_on(gpu.read_back(encoder, &buf, bytes)).map_err(|e| e.to_string())?;
+    let got: &[u16] = bytemuck::cast_slice(&words);
+    if got[..len] != want[..] {
+        let bad = got[..len].iter().zip(&want).filter(|(a, b)| a != b).count();
+        return Err(format!("{c:?}: in place: {bad} mismatches"));
     }
     Ok(())
 }
@@ -469,11 +504,14 @@ fn views_positions_from_a_gpu_buffer() {
         .record_view(
             &mut encoder,
             &ViewArgs {
-                input: &input,
-                output: &output,
+                q: ViewTensor {
+                    input: &input,
+                    output: &output,
+                    view: TensorView::bshd(b, s, h, d),
+                },
+                k: None,
                 table: &tb,
                 table_rows: t.rows(),
-                view: TensorView::bshd(b, s, h, d),
                 rotation: Rotation {
                     pairing: Pairing::HalfSplit,
                     ..Rotation::new(d)
@@ -539,5 +577,150 @@ fn views_packed_sequences_from_cu_seqlens() {
             .unwrap_err()
             .to_string();
         assert!(e.contains(needle), "{bad:?}: {e}");
+    }
+}
+
+/// q and k of different head counts in one dispatch (GQA 32/8, MQA 7/1; q BHSD, k BSHD at
+/// an offset; out of place and in place), recorded many times into one caller's compute
+/// pass: each equal to the oracle, and a repeated call adds nothing to the bind-group cache.
+#[test]
+fn views_q_and_k_in_one_dispatch_in_the_callers_pass() {
+    let Some(gpu) = common::gpu() else { return };
+    use wgpu::util::DeviceExt;
+    let device = gpu.device();
+    let (b, s, d) = (2usize, 3usize, 64usize);
+    let t = table(40, d / 2);
+    let ids: Vec<u32> = vec![5, 6, 7, 20, 21, 22];
+    let rows_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&ids),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let tb = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: t.as_bytes(),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let rows: Vec<usize> = ids.iter().map(|&i| i as usize).collect();
+    for (hq, hk) in [(32usize, 8usize), (7, 1)] {
+        let qv = TensorView::bhsd(b, hq, s, d);
+        let kv = TensorView::bshd(b, s, hk, d).with_offset(3);
+        let xq = bfrope::conformance::random_bf16(hq as u64, qv.span());
+        let xk = bfrope::conformance::random_bf16(hk as u64, kv.span() + 1);
+        let rotation = Rotation {
+            pairing: Pairing::HalfSplit,
+            ..Rotation::new(d)
+        };
+        let oracle = |x: &[u16], v: &TensorView| {
+            oracle_rotate_view(
+                x,
+                &OracleView {
+                    dims: v.dims,
+                    strides: v.strides,
+                    offset: v.offset,
+                    half_split: true,
+                    rotary_dim: d,
+                    rows: &rows,
+                    inverse: false,
+                },
+                |r, i| {
+                    let [cs, sn] = t.get(r, i);
+                    (cs.to_bits(), sn.to_bits())
+                },
+            )
+        };
+        let (want_q, want_k) = (oracle(&xq, &qv), oracle(&xk, &kv));
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let init = |x: &[u16]| {
+            let mut v = x.to_vec();
+            v.resize(x.len().div_ceil(2) * 2, 0);
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(&v),
+                usage,
+            })
+        };
+        for in_place in [false, true] {
+            let (qi, ki) = (init(&xq), init(&xk));
+            let (qo, ko) = if in_place {
+                (qi.clone(), ki.clone())
+            } else {
+                (init(&vec![0; xq.len()]), init(&vec![0; xk.len()]))
+            };
+            let args = ViewArgs {
+                q: ViewTensor {
+                    input: &qi,
+                    output: &qo,
+                    view: qv,
+                },
+                k: Some(ViewTensor {
+                    input: &ki,
+                    output: &ko,
+                    view: kv,
+                }),
+                table: &tb,
+                table_rows: t.rows(),
+                rotation,
+                positions: &Positions::Offset(0),
+                device_rows: Some(&rows_buf),
+            };
+            assert_eq!(gpu.kernels().validate_view(&args).unwrap(), 1, "one dispatch");
+            // q and k written in one buffer: two dispatches (bindings may not alias).
+            let shared = ViewArgs {
+                k: Some(ViewTensor {
+                    input: &ki,
+                    output: &qo,
+                    view: kv,
+                }),
+                ..args
+            };
+            if !in_place {
+                assert_eq!(gpu.kernels().validate_view(&shared).unwrap(), 2);
+            }
+            let mut encoder =
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("caller's pass"),
+                    timestamp_writes: None,
+                });
+                gpu.kernels().record_view_in_pass(&mut pass, &args).unwrap();
+                let cached = gpu.kernels().cached_view_calls();
+                // A decode loop: the same call again and again (in place it would rotate
+                // again, so only out of place repeats), nothing new cached.
+                if !in_place {
+                    for _ in 0..50 {
+                        gpu.kernels().record_view_in_pass(&mut pass, &args).unwrap();
+                    }
+                }
+                assert_eq!(
+                    gpu.kernels().cached_view_calls(),
+                    cached,
+                    "repeats allocate nothing"
+                );
+            }
+            let bytes_q = (xq.len().div_ceil(2) * 4) as u64;
+            let words = pollster::block_on(gpu.read_back(encoder, &qo, bytes_q)).unwrap();
+            let got: &[u16] = bytemuck::cast_slice(&words);
+            assert_eq!(
+                &got[..xq.len()],
+                &want_q[..],
+                "q {hq}/{hk} in place {in_place}"
+            );
+            let enc =
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            let bytes_k = (xk.len().div_ceil(2) * 4) as u64;
+            let words = pollster::block_on(gpu.read_back(enc, &ko, bytes_k)).unwrap();
+            let got: &[u16] = bytemuck::cast_slice(&words);
+            if in_place {
+                assert_eq!(&got[..xk.len()], &want_k[..], "k {hq}/{hk} in place");
+            } else {
+                // Out of place the output keeps what it held (zeros) outside the view.
+                for (e, (&g, &w)) in got[..xk.len()].iter().zip(&want_k).enumerate() {
+                    let inside = e >= kv.offset && e < kv.span();
+                    assert_eq!(g, if inside { w } else { 0 }, "k {hq}/{hk} element {e}");
+                }
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use half::bf16;
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
 use crate::gpu::kernels::RopeKernels;
-use crate::gpu::plan::{RopeArgs, ViewArgs};
+use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
 use crate::shape::{Direction, Precision, RopeShape};
 use crate::spec::{Pairing, Positions, RopeCall};
 use crate::table::RopeTable;
@@ -446,11 +446,14 @@ impl Gpu {
             self.kernels.record_view(
                 &mut encoder,
                 &ViewArgs {
-                    input: &input,
-                    output: &output,
+                    q: ViewTensor {
+                        input: &input,
+                        output: &output,
+                        view: v,
+                    },
+                    k: None,
                     table: &table,
                     table_rows: call.table.rows(),
-                    view: v,
                     rotation: rot,
                     positions: call.positions,
                     device_rows: None,

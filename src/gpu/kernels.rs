@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::plan::{
-    plan, plan_view, Plan, PlanLimits, RopeArgs, RopeParams, ViewArgs, ViewParams,
+    plan, plan_view, Plan, PlanLimits, RopeArgs, RopeParams, ViewArgs, ViewDispatch, ViewParams,
+    ViewTensor,
 };
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
 use crate::shaders;
@@ -31,8 +32,17 @@ pub enum Kernel {
     /// Contiguous BSHD, interleaved, whole head: four words per invocation, 16-byte accesses
     /// (pairs per head a multiple of 4).
     Vec4,
-    /// Any view, pairing and rotary_dim, positions per batch row: one pair per invocation.
-    General(Pairing),
+    /// Any view, pairing and rotary_dim, any positions: one pair per invocation, out of place
+    /// or in place (its own module: WebGPU bindings may not alias), one view or two (q and k
+    /// in one dispatch).
+    General {
+        /// Which elements pair up (the `HALF_SPLIT` override).
+        pairing: Pairing,
+        /// Whether input and output are the same buffer.
+        in_place: bool,
+        /// Views per dispatch: 1, or 2 for q and k.
+        views: u32,
+    },
 }
 
 /// What selects a RoPE pipeline: the module and the values of its override constants.
@@ -66,23 +76,44 @@ impl KernelKey {
         match self.kernel {
             Kernel::Scalar => format!("bfrope::rope_scalar[{mode},wg={WORKGROUP_SIZE}]"),
             Kernel::Vec4 => format!("bfrope::rope_vec4[{mode},wg={WORKGROUP_SIZE}]"),
-            Kernel::General(p) => {
-                format!(
-                    "bfrope::rope_general[{},{mode},wg={WORKGROUP_SIZE}]",
-                    p.name()
-                )
-            }
+            Kernel::General {
+                pairing,
+                in_place,
+                views,
+            } => format!(
+                "bfrope::rope_general[{},{mode},{},views={views},wg={WORKGROUP_SIZE}]",
+                pairing.name(),
+                if in_place { "in place" } else { "out of place" }
+            ),
         }
     }
+}
+
+/// Entries the view-call cache of [`RopeKernels`] holds before it is cleared.
+pub const VIEW_CACHE_ENTRIES: usize = 64;
+
+/// What makes two view calls bind the same things.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ViewCacheKey {
+    key: KernelKey,
+    params: ViewParams,
+    rows: Option<Vec<u32>>,
+    buffers: Vec<wgpu::Buffer>,
+    windows: Vec<(u64, u64)>,
 }
 
 /// Owner of the RoPE and copy pipelines of one device.
 #[derive(Debug)]
 pub struct RopeKernels {
     device: wgpu::Device,
-    /// Scalar (index 0), vec4 (index 1) and general (index 2) modules.
-    variants: [RopeVariant; 3],
+    /// Scalar (index 0), vec4 (index 1), then the general modules: out of place with one and
+    /// two views, in place with one and two views.
+    variants: [RopeVariant; 6],
     pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
+    /// Bind groups and parameter buffers of recent view calls, so a repeated call (a decode
+    /// loop with positions on the GPU) allocates nothing. Holds at most
+    /// [`VIEW_CACHE_ENTRIES`] entries (cleared when full); an entry keeps its buffers alive.
+    view_cache: Mutex<HashMap<ViewCacheKey, wgpu::BindGroup>>,
     copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
     limits: PlanLimits,
 }
@@ -179,6 +210,33 @@ impl RopeVariant {
     }
 }
 
+/// The general module for in place or not, one view or two, with its layout.
+fn general(device: &wgpu::Device, in_place: bool, views: u32) -> RopeVariant {
+    let mut entries = vec![storage_entry(1, true, 8), storage_entry(4, true, 4)];
+    let tensors: &[(u32, u32)] = if views == 2 {
+        &[(2, 3), (5, 6)]
+    } else {
+        &[(2, 3)]
+    };
+    for &(src, dst) in tensors {
+        if !in_place {
+            entries.push(storage_entry(src, true, 4));
+        }
+        entries.push(storage_entry(dst, false, 4));
+    }
+    RopeVariant::new(
+        device,
+        &format!(
+            "rope_general[{},views={views}]",
+            if in_place { "in place" } else { "out of place" }
+        ),
+        shaders::rope_general_variant(in_place, views),
+        shaders::ROPE_GENERAL_ENTRY,
+        std::mem::size_of::<ViewParams>() as u64,
+        &entries,
+    )
+}
+
 impl RopeKernels {
     /// Builds the shader modules and bind-group layouts; pipelines are built on first use.
     pub fn new(device: &wgpu::Device) -> Self {
@@ -197,24 +255,16 @@ impl RopeKernels {
                 shaders::ROPE_VEC4_ENTRY,
                 16,
             ),
-            RopeVariant::new(
-                device,
-                "rope_general",
-                shaders::rope_general_source(),
-                shaders::ROPE_GENERAL_ENTRY,
-                std::mem::size_of::<ViewParams>() as u64,
-                &[
-                    storage_entry(1, true, 8),
-                    storage_entry(2, true, 4),
-                    storage_entry(3, false, 4),
-                    storage_entry(4, true, 4),
-                ],
-            ),
+            general(device, false, 1),
+            general(device, false, 2),
+            general(device, true, 1),
+            general(device, true, 2),
         ];
         Self {
             device: device.clone(),
             variants,
             pipelines: Mutex::new(HashMap::new()),
+            view_cache: Mutex::new(HashMap::new()),
             copy: Mutex::new(None),
             limits: PlanLimits::of(device),
         }
@@ -232,7 +282,9 @@ impl RopeKernels {
         &self.variants[match key.kernel {
             Kernel::Scalar => 0,
             Kernel::Vec4 => 1,
-            Kernel::General(_) => 2,
+            Kernel::General {
+                in_place, views, ..
+            } => 2 + 2 * usize::from(in_place) + usize::from(views == 2),
         }]
     }
 
@@ -251,7 +303,7 @@ impl RopeKernels {
                 let variant = self.variant(key);
                 let mut constants =
                     vec![("EXACT", exact), ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)];
-                if let Kernel::General(pairing) = key.kernel {
+                if let Kernel::General { pairing, .. } = key.kernel {
                     let half = f64::from(u8::from(pairing == Pairing::HalfSplit));
                     constants.push(("HALF_SPLIT", half));
                 }
@@ -303,15 +355,75 @@ impl RopeKernels {
     }
 
     /// Records a call on any view ([`ViewArgs`]: strides and offset, pairing, rotary_dim,
-    /// positions per batch row) with the general kernel, into `encoder`. Every element of the
-    /// view in `output` is written (rotated or, past rotary_dim, copied); the rest of
-    /// `output` is left as it is. Does not submit.
+    /// positions; q and k together; in place or not) with the general kernel, in a compute
+    /// pass of its own in `encoder`. Every element of each view in its output is written
+    /// (rotated or, past rotary_dim, copied); the rest of the buffer is left as it is. Does
+    /// not submit.
     pub fn record_view(&self, encoder: &mut wgpu::CommandEncoder, args: &ViewArgs) -> Result<()> {
-        let plan = plan_view(args, self.limits)?;
-        let label = plan.key.label();
-        let pipeline = self.pipeline(plan.key);
-        let uniform = self.uniform(&label, bytemuck::bytes_of(&plan.params))?;
-        let own_rows = match &plan.rows {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bfrope::rope_general"),
+            timestamp_writes: None,
+        });
+        self.record_view_in_pass(&mut pass, args)
+    }
+
+    /// Records a view call into the caller's open compute pass (a decode loop pays no pass
+    /// per call). Bind groups and parameter buffers are cached: repeating a call with the
+    /// same buffers and parameters (positions in a GPU buffer) allocates nothing.
+    pub fn record_view_in_pass(&self, pass: &mut wgpu::ComputePass, args: &ViewArgs) -> Result<()> {
+        let dispatches = plan_view(args, self.limits)?;
+        for d in &dispatches {
+            let bind = self.view_bind_group(args, d)?;
+            pass.set_pipeline(&self.pipeline(d.key));
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+        }
+        Ok(())
+    }
+
+    /// Checks a view call and returns the number of dispatches it takes: 1, or 2 when q and
+    /// k share a buffer one of them writes (bindings may not alias).
+    pub fn validate_view(&self, args: &ViewArgs) -> Result<usize> {
+        Ok(plan_view(args, self.limits)?.len())
+    }
+
+    /// Entries in the view-call cache (tests check that a repeated call adds none).
+    pub fn cached_view_calls(&self) -> usize {
+        self.view_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    fn view_bind_group(&self, args: &ViewArgs, d: &ViewDispatch) -> Result<wgpu::BindGroup> {
+        let tensors: Vec<ViewTensor> = std::iter::once(args.q).chain(args.k).collect();
+        let Kernel::General { in_place, .. } = d.key.kernel else {
+            unreachable!("view dispatches use the general kernel")
+        };
+        let mut buffers = vec![args.table.clone()];
+        if let Some(rows) = args.device_rows {
+            buffers.push(rows.clone());
+        }
+        for &n in &d.views {
+            buffers.push(tensors[n].input.clone());
+            buffers.push(tensors[n].output.clone());
+        }
+        let mut windows = d.tensors.clone();
+        windows.push(d.table);
+        let key = ViewCacheKey {
+            key: d.key,
+            params: d.params,
+            rows: d.rows.clone(),
+            buffers,
+            windows,
+        };
+        let mut cache = self.view_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bind) = cache.get(&key) {
+            return Ok(bind.clone());
+        }
+        let label = d.key.label();
+        let uniform = self.uniform(&label, bytemuck::bytes_of(&d.params))?;
+        let own_rows = match &d.rows {
             Some(rows) => Some(self.storage(&label, bytemuck::cast_slice(rows))?),
             None => None,
         };
@@ -319,31 +431,34 @@ impl RopeKernels {
             (Some(b), _) | (None, Some(b)) => b,
             (None, None) => unreachable!("a plan without host rows has device rows"),
         };
+        let mut entries = vec![
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            },
+            binding(1, args.table, d.table),
+            wgpu::BindGroupEntry {
+                binding: 4,
+                resource: rows.as_entire_binding(),
+            },
+        ];
+        for (slot, &n) in d.views.iter().enumerate() {
+            let (src, dst) = if slot == 0 { (2, 3) } else { (5, 6) };
+            if !in_place {
+                entries.push(binding(src, tensors[n].input, d.tensors[slot]));
+            }
+            entries.push(binding(dst, tensors[n].output, d.tensors[slot]));
+        }
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
-            layout: &self.variant(plan.key).layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniform.as_entire_binding(),
-                },
-                binding(1, args.table, plan.table),
-                binding(2, args.input, plan.tensor),
-                binding(3, args.output, plan.tensor),
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: rows.as_entire_binding(),
-                },
-            ],
+            layout: &self.variant(d.key).layout,
+            entries: &entries,
         });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(&label),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(plan.grid.0, plan.grid.1, 1);
-        Ok(())
+        if cache.len() >= VIEW_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, bind.clone());
+        Ok(bind)
     }
 
     fn record_plan(

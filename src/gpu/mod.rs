@@ -21,8 +21,8 @@ pub mod plan;
 pub use adapter::list_adapters;
 pub use adapter::AdapterReport;
 pub use device::{Gpu, Rotator, STAGING_BYTES};
-pub use kernels::{Kernel, KernelKey, RopeKernels};
-pub use plan::{PlanLimits, RopeArgs, ViewArgs};
+pub use kernels::{Kernel, KernelKey, RopeKernels, VIEW_CACHE_ENTRIES};
+pub use plan::{PlanLimits, RopeArgs, ViewArgs, ViewTensor};
 
 use crate::error::{Error, Result};
 

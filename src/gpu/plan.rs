@@ -249,24 +249,32 @@ fn dispatch(
 
 /// The uniform block of `rope_general.wgsl` (`Params`), byte for byte.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct ViewParams {
     pub batch: u32,
     pub seq: u32,
-    pub heads: u32,
     pub head_dim: u32,
     pub pairs: u32,
     pub slots: u32,
-    pub stride_b: u32,
-    pub stride_s: u32,
-    pub stride_h: u32,
-    pub offset: u32,
     pub sin_sign: u32,
     pub table_base: u32,
     pub table_rows: u32,
-    pub invocations: u32,
     pub per_token: u32,
+    pub invocations_q: u32,
+    pub invocations: u32,
+    pub heads_q: u32,
+    pub stride_b_q: u32,
+    pub stride_s_q: u32,
+    pub stride_h_q: u32,
+    pub offset_q: u32,
+    pub heads_k: u32,
+    pub stride_b_k: u32,
+    pub stride_s_k: u32,
+    pub stride_h_k: u32,
+    pub offset_k: u32,
     pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// A uniform block as Rust lays it out: `(kernel, size, [(member, byte offset)])`.
@@ -290,25 +298,38 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
         (
             "general",
             size_of::<ViewParams>(),
-            members!(ViewParams: batch, seq, heads, head_dim, pairs, slots, stride_b, stride_s,
-                stride_h, offset, sin_sign, table_base, table_rows, invocations, per_token, _pad0),
+            members!(ViewParams: batch, seq, head_dim, pairs, slots, sin_sign, table_base,
+                table_rows, per_token, invocations_q, invocations, heads_q, stride_b_q,
+                stride_s_q, stride_h_q, offset_q, heads_k, stride_b_k, stride_s_k, stride_h_k,
+                offset_k, _pad0, _pad1, _pad2),
         ),
     ]
 }
 
-/// A call on any view: the caller's buffers, the view and rotation, the positions.
+/// One tensor of a view call: its buffers and where it lies in them. `input == output`
+/// rotates in place (its own pipeline: WebGPU bindings may not alias).
+#[derive(Debug, Clone, Copy)]
+pub struct ViewTensor<'a> {
+    /// The buffer holding the view (`STORAGE`), bf16 elements packed two per word.
+    pub input: &'a wgpu::Buffer,
+    /// The buffer the view is written into (`STORAGE`), same layout; `input` for in place.
+    pub output: &'a wgpu::Buffer,
+    /// Where the tensor lies in both buffers.
+    pub view: TensorView,
+}
+
+/// A call on any view, or on q and k together (one dispatch: different head counts,
+/// strides and offsets; the same tokens, positions, table and rotation).
 #[derive(Debug, Clone, Copy)]
 pub struct ViewArgs<'a> {
-    /// The buffer holding the input view (`STORAGE`), bf16 elements packed two per word.
-    pub input: &'a wgpu::Buffer,
-    /// The buffer the view is written into (`STORAGE`), same layout; must not be `input`.
-    pub output: &'a wgpu::Buffer,
+    /// The (first) tensor.
+    pub q: ViewTensor<'a>,
+    /// The second tensor, rotated in the same dispatch (its batch and seq must match q's).
+    pub k: Option<ViewTensor<'a>>,
     /// `(cos, sin)` f32 pairs (`STORAGE`), `table_rows × rotary_dim / 2` of them.
     pub table: &'a wgpu::Buffer,
     /// Rows in `table`.
     pub table_rows: usize,
-    /// Where the tensor lies in both buffers.
-    pub view: TensorView,
     /// Pairing, rotary_dim, direction, arithmetic.
     pub rotation: Rotation,
     /// Where each token is (checked against the table on the host).
@@ -319,70 +340,86 @@ pub struct ViewArgs<'a> {
     pub device_rows: Option<&'a wgpu::Buffer>,
 }
 
-/// The checked form of a [`ViewArgs`] call: one dispatch.
+/// One planned dispatch of a view call.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ViewPlan {
+pub(crate) struct ViewDispatch {
     pub key: KernelKey,
     pub params: ViewParams,
     /// The `rows` binding's contents when the host knows the positions.
     pub rows: Option<Vec<u32>>,
-    pub tensor: (u64, u64),
+    /// Binding windows `(offset, size)` of q's and (if any) k's buffers.
+    pub tensors: Vec<(u64, u64)>,
     pub table: (u64, u64),
     pub grid: (u32, u32),
+    /// Which tensors of the call (0: q, 1: k) this dispatch binds.
+    pub views: Vec<usize>,
 }
 
 /// Checks a view call (the one validation of [`crate::spec`], then the buffers) and plans
-/// its dispatch: binding windows at aligned offsets, the rest of the offsets as parameters.
-pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan> {
-    let view = &args.view;
+/// it: one dispatch, or two when q and k share a buffer that one of them writes (bindings
+/// may not alias). Binding windows start at aligned offsets; the rest of each offset is a
+/// parameter.
+pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewDispatch>> {
     let rot = &args.rotation;
     let host_positions = match args.device_rows {
         Some(_) => &Positions::Offset(0),
         None => args.positions,
     };
-    crate::spec::check(
-        view,
-        rot,
-        host_positions,
-        args.table_rows,
-        rot.pairs(),
-        usize::MAX,
-    )?;
-    if args.input == args.output {
-        return Err(Error::Argument(
-            "input and output must be different buffers (bindings may not alias)".into(),
-        ));
+    let tensors: Vec<ViewTensor> = std::iter::once(args.q).chain(args.k).collect();
+    let in_place = args.q.input == args.q.output;
+    for (n, t) in tensors.iter().enumerate() {
+        let which = ["q", "k"][n];
+        crate::spec::check(
+            &t.view,
+            rot,
+            host_positions,
+            args.table_rows,
+            rot.pairs(),
+            usize::MAX,
+        )
+        .map_err(|e| match args.k {
+            Some(_) => Error::Argument(format!("{which}: {e}")),
+            None => e,
+        })?;
+        if (t.input == t.output) != in_place {
+            return Err(Error::Argument(
+                "q and k must both be in place or both out of place".into(),
+            ));
+        }
+        let need = (t.view.span() as u64).div_ceil(2) * 4;
+        for (name, buf) in [("input", t.input), ("output", t.output)] {
+            if buf.size() < need {
+                return Err(Error::Argument(format!(
+                    "{which} {name} buffer holds {} bytes, needs {need}",
+                    buf.size()
+                )));
+            }
+            if !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
+                return Err(Error::Argument(format!(
+                    "{which} {name} buffer lacks STORAGE usage"
+                )));
+            }
+        }
     }
-    let span = view.span() as u64;
-    let end = span.div_ceil(2) * 4;
+    if let Some(k) = &args.k {
+        let (q, kv) = (&args.q.view, &k.view);
+        if q.batch() != kv.batch() || q.seq() != kv.seq() || q.head_dim() != kv.head_dim() {
+            return Err(Error::Argument(format!(
+                "q {:?} and k {:?} must share batch, seq and head_dim",
+                q.dims, kv.dims
+            )));
+        }
+    }
     let pairs = rot.pairs() as u64;
     let table_bytes = args.table_rows as u64 * pairs * 8;
-    for (name, buf, need) in [
-        ("input", args.input, end),
-        ("output", args.output, end),
-        ("table", args.table, table_bytes),
-    ] {
-        if buf.size() < need {
-            return Err(Error::Argument(format!(
-                "{name} buffer holds {} bytes, needs {need}",
-                buf.size()
-            )));
-        }
-        if !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::Argument(format!(
-                "{name} buffer lacks STORAGE usage"
-            )));
-        }
-    }
-    let align = limits.offset_alignment.max(16).next_power_of_two();
-    let off = (view.offset as u64 * 2) / align * align;
-    if end - off > limits.max_binding {
-        return Err(Error::Limit(format!(
-            "a view spanning {} bytes exceeds the storage binding limit of {} bytes (views other than contiguous BSHD interleaved tensors are not split into several dispatches yet)",
-            end - off,
-            limits.max_binding
+    if args.table.size() < table_bytes || !args.table.usage().contains(wgpu::BufferUsages::STORAGE)
+    {
+        return Err(Error::Argument(format!(
+            "table buffer of {} bytes needs {table_bytes} bytes and STORAGE usage",
+            args.table.size()
         )));
     }
+    let view = args.q.view;
     let tokens = view.batch() * view.seq();
     let (rows, per_token, first, last) = match (args.device_rows, args.positions) {
         (Some(buf), _) => {
@@ -400,7 +437,12 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan>
         (None, Positions::PerToken(ids)) => {
             let lo = *ids.iter().min().expect("tokens >= 1") as u64;
             let hi = *ids.iter().max().expect("tokens >= 1") as u64 + 1;
-            (Some(ids.iter().map(|&r| r as u32).collect()), true, lo, hi)
+            (
+                Some(ids.iter().map(|&r| r as u32).collect::<Vec<u32>>()),
+                true,
+                lo,
+                hi,
+            )
         }
         (None, p) => {
             let starts: Vec<u32> = (0..view.batch())
@@ -411,6 +453,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan>
             (Some(starts), false, lo, hi)
         }
     };
+    let align = limits.offset_alignment.max(16).next_power_of_two();
     let t_off = first * pairs * 8 / align * align;
     let t_end = last * pairs * 8;
     if t_end - t_off > limits.max_binding {
@@ -420,47 +463,121 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<ViewPlan>
             limits.max_binding
         )));
     }
-    let [b, s, h, d] = view.dims;
-    let invocations = (b * s * h) as u64 * (d / 2) as u64;
-    if invocations > u32::MAX as u64 {
-        return Err(Error::Limit(format!(
-            "{invocations} invocations exceed 32-bit indexing"
-        )));
-    }
-    let grid = dispatch_grid(
-        (invocations.div_ceil(WORKGROUP_SIZE as u64)) as u32,
-        limits.max_workgroups_per_dim,
-    )?;
-    let params = ViewParams {
-        batch: b as u32,
-        seq: s as u32,
-        heads: h as u32,
-        head_dim: d as u32,
-        pairs: pairs as u32,
-        slots: (d / 2) as u32,
-        stride_b: view.strides[0] as u32,
-        stride_s: view.strides[1] as u32,
-        stride_h: view.strides[2] as u32,
-        offset: (view.offset as u64 - off / 2) as u32,
-        sin_sign: match rot.direction {
-            Direction::Forward => 0,
-            Direction::Inverse => 0x8000_0000,
-        },
-        table_base: (t_off / 8) as u32,
-        table_rows: args.table_rows as u32,
-        invocations: invocations as u32,
-        per_token: u32::from(per_token),
-        _pad0: 0,
+    // Windows and per-view parameters.
+    let window = |v: &TensorView| -> Result<(u64, u64)> {
+        let off = (v.offset as u64 * 2) / align * align;
+        let end = (v.span() as u64).div_ceil(2) * 4;
+        if end - off > limits.max_binding {
+            return Err(Error::Limit(format!(
+                "a view spanning {} bytes exceeds the storage binding limit of {} bytes (views other than contiguous BSHD interleaved tensors are not split into several dispatches yet)",
+                end - off,
+                limits.max_binding
+            )));
+        }
+        Ok((off, end - off))
     };
-    Ok(ViewPlan {
-        key: KernelKey {
-            precision: rot.precision,
-            kernel: Kernel::General(rot.pairing),
-        },
-        params,
-        rows,
-        tensor: (off, end - off),
-        table: (t_off, t_end - t_off),
-        grid,
-    })
+    let invocations = |v: &TensorView| -> Result<u64> {
+        let [b, s, h, d] = v.dims;
+        let n = (b * s * h) as u64 * (d / 2) as u64;
+        if n > u32::MAX as u64 {
+            return Err(Error::Limit(format!(
+                "{n} invocations exceed 32-bit indexing"
+            )));
+        }
+        Ok(n)
+    };
+    // q and k bound together unless a buffer one of them writes is also bound for the other.
+    let together = match &args.k {
+        None => true,
+        Some(k) => {
+            let q = &args.q;
+            let clash =
+                k.output == q.output || (!in_place && (k.output == q.input || q.output == k.input));
+            !clash
+        }
+    };
+    let groups: Vec<Vec<usize>> = match (&args.k, together) {
+        (None, _) => vec![vec![0]],
+        (Some(_), true) => vec![vec![0, 1]],
+        (Some(_), false) => vec![vec![0], vec![1]],
+    };
+    let mut out = Vec::new();
+    for group in groups {
+        let mut params = ViewParams {
+            batch: view.batch() as u32,
+            seq: view.seq() as u32,
+            head_dim: view.head_dim() as u32,
+            pairs: pairs as u32,
+            slots: (view.head_dim() / 2) as u32,
+            sin_sign: match rot.direction {
+                Direction::Forward => 0,
+                Direction::Inverse => 0x8000_0000,
+            },
+            table_base: (t_off / 8) as u32,
+            table_rows: args.table_rows as u32,
+            per_token: u32::from(per_token),
+            ..ViewParams::default()
+        };
+        let mut windows = Vec::new();
+        let mut total = 0u64;
+        for (slot, &n) in group.iter().enumerate() {
+            let v = tensors[n].view;
+            let w = window(&v)?;
+            let inv = invocations(&v)?;
+            let fields = (
+                v.heads() as u32,
+                v.strides[0] as u32,
+                v.strides[1] as u32,
+                v.strides[2] as u32,
+                (v.offset as u64 - w.0 / 2) as u32,
+            );
+            if slot == 0 {
+                (
+                    params.heads_q,
+                    params.stride_b_q,
+                    params.stride_s_q,
+                    params.stride_h_q,
+                    params.offset_q,
+                ) = fields;
+                params.invocations_q = inv as u32;
+            } else {
+                (
+                    params.heads_k,
+                    params.stride_b_k,
+                    params.stride_s_k,
+                    params.stride_h_k,
+                    params.offset_k,
+                ) = fields;
+            }
+            total += inv;
+            windows.push(w);
+        }
+        if total > u32::MAX as u64 {
+            return Err(Error::Limit(format!(
+                "{total} invocations exceed 32-bit indexing"
+            )));
+        }
+        params.invocations = total as u32;
+        let grid = dispatch_grid(
+            total.div_ceil(WORKGROUP_SIZE as u64) as u32,
+            limits.max_workgroups_per_dim,
+        )?;
+        out.push(ViewDispatch {
+            key: KernelKey {
+                precision: rot.precision,
+                kernel: Kernel::General {
+                    pairing: rot.pairing,
+                    in_place,
+                    views: group.len() as u32,
+                },
+            },
+            params,
+            rows: rows.clone(),
+            tensors: windows,
+            table: (t_off, t_end - t_off),
+            grid,
+            views: group,
+        });
+    }
+    Ok(out)
 }
