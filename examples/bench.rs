@@ -6,8 +6,10 @@
 //! table read once; the copy moves the tensor bytes once each way) and RoPE's share of the
 //! copy's GB/s, then the decode-size dispatch time.
 
-use bfrope::gpu::{Gpu, RopeArgs};
-use bfrope::{Direction, Precision, RopeShape, RopeTable, TableSpec};
+use bfrope::gpu::{Gpu, RopeArgs, ViewArgs, ViewTensor};
+use bfrope::{
+    Direction, Pairing, Positions, Precision, RopeShape, RopeTable, Rotation, TableSpec, TensorView,
+};
 
 struct Timer {
     set: wgpu::QuerySet,
@@ -187,5 +189,186 @@ fn main() -> anyhow::Result<()> {
             diff(&fast_bits)
         );
     }
+
+    // The general kernel (any view, pairing, rotary_dim): Hugging Face's BHSD half-split,
+    // out of place and in place, beside the same copy.
+    let dims = if quick {
+        [1, 8, 256, 128]
+    } else {
+        [4, 32, 3000, 128]
+    };
+    let [b, h, sq, d] = dims;
+    let view = TensorView::bhsd(b, h, sq, d);
+    let bytes = (view.span() * 2) as u64;
+    let table = RopeTable::build(&TableSpec::new(d, sq))?;
+    let data = bfrope::conformance::random_bf16(3, view.span());
+    use wgpu::util::DeviceExt;
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+    let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("bench general input"),
+        contents: bytemuck::cast_slice(&data),
+        usage,
+    });
+    let output = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench general output"),
+        size: bytes,
+        usage,
+        mapped_at_creation: false,
+    });
+    let table_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("bench table"),
+        contents: table.as_bytes(),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let positions = Positions::Offset(0);
+    let kernels = gpu.kernels();
+    fn general<'a>(
+        input: &'a wgpu::Buffer,
+        output: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        table_rows: usize,
+        view: TensorView,
+        positions: &'a Positions,
+        precision: Precision,
+    ) -> ViewArgs<'a> {
+        ViewArgs {
+            q: ViewTensor {
+                input,
+                output,
+                view,
+            },
+            k: None,
+            table,
+            table_rows,
+            rotation: Rotation {
+                pairing: Pairing::HalfSplit,
+                rotary_dim: view.head_dim(),
+                direction: Direction::Forward,
+                precision,
+            },
+            positions,
+            device_rows: None,
+        }
+    }
+    let timed_view = |args: ViewArgs| {
+        time(&|e, ts| {
+            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("bench general"),
+                timestamp_writes: Some(ts),
+            });
+            kernels.record_view_in_pass(&mut pass, &args)
+        })
+    };
+    let t_copy = time(&|e, ts| kernels.record_copy(e, &input, &output, bytes / 16 * 16, Some(ts)))?;
+    let rows_n = table.rows();
+    let (tb, pos) = (&table_buf, &positions);
+    let t_fast = timed_view(general(
+        &input,
+        &output,
+        tb,
+        rows_n,
+        view,
+        pos,
+        Precision::Fast,
+    ))?;
+    let t_exact = timed_view(general(
+        &input,
+        &output,
+        tb,
+        rows_n,
+        view,
+        pos,
+        Precision::Exact,
+    ))?;
+    let t_in_place = timed_view(general(
+        &input,
+        &input,
+        tb,
+        rows_n,
+        view,
+        pos,
+        Precision::Exact,
+    ))?;
+    let gbs = |t: f64| (2 * bytes) as f64 / t / 1e9;
+    println!(
+        "general kernel, BHSD half-split {dims:?}: copy {:.1} us ({:.0} GB/s); fast {:.1} us ({:.0} GB/s); exact {:.1} us ({:.0} GB/s, {:.1}% of copy); exact in place {:.1} us ({:.0} GB/s)",
+        t_copy * 1e6,
+        gbs(t_copy),
+        t_fast * 1e6,
+        gbs(t_fast),
+        t_exact * 1e6,
+        gbs(t_exact),
+        100.0 * t_copy / t_exact,
+        t_in_place * 1e6,
+        gbs(t_in_place),
+    );
+
+    // Decode: q [64, 1, 32, 128] and k [64, 1, 8, 128] in one dispatch, positions in a GPU
+    // buffer, `calls` calls recorded into one compute pass.
+    let calls = 100u32;
+    let (qv, kv) = (
+        TensorView::bshd(64, 1, 32, 128),
+        TensorView::bshd(64, 1, 8, 128),
+    );
+    let buf = |n: usize| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("bench decode"),
+            contents: bytemuck::cast_slice(&bfrope::conformance::random_bf16(n as u64, n)),
+            usage,
+        })
+    };
+    let (qi, qo, ki, ko) = (
+        buf(qv.span()),
+        buf(qv.span()),
+        buf(kv.span()),
+        buf(kv.span()),
+    );
+    let ids: Vec<u32> = (0..64).map(|i| 100 + i).collect();
+    let rows = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("bench decode ids"),
+        contents: bytemuck::cast_slice(&ids),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let decode_table = RopeTable::build(&TableSpec::new(128, 4096))?;
+    let decode_table_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("bench decode table"),
+        contents: decode_table.as_bytes(),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let decode = ViewArgs {
+        q: ViewTensor {
+            input: &qi,
+            output: &qo,
+            view: qv,
+        },
+        k: Some(ViewTensor {
+            input: &ki,
+            output: &ko,
+            view: kv,
+        }),
+        table: &decode_table_buf,
+        table_rows: decode_table.rows(),
+        rotation: Rotation::new(128),
+        positions: &positions,
+        device_rows: Some(&rows),
+    };
+    let host = std::cell::Cell::new(0f64);
+    let t_decode = time(&|e, ts| {
+        let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bench decode"),
+            timestamp_writes: Some(ts),
+        });
+        let t0 = std::time::Instant::now();
+        for _ in 0..calls {
+            kernels.record_view_in_pass(&mut pass, &decode)?;
+        }
+        host.set(t0.elapsed().as_secs_f64() / calls as f64);
+        Ok(())
+    })?;
+    println!(
+        "decode q [64,1,32,128] + k [64,1,8,128], one dispatch per call, {calls} calls in one pass: {:.2} us of GPU time per call; recording one call on the host: {:.2} us",
+        t_decode / calls as f64 * 1e6,
+        host.get() * 1e6
+    );
     Ok(())
 }

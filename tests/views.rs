@@ -664,7 +664,11 @@ fn views_q_and_k_in_one_dispatch_in_the_callers_pass() {
                 positions: &Positions::Offset(0),
                 device_rows: Some(&rows_buf),
             };
-            assert_eq!(gpu.kernels().validate_view(&args).unwrap(), 1, "one dispatch");
+            assert_eq!(
+                gpu.kernels().validate_view(&args).unwrap(),
+                1,
+                "one dispatch"
+            );
             // q and k written in one buffer: two dispatches (bindings may not alias).
             let shared = ViewArgs {
                 k: Some(ViewTensor {
