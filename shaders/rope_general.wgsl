@@ -6,9 +6,11 @@
 // halves of one word (half-split pairs, odd strides or offsets), so each store clears and
 // sets only its own half, atomically.
 //
-// Followed by one of the io parts src/shaders.rs writes (`general_io`): out of place or in
-// place, one view or two; they declare the tensor bindings and `load_half(view, e)` /
-// `store_half(view, e, bits)`. Mirrored by ViewParams in src/gpu/plan.rs.
+// Followed by an entry file — rope_general_halves.wgsl (any view: 16-bit halves, atomic
+// stores) or rope_general_words.wgsl (heads starting on a word, half-split rotary_dim a
+// multiple of 4: whole words, plain stores) — and by the io part src/shaders.rs writes
+// (`general_io`: out of place or in place, one view or two), which declares the tensor
+// bindings and their loads and stores. Mirrored by ViewParams in src/gpu/plan.rs.
 
 // 1: pairs (x[i], x[i + pairs]) (half-split, rotate_half); 0: (x[2i], x[2i+1]) (interleaved).
 override HALF_SPLIT: u32 = 0u;
@@ -46,7 +48,9 @@ struct Params {
     stride_s_k: u32,
     stride_h_k: u32,
     offset_k: u32,
-    _pad0: u32,
+    // Word kernel: rotating invocations per head (pairs interleaved, pairs / 2 half-split);
+    // the rest of the slots copy pass-through words.
+    rot_slots: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -56,16 +60,19 @@ struct Params {
 // Table rows: the first of each batch row, or one per token (`per_token`).
 @group(0) @binding(4) var<storage, read> rows: array<u32>;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn rope_general(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    var i = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
-    if (i >= params.invocations) {
-        return;
-    }
+// Where invocation `invocation` works: (view, slot in the head, element index of the head's
+// first element, b, s, b * seq + s).
+struct Place {
+    view: u32,
+    slot: u32,
+    head: u32,
+    b: u32,
+    s: u32,
+    bs: u32,
+}
+
+fn locate(invocation: u32) -> Place {
+    var i = invocation;
     var view = 0u;
     var heads = params.heads_q;
     var stride = vec3<u32>(params.stride_b_q, params.stride_s_q, params.stride_h_q);
@@ -77,33 +84,23 @@ fn rope_general(
         stride = vec3<u32>(params.stride_b_k, params.stride_s_k, params.stride_h_k);
         offset = params.offset_k;
     }
-    let k = i % params.slots;
+    let slot = i % params.slots;
     let t = i / params.slots;
     let h = t % heads;
     let bs = t / heads;
     let s = bs % params.seq;
     let b = bs / params.seq;
     let head = offset + b * stride.x + s * stride.y + h * stride.z;
-    if (k >= params.pairs) {
-        let e = head + 2u * k;
-        store_half(view, e, load_half(view, e));
-        store_half(view, e + 1u, load_half(view, e + 1u));
-        return;
-    }
-    var e0 = head + 2u * k;
-    var e1 = e0 + 1u;
-    if (HALF_SPLIT != 0u) {
-        e0 = head + k;
-        e1 = head + k + params.pairs;
-    }
-    var row = rows[b] + s;
+    return Place(view, slot, head, b, s, bs);
+}
+
+// The (cos, sin) bits of frequency `pair` for token (b, s).
+fn cos_sin(p: Place, pair: u32) -> vec2<u32> {
+    var row = rows[p.b] + p.s;
     if (params.per_token != 0u) {
-        row = rows[bs];
+        row = rows[p.bs];
     }
     // Rows past the table (ids only the GPU saw) read its last row, never out of bounds.
     row = min(row, params.table_rows - 1u);
-    let cs = table[row * params.pairs + k - params.table_base];
-    let y = rotate_word(load_half(view, e0) | (load_half(view, e1) << 16u), cs);
-    store_half(view, e0, y & 0xFFFFu);
-    store_half(view, e1, y >> 16u);
+    return table[row * params.pairs + pair - params.table_base];
 }

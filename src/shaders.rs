@@ -12,8 +12,12 @@ pub const BF16_WGSL: &str = include_str!("../shaders/bf16.wgsl");
 pub const ROPE_WGSL: &str = include_str!("../shaders/rope.wgsl");
 /// The uniform block of the contiguous kernels (scalar and vec4).
 pub const ROPE_CONTIGUOUS_WGSL: &str = include_str!("../shaders/rope_contiguous.wgsl");
-/// The general kernel: any view, pairing and rotary_dim, positions per batch row.
+/// The general kernel's uniform block, bindings and index map.
 pub const ROPE_GENERAL_WGSL: &str = include_str!("../shaders/rope_general.wgsl");
+/// Its entry on 16-bit halves (any view).
+pub const ROPE_GENERAL_HALVES_WGSL: &str = include_str!("../shaders/rope_general_halves.wgsl");
+/// Its entry on whole words (heads on word boundaries).
+pub const ROPE_GENERAL_WORDS_WGSL: &str = include_str!("../shaders/rope_general_words.wgsl");
 /// Entry file: one pair per invocation, any shape.
 pub const ROPE_SCALAR_WGSL: &str = include_str!("../shaders/rope_scalar.wgsl");
 /// Entry file: four pairs per invocation with 16-byte accesses (pairs per head % 4 == 0).
@@ -61,11 +65,12 @@ pub fn rope_vec4_source() -> String {
     format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
 }
 
-/// The tensor bindings and the element load/store of the general kernel: out of place
+/// The tensor bindings and the loads and stores of the general kernel: out of place
 /// (`src` at binding 2, `dst` at 3; with two views also `src_k` at 5, `dst_k` at 6) or in
 /// place (`dst` at 3, `dst_k` at 6: WebGPU bindings may not alias, so in place is its own
-/// module).
-pub fn general_io(in_place: bool, views: u32) -> String {
+/// module); 16-bit halves with atomic stores (`load_half`/`store_half`), or whole words
+/// (`load_word`/`store_word`, plain stores).
+pub fn general_io(in_place: bool, views: u32, words: bool) -> String {
     let mut s = String::from(
         "// Written by src/shaders.rs (general_io): the general kernel's tensor bindings.\n",
     );
@@ -74,81 +79,104 @@ pub fn general_io(in_place: bool, views: u32) -> String {
     } else {
         &[("src", "dst", 2, 3)]
     };
+    let element = if words { "u32" } else { "atomic<u32>" };
     for (src, dst, bs, bd) in tensors {
         if !in_place {
             s += &format!("@group(0) @binding({bs}) var<storage, read> {src}: array<u32>;\n");
         }
         s += &format!(
-            "@group(0) @binding({bd}) var<storage, read_write> {dst}: array<atomic<u32>>;\n"
+            "@group(0) @binding({bd}) var<storage, read_write> {dst}: array<{element}>;\n"
         );
     }
-    let load = |src: &str, dst: &str| {
-        if in_place {
-            format!("atomicLoad(&{dst}[e >> 1u])")
-        } else {
-            format!("{src}[e >> 1u]")
-        }
+    let read = |src: &str, dst: &str, at: &str| match (in_place, words) {
+        (true, false) => format!("atomicLoad(&{dst}[{at}])"),
+        (true, true) => format!("{dst}[{at}]"),
+        (false, _) => format!("{src}[{at}]"),
     };
-    let pick = |f: &dyn Fn(&str, &str) -> String| {
+    let pick = |at: &str| {
         if views == 2 {
             format!(
                 "select({}, {}, view == 1u)",
-                f("src", "dst"),
-                f("src_k", "dst_k")
+                read("src", "dst", at),
+                read("src_k", "dst_k", at)
             )
         } else {
-            f("src", "dst")
+            read("src", "dst", at)
         }
     };
-    s += &format!(
-        "fn load_half(view: u32, e: u32) -> u32 {{\n    return ({} >> ((e & 1u) * 16u)) & 0xFFFFu;\n}}\n",
-        pick(&load)
-    );
-    let store = |dst: &str| {
-        format!(
-            "        atomicAnd(&{dst}[e >> 1u], ~(0xFFFFu << shift));\n        atomicOr(&{dst}[e >> 1u], bits << shift);\n"
-        )
+    let per_view = |body: &dyn Fn(&str) -> String| {
+        if views == 2 {
+            format!(
+                "    if (view == 0u) {{\n{}    }} else {{\n{}    }}\n",
+                body("dst"),
+                body("dst_k")
+            )
+        } else {
+            body("dst")
+        }
     };
-    s += "fn store_half(view: u32, e: u32, bits: u32) {\n    let shift = (e & 1u) * 16u;\n";
-    if views == 2 {
+    if words {
         s += &format!(
-            "    if (view == 0u) {{\n{}    }} else {{\n{}    }}\n",
-            store("dst"),
-            store("dst_k")
+            "fn load_word(view: u32, w: u32) -> u32 {{\n    return {};\n}}\n",
+            pick("w")
         );
+        s += "fn store_word(view: u32, w: u32, bits: u32) {\n";
+        s += &per_view(&|dst| format!("        {dst}[w] = bits;\n"));
+        s += "}\n";
     } else {
-        s += &format!("    {{\n{}    }}\n", store("dst"));
+        s += &format!(
+            "fn load_half(view: u32, e: u32) -> u32 {{\n    return ({} >> ((e & 1u) * 16u)) & 0xFFFFu;\n}}\n",
+            pick("e >> 1u")
+        );
+        s += "fn store_half(view: u32, e: u32, bits: u32) {\n    let shift = (e & 1u) * 16u;\n";
+        s += &per_view(&|dst| {
+            format!(
+                "        atomicAnd(&{dst}[e >> 1u], ~(0xFFFFu << shift));\n        atomicOr(&{dst}[e >> 1u], bits << shift);\n"
+            )
+        });
+        s += "}\n";
     }
-    s += "}\n";
     s
 }
 
 /// The full source of a general RoPE kernel module (entry [`ROPE_GENERAL_ENTRY`]): out of
-/// place or in place, for one view or two (q and k).
-pub fn rope_general_variant(in_place: bool, views: u32) -> String {
+/// place or in place, for one view or two (q and k), on halves or whole words.
+pub fn rope_general_variant(in_place: bool, views: u32, words: bool) -> String {
+    let entry = if words {
+        ROPE_GENERAL_WORDS_WGSL
+    } else {
+        ROPE_GENERAL_HALVES_WGSL
+    };
     format!(
-        "{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{}",
-        general_io(in_place, views)
+        "{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
+        general_io(in_place, views, words)
     )
 }
 
-/// The out-of-place, one-view general module.
+/// The out-of-place, one-view general module on halves.
 pub fn rope_general_source() -> String {
-    rope_general_variant(false, 1)
+    rope_general_variant(false, 1, false)
 }
 
-/// Every general module as `(name, in_place, views, source)`, for validation.
-pub fn rope_general_modules() -> Vec<(String, bool, u32, String)> {
+/// Every general module as `(name, in_place, views, words, source)`, for validation.
+pub fn rope_general_modules() -> Vec<(String, bool, u32, bool, String)> {
     let mut v = Vec::new();
-    for in_place in [false, true] {
-        for views in [1, 2] {
-            let name = format!(
-                "rope_general[{},{} view{}]",
-                if in_place { "in place" } else { "out of place" },
-                views,
-                if views == 2 { "s" } else { "" }
-            );
-            v.push((name, in_place, views, rope_general_variant(in_place, views)));
+    for words in [false, true] {
+        for in_place in [false, true] {
+            for views in [1, 2] {
+                let name = format!(
+                    "rope_general[{},{},views={views}]",
+                    if words { "words" } else { "halves" },
+                    if in_place { "in place" } else { "out of place" },
+                );
+                v.push((
+                    name,
+                    in_place,
+                    views,
+                    words,
+                    rope_general_variant(in_place, views, words),
+                ));
+            }
         }
     }
     v

@@ -218,7 +218,7 @@ fn shader_entry_points_are_compute() {
 #[test]
 fn shader_general_validates_translates_and_binds_as_declared() {
     let entry = bfrope::shaders::ROPE_GENERAL_ENTRY;
-    for (name, in_place, views, source) in bfrope::shaders::rope_general_modules() {
+    for (name, in_place, views, _words, source) in bfrope::shaders::rope_general_modules() {
         let (module, info) = parse_and_validate(&name, &source);
         let mut got: Vec<String> = module
             .overrides

@@ -42,6 +42,9 @@ pub enum Kernel {
         in_place: bool,
         /// Views per dispatch: 1, or 2 for q and k.
         views: u32,
+        /// Whole words (every head starts on a word; half-split pairs even) rather than
+        /// 16-bit halves with atomic stores.
+        words: bool,
     },
 }
 
@@ -80,10 +83,12 @@ impl KernelKey {
                 pairing,
                 in_place,
                 views,
+                words,
             } => format!(
-                "bfrope::rope_general[{},{mode},{},views={views},wg={WORKGROUP_SIZE}]",
+                "bfrope::rope_general[{},{mode},{},{},views={views},wg={WORKGROUP_SIZE}]",
                 pairing.name(),
-                if in_place { "in place" } else { "out of place" }
+                if in_place { "in place" } else { "out of place" },
+                if words { "words" } else { "halves" },
             ),
         }
     }
@@ -106,9 +111,10 @@ struct ViewCacheKey {
 #[derive(Debug)]
 pub struct RopeKernels {
     device: wgpu::Device,
-    /// Scalar (index 0), vec4 (index 1), then the general modules: out of place with one and
-    /// two views, in place with one and two views.
-    variants: [RopeVariant; 6],
+    /// Scalar (index 0) and vec4 (index 1).
+    variants: [RopeVariant; 2],
+    /// The general modules, built on first use: index 4·words + 2·in_place + (views − 1).
+    general: [std::sync::OnceLock<RopeVariant>; 8],
     pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
     /// Bind groups and parameter buffers of recent view calls, so a repeated call (a decode
     /// loop with positions on the GPU) allocates nothing. Holds at most
@@ -211,7 +217,7 @@ impl RopeVariant {
 }
 
 /// The general module for in place or not, one view or two, with its layout.
-fn general(device: &wgpu::Device, in_place: bool, views: u32) -> RopeVariant {
+fn general(device: &wgpu::Device, in_place: bool, views: u32, words: bool) -> RopeVariant {
     let mut entries = vec![storage_entry(1, true, 8), storage_entry(4, true, 4)];
     let tensors: &[(u32, u32)] = if views == 2 {
         &[(2, 3), (5, 6)]
@@ -227,10 +233,11 @@ fn general(device: &wgpu::Device, in_place: bool, views: u32) -> RopeVariant {
     RopeVariant::new(
         device,
         &format!(
-            "rope_general[{},views={views}]",
+            "rope_general[{},{},views={views}]",
+            if words { "words" } else { "halves" },
             if in_place { "in place" } else { "out of place" }
         ),
-        shaders::rope_general_variant(in_place, views),
+        shaders::rope_general_variant(in_place, views, words),
         shaders::ROPE_GENERAL_ENTRY,
         std::mem::size_of::<ViewParams>() as u64,
         &entries,
@@ -255,16 +262,13 @@ impl RopeKernels {
                 shaders::ROPE_VEC4_ENTRY,
                 16,
             ),
-            general(device, false, 1),
-            general(device, false, 2),
-            general(device, true, 1),
-            general(device, true, 2),
         ];
         Self {
             device: device.clone(),
             variants,
             pipelines: Mutex::new(HashMap::new()),
             view_cache: Mutex::new(HashMap::new()),
+            general: Default::default(),
             copy: Mutex::new(None),
             limits: PlanLimits::of(device),
         }
@@ -279,13 +283,20 @@ impl RopeKernels {
     }
 
     fn variant(&self, key: KernelKey) -> &RopeVariant {
-        &self.variants[match key.kernel {
-            Kernel::Scalar => 0,
-            Kernel::Vec4 => 1,
+        match key.kernel {
+            Kernel::Scalar => &self.variants[0],
+            Kernel::Vec4 => &self.variants[1],
             Kernel::General {
-                in_place, views, ..
-            } => 2 + 2 * usize::from(in_place) + usize::from(views == 2),
-        }]
+                in_place,
+                views,
+                words,
+                ..
+            } => {
+                let index =
+                    4 * usize::from(words) + 2 * usize::from(in_place) + usize::from(views == 2);
+                self.general[index].get_or_init(|| general(&self.device, in_place, views, words))
+            }
+        }
     }
 
     /// The pipeline for `key`, built once.

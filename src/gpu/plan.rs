@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, KernelKey};
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
 use crate::shape::{Direction, Precision, RopeShape, TokenRange};
-use crate::spec::{Positions, Rotation, TensorView};
+use crate::spec::{Pairing, Positions, Rotation, TensorView};
 
 /// One RoPE call: the caller's buffers and what to do with them.
 #[derive(Debug, Clone, Copy)]
@@ -272,7 +272,7 @@ pub(crate) struct ViewParams {
     pub stride_s_k: u32,
     pub stride_h_k: u32,
     pub offset_k: u32,
-    pub _pad0: u32,
+    pub rot_slots: u32,
     pub _pad1: u32,
     pub _pad2: u32,
 }
@@ -301,7 +301,7 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
             members!(ViewParams: batch, seq, head_dim, pairs, slots, sin_sign, table_base,
                 table_rows, per_token, invocations_q, invocations, heads_q, stride_b_q,
                 stride_s_q, stride_h_q, offset_q, heads_k, stride_b_k, stride_s_k, stride_h_k,
-                offset_k, _pad0, _pad1, _pad2),
+                offset_k, rot_slots, _pad1, _pad2),
         ),
     ]
 }
@@ -476,9 +476,9 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         }
         Ok((off, end - off))
     };
-    let invocations = |v: &TensorView| -> Result<u64> {
-        let [b, s, h, d] = v.dims;
-        let n = (b * s * h) as u64 * (d / 2) as u64;
+    let invocations = |v: &TensorView, slots: u32| -> Result<u64> {
+        let [b, s, h, _] = v.dims;
+        let n = (b * s * h) as u64 * slots as u64;
         if n > u32::MAX as u64 {
             return Err(Error::Limit(format!(
                 "{n} invocations exceed 32-bit indexing"
@@ -501,6 +501,25 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         (Some(_), true) => vec![vec![0, 1]],
         (Some(_), false) => vec![vec![0], vec![1]],
     };
+    // Whole words when every head of every view starts on a word and, half-split, the
+    // halves are whole words; else 16-bit halves.
+    let words = tensors
+        .iter()
+        .all(|t| t.view.offset % 2 == 0 && t.view.strides.iter().all(|st| st % 2 == 0))
+        && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0);
+    let d = view.head_dim() as u32;
+    let rot_slots = match rot.pairing {
+        Pairing::Interleaved => pairs as u32,
+        Pairing::HalfSplit => pairs as u32 / 2,
+    };
+    // Invocations per head: the rotating ones, and out of place one per pass-through word
+    // (words) or pair of elements (halves).
+    let slots = match (words, in_place) {
+        (true, true) => rot_slots,
+        (true, false) => rot_slots + d / 2 - pairs as u32,
+        (false, true) => pairs as u32,
+        (false, false) => d / 2,
+    };
     let mut out = Vec::new();
     for group in groups {
         let mut params = ViewParams {
@@ -508,7 +527,8 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
             seq: view.seq() as u32,
             head_dim: view.head_dim() as u32,
             pairs: pairs as u32,
-            slots: (view.head_dim() / 2) as u32,
+            slots,
+            rot_slots,
             sin_sign: match rot.direction {
                 Direction::Forward => 0,
                 Direction::Inverse => 0x8000_0000,
@@ -523,7 +543,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         for (slot, &n) in group.iter().enumerate() {
             let v = tensors[n].view;
             let w = window(&v)?;
-            let inv = invocations(&v)?;
+            let inv = invocations(&v, slots)?;
             let fields = (
                 v.heads() as u32,
                 v.strides[0] as u32,
@@ -569,6 +589,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                     pairing: rot.pairing,
                     in_place,
                     views: group.len() as u32,
+                    words,
                 },
             },
             params,
