@@ -710,7 +710,7 @@ impl Request {
 /// `precision`; see the `RopeOptions` type. Resolves to a copy of `x` with the view rotated
 /// (every other element unchanged), computed on WebGPU when the browser has an adapter and
 /// on the CPU path otherwise (the same bits); rejects with one sentence naming the value.
-#[wasm_bindgen(unchecked_return_type = "Promise<Uint16Array>")]
+#[wasm_bindgen]
 pub async fn rope(
     x: Uint16Array,
     #[wasm_bindgen(unchecked_param_type = "RopeOptions")] options: JsValue,
