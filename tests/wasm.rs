@@ -237,6 +237,18 @@ fn check_rope(what: &str, x: &[u16], got: &[u16], call: &RopeCall) {
         "rope {what}: {} elements, {moved} rotated, {diff} differ from cpu::apply",
         x.len()
     );
+    for (k, (g, w)) in got
+        .iter()
+        .zip(&want)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .take(8)
+    {
+        console_log!(
+            "  element {k}: x 0x{:04X}, rope() 0x{g:04X}, cpu::apply 0x{w:04X}",
+            x[k]
+        );
+    }
     assert!(moved > 0, "{what}: the description rotates nothing");
     assert_eq!(diff, 0, "{what}: rope() differs from cpu::apply");
 }
