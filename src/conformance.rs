@@ -1,4 +1,4 @@
-//! Conformance data: the inputs `bfrope conform` (and the web page) run on a real adapter and
+//! Conformance data: the inputs `bfrope conform` and the web page run on a real adapter and
 //! compare bit for bit with the CPU path.
 //!
 //! - [`special_sweep`]: every one of the 65,536 bf16 bit patterns as `x0` against each `x1` in
@@ -6,6 +6,13 @@
 //!   a large finite value, ±inf and NaN), at each angle of [`SWEEP_ANGLES`].
 //! - [`random_case`]: seeded random bf16 data of normal magnitude with special values
 //!   sprinkled in, rotated by an exact base-10000 table at an offset.
+//! - [`random_bits_case`]: seeded random bit patterns with a torch-mode table far out.
+//! - [`special_table_case`]: every pair of 24 special bf16 values against 196 special
+//!   `(cos, sin)` pairs (tables need not be rotations).
+//!
+//! [`suite`] lists them, one suite for both callers; [`FINGERPRINTS`] pins the CPU path's
+//! output on each, so a build that checks itself against its own CPU path (the page on its
+//! CPU fallback) still has a reference.
 //!
 //! Everything here is plain computation (no files, no threads), so it builds for wasm32.
 
@@ -278,5 +285,199 @@ pub fn random_bits_case(seed: u64) -> Case {
         table,
         row_offset: 0,
         x,
+    }
+}
+
+/// The special bf16 inputs of [`special_table_case`]: signed zeros, the smallest and largest
+/// subnormals, the smallest normals, ±1 and neighbours, π, the largest finite values, ±inf,
+/// NaNs with and without payload, and a few ordinary values.
+pub const SPECIAL_BF16: [u16; 24] = [
+    0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x8080, 0x3F80, 0xBF80, 0x3F81, 0x3FC0, 0x4049,
+    0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81, 0x0100, 0x1F80, 0x5F80, 0x3DCD, 0xC2F7,
+];
+
+/// The special table values of [`special_table_case`]: signed zeros, ±1, 1/2, ±1/√2, the
+/// smallest normal and subnormal f32, the f32 just below 1, 2⁻¹³, 0.1, −√3/2 and 1/3.
+pub const SPECIAL_TABLE_F32: [f32; 14] = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    core::f32::consts::FRAC_1_SQRT_2,
+    -core::f32::consts::FRAC_1_SQRT_2,
+    f32::MIN_POSITIVE,
+    1.0e-45,
+    1.0 - f32::EPSILON / 2.0,
+    1.0 / 8192.0,
+    0.1,
+    -0.866_025_4,
+    1.0 / 3.0,
+];
+
+/// Every pair of [`SPECIAL_BF16`] values against every `(cos, sin)` pair of
+/// [`SPECIAL_TABLE_F32`] values (tables need not be unit rotations): shape
+/// `[1, 196, 1, 1152]`, row `s` of the table holds the `s`-th `(cos, sin)` combination in
+/// every column, and every token holds the 576 input pairs.
+pub fn special_table_case() -> Case {
+    let n = SPECIAL_BF16.len();
+    let pairs = n * n;
+    let combos: Vec<(f32, f32)> = SPECIAL_TABLE_F32
+        .iter()
+        .flat_map(|&c| SPECIAL_TABLE_F32.iter().map(move |&s| (c, s)))
+        .collect();
+    let shape = RopeShape::new(1, combos.len(), 1, 2 * pairs).expect("valid shape");
+    let mut cos = Vec::with_capacity(combos.len() * pairs);
+    let mut sin = Vec::with_capacity(combos.len() * pairs);
+    for &(c, s) in &combos {
+        cos.extend(core::iter::repeat_n(c, pairs));
+        sin.extend(core::iter::repeat_n(s, pairs));
+    }
+    let table = RopeTable::from_cos_sin(&cos, &sin, combos.len(), pairs).expect("valid table");
+    let token: Vec<u16> = (0..pairs)
+        .flat_map(|k| [SPECIAL_BF16[k / n], SPECIAL_BF16[k % n]])
+        .collect();
+    let x = token
+        .iter()
+        .copied()
+        .cycle()
+        .take(shape.elements())
+        .collect();
+    Case {
+        name: "special values x special tables".into(),
+        shape,
+        table,
+        row_offset: 0,
+        x,
+    }
+}
+
+/// How much of the suite runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// The special tables and random bit patterns (under a million elements): what the web
+    /// page runs when it loads.
+    Quick,
+    /// Every case: the 65,536-pattern sweep first, then random data, random bit patterns
+    /// and the special tables. `bfrope conform` and the page's "full suite" run it.
+    Full,
+}
+
+/// The conformance suite, one list for `bfrope conform` and the web page; each case runs
+/// forward and inverse. `seed` seeds the random cases ([`SUITE_SEED`] has fingerprints).
+pub fn suite(size: Suite, seed: u64) -> Vec<Case> {
+    match size {
+        Suite::Quick => vec![special_table_case(), random_bits_case(seed)],
+        Suite::Full => vec![
+            special_sweep(),
+            random_case(seed),
+            random_bits_case(seed),
+            special_table_case(),
+        ],
+    }
+}
+
+/// The seed whose random cases have [`FINGERPRINTS`].
+pub const SUITE_SEED: u64 = 1;
+
+/// FNV-1a (64-bit) of the little-endian bytes of `bits`, the same on every target.
+pub fn fnv1a(bits: &[u16]) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for &b in bits {
+        for byte in b.to_le_bytes() {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+    h
+}
+
+/// [`fnv1a`] of the CPU path's output on each case of the full suite with [`SUITE_SEED`],
+/// computed natively (where the CPU path is checked against an independent BigInt oracle)
+/// and pinned by a test. A build whose CPU path gives other bits (the wasm page on its CPU
+/// fallback, say) is caught by comparing with these rather than with itself.
+pub const FINGERPRINTS: [(&str, Direction, u64); 8] = [
+    (
+        "special-value sweep",
+        Direction::Forward,
+        0x851B_CF8F_6E56_5959,
+    ),
+    (
+        "special-value sweep",
+        Direction::Inverse,
+        0xB2C1_7593_7942_44E1,
+    ),
+    (
+        "random data (seed 1)",
+        Direction::Forward,
+        0xBB71_B451_BB0E_E935,
+    ),
+    (
+        "random data (seed 1)",
+        Direction::Inverse,
+        0x37CC_23E1_1EA7_B411,
+    ),
+    (
+        "random bit patterns (seed 1)",
+        Direction::Forward,
+        0x2004_F907_9D0B_2AA1,
+    ),
+    (
+        "random bit patterns (seed 1)",
+        Direction::Inverse,
+        0x670A_6750_8EBB_EAA9,
+    ),
+    (
+        "special values x special tables",
+        Direction::Forward,
+        0x7145_D727_0EF3_EF73,
+    ),
+    (
+        "special values x special tables",
+        Direction::Inverse,
+        0x0C47_FC97_4D58_6FE3,
+    ),
+];
+
+impl Case {
+    /// The recorded [`FINGERPRINTS`] entry of this case's CPU output in `direction`, if the
+    /// case is one of the suite's with [`SUITE_SEED`].
+    pub fn fingerprint(&self, direction: Direction) -> Option<u64> {
+        FINGERPRINTS
+            .iter()
+            .find(|(name, d, _)| *name == self.name && *d == direction)
+            .map(|&(_, _, h)| h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recorded fingerprints are the native CPU path's bits, case by case.
+    #[test]
+    fn fingerprints_match_the_native_cpu_path() {
+        let cases = suite(Suite::Full, SUITE_SEED);
+        let mut got = Vec::new();
+        for case in &cases {
+            for dir in [Direction::Forward, Direction::Inverse] {
+                let hash = fnv1a(&case.expected(dir).expect("cpu rotate"));
+                println!("(\"{}\", Direction::{dir:?}, 0x{hash:016X}),", case.name);
+                got.push((case, dir, hash));
+            }
+        }
+        assert_eq!(got.len(), FINGERPRINTS.len());
+        for (case, dir, hash) in got {
+            assert_eq!(
+                case.fingerprint(dir),
+                Some(hash),
+                "{} {dir:?}: the CPU path's fingerprint changed",
+                case.name
+            );
+        }
+        let quick = suite(Suite::Quick, SUITE_SEED);
+        assert!(quick
+            .iter()
+            .all(|c| c.fingerprint(Direction::Forward).is_some()));
     }
 }

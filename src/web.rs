@@ -4,10 +4,15 @@
 //! the browser's WebGPU adapter when there is one (the CPU path compiled to wasm otherwise) and
 //! returns `Result<_, JsValue>`. The page in `web/` and other pages import the same functions:
 //!
-//! - `rope_bf16(x, shape, cos, sin, inverse)` — rotate bf16 bit patterns (`Uint16Array`);
+//! - `rope(x, options)` — the library's whole call description (`RopeCall`: view, pairing,
+//!   rotary_dim, positions, cu_seqlens, table, direction, precision) from a plain object,
+//!   typed as `RopeOptions` in the generated `bfrope.d.ts`;
+//! - `rope_bf16(x, shape, cos, sin, inverse)` — rotate contiguous `[B,S,H,D]` bf16 bit
+//!   patterns (`Uint16Array`) interleaved, from position 0;
 //! - `build_table(base, head_dim, first_position, rows, mode)` — `{cos, sin}` tables;
 //! - `backend_info()` — which backend runs, and on what adapter;
-//! - `run_conformance(full)` — the special-value suite against an exact integer reference;
+//! - `run_conformance(full)` — the library's conformance suite ([`conformance::suite`], the
+//!   one `bfrope conform` runs) on this page's backend;
 //! - `precision_maps(...)` — ulp errors of bf16 RoPE computed three ways, for the page.
 
 use std::cell::RefCell;
@@ -16,8 +21,12 @@ use half::bf16;
 use js_sys::{Array, Float32Array, Object, Reflect, Uint16Array};
 use wasm_bindgen::prelude::*;
 
-use crate::cpu::{self, BF16_QNAN};
-use crate::{AngleMode, Direction, Gpu, Precision, RopeShape, RopeTable, TableSpec};
+use crate::conformance::{self, Case, SplitMix64, Suite};
+use crate::cpu;
+use crate::{
+    AngleMode, Direction, Gpu, Layout, Pairing, Positions, Precision, RopeCall, RopeShape,
+    RopeTable, Rotation, TableSpec, TensorView,
+};
 
 /// What runs the kernels on this page.
 #[derive(Clone)]
@@ -30,6 +39,58 @@ enum Backend {
 
 thread_local! {
     static BACKEND: RefCell<Option<Backend>> = const { RefCell::new(None) };
+}
+
+/// Turns on the GPU, one call at a time: the library's GPU calls push and pop WebGPU error
+/// scopes around their work, which must nest, so two calls interleaved at their awaits (the
+/// page draws while the conformance suite runs) would pop each other's scopes. `busy` and the
+/// callers waiting, in order.
+struct GpuQueue {
+    busy: bool,
+    waiting: std::collections::VecDeque<futures_channel::oneshot::Sender<()>>,
+}
+
+thread_local! {
+    static GPU_QUEUE: RefCell<GpuQueue> = const {
+        RefCell::new(GpuQueue { busy: false, waiting: std::collections::VecDeque::new() })
+    };
+}
+
+/// This caller's turn on the GPU; dropping it hands the GPU to the next caller waiting.
+struct GpuTurn;
+
+async fn gpu_turn() -> GpuTurn {
+    let wait = GPU_QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        if q.busy {
+            let (tx, rx) = futures_channel::oneshot::channel();
+            q.waiting.push_back(tx);
+            Some(rx)
+        } else {
+            q.busy = true;
+            None
+        }
+    });
+    if let Some(rx) = wait {
+        // The turn is handed over with `busy` still set; a dropped sender cannot happen
+        // (senders are only dropped by being sent), so the result carries nothing.
+        let _ = rx.await;
+    }
+    GpuTurn
+}
+
+impl Drop for GpuTurn {
+    fn drop(&mut self) {
+        GPU_QUEUE.with(|q| {
+            let mut q = q.borrow_mut();
+            while let Some(tx) = q.waiting.pop_front() {
+                if tx.send(()).is_ok() {
+                    return;
+                }
+            }
+            q.busy = false;
+        });
+    }
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -128,10 +189,12 @@ async fn rotate(
     direction: Direction,
 ) -> Result<Vec<u16>, JsValue> {
     match backend().await {
-        Backend::WebGpu(gpu) => gpu
-            .rotate_bits(x, shape, table, row_offset, direction, Precision::Exact)
-            .await
-            .map_err(js_err),
+        Backend::WebGpu(gpu) => {
+            let _turn = gpu_turn().await;
+            gpu.rotate_bits(x, shape, table, row_offset, direction, Precision::Exact)
+                .await
+                .map_err(js_err)
+        }
         Backend::Cpu(_) => cpu::rotate_bits(x, shape, table, row_offset, direction).map_err(js_err),
     }
 }
@@ -218,279 +281,517 @@ pub fn build_table(
 }
 
 // ---------------------------------------------------------------------------------------------
-// An exact reference, written independently of `cpu::dot2`: the two products are exact
-// integers times powers of two, added in i128 and rounded to bf16 by integer arithmetic.
+// `rope(x, options)`: the library's call description (`RopeCall`) from a plain JS object.
 
-/// `(negative, significand, exponent)` of a finite f32: value = ±m·2^e.
-fn split(x: f32) -> (bool, u64, i32) {
-    let b = x.to_bits();
-    let neg = b >> 31 == 1;
-    let e = ((b >> 23) & 0xFF) as i32;
-    let m = (b & 0x7F_FFFF) as u64;
-    if e == 0 {
-        (neg, m, -149)
-    } else {
-        (neg, m | 1 << 23, e - 150)
+#[wasm_bindgen(typescript_custom_section)]
+const ROPE_OPTIONS_TS: &'static str = r#"
+/** A table supplied by the caller: `cos` and `sin` of `rows × width` f32 values, row-major,
+ * row `r` used by position `r`. `width` is `rotaryDim / 2`, or `rotaryDim` with the two
+ * halves repeated as Hugging Face's `cos`/`sin` give them (the halves must be equal). */
+export interface RopeTableValues {
+  cos: Float32Array;
+  sin: Float32Array;
+  width: number;
+  /** Defaults to `cos.length / width`. */
+  rows?: number;
+}
+
+/** A table built for the positions the call uses: θᵢ = base^(−2i/rotaryDim), angles in f64
+ * (`"exact"`, the default) or as PyTorch computes them in f32 (`"torch"`). */
+export interface RopeTableBuild {
+  base: number;
+  angles?: "exact" | "torch";
+}
+
+/** What `rope` rotates and how: the library's `RopeCall`. */
+export interface RopeOptions {
+  /** The logical shape `[batch, seq, heads, headDim]`, whatever the memory order. */
+  dims: [number, number, number, number];
+  /** Memory order of a contiguous tensor: `"bshd"` (default) or `"bhsd"` (Hugging Face's).
+   * Not with `strides`. */
+  layout?: "bshd" | "bhsd";
+  /** Element strides of batch, seq and head (headDim is contiguous). Not with `layout`. */
+  strides?: [number, number, number];
+  /** Element offset of `[0, 0, 0, 0]` in `x` (default 0). */
+  offset?: number;
+  /** Pairs `(x[2i], x[2i+1])` (`"interleaved"`, default) or `(x[i], x[i + rotaryDim/2])`
+   * (`"half"`, GPT-NeoX / Hugging Face `rotate_half`). */
+  rotation?: "interleaved" | "half";
+  /** Dims rotated at the start of each head (even, default headDim); the rest are copied. */
+  rotaryDim?: number;
+  /** Rotate by −angle (the backward pass). */
+  inverse?: boolean;
+  /** `"exact"` (default: correctly rounded) or `"fast"` (plain f32, WebGPU only; the CPU
+   * fallback is always exact). */
+  precision?: "exact" | "fast";
+  /** A number: token `s` of every batch row is at `positions + s` (default 0; with
+   * `cuSeqlens`, the position of each sequence's first token). An array: one start per batch
+   * row (`positionsPer: "batch"`, token `s` of row `b` at `positions[b] + s`) or one id per
+   * token (`positionsPer: "token"`, `batch × seq` ids in `[b][s]` order). */
+  positions?: number | ArrayLike<number>;
+  /** What an array of `positions` holds; required with an array, refused with a number. */
+  positionsPer?: "batch" | "token";
+  /** Packed sequences (flash-attn's varlen): `dims` is `[1, tokens, heads, headDim]` and
+   * sequence `i` holds tokens `cuSeqlens[i] .. cuSeqlens[i + 1]`, each starting at position
+   * `positions` (a number). */
+  cuSeqlens?: ArrayLike<number>;
+  /** The `(cos, sin)` table: supplied values, or a base to build one from. */
+  table: RopeTableValues | RopeTableBuild;
+}
+"#;
+
+const OPTION_KEYS: [&str; 12] = [
+    "dims",
+    "layout",
+    "strides",
+    "offset",
+    "rotation",
+    "rotaryDim",
+    "inverse",
+    "precision",
+    "positions",
+    "positionsPer",
+    "cuSeqlens",
+    "table",
+];
+const TABLE_KEYS: [&str; 6] = ["cos", "sin", "rows", "width", "base", "angles"];
+
+/// A JS value as a short text for error messages: strings quoted, the rest as JSON.
+fn show(v: &JsValue) -> String {
+    if let Some(s) = v.as_string() {
+        return format!("{s:?}");
+    }
+    if v.is_undefined() {
+        return "undefined".into();
+    }
+    js_sys::JSON::stringify(v)
+        .ok()
+        .and_then(|s| s.as_string())
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// A plain JS object whose keys are checked against `known` (a misspelt option is refused,
+/// not ignored), read by name.
+struct Fields<'a> {
+    obj: &'a JsValue,
+    path: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(obj: &'a JsValue, path: &'static str, known: &[&str]) -> Result<Self, JsValue> {
+        if !obj.is_object() || Array::is_array(obj) {
+            return Err(js_err(format!(
+                "{path} must be an object, not {}",
+                show(obj)
+            )));
+        }
+        for key in Object::keys(obj.unchecked_ref::<Object>()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !known.contains(&key.as_str()) {
+                return Err(js_err(format!(
+                    "{path} has an unknown key {key:?}; expected one of {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(Self { obj, path })
+    }
+
+    /// The value of `key`, `None` when missing, undefined or null.
+    fn get(&self, key: &str) -> Option<JsValue> {
+        Reflect::get(self.obj, &JsValue::from_str(key))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    fn uint(&self, key: &str) -> Result<Option<usize>, JsValue> {
+        self.get(key).map(|v| uint(&v, &self.name(key))).transpose()
+    }
+
+    fn uints(&self, key: &str) -> Result<Option<Vec<usize>>, JsValue> {
+        self.get(key)
+            .map(|v| uints(&v, &self.name(key)))
+            .transpose()
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, JsValue> {
+        self.get(key)
+            .map(|v| {
+                v.as_string().ok_or_else(|| {
+                    js_err(format!("{} {} is not a string", self.name(key), show(&v)))
+                })
+            })
+            .transpose()
+    }
+
+    fn number(&self, key: &str) -> Result<Option<f64>, JsValue> {
+        self.get(key)
+            .map(|v| {
+                v.as_f64().ok_or_else(|| {
+                    js_err(format!("{} {} is not a number", self.name(key), show(&v)))
+                })
+            })
+            .transpose()
+    }
+
+    fn f32s(&self, key: &str) -> Result<Option<Vec<f32>>, JsValue> {
+        self.get(key)
+            .map(|v| {
+                v.dyn_ref::<Float32Array>()
+                    .map(Float32Array::to_vec)
+                    .ok_or_else(|| {
+                        js_err(format!(
+                            "{} must be a Float32Array, not {}",
+                            self.name(key),
+                            show(&v)
+                        ))
+                    })
+            })
+            .transpose()
     }
 }
 
-/// Correctly rounded bf16 of ±n·2^e (n < 2^127), with `sign` used for zero.
-fn round_int(n: i128, e: i32, zero_negative: bool) -> u16 {
-    if n == 0 {
-        return if zero_negative { 0x8000 } else { 0 };
-    }
-    let sign: u16 = if n < 0 { 0x8000 } else { 0 };
-    let mag = n.unsigned_abs();
-    let top = 127 - mag.leading_zeros() as i32 + e; // exponent of the leading bit
-    let quantum = (top - 7).max(-133); // bf16 spacing at this magnitude
-    let shift = quantum - e;
-    let (mut kept, mut q) = if shift <= 0 {
-        (mag << (-shift) as u32, quantum)
-    } else if shift >= 128 {
-        (0, quantum)
-    } else {
-        let k = mag >> shift as u32;
-        let rem = mag & ((1u128 << shift as u32) - 1);
-        let half = 1u128 << (shift as u32 - 1);
-        let up = rem > half || (rem == half && k & 1 == 1);
-        (k + up as u128, quantum)
-    };
-    if kept == 0 {
-        return sign;
-    }
-    if kept >= 256 {
-        kept >>= 1;
-        q += 1;
-    }
-    if kept < 128 {
-        return sign | kept as u16; // subnormal (q = −133)
-    }
-    let field = q + 7 + 127;
-    if field >= 255 {
-        return sign | 0x7F80;
-    }
-    sign | ((field as u16) << 7) | (kept as u16 & 0x7F)
+/// A non-negative integer that fits the wasm32 address space.
+fn uint(v: &JsValue, name: &str) -> Result<usize, JsValue> {
+    v.as_f64()
+        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= usize::MAX as f64)
+        .map(|f| f as usize)
+        .ok_or_else(|| js_err(format!("{name} {} is not a non-negative integer", show(v))))
 }
 
-/// The correctly rounded bf16 of `a·b + c·d` (`a`, `c` bf16 patterns, `b`, `d` f32), IEEE
-/// special values, canonical NaN.
-pub(crate) fn reference_dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
-    let (fa, fc) = (
-        f32::from_bits((a as u32) << 16),
-        f32::from_bits((c as u32) << 16),
-    );
-    let approx = fa as f64 * b as f64 + fc as f64 * d as f64;
-    if !approx.is_finite() {
-        // A non-finite input gives a non-finite f64 expression, with IEEE's inf or NaN
-        // (the products are exact, so finite inputs never overflow f64).
-        return if approx.is_nan() {
-            BF16_QNAN
-        } else if approx > 0.0 {
-            0x7F80
-        } else {
-            0xFF80
+/// An array or typed array of non-negative integers.
+fn uints(v: &JsValue, name: &str) -> Result<Vec<usize>, JsValue> {
+    if !Array::is_array(v) && !js_sys::ArrayBuffer::is_view(v) {
+        return Err(js_err(format!(
+            "{name} must be an array of integers, not {}",
+            show(v)
+        )));
+    }
+    Array::from(v)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| uint(&e, &format!("{name}[{i}]")))
+        .collect()
+}
+
+/// Where the table comes from.
+enum TableSource {
+    /// Supplied `cos`, `sin` of `rows × width`.
+    Values {
+        cos: Vec<f32>,
+        sin: Vec<f32>,
+        rows: Option<usize>,
+        width: usize,
+    },
+    /// Built from a base for the positions used.
+    Build { base: f64, angles: AngleMode },
+}
+
+/// Everything of a call but the table, parsed from the options object.
+struct Request {
+    view: TensorView,
+    rotation: Rotation,
+    positions: Positions,
+    table: TableSource,
+}
+
+impl Request {
+    fn parse(options: &JsValue) -> Result<Self, JsValue> {
+        let o = Fields::new(options, "options", &OPTION_KEYS)?;
+        let dims = o
+            .uints("dims")?
+            .ok_or_else(|| js_err("options.dims [batch, seq, heads, headDim] is missing"))?;
+        let dims: [usize; 4] = dims.as_slice().try_into().map_err(|_| {
+            js_err(format!(
+                "options.dims {dims:?} must have 4 entries [batch, seq, heads, headDim]"
+            ))
+        })?;
+        let [batch, seq, heads, head_dim] = dims;
+        let layout = match o.string("layout")?.as_deref() {
+            None | Some("bshd") => Layout::Bshd,
+            Some("bhsd") => Layout::Bhsd,
+            Some(other) => {
+                return Err(js_err(format!(
+                    "options.layout {other:?} is not a layout; expected bshd or bhsd"
+                )))
+            }
         };
-    }
-    let term = |x: f32, y: f32| {
-        let (nx, mx, ex) = split(x);
-        let (ny, my, ey) = split(y);
-        let m = (mx * my) as i128; // < 2^48
-        (if nx != ny { -m } else { m }, ex + ey)
-    };
-    let (p, ep) = term(fa, b);
-    let (q, eq) = term(fc, d);
-    // Exact zero: the f64 sum of the exact products has the IEEE sign of zero.
-    let zero_negative = approx.is_sign_negative();
-    let ((big, eb), (small, es)) = if p == 0 || (q != 0 && eq > ep) {
-        ((q, eq), (p, ep))
-    } else {
-        ((p, ep), (q, eq))
-    };
-    if small == 0 {
-        return round_int(big, eb, zero_negative);
-    }
-    let gap = eb - es;
-    const K: i32 = 76; // 48 + 76 + 2 bits < 127
-    if gap <= K {
-        return round_int((big << gap) + small, es, zero_negative);
-    }
-    // The small term lies below every bit the rounding looks at: keep it as a sticky unit.
-    let big_shifted = big << K;
-    let sh = (gap - K) as u32;
-    let mag = small.unsigned_abs();
-    let (part, rest) = if sh >= 128 {
-        (0, mag)
-    } else {
-        (mag >> sh, mag & ((1u128 << sh) - 1))
-    };
-    let part = if small < 0 {
-        -(part as i128)
-    } else {
-        part as i128
-    };
-    let sticky = if rest == 0 {
-        0
-    } else if small < 0 {
-        -1
-    } else {
-        1
-    };
-    round_int(2 * (big_shifted + part) + sticky, eb - K - 1, zero_negative)
-}
+        let mut view = match o.uints("strides")? {
+            None => match layout {
+                Layout::Bshd => TensorView::bshd(batch, seq, heads, head_dim),
+                Layout::Bhsd => TensorView::bhsd(batch, heads, seq, head_dim),
+            },
+            Some(_) if o.get("layout").is_some() => {
+                return Err(js_err(
+                    "options.layout and options.strides are both given; give one of them",
+                ))
+            }
+            Some(strides) => TensorView {
+                dims,
+                strides: strides.as_slice().try_into().map_err(|_| {
+                    js_err(format!(
+                        "options.strides {strides:?} must have 3 entries [batch, seq, head]"
+                    ))
+                })?,
+                offset: 0,
+            },
+        };
+        view.offset = o.uint("offset")?.unwrap_or(0);
 
-fn reference_rotate(
-    x: &[u16],
-    shape: RopeShape,
-    table: &RopeTable,
-    row_offset: usize,
-    dir: Direction,
-) -> Vec<u16> {
-    let mut out = x.to_vec();
-    let token = shape.heads * shape.head_dim;
-    for (t, tok) in out.chunks_exact_mut(token).enumerate() {
-        let row = row_offset + t % shape.seq;
-        for head in tok.chunks_exact_mut(shape.head_dim) {
-            for (i, p) in head.chunks_exact_mut(2).enumerate() {
-                let [c, s] = table.get(row, i);
-                let s = if dir == Direction::Inverse { -s } else { s };
-                let (x0, x1) = (p[0], p[1]);
-                p[0] = reference_dot2(x0, c, x1, -s);
-                p[1] = reference_dot2(x0, s, x1, c);
+        let mut rotation = Rotation::new(o.uint("rotaryDim")?.unwrap_or(head_dim));
+        if let Some(r) = o.string("rotation")? {
+            rotation.pairing = r.parse::<Pairing>().map_err(js_err)?;
+        }
+        if let Some(inv) = o.get("inverse") {
+            let inv = inv.as_bool().ok_or_else(|| {
+                js_err(format!("options.inverse {} is not a boolean", show(&inv)))
+            })?;
+            rotation.direction = if inv {
+                Direction::Inverse
+            } else {
+                Direction::Forward
+            };
+        }
+        rotation.precision = match o.string("precision")?.as_deref() {
+            None | Some("exact") => Precision::Exact,
+            Some("fast") => Precision::Fast,
+            Some(other) => {
+                return Err(js_err(format!(
+                    "options.precision {other:?} is not a precision; expected exact or fast"
+                )))
+            }
+        };
+
+        let per = o.string("positionsPer")?;
+        let positions = match (o.uints("cuSeqlens")?, o.get("positions")) {
+            (Some(_), _) if per.is_some() => {
+                return Err(js_err(
+                    "options.positionsPer does not apply with options.cuSeqlens (whose sequences each start at options.positions)",
+                ))
+            }
+            (Some(cu), _) => {
+                if batch != 1 {
+                    return Err(js_err(format!(
+                        "options.dims {dims:?} must be [1, tokens, heads, headDim] with options.cuSeqlens"
+                    )));
+                }
+                let start = o.uint("positions")?.unwrap_or(0);
+                Positions::from_cu_seqlens(&cu, seq, start).map_err(js_err)?
+            }
+            (None, None) if per.is_some() => {
+                return Err(js_err(
+                    "options.positionsPer is given without an array of options.positions",
+                ))
+            }
+            (None, None) => Positions::Offset(0),
+            (None, Some(p)) if p.as_f64().is_some() => {
+                if let Some(per) = per {
+                    return Err(js_err(format!(
+                        "options.positionsPer {per:?} needs an array of options.positions, not the number {}",
+                        show(&p)
+                    )));
+                }
+                Positions::Offset(uint(&p, "options.positions")?)
+            }
+            (None, Some(p)) => {
+                let ids = uints(&p, "options.positions")?;
+                match per.as_deref() {
+                    Some("batch") => Positions::PerBatch(ids),
+                    Some("token") => Positions::PerToken(ids),
+                    Some(other) => {
+                        return Err(js_err(format!(
+                            "options.positionsPer {other:?} is not batch or token"
+                        )))
+                    }
+                    None => {
+                        return Err(js_err(
+                            "options.positions is an array but options.positionsPer (batch or token) is missing",
+                        ))
+                    }
+                }
+            }
+        };
+
+        let t = o
+            .get("table")
+            .ok_or_else(|| js_err("options.table ({cos, sin, width} or {base}) is missing"))?;
+        let t = Fields::new(&t, "options.table", &TABLE_KEYS)?;
+        let table = match (t.get("cos").is_some() || t.get("sin").is_some(), t.number("base")?) {
+            (true, Some(_)) => {
+                return Err(js_err(
+                    "options.table has both cos/sin and base; give the values or a base to build them from",
+                ))
+            }
+            (false, None) => {
+                return Err(js_err(
+                    "options.table needs cos, sin and width, or a base to build it from",
+                ))
+            }
+            (true, None) => {
+                if t.get("angles").is_some() {
+                    return Err(js_err(
+                        "options.table.angles applies only to a table built from a base",
+                    ));
+                }
+                TableSource::Values {
+                    cos: t.f32s("cos")?.ok_or_else(|| js_err("options.table.cos is missing"))?,
+                    sin: t.f32s("sin")?.ok_or_else(|| js_err("options.table.sin is missing"))?,
+                    rows: t.uint("rows")?,
+                    width: t
+                        .uint("width")?
+                        .ok_or_else(|| js_err("options.table.width is missing"))?,
+                }
+            }
+            (false, Some(base)) => {
+                if let Some(k) = ["rows", "width"].into_iter().find(|k| t.get(k).is_some()) {
+                    return Err(js_err(format!(
+                        "options.table.{k} applies only to supplied cos/sin values"
+                    )));
+                }
+                TableSource::Build {
+                    base,
+                    angles: t
+                        .string("angles")?
+                        .map(|a| a.parse::<AngleMode>())
+                        .transpose()
+                        .map_err(js_err)?
+                        .unwrap_or_default(),
+                }
+            }
+        };
+        Ok(Self {
+            view,
+            rotation,
+            positions,
+            table,
+        })
+    }
+
+    /// The table, and the positions as rows of it: supplied values as they are; a built table
+    /// holds one row per distinct position used (consecutive runs built together), so a call
+    /// at position 10⁶ builds no million rows.
+    fn table(&self, buffer_len: usize) -> Result<(RopeTable, Positions), JsValue> {
+        let r = self.rotation.rotary_dim;
+        match &self.table {
+            TableSource::Values {
+                cos,
+                sin,
+                rows,
+                width,
+            } => {
+                if *width == 0 || cos.len() % width != 0 {
+                    return Err(js_err(format!(
+                        "options.table.cos has {} values, not a multiple of options.table.width {width}",
+                        cos.len()
+                    )));
+                }
+                let rows = rows.unwrap_or(cos.len() / width);
+                let table = if *width == r {
+                    RopeTable::from_repeated_halves(cos, sin, rows, *width)
+                } else {
+                    RopeTable::from_cos_sin(cos, sin, rows, *width)
+                }
+                .map_err(js_err)?;
+                Ok((table, self.positions.clone()))
+            }
+            TableSource::Build { base, angles } => {
+                // The call's own checks first (shape, buffer, positions), for any table length.
+                crate::spec::check(
+                    &self.view,
+                    &self.rotation,
+                    &self.positions,
+                    usize::MAX,
+                    self.rotation.pairs(),
+                    buffer_len,
+                )
+                .map_err(js_err)?;
+                let seq = self.view.seq();
+                let mut used: Vec<usize> = match &self.positions {
+                    Positions::Offset(o) => (*o..o + seq).collect(),
+                    Positions::PerBatch(v) => v.iter().flat_map(|&o| o..o + seq).collect(),
+                    Positions::PerToken(ids) => ids.clone(),
+                };
+                used.sort_unstable();
+                used.dedup();
+                let (mut cos, mut sin) = (Vec::new(), Vec::new());
+                let mut run_start = 0;
+                for i in 1..=used.len() {
+                    if i < used.len() && used[i] == used[i - 1] + 1 {
+                        continue;
+                    }
+                    let spec = TableSpec {
+                        base: *base,
+                        rotary_dim: r,
+                        first_position: used[run_start] as u64,
+                        rows: i - run_start,
+                        angles: *angles,
+                    };
+                    for &[c, s] in RopeTable::build(&spec).map_err(js_err)?.cos_sin() {
+                        cos.push(c);
+                        sin.push(s);
+                    }
+                    run_start = i;
+                }
+                let row = |p: usize| {
+                    used.binary_search(&p)
+                        .expect("every used position has a row")
+                };
+                let positions = match &self.positions {
+                    Positions::Offset(o) => Positions::Offset(row(*o)),
+                    Positions::PerBatch(v) => {
+                        Positions::PerBatch(v.iter().map(|&o| row(o)).collect())
+                    }
+                    Positions::PerToken(ids) => {
+                        Positions::PerToken(ids.iter().map(|&p| row(p)).collect())
+                    }
+                };
+                let table = RopeTable::from_cos_sin(&cos, &sin, used.len(), self.rotation.pairs())
+                    .map_err(js_err)?;
+                Ok((table, positions))
             }
         }
     }
-    out
+}
+
+/// Rotates the bf16 bit patterns `x` (the whole buffer) as `options` describes: the view
+/// (`dims`, `layout` or `strides`, `offset`), the pairing and `rotaryDim`, the positions
+/// (an offset, one per batch row, one per token, or packed sequences from `cuSeqlens`), the
+/// table (supplied `cos`/`sin`, or built from a base for the positions used), `inverse` and
+/// `precision`; see the `RopeOptions` type. Resolves to a copy of `x` with the view rotated
+/// (every other element unchanged), computed on WebGPU when the browser has an adapter and
+/// on the CPU path otherwise (the same bits); rejects with one sentence naming the value.
+#[wasm_bindgen]
+pub async fn rope(
+    x: Uint16Array,
+    #[wasm_bindgen(unchecked_param_type = "RopeOptions")] options: JsValue,
+) -> Result<Uint16Array, JsValue> {
+    let request = Request::parse(&options)?;
+    let x = x.to_vec();
+    let (table, positions) = request.table(x.len())?;
+    let call = RopeCall {
+        view: request.view,
+        rotation: request.rotation,
+        positions: &positions,
+        table: &table,
+    };
+    call.validate(x.len()).map_err(js_err)?;
+    let y = match backend().await {
+        Backend::WebGpu(gpu) => {
+            let _turn = gpu_turn().await;
+            gpu.apply(&call, &x).await
+        }
+        Backend::Cpu(_) => cpu::apply(&call, &x),
+    }
+    .map_err(js_err)?;
+    Ok(Uint16Array::from(&y[..]))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Conformance: special values and random data, checked bit for bit against the reference.
-
-const SPECIAL_BF16: [u16; 24] = [
-    0x0000, 0x8000, 0x0001, 0x8001, 0x007F, 0x0080, 0x8080, 0x3F80, 0xBF80, 0x3F81, 0x3FC0, 0x4049,
-    0x7F7F, 0xFF7F, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81, 0x0100, 0x1F80, 0x5F80, 0x3DCD, 0xC2F7,
-];
-
-fn special_f32() -> Vec<f32> {
-    vec![
-        0.0,
-        -0.0,
-        1.0,
-        -1.0,
-        0.5,
-        std::f32::consts::FRAC_1_SQRT_2,
-        -std::f32::consts::FRAC_1_SQRT_2,
-        f32::MIN_POSITIVE,
-        f32::from_bits(1),
-        1.0 - f32::EPSILON / 2.0,
-        1.0 / 8192.0,
-        0.1,
-        -0.866_025_4,
-        1.0 / 3.0,
-    ]
-}
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-struct Case {
-    x: Vec<u16>,
-    shape: RopeShape,
-    table: RopeTable,
-    row_offset: usize,
-    dir: Direction,
-}
-
-fn conformance_cases(full: bool) -> Result<Vec<Case>, JsValue> {
-    let mut cases = Vec::new();
-    // Every pair of special inputs against every (cos, sin) pair of special table values.
-    let cs = special_f32();
-    let combos: Vec<(f32, f32)> = cs
-        .iter()
-        .flat_map(|&c| cs.iter().map(move |&s| (c, s)))
-        .collect();
-    let n = SPECIAL_BF16.len();
-    let pairs = n * n;
-    let shape = RopeShape::new(1, combos.len(), 1, 2 * pairs).map_err(js_err)?;
-    let mut cos = Vec::with_capacity(combos.len() * pairs);
-    let mut sin = Vec::with_capacity(combos.len() * pairs);
-    for &(c, s) in &combos {
-        cos.extend(std::iter::repeat_n(c, pairs));
-        sin.extend(std::iter::repeat_n(s, pairs));
-    }
-    let table = RopeTable::from_cos_sin(&cos, &sin, combos.len(), pairs).map_err(js_err)?;
-    let token: Vec<u16> = (0..pairs)
-        .flat_map(|k| [SPECIAL_BF16[k / n], SPECIAL_BF16[k % n]])
-        .collect();
-    let x: Vec<u16> = token
-        .iter()
-        .copied()
-        .cycle()
-        .take(shape.elements())
-        .collect();
-    let dirs: &[Direction] = if full {
-        &[Direction::Forward, Direction::Inverse]
-    } else {
-        &[Direction::Forward]
-    };
-    for &dir in dirs {
-        cases.push(Case {
-            x: x.clone(),
-            shape,
-            table: table.clone(),
-            row_offset: 0,
-            dir,
-        });
-    }
-    // Random bit patterns of every exponent against built tables at short and long positions.
-    let mut rng = Rng(0x6266_726F_7065);
-    let configs: &[(usize, usize, usize, u64, AngleMode)] = if full {
-        &[
-            (2, 64, 4, 0, AngleMode::Exact),
-            (2, 64, 4, 1 << 20, AngleMode::Torch),
-            (1, 128, 8, 123_456_789, AngleMode::Exact),
-        ]
-    } else {
-        &[
-            (1, 64, 2, 0, AngleMode::Exact),
-            (1, 64, 2, 1 << 20, AngleMode::Torch),
-        ]
-    };
-    for &(b, s, h, first, angles) in configs {
-        let d = 128;
-        let shape = RopeShape::new(b, s, h, d).map_err(js_err)?;
-        let table = RopeTable::build(&TableSpec {
-            base: 10000.0,
-            rotary_dim: d,
-            first_position: first,
-            rows: s + 3,
-            angles,
-        })
-        .map_err(js_err)?;
-        let x: Vec<u16> = (0..shape.elements()).map(|_| rng.next() as u16).collect();
-        for &dir in dirs {
-            cases.push(Case {
-                x: x.clone(),
-                shape,
-                table: table.clone(),
-                row_offset: 3,
-                dir,
-            });
-        }
-    }
-    Ok(cases)
-}
+// Conformance: the library's suite (`bfrope conform`'s) on this page's backend.
 
 fn now_ms() -> f64 {
     web_sys::window()
@@ -547,7 +848,7 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 table_rows: case.table.rows(),
                 row_offset: case.row_offset,
                 shape: case.shape,
-                direction: case.dir,
+                direction: Direction::Forward,
                 precision: Precision::Exact,
             },
             wgpu::ComputePassTimestampWrites {
@@ -565,57 +866,72 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
     Some(ns / 1e6)
 }
 
-/// Runs the conformance suite on this page's backend: special values (every pair of 24 bf16
-/// specials against 196 special `(cos, sin)` pairs) and random bit patterns at short and long
-/// positions, each output compared bit for bit with an exact integer reference. `full` adds
-/// the inverse direction and more random data. Resolves to `{checked, mismatches, backend,
-/// adapter, ms, gpuMs, cpuMismatches, firstMismatch}`; `gpuMs` is the timestamp-query time of
-/// one pass where the adapter has timestamps (`null` otherwise).
+/// Runs the library's conformance suite (the one `bfrope conform` runs) on this page's
+/// backend, each case forward and inverse. On WebGPU every output is compared bit for bit with
+/// the CPU path; on every backend the CPU path's output is compared with the fingerprint the
+/// native build recorded ([`conformance::FINGERPRINTS`]), so the CPU fallback is checked too.
+/// `full` runs the full suite (with the 65,536-pattern sweep) instead of the quick one.
+/// Resolves to `{checked, mismatches, fingerprints, fingerprintMismatches, cases, backend,
+/// adapter, ms, computeMs, gpuMs, firstMismatch}`: `mismatches` counts pairs that differ from
+/// the CPU path, `gpuMs` is the timestamp-query time of one pass of the first case where the
+/// adapter has timestamps (`null` otherwise).
 #[wasm_bindgen]
 pub async fn run_conformance(full: bool) -> Result<JsValue, JsValue> {
     let b = backend().await;
-    let cases = conformance_cases(full)?;
+    let size = if full { Suite::Full } else { Suite::Quick };
+    let cases = conformance::suite(size, conformance::SUITE_SEED);
     let t0 = now_ms();
     let mut checked = 0u64;
     let mut mismatches = 0u64;
-    let mut cpu_mismatches = 0u64;
+    let mut fingerprints = 0u64;
+    let mut fingerprint_mismatches = 0u64;
     let mut first: Option<String> = None;
     let mut compute_ms = 0.0;
     for case in &cases {
-        let want = reference_rotate(&case.x, case.shape, &case.table, case.row_offset, case.dir);
-        let c0 = now_ms();
-        let got = rotate(&case.x, case.shape, &case.table, case.row_offset, case.dir).await?;
-        compute_ms += now_ms() - c0;
-        let on_cpu = cpu::rotate_bits(&case.x, case.shape, &case.table, case.row_offset, case.dir)
-            .map_err(js_err)?;
-        for (k, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            checked += 1;
-            if g != w {
-                mismatches += 1;
-                if first.is_none() {
-                    let pair = k & !1;
-                    let row = case.row_offset
-                        + (k / (case.shape.heads * case.shape.head_dim)) % case.shape.seq;
-                    let [c, s] = case.table.get(row, (k % case.shape.head_dim) / 2);
-                    first = Some(format!(
-                        "x = ({:#06x}, {:#06x}), cos = {c:e}, sin = {s:e}, {:?}: got {g:#06x}, want {w:#06x}",
-                        case.x[pair],
-                        case.x[pair + 1],
-                        case.dir
-                    ));
+        for dir in [Direction::Forward, Direction::Inverse] {
+            let c0 = now_ms();
+            let got = rotate(&case.x, case.shape, &case.table, case.row_offset, dir).await?;
+            compute_ms += now_ms() - c0;
+            checked += got.len() as u64;
+            let on_cpu = match &b {
+                Backend::WebGpu(_) => {
+                    let want = case.expected(dir).map_err(js_err)?;
+                    let (n, m) = case.compare(dir, &want, &got, 1);
+                    mismatches += n as u64;
+                    if let (None, Some(m)) = (&first, m.first()) {
+                        first = Some(format!("{}: {m}", case.name));
+                    }
+                    want
                 }
+                Backend::Cpu(_) => got,
+            };
+            let recorded = case.fingerprint(dir);
+            let hash = conformance::fnv1a(&on_cpu);
+            fingerprints += 1;
+            if recorded != Some(hash) {
+                fingerprint_mismatches += 1;
+                first.get_or_insert_with(|| {
+                    format!(
+                        "{}, {dir:?}: the CPU path's bits hash to {hash:#018x}, not the native {}",
+                        case.name,
+                        recorded.map_or("(none recorded)".into(), |h| format!("{h:#018x}"))
+                    )
+                });
             }
         }
-        cpu_mismatches += on_cpu.iter().zip(&want).filter(|(a, b)| a != b).count() as u64;
     }
     let gpu_ms = match &b {
-        Backend::WebGpu(gpu) => gpu_time_ms(gpu, &cases[0]).await,
+        Backend::WebGpu(gpu) => {
+            let _turn = gpu_turn().await;
+            gpu_time_ms(gpu, &cases[0]).await
+        }
         Backend::Cpu(_) => None,
     };
     let o = info_object(&b);
     set(&o, "checked", checked as f64);
     set(&o, "mismatches", mismatches as f64);
-    set(&o, "cpuMismatches", cpu_mismatches as f64);
+    set(&o, "fingerprints", fingerprints as f64);
+    set(&o, "fingerprintMismatches", fingerprint_mismatches as f64);
     set(&o, "cases", cases.len() as u32);
     set(&o, "ms", now_ms() - t0);
     set(&o, "computeMs", compute_ms);
@@ -665,9 +981,9 @@ fn plain_f32(a: u16, b: f32, c: u16, d: f32) -> u16 {
 /// Every step rounded to bf16: the table, each product, the sum (candle's CPU path).
 fn bf16_steps(a: u16, b: f32, c: u16, d: f32) -> u16 {
     let (b, d) = (bf16::from_f32(b).to_bits(), bf16::from_f32(d).to_bits());
-    let t1 = reference_dot2(a, f32::from_bits((b as u32) << 16), 0, 0.0);
-    let t2 = reference_dot2(c, f32::from_bits((d as u32) << 16), 0, 0.0);
-    reference_dot2(t1, 1.0, t2, 1.0)
+    let t1 = cpu::dot2(a, f32::from_bits((b as u32) << 16), 0, 0.0);
+    let t2 = cpu::dot2(c, f32::from_bits((d as u32) << 16), 0, 0.0);
+    cpu::dot2(t1, 1.0, t2, 1.0)
 }
 
 /// Error maps of bf16 RoPE computed three ways, for positions `first_position ..+ rows`:
@@ -689,13 +1005,9 @@ pub async fn precision_maps(
 ) -> Result<JsValue, JsValue> {
     let table = build(base, head_dim, first_position, rows, mode)?;
     let shape = RopeShape::new(1, rows, heads.max(1), head_dim).map_err(js_err)?;
-    let mut rng = Rng(seed as u64 ^ 0x5EED);
+    let mut rng = SplitMix64(seed as u64 ^ 0x5EED);
     let x: Vec<u16> = (0..shape.elements())
-        .map(|_| {
-            let (u, v) = (rng.unit().max(1e-12), rng.unit());
-            let g = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
-            bf16::from_f32(g as f32).to_bits()
-        })
+        .map(|_| bf16::from_f64(rng.next_normal()).to_bits())
         .collect();
     let kernel = rotate(&x, shape, &table, 0, Direction::Forward).await?;
     let pairs = shape.pairs();

@@ -1,6 +1,7 @@
 //! The wasm library itself, in a real browser (`wasm-bindgen-test`, run by `web/test.sh`):
-//! the CPU path on wasm32 gives the native bits, exact and torch tables are libm's bits, and
-//! when the browser has WebGPU the kernel matches the CPU path on the special-value sweep.
+//! the CPU path on wasm32 gives the native bits, exact and torch tables are libm's bits,
+//! when the browser has WebGPU the kernel matches the CPU path on the special-value sweep, and
+//! the JS entry `rope(x, options)` gives `cpu::apply`'s bits on the same description.
 //!
 //! ```text
 //! CHROMEDRIVER=/usr/bin/chromedriver \
@@ -9,9 +10,14 @@
 //! ```
 #![cfg(target_arch = "wasm32")]
 
-use bfrope::conformance::{special_sweep, SWEEP_X1};
+use bfrope::conformance::{random_bf16, special_sweep, SWEEP_X1};
 use bfrope::table::torch_inv_freq;
-use bfrope::{cpu, AngleMode, Direction, Gpu, Precision, RopeTable, TableSpec};
+use bfrope::{
+    cpu, AngleMode, Direction, Gpu, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation,
+    TableSpec, TensorView,
+};
+use js_sys::{Array, Float32Array, Object, Reflect, Uint16Array};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -168,5 +174,288 @@ async fn webgpu_sweep_matches_cpu() {
             console_log!("  {m}");
         }
         assert_eq!(count, 0, "{direction:?}: WebGPU differs from the CPU path");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `rope(x, options)`: the JS entry against `cpu::apply` on the same description.
+
+/// A plain JS object from `(key, value)` pairs.
+fn obj(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        Reflect::set(&o, &JsValue::from_str(k), v).expect("set a property");
+    }
+    o.into()
+}
+
+fn nums(v: &[usize]) -> JsValue {
+    v.iter()
+        .map(|&n| JsValue::from_f64(n as f64))
+        .collect::<Array>()
+        .into()
+}
+
+/// `{cos, sin, width, rows}` of `table`, or of its Hugging Face form (halves repeated).
+fn table_values(table: &RopeTable, repeated_halves: bool) -> JsValue {
+    let pairs = table.pairs();
+    let (mut cos, mut sin) = (Vec::new(), Vec::new());
+    for row in table.cos_sin().chunks_exact(pairs) {
+        for _ in 0..if repeated_halves { 2 } else { 1 } {
+            cos.extend(row.iter().map(|p| p[0]));
+            sin.extend(row.iter().map(|p| p[1]));
+        }
+    }
+    let width = if repeated_halves { 2 * pairs } else { pairs };
+    obj(&[
+        ("cos", Float32Array::from(&cos[..]).into()),
+        ("sin", Float32Array::from(&sin[..]).into()),
+        ("width", JsValue::from_f64(width as f64)),
+        ("rows", JsValue::from_f64(table.rows() as f64)),
+    ])
+}
+
+async fn rope(x: &[u16], options: JsValue) -> Result<Vec<u16>, String> {
+    bfrope::web::rope(Uint16Array::from(x), options)
+        .await
+        .map(|y| y.to_vec())
+        .map_err(|e| {
+            e.dyn_into::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .unwrap_or_else(|v| format!("not an Error: {v:?}"))
+        })
+}
+
+/// `rope()`'s output is `cpu::apply`'s on `call`, rotated where the view is (so the test
+/// sees a rotation happen) and unchanged outside the rotated dims.
+fn check_rope(what: &str, x: &[u16], got: &[u16], call: &RopeCall) {
+    let want = cpu::apply(call, x).expect("cpu apply");
+    assert_eq!(got.len(), x.len(), "{what}: length");
+    let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    let moved = want.iter().zip(x).filter(|(a, b)| a != b).count();
+    console_log!(
+        "rope {what}: {} elements, {moved} rotated, {diff} differ from cpu::apply",
+        x.len()
+    );
+    for (k, (g, w)) in got
+        .iter()
+        .zip(&want)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .take(8)
+    {
+        console_log!(
+            "  element {k}: x 0x{:04X}, rope() 0x{g:04X}, cpu::apply 0x{w:04X}",
+            x[k]
+        );
+    }
+    assert!(moved > 0, "{what}: the description rotates nothing");
+    assert_eq!(diff, 0, "{what}: rope() differs from cpu::apply");
+}
+
+async fn log_backend() {
+    let info = bfrope::web::backend_info().await.expect("backend");
+    let get = |k: &str| {
+        Reflect::get(&info, &k.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    console_log!(
+        "rope() backend: {} ({})",
+        get("backend").unwrap_or_default(),
+        get("adapter").unwrap_or_default()
+    );
+}
+
+/// Hugging Face's case: half-split pairs in a BHSD tensor with partial rotary_dim, the table
+/// built for positions 7.. (and, the second time, supplied in HF's repeated-halves form).
+#[wasm_bindgen_test]
+async fn rope_half_split_bhsd_partial_rotary() {
+    log_backend().await;
+    let (b, h, s, d, r, start) = (2, 3, 5, 16, 8, 7);
+    let x = random_bf16(21, b * h * s * d);
+    let table = RopeTable::build(&TableSpec::new(r, start + s)).expect("table");
+    let positions = Positions::Offset(start);
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let call = RopeCall {
+            view: TensorView::bhsd(b, h, s, d),
+            rotation: Rotation {
+                pairing: Pairing::HalfSplit,
+                direction,
+                ..Rotation::new(r)
+            },
+            positions: &positions,
+            table: &table,
+        };
+        let inverse = JsValue::from_bool(direction == Direction::Inverse);
+        let common = [
+            ("dims", nums(&[b, s, h, d])),
+            ("layout", "bhsd".into()),
+            ("rotation", "half".into()),
+            ("rotaryDim", JsValue::from_f64(r as f64)),
+            ("inverse", inverse),
+        ];
+        let mut built = common.to_vec();
+        built.push(("positions", JsValue::from_f64(start as f64)));
+        built.push(("table", obj(&[("base", JsValue::from_f64(10000.0))])));
+        let got = rope(&x, obj(&built)).await.expect("rope, built table");
+        check_rope(
+            &format!("half bhsd r={r} built {direction:?}"),
+            &x,
+            &got,
+            &call,
+        );
+
+        let mut hf = common.to_vec();
+        hf.push(("positions", JsValue::from_f64(start as f64)));
+        hf.push(("table", table_values(&table, true)));
+        let got = rope(&x, obj(&hf)).await.expect("rope, HF table");
+        check_rope(
+            &format!("half bhsd r={r} HF table {direction:?}"),
+            &x,
+            &got,
+            &call,
+        );
+    }
+}
+
+/// One start per batch row, a strided view at an element offset inside a larger buffer (the
+/// rest of the buffer comes back as it was), a supplied `[rows, R/2]` table.
+#[wasm_bindgen_test]
+async fn rope_per_batch_positions_strided() {
+    let (b, s, h, d) = (3, 4, 2, 8);
+    let strides = [s * h * d + 5, h * d + 2, d];
+    let offset = 11;
+    let view = TensorView {
+        dims: [b, s, h, d],
+        strides,
+        offset,
+    };
+    let x = random_bf16(22, view.span() + 13);
+    let starts = vec![0, 9, 100];
+    let table = RopeTable::build(&TableSpec::new(d, 104)).expect("table");
+    let positions = Positions::PerBatch(starts.clone());
+    let call = RopeCall {
+        view,
+        rotation: Rotation::new(d),
+        positions: &positions,
+        table: &table,
+    };
+    let options = obj(&[
+        ("dims", nums(&[b, s, h, d])),
+        ("strides", nums(&strides)),
+        ("offset", JsValue::from_f64(offset as f64)),
+        ("positions", nums(&starts)),
+        ("positionsPer", "batch".into()),
+        ("table", table_values(&table, false)),
+    ]);
+    let got = rope(&x, options).await.expect("rope");
+    check_rope("per-batch strided", &x, &got, &call);
+    assert_eq!(got[..offset], x[..offset], "elements before the view");
+}
+
+/// Packed sequences from `cu_seqlens` (one empty), each from position 2, a torch-mode table
+/// built from base 500000, inverse, half-split.
+#[wasm_bindgen_test]
+async fn rope_cu_seqlens() {
+    let (t, h, d) = (10, 2, 8);
+    let cu = [0, 3, 3, 10];
+    let x = random_bf16(23, t * h * d);
+    let positions = Positions::from_cu_seqlens(&cu, t, 2).expect("positions");
+    let table = RopeTable::build(&TableSpec {
+        base: 500000.0,
+        rotary_dim: d,
+        first_position: 0,
+        rows: 2 + 7,
+        angles: AngleMode::Torch,
+    })
+    .expect("table");
+    let call = RopeCall {
+        view: TensorView::bshd(1, t, h, d),
+        rotation: Rotation {
+            pairing: Pairing::HalfSplit,
+            direction: Direction::Inverse,
+            ..Rotation::new(d)
+        },
+        positions: &positions,
+        table: &table,
+    };
+    let options = obj(&[
+        ("dims", nums(&[1, t, h, d])),
+        ("cuSeqlens", nums(&cu)),
+        ("positions", JsValue::from_f64(2.0)),
+        ("rotation", "half".into()),
+        ("inverse", JsValue::TRUE),
+        (
+            "table",
+            obj(&[
+                ("base", JsValue::from_f64(500000.0)),
+                ("angles", "torch".into()),
+            ]),
+        ),
+    ]);
+    let got = rope(&x, options).await.expect("rope");
+    check_rope("cu_seqlens", &x, &got, &call);
+}
+
+/// Bad options reject with one sentence naming the value.
+#[wasm_bindgen_test]
+async fn rope_rejects_bad_options() {
+    let x = vec![0x3F80u16; 2 * 4 * 8];
+    let table = || obj(&[("base", JsValue::from_f64(10000.0))]);
+    let dims = || nums(&[1, 2, 4, 8]);
+    let cases: Vec<(JsValue, &str)> = vec![
+        (
+            obj(&[
+                ("dims", dims()),
+                ("rotation", "sideways".into()),
+                ("table", table()),
+            ]),
+            "rotation \"sideways\"",
+        ),
+        (
+            obj(&[
+                ("dims", dims()),
+                ("rotaryDim", JsValue::from_f64(5.0)),
+                ("table", table()),
+            ]),
+            "rotary_dim 5",
+        ),
+        (
+            obj(&[
+                ("dims", dims()),
+                ("rotary_dim", JsValue::from_f64(4.0)),
+                ("table", table()),
+            ]),
+            "unknown key \"rotary_dim\"",
+        ),
+        (
+            obj(&[("dims", nums(&[1, 3, 4, 8])), ("table", table())]),
+            "[1, 3, 4, 8]",
+        ),
+        (
+            obj(&[
+                ("dims", dims()),
+                ("positions", nums(&[0, 1])),
+                ("table", table()),
+            ]),
+            "positionsPer",
+        ),
+        (
+            obj(&[
+                ("dims", dims()),
+                ("cuSeqlens", nums(&[0, 1, 3])),
+                ("table", table()),
+            ]),
+            "cu_seqlens [0, 1, 3]",
+        ),
+    ];
+    for (options, needle) in cases {
+        let err = rope(&x, options)
+            .await
+            .expect_err("bad options are refused");
+        console_log!("refused: {err}");
+        assert!(err.contains(needle), "{err:?} should name {needle:?}");
+        assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     }
 }

@@ -1,5 +1,5 @@
 // The bfrope page: controls, visualisations and live conformance, all through the wasm package.
-import init, { backend_info, build_table, rope_bf16, run_conformance, precision_maps } from './pkg/bfrope.js';
+import init, { backend_info, build_table, rope, rope_bf16, run_conformance, precision_maps } from './pkg/bfrope.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -80,19 +80,34 @@ function drawTable(p, table) {
 }
 
 // ---- phasors -----------------------------------------------------------------------------------
+// rope(x, options) with the page's pairing and rotary_dim: one vector at positions offset..offset+S.
 let phasor = null, playing = true, pos = 0;
 async function computePhasors(p, table, gen) {
-  const pairs = p.d / 2, S = table.rows;
-  const v = new Uint16Array(p.d);
-  for (let i = 0; i < pairs; i++) { v[2 * i] = toBf16(0.55 + 0.45 * Math.cos(i * 1.7)); v[2 * i + 1] = toBf16(0.3 * Math.sin(i * 2.3)); }
-  const x = new Uint16Array(S * p.d);
-  for (let s = 0; s < S; s++) x.set(v, s * p.d);
-  const y = await rope_bf16(x, [1, S, 1, p.d], table.cos, table.sin, false);
+  const S = table.rows, d = p.d;
+  const rotation = $('rotation').value, R = Math.max(2, 2 * Math.round((d * Number($('rotary_dim').value)) / 2));
+  const pairs = R / 2;
+  const pair = (i) => (rotation === 'half' ? [i, i + pairs] : [2 * i, 2 * i + 1]);
+  const v = new Uint16Array(d);
+  for (let j = R; j < d; j++) v[j] = toBf16(0.25 + 0.01 * j); // passes through unrotated
+  for (let i = 0; i < pairs; i++) { const [a, b] = pair(i); v[a] = toBf16(0.55 + 0.45 * Math.cos(i * 1.7)); v[b] = toBf16(0.3 * Math.sin(i * 2.3)); }
+  const x = new Uint16Array(S * d);
+  for (let s = 0; s < S; s++) x.set(v, s * d);
+  const y = await rope(x, {
+    dims: [1, S, 1, d], rotation, rotaryDim: R, positions: p.offset,
+    table: { base: p.base, angles: p.mode },
+  });
   if (gen !== generation) return;
-  const picks = Array.from({ length: 8 }, (_, k) => Math.round((k * (pairs - 1)) / 7));
-  phasor = { y, S, d: p.d, picks, offset: p.offset };
+  let unchanged = true;
+  for (let s = 0; s < S && unchanged; s++) for (let j = R; j < d; j++) if (y[s * d + j] !== x[s * d + j]) { unchanged = false; break; }
+  const picks = Array.from({ length: Math.min(8, pairs) }, (_, k) => Math.round((k * (pairs - 1)) / Math.max(1, Math.min(8, pairs) - 1)));
+  phasor = { y, S, d, picks, offset: p.offset, pair };
   $('pos').max = String(S - 1);
   if (pos >= S) pos = 0;
+  const info = $('pairs-info');
+  info.dataset.rotation = rotation; info.dataset.rotaryDim = String(R);
+  info.dataset.passthrough = R === d ? 'none' : unchanged ? 'unchanged' : 'changed';
+  info.textContent = `${rotation === 'half' ? 'half-split' : 'interleaved'} pairs, rotary_dim ${R} of head_dim ${d}: ${pairs} pairs rotate` +
+    (R === d ? '.' : `; dims ${R}…${d - 1} ${unchanged ? 'came back bit for bit unchanged' : 'CHANGED (a bug)'}.`);
   drawPhasors();
 }
 function drawPhasors() {
@@ -106,12 +121,12 @@ function drawPhasors() {
     ctx.strokeStyle = 'rgba(47,111,214,0.25)'; ctx.beginPath();
     const from = Math.max(0, pos - 64);
     for (let s = from; s <= pos; s++) {
-      const a = fromBf16(phasor.y[s * phasor.d + 2 * i]), b = fromBf16(phasor.y[s * phasor.d + 2 * i + 1]);
+      const [e0, e1] = phasor.pair(i), a = fromBf16(phasor.y[s * phasor.d + e0]), b = fromBf16(phasor.y[s * phasor.d + e1]);
       const px = cx + a * R, py = cy - b * R;
       s === from ? ctx.moveTo(px, py) : ctx.lineTo(px, py);
     }
     ctx.stroke();
-    const a = fromBf16(phasor.y[pos * phasor.d + 2 * i]), b = fromBf16(phasor.y[pos * phasor.d + 2 * i + 1]);
+    const [e0, e1] = phasor.pair(i), a = fromBf16(phasor.y[pos * phasor.d + e0]), b = fromBf16(phasor.y[pos * phasor.d + e1]);
     ctx.strokeStyle = '#1d232b'; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(cx, cy); ctx.lineTo(cx + a * R, cy - b * R); ctx.stroke(); ctx.lineWidth = 1;
     ctx.fillStyle = '#5b6573'; ctx.font = '11px system-ui, sans-serif'; ctx.textAlign = 'center';
     ctx.fillText(`pair ${i}`, cx, H - 8);
@@ -185,17 +200,19 @@ async function conformance(full) {
   $('full').disabled = true;
   try {
     const r = await run_conformance(full);
-    const pass = r.mismatches === 0 && r.checked > 0;
+    const pass = r.mismatches === 0 && r.fingerprintMismatches === 0 && r.checked > 0;
     el.dataset.checked = String(r.checked);
     el.dataset.mismatches = String(r.mismatches);
+    el.dataset.fingerprintMismatches = String(r.fingerprintMismatches);
     el.dataset.backend = r.backend;
     el.dataset.ms = r.ms.toFixed(1);
     el.textContent = [
-      `${pass ? 'PASS' : 'FAIL'} (${full ? 'full' : 'quick'} suite): ${r.checked.toLocaleString('en')} outputs checked, ${r.mismatches} mismatches`,
+      `${pass ? 'PASS' : 'FAIL'} (${full ? 'full' : 'quick'} suite, ${r.cases} cases × 2 directions): ${r.checked.toLocaleString('en')} outputs checked, ${r.mismatches} mismatching pairs` +
+        (r.backend === 'webgpu' ? ' against the CPU path' : ' (the CPU path is this backend)'),
+      `CPU path fingerprints: ${r.fingerprints - r.fingerprintMismatches} of ${r.fingerprints} match the native build's`,
       `backend: ${r.backend} — ${r.backend === 'webgpu' && adapterText ? adapterText : r.adapter}`,
       `time: ${r.ms.toFixed(1)} ms in all, ${r.computeMs.toFixed(1)} ms in rotations` +
         (r.gpuMs != null ? `, ${r.gpuMs.toFixed(3)} ms GPU time for the special-value pass (timestamp queries)` : r.backend === 'webgpu' ? ' (no timestamp queries on this adapter)' : ''),
-      r.cpuMismatches ? `the CPU path also disagreed ${r.cpuMismatches} times` : '',
       r.firstMismatch ? `first mismatch: ${r.firstMismatch}` : '',
     ].filter(Boolean).join('\n');
     el.dataset.status = pass ? 'pass' : 'fail';
@@ -251,7 +268,7 @@ async function main() {
     }
     return info;
   });
-  for (const id of ['base', 'head_dim', 'seq', 'offset', 'mode']) $(id).addEventListener('change', update);
+  for (const id of ['base', 'head_dim', 'seq', 'offset', 'mode', 'rotation', 'rotary_dim']) $(id).addEventListener('change', update);
   $('pos').addEventListener('input', () => { playing = false; $('play').textContent = 'play'; pos = Number($('pos').value); drawPhasors(); });
   $('play').addEventListener('click', () => { playing = !playing; $('play').textContent = playing ? 'pause' : 'play'; });
   $('full').addEventListener('click', () => conformance(true));

@@ -1,5 +1,6 @@
 // Loads the bfrope page in headless Chromium and checks what a visitor would see:
-// the self-check passes with 0 mismatches, every canvas has drawn, the page is interactive fast.
+// the self-check passes with 0 mismatches, every canvas has drawn, the page is interactive fast,
+// and the rotation / rotary_dim controls drive rope() (dims past rotary_dim come back unchanged).
 // Usage: node test/page.mjs [url] (default http://127.0.0.1:$PORT/, PORT 8123); OUT_DIR for the screenshot.
 // NO_WEBGPU=1 hides navigator.gpu from the page: the CPU fallback must then pass the same checks.
 import { chromium } from 'playwright-core';
@@ -65,6 +66,13 @@ try {
   await page.waitForFunction(() => document.getElementById('selftest').textContent.includes('full suite'), null, { timeout: timeoutMs });
   await page.waitForFunction(() => ['pass', 'fail'].includes(document.getElementById('selftest').dataset.status), null, { timeout: timeoutMs });
   const fullRun = await page.evaluate(() => ({ ...document.getElementById('selftest').dataset }));
+  // The rotation controls drive rope(): half-split pairs over a quarter of the head, the rest unchanged.
+  const pairsBefore = await page.evaluate(() => ({ ...document.getElementById('pairs-info').dataset }));
+  await page.selectOption('#rotation', 'half');
+  await page.selectOption('#rotary_dim', '0.25');
+  const headDim = Number(await page.$eval('#head_dim', (e) => e.value));
+  await page.waitForFunction((r) => { const d = document.getElementById('pairs-info').dataset; return d.rotation === 'half' && d.rotaryDim === r; }, String(headDim / 4), { timeout: timeoutMs });
+  const pairsAfter = await page.evaluate(() => ({ ...document.getElementById('pairs-info').dataset, text: document.getElementById('pairs-info').textContent }));
   await page.screenshot({ path: shot, fullPage: true });
 
   console.log(`backend: ${selftest.backend} — ${selftest.banner}`);
@@ -75,6 +83,10 @@ try {
   check(noWebGpu ? selftest.backend === 'cpu' : ['webgpu', 'cpu'].includes(selftest.backend), `backend named: ${selftest.backend}`);
   if (!noWebGpu && selftest.backend !== 'webgpu') console.log('note: WebGPU was not available; the CPU path ran');
   check(fullRun.status === 'pass' && fullRun.mismatches === '0', `full suite: ${fullRun.checked} outputs checked, ${fullRun.mismatches} mismatches, ${fullRun.ms} ms`);
+  check(selftest.fingerprintMismatches === '0', `CPU path fingerprints match the native build's (mismatches: ${selftest.fingerprintMismatches})`);
+  check(pairsBefore.rotation === 'interleaved' && pairsBefore.rotaryDim === String(headDim), `rotation controls start at interleaved, rotary_dim ${pairsBefore.rotaryDim}`);
+  check(pairsAfter.rotation === 'half' && pairsAfter.rotaryDim === String(headDim / 4) && pairsAfter.passthrough === 'unchanged',
+    `rotation=half, rotary_dim=${headDim / 4} through rope(): ${pairsAfter.text}`);
   for (const c of canvases) check(c.variance > 1, `canvas #${c.id} has drawn (pixel variance ${c.variance.toFixed(1)})`);
   check(interactiveMs <= interactiveBudgetMs, `page interactive in ${interactiveMs} ms (budget ${interactiveBudgetMs} ms)`);
   console.log(`self-check finished ${selftestMs} ms after navigation; screenshot: ${shot}`);

@@ -1,6 +1,7 @@
 //! `bfrope conform`: the conformance suite on real adapters. Every adapter's output bits are
-//! compared with the CPU path's on the special-value sweep and on seeded random data, forward
-//! and inverse. Exit 1 on any mismatch.
+//! compared with the CPU path's on the library's full suite (`conformance::suite`, the one the
+//! web page runs): the special-value sweep, seeded random data and bit patterns, special
+//! tables, forward and inverse. Exit 1 on any mismatch.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -95,11 +96,7 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     let precision = a.precision.into();
     // The cases and their reference results, shared by every adapter.
     let t = Instant::now();
-    let cases = [
-        conformance::special_sweep(),
-        conformance::random_case(a.seed),
-        conformance::random_bits_case(a.seed),
-    ];
+    let cases = conformance::suite(conformance::Suite::Full, a.seed);
     let mut references = Vec::new();
     for case in &cases {
         for dir in [Direction::Forward, Direction::Inverse] {
