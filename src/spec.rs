@@ -300,6 +300,27 @@ pub fn check(
             })
         }
     }
+    // No element may belong to two places of the view (rotated twice, or raced on the GPU):
+    // with the dims ordered by stride, each stride must clear everything inside it.
+    let mut outer: Vec<(usize, usize, &str)> = [
+        (view.strides[0], dims[0], "batch"),
+        (view.strides[1], dims[1], "seq"),
+        (view.strides[2], dims[2], "head"),
+    ]
+    .into_iter()
+    .filter(|&(_, n, _)| n > 1)
+    .collect();
+    outer.sort_by_key(|&(stride, _, _)| stride);
+    let mut extent = d;
+    for (stride, n, name) in outer {
+        if stride < extent {
+            return Err(shape_err(format!(
+                "strides {:?} make the view overlap itself: the {name} stride {stride} is less than the {extent} elements inside it",
+                view.strides
+            )));
+        }
+        extent += stride * (n - 1);
+    }
     if span.unwrap_or(0) > u32::MAX as usize {
         return Err(shape_err(
             "the view spans more than 2^32 - 1 elements".into(),

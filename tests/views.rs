@@ -446,6 +446,22 @@ fn views_bad_calls_name_the_value() {
         ..ok
     };
     assert!(err(&p2, 64).contains("2 per-batch"), "{}", err(&p2, 64));
+    // A view that overlaps itself (the seed's [69, 18, 8] strides on [3, 4, 2, 8]).
+    let overlapping = RopeCall {
+        view: TensorView {
+            dims: [3, 4, 2, 8],
+            strides: [69, 18, 8],
+            offset: 0,
+        },
+        ..ok
+    };
+    let e = cpu::apply(&overlapping, &[0u16; 300])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("overlap itself") && e.contains("batch stride 69"),
+        "{e}"
+    );
     let far = Positions::Offset(5);
     let p3 = RopeCall {
         positions: &far,

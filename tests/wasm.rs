@@ -324,7 +324,7 @@ async fn rope_half_split_bhsd_partial_rotary() {
 #[wasm_bindgen_test]
 async fn rope_per_batch_positions_strided() {
     let (b, s, h, d) = (3, 4, 2, 8);
-    let strides = [s * h * d + 5, h * d + 2, d];
+    let strides = [s * (h * d + 2) + 5, h * d + 2, d];
     let offset = 11;
     let view = TensorView {
         dims: [b, s, h, d],
