@@ -87,3 +87,53 @@ fn device_destroyed_mid_run_ends_in_an_error_not_a_hang() {
     eprintln!("device destroyed after {calls} calls: {e}");
     assert_names_adapter(&e, &gpu);
 }
+
+/// Polls two futures on one thread until both are done, interleaving them at every await
+/// (what a browser does with two calls in flight).
+fn join_on_one_thread<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(&mut cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(&mut cx) {
+                rb = Some(v);
+            }
+        }
+        if let (Some(_), Some(_)) = (&ra, &rb) {
+            return (ra.unwrap(), rb.unwrap());
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Two calls in flight on one `Gpu` and one thread take turns (the browser's case: wgpu panics
+/// on error scopes popped out of order): the turnstile neither deadlocks nor mixes results.
+/// Natively a call only suspends while it waits for its turn, so this checks the handover.
+#[test]
+fn device_calls_interleaved_on_one_thread_take_turns() {
+    let Some(gpu) = own_gpu() else { return };
+    let shape = RopeShape::new(2, 64, 4, 32).unwrap();
+    let table = RopeTable::build(&TableSpec::new(32, 64)).unwrap();
+    let x = bfrope::conformance::random_bf16(3, shape.elements());
+    let want = bfrope::cpu::rotate_bits(&x, shape, &table, 0, Direction::Forward).unwrap();
+    let back = bfrope::cpu::rotate_bits(&x, shape, &table, 0, Direction::Inverse).unwrap();
+    for _ in 0..5 {
+        let (a, b) = join_on_one_thread(
+            gpu.rotate_bits(&x, shape, &table, 0, Direction::Forward, Precision::Exact),
+            gpu.rotate_bits(&x, shape, &table, 0, Direction::Inverse, Precision::Exact),
+        );
+        assert_eq!(a.unwrap(), want);
+        assert_eq!(b.unwrap(), back);
+    }
+}

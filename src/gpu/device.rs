@@ -22,11 +22,58 @@ use crate::table::RopeTable;
 /// queue and comes back in pieces of at most this many bytes.
 pub const STAGING_BYTES: u64 = 16 << 20;
 
-/// What the device's callbacks report.
+/// What the device's callbacks report, and whose turn it is.
 #[derive(Debug, Default)]
 struct DeviceState {
     lost: Mutex<Option<String>>,
     uncaptured: Mutex<Option<String>>,
+    turns: Mutex<Turns>,
+}
+
+/// Calls on one [`Gpu`] take turns: wgpu's error scopes must be popped in the order they
+/// were pushed, and two `async` calls interleaved on one thread (the browser) would pop each
+/// other's. A small fair queue: the first caller runs, the others wait for a message.
+#[derive(Debug, Default)]
+struct Turns {
+    busy: bool,
+    waiting: std::collections::VecDeque<futures_channel::oneshot::Sender<()>>,
+}
+
+/// The turn of one call; the next waiting call runs when it is dropped.
+struct Turn<'a>(&'a DeviceState);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = locked(&self.0.turns);
+        // Hand the turn over (busy stays set); a waiter that went away is skipped.
+        while let Some(next) = turns.waiting.pop_front() {
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+        turns.busy = false;
+    }
+}
+
+impl DeviceState {
+    async fn turn(&self) -> Turn<'_> {
+        let wait = {
+            let mut turns = locked(&self.turns);
+            if turns.busy {
+                let (tx, rx) = futures_channel::oneshot::channel();
+                turns.waiting.push_back(tx);
+                Some(rx)
+            } else {
+                turns.busy = true;
+                None
+            }
+        };
+        if let Some(rx) = wait {
+            // The sender is only dropped after sending (or when the state is gone).
+            let _ = rx.await;
+        }
+        Turn(self)
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -174,7 +221,9 @@ impl Gpu {
 
     /// Runs `work` inside validation and out-of-memory error scopes: a driver error, a
     /// validation error or a lost device becomes an [`Error`] naming the adapter.
+    /// Calls take turns (see `Turns`), so scopes always nest.
     async fn guarded<T>(&self, what: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let _turn = self.state.turn().await;
         self.check_alive()?;
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
