@@ -185,24 +185,12 @@ pub fn rotate(
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
 /// (Views whose heads overlap in memory are not supported.)
 pub fn apply_in_place(call: &crate::spec::RopeCall, buf: &mut [u16]) -> Result<()> {
-    use crate::spec::{Pairing, Positions};
     call.validate(buf.len())?;
     let v = call.view;
     let rot = call.rotation;
-    if v.is_contiguous_bshd()
-        && rot.pairing == Pairing::Interleaved
-        && rot.rotary_dim == v.head_dim()
-    {
-        if let Positions::Offset(o) = call.positions {
-            let shape = RopeShape::from_dims(&v.dims)?;
-            return rotate_bits_in_place(
-                &mut buf[..v.span()],
-                shape,
-                call.table,
-                *o,
-                rot.direction,
-            );
-        }
+    if let Some((shape, offset)) = call.contiguous() {
+        let span = shape.elements();
+        return rotate_bits_in_place(&mut buf[..span], shape, call.table, offset, rot.direction);
     }
     let pairs = rot.pairs();
     for b in 0..v.batch() {

@@ -240,6 +240,26 @@ pub struct RopeCall<'a> {
 }
 
 impl RopeCall<'_> {
+    /// The call as the contiguous kernels take it — a BSHD tensor at offset 0, interleaved
+    /// pairs over the whole head, positions `offset + s` — as `(shape, row offset)`; `None`
+    /// for every other call (the general paths).
+    pub fn contiguous(&self) -> Option<(crate::shape::RopeShape, usize)> {
+        let v = &self.view;
+        let r = &self.rotation;
+        match self.positions {
+            Positions::Offset(o)
+                if v.is_contiguous_bshd()
+                    && r.pairing == Pairing::Interleaved
+                    && r.rotary_dim == v.head_dim() =>
+            {
+                crate::shape::RopeShape::from_dims(&v.dims)
+                    .ok()
+                    .map(|shape| (shape, *o))
+            }
+            _ => None,
+        }
+    }
+
     /// Checks the call against a buffer of `buffer_len` elements: every dim non-zero, head_dim
     /// and rotary_dim even with `2 ≤ rotary_dim ≤ head_dim`, the view inside the buffer, the
     /// table as wide as `rotary_dim / 2` and as long as the positions need.

@@ -15,7 +15,7 @@ use crate::gpu::adapter::{instance, pick, AdapterReport};
 use crate::gpu::kernels::RopeKernels;
 use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
 use crate::shape::{Direction, Precision, RopeShape};
-use crate::spec::{Pairing, Positions, RopeCall};
+use crate::spec::RopeCall;
 use crate::table::RopeTable;
 
 /// The largest staging buffer an upload or a read-back uses: host data goes through the
@@ -435,27 +435,21 @@ impl Gpu {
         call.validate(x.len())?;
         let v = call.view;
         let rot = call.rotation;
-        if v.is_contiguous_bshd()
-            && rot.pairing == Pairing::Interleaved
-            && rot.rotary_dim == v.head_dim()
-        {
-            if let Positions::Offset(o) = call.positions {
-                let shape = RopeShape::from_dims(&v.dims)?;
-                let span = v.span();
-                let mut out = x.to_vec();
-                let y = self
-                    .rotate_bits(
-                        &x[..span],
-                        shape,
-                        call.table,
-                        *o,
-                        rot.direction,
-                        rot.precision,
-                    )
-                    .await?;
-                out[..span].copy_from_slice(&y);
-                return Ok(out);
-            }
+        if let Some((shape, offset)) = call.contiguous() {
+            let span = shape.elements();
+            let mut out = x.to_vec();
+            let y = self
+                .rotate_bits(
+                    &x[..span],
+                    shape,
+                    call.table,
+                    offset,
+                    rot.direction,
+                    rot.precision,
+                )
+                .await?;
+            out[..span].copy_from_slice(&y);
+            return Ok(out);
         }
         let words = x.len().div_ceil(2);
         let bytes = words as u64 * 4;
