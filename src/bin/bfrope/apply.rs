@@ -243,7 +243,6 @@ fn rotate_streamed(
     let mut x = Vec::with_capacity(largest);
     let rotator = matches!(engine, Engine::Rotator(_));
     let mut y = vec![0u16; if rotator { largest } else { 0 }];
-    let fast = fast_kernels(rotation, &shape) && matches!(job.rows, Rows::Offset(_));
     let row_offset = match job.rows {
         Rows::Offset(o) => o,
         Rows::PerToken(_) => 0,
@@ -291,10 +290,7 @@ fn rotate_streamed(
                 general = gpu.apply_blocking(&call, &x)?;
                 &general
             }
-            Engine::Cpu if fast => {
-                cpu::rotate_bits_in_place(&mut x, piece, table, rows_from, rotation.direction)?;
-                &x
-            }
+            // Contiguous interleaved pieces at an offset take the threaded fast path inside.
             Engine::Cpu => {
                 cpu::apply_in_place(&call, &mut x)?;
                 &x
