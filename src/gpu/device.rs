@@ -274,6 +274,15 @@ impl Gpu {
         })
     }
 
+    /// A mappable read-back buffer for `bytes` of data: at most [`STAGING_BYTES`].
+    fn staging(&self, bytes: u64) -> wgpu::Buffer {
+        self.buffer(
+            "bfrope::readback",
+            bytes.min(STAGING_BYTES),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )
+    }
+
     /// Submits `first` (if any) with copies of `src` into `staging`, piece by piece, and
     /// fills `out` with the first `out.len()` bytes of `src`.
     async fn read_into(
@@ -331,11 +340,7 @@ impl Gpu {
             )));
         }
         self.guarded("reading back a buffer", async {
-            let staging = self.buffer(
-                "bfrope::readback",
-                bytes.min(STAGING_BYTES),
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            );
+            let staging = self.staging(bytes);
             let mut words = vec![0u32; (bytes / 4) as usize];
             self.read_into(
                 Some(encoder),
@@ -502,11 +507,7 @@ impl Gpu {
                     device_rows: None,
                 },
             )?;
-            let staging = self.buffer(
-                "bfrope::readback",
-                bytes.min(STAGING_BYTES),
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            );
+            let staging = self.staging(bytes);
             padded = vec![0u16; words * 2];
             self.read_into(
                 Some(encoder),
@@ -581,11 +582,7 @@ impl Rotator<'_> {
         let want = bytes.min(STAGING_BYTES);
         if self.staging.as_ref().is_none_or(|s| s.size() < want) {
             self.staging = None;
-            self.staging = Some(gpu.buffer(
-                "bfrope::readback",
-                want,
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            ));
+            self.staging = Some(gpu.staging(want));
         }
         let (input, output) = self.tensors.as_ref().expect("allocated above");
         let staging = self.staging.as_ref().expect("allocated above");
