@@ -41,58 +41,6 @@ thread_local! {
     static BACKEND: RefCell<Option<Backend>> = const { RefCell::new(None) };
 }
 
-/// Turns on the GPU, one call at a time: the library's GPU calls push and pop WebGPU error
-/// scopes around their work, which must nest, so two calls interleaved at their awaits (the
-/// page draws while the conformance suite runs) would pop each other's scopes. `busy` and the
-/// callers waiting, in order.
-struct GpuQueue {
-    busy: bool,
-    waiting: std::collections::VecDeque<futures_channel::oneshot::Sender<()>>,
-}
-
-thread_local! {
-    static GPU_QUEUE: RefCell<GpuQueue> = const {
-        RefCell::new(GpuQueue { busy: false, waiting: std::collections::VecDeque::new() })
-    };
-}
-
-/// This caller's turn on the GPU; dropping it hands the GPU to the next caller waiting.
-struct GpuTurn;
-
-async fn gpu_turn() -> GpuTurn {
-    let wait = GPU_QUEUE.with(|q| {
-        let mut q = q.borrow_mut();
-        if q.busy {
-            let (tx, rx) = futures_channel::oneshot::channel();
-            q.waiting.push_back(tx);
-            Some(rx)
-        } else {
-            q.busy = true;
-            None
-        }
-    });
-    if let Some(rx) = wait {
-        // The turn is handed over with `busy` still set; a dropped sender cannot happen
-        // (senders are only dropped by being sent), so the result carries nothing.
-        let _ = rx.await;
-    }
-    GpuTurn
-}
-
-impl Drop for GpuTurn {
-    fn drop(&mut self) {
-        GPU_QUEUE.with(|q| {
-            let mut q = q.borrow_mut();
-            while let Some(tx) = q.waiting.pop_front() {
-                if tx.send(()).is_ok() {
-                    return;
-                }
-            }
-            q.busy = false;
-        });
-    }
-}
-
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()
 }
@@ -189,12 +137,11 @@ async fn rotate(
     direction: Direction,
 ) -> Result<Vec<u16>, JsValue> {
     match backend().await {
-        Backend::WebGpu(gpu) => {
-            let _turn = gpu_turn().await;
-            gpu.rotate_bits(x, shape, table, row_offset, direction, Precision::Exact)
-                .await
-                .map_err(js_err)
-        }
+        // The library's calls on one Gpu take turns (their error scopes nest).
+        Backend::WebGpu(gpu) => gpu
+            .rotate_bits(x, shape, table, row_offset, direction, Precision::Exact)
+            .await
+            .map_err(js_err),
         Backend::Cpu(_) => cpu::rotate_bits(x, shape, table, row_offset, direction).map_err(js_err),
     }
 }
@@ -780,10 +727,7 @@ pub async fn rope(
     };
     call.validate(x.len()).map_err(js_err)?;
     let y = match backend().await {
-        Backend::WebGpu(gpu) => {
-            let _turn = gpu_turn().await;
-            gpu.apply(&call, &x).await
-        }
+        Backend::WebGpu(gpu) => gpu.apply(&call, &x).await,
         Backend::Cpu(_) => cpu::apply(&call, &x),
     }
     .map_err(js_err)?;
@@ -921,10 +865,7 @@ pub async fn run_conformance(full: bool) -> Result<JsValue, JsValue> {
         }
     }
     let gpu_ms = match &b {
-        Backend::WebGpu(gpu) => {
-            let _turn = gpu_turn().await;
-            gpu_time_ms(gpu, &cases[0]).await
-        }
+        Backend::WebGpu(gpu) => gpu_time_ms(gpu, &cases[0]).await,
         Backend::Cpu(_) => None,
     };
     let o = info_object(&b);
