@@ -5,7 +5,7 @@
 //! call, with messages that print the values.
 
 use crate::error::{Error, Result};
-use crate::shape::{Direction, Precision};
+use crate::shape::{Direction, Precision, TokenRange};
 use crate::table::RopeTable;
 
 /// Which two elements of a head form a rotated pair, over the first `rotary_dim` dims.
@@ -92,6 +92,13 @@ pub struct TensorView {
     pub strides: [usize; 3],
     /// Element offset of the first element.
     pub offset: usize,
+}
+
+impl From<crate::shape::RopeShape> for TensorView {
+    /// The contiguous BSHD view of a [`RopeShape`](crate::shape::RopeShape).
+    fn from(s: crate::shape::RopeShape) -> Self {
+        Self::bshd(s.batch, s.seq, s.heads, s.head_dim)
+    }
 }
 
 /// The memory orders with names.
@@ -201,6 +208,25 @@ impl Positions {
         }
     }
 
+    /// The positions of the tokens of `range` (of a tensor with `seq` tokens per batch row)
+    /// for that range rotated as a tensor of its own ([`TokenRange::shape`]): whole
+    /// sequences keep their form; a piece of one sequence starts `seq_start` further.
+    pub fn piece(&self, seq: usize, range: &TokenRange) -> Positions {
+        let whole = range.seq_start == 0 && range.tokens % seq == 0;
+        let b = range.first_token / seq;
+        match self {
+            Positions::Offset(o) if whole => Positions::Offset(*o),
+            Positions::Offset(_) => Positions::Offset(self.row(b, range.seq_start, seq)),
+            Positions::PerBatch(v) if whole => {
+                Positions::PerBatch(v[b..b + range.tokens / seq].to_vec())
+            }
+            Positions::PerBatch(_) => Positions::Offset(self.row(b, range.seq_start, seq)),
+            Positions::PerToken(ids) => Positions::PerToken(
+                ids[range.first_token..range.first_token + range.tokens].to_vec(),
+            ),
+        }
+    }
+
     /// The positions of a packed `[tokens, heads, head_dim]` batch (flash-attn's varlen):
     /// sequence `i` holds tokens `cu_seqlens[i] .. cu_seqlens[i + 1]` at positions
     /// `offset, offset + 1, ...`. Errors name a `cu_seqlens` that is not non-decreasing from
@@ -239,7 +265,54 @@ pub struct RopeCall<'a> {
     pub table: &'a RopeTable,
 }
 
-impl RopeCall<'_> {
+impl<'a> RopeCall<'a> {
+    /// A call rotating `view` forward, exactly, in interleaved pairs over the whole head
+    /// (`rotary_dim = head_dim`); the `with_*` methods change the rest.
+    ///
+    /// ```
+    /// use bfrope::{Direction, Pairing, Positions, RopeCall, RopeTable, TableSpec, TensorView};
+    /// let table = RopeTable::build(&TableSpec::new(32, 16))?;
+    /// let positions = Positions::Offset(0);
+    /// let call = RopeCall::new(TensorView::bhsd(1, 8, 16, 64), &positions, &table)
+    ///     .with_pairing(Pairing::HalfSplit)
+    ///     .with_rotary_dim(32)
+    ///     .with_direction(Direction::Inverse);
+    /// assert_eq!(call.rotation.pairs(), 16);
+    /// # Ok::<(), bfrope::Error>(())
+    /// ```
+    pub fn new(view: TensorView, positions: &'a Positions, table: &'a RopeTable) -> Self {
+        Self {
+            view,
+            rotation: Rotation::new(view.head_dim()),
+            positions,
+            table,
+        }
+    }
+
+    /// The same call with `pairing`.
+    pub fn with_pairing(mut self, pairing: Pairing) -> Self {
+        self.rotation.pairing = pairing;
+        self
+    }
+
+    /// The same call rotating the first `rotary_dim` dims of each head.
+    pub fn with_rotary_dim(mut self, rotary_dim: usize) -> Self {
+        self.rotation.rotary_dim = rotary_dim;
+        self
+    }
+
+    /// The same call in `direction`.
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.rotation.direction = direction;
+        self
+    }
+
+    /// The same call in `precision`.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.rotation.precision = precision;
+        self
+    }
+
     /// The call as the contiguous kernels take it — a BSHD tensor at offset 0, interleaved
     /// pairs over the whole head, positions `offset + s` — as `(shape, row offset)`; `None`
     /// for every other call (the general paths).

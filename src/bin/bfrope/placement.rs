@@ -1,24 +1,15 @@
 //! Where each token of a tensor sits in its table, from the CLI's flags: `--position-offset`,
 //! `--positions NAME` (I32/I64 `[S]`, `[B,S]`, or `[T]` for `thd`), `--cu-seqlens NAME`
 //! (packed sequences), and the table forms: `[rows, N/2]` or HF's `[rows, N]` (halves
-//! repeated) indexed by position, or `[B, S, N/2|N]` one row per token (`[1, T, ..]` for
-//! `thd`). Built tables cover just the positions used.
+//! repeated) indexed by position, or `[B, S, N/2|N]` one row per token (`[T, ..]` or
+//! `[1, T, ..]` for `thd`). Built tables cover just the positions used. The table row of
+//! each token is then the library's [`Positions`]; this module only reads flags into it.
 
 use bfrope::{AngleMode, Positions, RopeTable, TableSpec};
 use safetensors::tensor::Dtype;
 
 use crate::stream::Input;
 use crate::{CliError, CliResult};
-
-/// The table rows of a tensor's tokens: consecutive rows from an offset in every sequence,
-/// or one row per token (in `[batch, seq]` order of the tensor as the file holds it).
-#[derive(Debug, Clone)]
-pub enum Rows {
-    /// Token `(b, s)` at row `offset + s`.
-    Offset(usize),
-    /// Token `(b, s)` at row `rows[b · seq + s]`.
-    PerToken(Vec<usize>),
-}
 
 /// The I32/I64 tensor `name` of the input as non-negative values, with its shape.
 pub fn read_ids(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<usize>, Vec<usize>)> {
