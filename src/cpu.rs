@@ -102,7 +102,9 @@ fn rotate_contiguous(call: &RopeCall, shape: RopeShape, buf: &mut [u16]) {
     let rotate_tokens = |first_token: usize, chunk: &mut [u16]| {
         for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
             let tok = first_token + t;
-            let r = call.positions.row(tok / shape.seq, tok % shape.seq, shape.seq);
+            let r = call
+                .positions
+                .row(tok / shape.seq, tok % shape.seq, shape.seq);
             let row = &call.table.cos_sin()[r * pairs..][..pairs];
             for head in token.chunks_exact_mut(shape.head_dim) {
                 for (pair, &[c, sn]) in head.chunks_exact_mut(2).zip(row) {

@@ -739,7 +739,9 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
     if !gpu.adapter().timestamps {
         return None;
     }
-    let (shape, row_offset) = case.call(Direction::Forward, Precision::Exact).contiguous()?;
+    let (shape, row_offset) = case
+        .call(Direction::Forward, Precision::Exact)
+        .contiguous()?;
     let device = gpu.device();
     use wgpu::util::DeviceExt;
     let storage = wgpu::BufferUsages::STORAGE;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bfrope::{cpu, AngleMode, Direction, RopeShape, RopeTable, TableSpec};
+use bfrope::{cpu, AngleMode, Direction, Positions, RopeCall, RopeShape, RopeTable, TableSpec};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 fn bfrope() -> Command {
@@ -152,7 +152,9 @@ fn assert_ok(o: &Output) {
 /// The library's CPU path on the same data, the reference for the CLI's output.
 fn lib_rotate(x: &[u8], table: &RopeTable, row_offset: usize, dir: Direction) -> Vec<u16> {
     let shape = RopeShape::from_dims(&QK).unwrap();
-    cpu::rotate_bits(&bits(x), shape, table, row_offset, dir).unwrap()
+    let positions = Positions::Offset(row_offset);
+    let call = RopeCall::new(shape.into(), &positions, table).with_direction(dir);
+    cpu::apply(&call, &bits(x)).unwrap()
 }
 
 #[test]

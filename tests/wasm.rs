@@ -155,14 +155,7 @@ async fn webgpu_sweep_matches_cpu() {
     for direction in [Direction::Forward, Direction::Inverse] {
         let expected = case.expected(direction).expect("cpu rotate");
         let got = gpu
-            .rotate_bits(
-                &case.x,
-                case.shape,
-                &case.table,
-                case.row_offset,
-                direction,
-                Precision::Exact,
-            )
+            .apply(&case.call(direction, Precision::Exact), &case.x)
             .await
             .expect("gpu rotate");
         let (count, first) = case.compare(direction, &expected, &got, 5);

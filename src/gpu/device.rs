@@ -475,26 +475,31 @@ impl Rotator<'_> {
                 )
                 .await;
         }
-        self.run("rotating a view", x, out, |kernels, encoder, input, output, table, bytes| {
-            // Out of place: the output starts as the input, then the view is rotated into it.
-            encoder.copy_buffer_to_buffer(input, 0, output, 0, bytes);
-            kernels.record_view(
-                encoder,
-                &ViewArgs {
-                    q: ViewTensor {
-                        input,
-                        output,
-                        view: call.view,
+        self.run(
+            "rotating a view",
+            x,
+            out,
+            |kernels, encoder, input, output, table, bytes| {
+                // Out of place: the output starts as the input, then the view is rotated into it.
+                encoder.copy_buffer_to_buffer(input, 0, output, 0, bytes);
+                kernels.record_view(
+                    encoder,
+                    &ViewArgs {
+                        q: ViewTensor {
+                            input,
+                            output,
+                            view: call.view,
+                        },
+                        k: None,
+                        table,
+                        table_rows: call.table.rows(),
+                        rotation: call.rotation,
+                        positions: call.positions,
+                        device_rows: None,
                     },
-                    k: None,
-                    table,
-                    table_rows: call.table.rows(),
-                    rotation: call.rotation,
-                    positions: call.positions,
-                    device_rows: None,
-                },
-            )
-        })
+                )
+            },
+        )
         .await
     }
 
@@ -574,8 +579,13 @@ impl Rotator<'_> {
                 out.copy_from_slice(&padded_out[..out.len()]);
                 Ok(())
             } else {
-                gpu.read_into(Some(encoder), output, staging, bytemuck::cast_slice_mut(out))
-                    .await
+                gpu.read_into(
+                    Some(encoder),
+                    output,
+                    staging,
+                    bytemuck::cast_slice_mut(out),
+                )
+                .await
             }
         })
         .await

@@ -179,9 +179,11 @@ struct Job {
 fn over_heads(positions: Positions, batch: usize, heads: usize, seq: usize) -> Positions {
     match positions {
         Positions::Offset(o) => Positions::Offset(o),
-        Positions::PerBatch(v) => {
-            Positions::PerBatch(v.iter().flat_map(|&o| std::iter::repeat_n(o, heads)).collect())
-        }
+        Positions::PerBatch(v) => Positions::PerBatch(
+            v.iter()
+                .flat_map(|&o| std::iter::repeat_n(o, heads))
+                .collect(),
+        ),
         Positions::PerToken(ids) => Positions::PerToken(
             (0..batch)
                 .flat_map(|b| (0..heads).flat_map(move |_| b * seq..(b + 1) * seq))
