@@ -567,3 +567,152 @@ fn layouts_placement_contradictions_are_refused() {
     );
     assert_eq!(read(&out, "q"), want);
 }
+
+/// `--layout thd` with per-token tables (DESIGN.md §7): `[T, N/2]`, HF's `[T, N]` and
+/// `[1, T, N/2]` without positions are one row per packed token; `[T, N/2]` with
+/// `--cu-seqlens` is read by position where the two readings agree, refused naming both
+/// where they differ, and `--table-rows` says which. CPU and GPU against the library.
+#[test]
+fn layouts_thd_per_token_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, h, d) = (5usize, 3usize, 8usize);
+    let x = bfrope::conformance::random_bf16(41, t * h * d);
+    let row = |i: usize| -> Vec<f32> { (0..d / 2).map(|k| (i * 5 + k) as f32 * 0.37).collect() };
+    let cos: Vec<f32> = (0..t)
+        .flat_map(|i| row(i).into_iter().map(f32::cos))
+        .collect();
+    let sin: Vec<f32> = (0..t)
+        .flat_map(|i| row(i).into_iter().map(f32::sin))
+        .collect();
+    let repeat = |v: &[f32]| -> Vec<f32> {
+        v.chunks_exact(d / 2)
+            .flat_map(|r| [r, r].concat())
+            .collect()
+    };
+    let f32b = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let input = dir.path().join("in.safetensors");
+    write_any(
+        &input,
+        &[
+            ("packed", Dtype::BF16, vec![t, h, d], le16(&x)),
+            ("c2", Dtype::F32, vec![t, d / 2], f32b(&cos)),
+            ("s2", Dtype::F32, vec![t, d / 2], f32b(&sin)),
+            ("chf", Dtype::F32, vec![t, d], f32b(&repeat(&cos))),
+            ("shf", Dtype::F32, vec![t, d], f32b(&repeat(&sin))),
+            ("c3", Dtype::F32, vec![1, t, d / 2], f32b(&cos)),
+            ("s3", Dtype::F32, vec![1, t, d / 2], f32b(&sin)),
+            (
+                "cshort",
+                Dtype::F32,
+                vec![t - 1, d / 2],
+                f32b(&cos[..(t - 1) * d / 2]),
+            ),
+            (
+                "sshort",
+                Dtype::F32,
+                vec![t - 1, d / 2],
+                f32b(&sin[..(t - 1) * d / 2]),
+            ),
+            ("cu", Dtype::I64, vec![3], le64(&[0, 2, 5])),
+            ("cu1", Dtype::I64, vec![2], le64(&[0, 5])),
+            ("q", Dtype::BF16, vec![1, t, h, d], le16(&x)),
+        ],
+    );
+    let table = RopeTable::from_cos_sin(&cos, &sin, t, d / 2).unwrap();
+    let view = TensorView::bshd(1, t, h, d);
+    let per_token = library(
+        &x,
+        view,
+        Pairing::Interleaved,
+        d,
+        &Positions::PerToken((0..t).collect()),
+        &table,
+    );
+    // cu [0, 2, 5]: positions 0, 1, 0, 1, 2.
+    let by_position = library(
+        &x,
+        view,
+        Pairing::Interleaved,
+        d,
+        &Positions::PerToken(vec![0, 1, 0, 1, 2]),
+        &table,
+    );
+    assert_ne!(per_token, by_position, "the two readings must differ here");
+    let mut backends = vec!["cpu"];
+    if gpu_available() {
+        backends.push("gpu");
+    }
+    let out = dir.path().join("out.safetensors");
+    let run = |extra: &[&str], backend: &str| -> Output {
+        let mut args = vec![
+            "apply",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--tensors",
+            "packed",
+            "--layout",
+            "thd",
+        ];
+        args.extend_from_slice(extra);
+        bfrope(&args)
+    };
+    #[rustfmt::skip]
+    let accepted: &[(&[&str], &Vec<u16>)] = &[
+        (&["--cos", "c2", "--sin", "s2"], &per_token),                                  // [T, N/2], per token
+        (&["--cos", "chf", "--sin", "shf"], &per_token),                                // HF [T, N], per token
+        (&["--cos", "c3", "--sin", "s3"], &per_token),                                  // [1, T, N/2], per token
+        (&["--cos", "c2", "--sin", "s2", "--table-rows", "token"], &per_token),         // said explicitly
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu", "--table-rows", "position"], &by_position),
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu1"], &per_token),           // positions 0..T: both readings agree
+    ];
+    for backend in &backends {
+        for (extra, want) in accepted {
+            let o = run(extra, backend);
+            assert!(o.status.success(), "{extra:?} {backend}: {}", err(&o));
+            assert_eq!(&read(&out, "packed"), *want, "{extra:?} on {backend}");
+        }
+    }
+    #[rustfmt::skip]
+    let refused: &[(&[&str], &str)] = &[
+        // Both readings fit and differ: the error names both and the flag.
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu"], "read by position (placed by --cu-seqlens cu) or one row per token"),
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu", "--table-rows", "token"], "--cu-seqlens cu does not apply"),
+        (&["--cos", "c2", "--sin", "s2", "--table-rows", "position"], "no --cu-seqlens or --positions"),
+        (&["--cos", "cshort", "--sin", "sshort"], "has 4 rows, but as one row per token of the 5 packed tokens it needs 5"),
+        (&["--cos", "c3", "--sin", "s3", "--cu-seqlens", "cu"], "one row per token; --positions, --cu-seqlens"),
+        (&["--cos", "c3", "--sin", "s3", "--table-rows", "position"], "needs a 2-D table"),
+        (&["--table-rows", "token"], "--cos/--sin tables only"),
+    ];
+    std::fs::remove_file(&out).unwrap();
+    for (extra, needle) in refused {
+        let o = run(extra, "cpu");
+        let e = err(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{extra:?}: {e}");
+        assert!(e.contains(needle), "{extra:?}: expected {needle:?} in {e}");
+        assert!(!out.exists(), "{extra:?}: no output");
+    }
+    // --table-rows is for packed tensors only.
+    let mut args = vec![
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend([
+        "--tensors",
+        "q",
+        "--cos",
+        "c2",
+        "--sin",
+        "s2",
+        "--table-rows",
+        "token",
+    ]);
+    let o = bfrope(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("--layout thd only"), "{}", err(&o));
+}

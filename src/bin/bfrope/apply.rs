@@ -664,7 +664,15 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         RopeCall::new(file_view, &positions, &table)
             .with_rotary_dim(rotary_dim)
             .validate(shape.elements())
-            .map_err(|e| CliError::usage(format!("tensor {name:?} {:?}: {e}", t.shape)))?;
+            .map_err(|e| {
+                let with = match &source {
+                    TableSource::User { names: (c, sn), .. } => {
+                        format!(" with --cos {c} / --sin {sn}")
+                    }
+                    TableSource::Built { .. } => String::new(),
+                };
+                CliError::usage(format!("tensor {name:?} {:?}{with}: {e}", t.shape))
+            })?;
         let positions = match bhsd_heads {
             Some(h) => over_heads(positions, batch, h, seq),
             None => positions,
