@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::shape::{Direction, Precision, TokenRange};
-use crate::table::RopeTable;
+use crate::table::{RopeTable, TableSpec};
 
 /// Which two elements of a head form a rotated pair, over the first `rotary_dim` dims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -206,6 +206,72 @@ impl Positions {
             Positions::PerBatch(v) => v[b] + s,
             Positions::PerToken(ids) => ids[b * seq + s],
         }
+    }
+
+    /// Checks that per-batch offsets or per-token ids match a `batch × seq` view.
+    fn check_len(&self, batch: usize, seq: usize) -> Result<()> {
+        match self {
+            Positions::PerBatch(v) if v.len() != batch => Err(Error::Parameter(format!(
+                "{} per-batch position offsets for batch {batch}",
+                v.len()
+            ))),
+            Positions::PerToken(ids) if ids.len() != batch * seq => Err(Error::Parameter(format!(
+                "{} position ids for {} tokens (batch {batch} x seq {seq})",
+                ids.len(),
+                batch * seq
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The distinct positions of the tokens of a `batch × seq` view, in increasing order.
+    pub fn used(&self, batch: usize, seq: usize) -> Result<Vec<usize>> {
+        self.check_len(batch, seq)?;
+        let mut used: Vec<usize> = (0..batch)
+            .flat_map(|b| (0..seq).map(move |s| self.row(b, s, seq)))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        Ok(used)
+    }
+
+    /// A table for exactly the positions of a `batch × seq` view — built as `spec` says
+    /// (base, rotary_dim, angle mode; its `first_position` and `rows` are ignored), one row
+    /// per distinct position, each run of consecutive positions in one piece — and these
+    /// positions as rows of it (the same form: an offset stays an offset).
+    pub fn built_table(
+        &self,
+        spec: &TableSpec,
+        batch: usize,
+        seq: usize,
+    ) -> Result<(RopeTable, Positions)> {
+        let used = self.used(batch, seq)?;
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        let mut run_start = 0;
+        for i in 1..=used.len() {
+            if i < used.len() && used[i] == used[i - 1] + 1 {
+                continue;
+            }
+            let run = TableSpec {
+                first_position: used[run_start] as u64,
+                rows: i - run_start,
+                ..*spec
+            };
+            for &[c, s] in RopeTable::build(&run)?.cos_sin() {
+                cos.push(c);
+                sin.push(s);
+            }
+            run_start = i;
+        }
+        // Every position of the view is in `used`; consecutive positions get consecutive rows.
+        let row = |p: usize| used.binary_search(&p).unwrap_or(0);
+        let positions = match self {
+            Positions::Offset(o) => Positions::Offset(row(*o)),
+            Positions::PerBatch(v) => Positions::PerBatch(v.iter().map(|&o| row(o)).collect()),
+            Positions::PerToken(ids) => Positions::PerToken(ids.iter().map(|&p| row(p)).collect()),
+        };
+        let table = RopeTable::from_cos_sin(&cos, &sin, used.len(), spec.rotary_dim / 2)?;
+        Ok((table, positions))
     }
 
     /// The positions of the tokens of `range` (of a tensor with `seq` tokens per batch row)
@@ -426,17 +492,10 @@ pub fn check(
         )));
     }
     let seq = view.seq();
-    let tokens = view.batch() * seq;
     let (max_row, at) = match positions {
         Positions::Offset(o) => (o.saturating_add(seq - 1), format!("from position {o}")),
         Positions::PerBatch(v) => {
-            if v.len() != view.batch() {
-                return Err(Error::Parameter(format!(
-                    "{} per-batch position offsets for batch {}",
-                    v.len(),
-                    view.batch()
-                )));
-            }
+            positions.check_len(view.batch(), seq)?;
             let (b, &o) = v
                 .iter()
                 .enumerate()
@@ -448,13 +507,7 @@ pub fn check(
             )
         }
         Positions::PerToken(ids) => {
-            if ids.len() != tokens {
-                return Err(Error::Parameter(format!(
-                    "{} position ids for {tokens} tokens (batch {} x seq {seq})",
-                    ids.len(),
-                    view.batch()
-                )));
-            }
+            positions.check_len(view.batch(), seq)?;
             let (t, &id) = ids
                 .iter()
                 .enumerate()
@@ -476,4 +529,75 @@ pub fn check(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built_row(p: usize, rotary_dim: usize) -> Vec<[f32; 2]> {
+        let spec = TableSpec {
+            first_position: p as u64,
+            ..TableSpec::new(rotary_dim, 1)
+        };
+        RopeTable::build(&spec).unwrap().cos_sin().to_vec()
+    }
+
+    /// A table for just the positions used holds, at each token's new row, the row a full
+    /// table holds at its position; offsets stay offsets.
+    #[test]
+    fn spec_built_table_covers_just_the_positions_used() {
+        let spec = TableSpec::new(8, 1);
+        let ids = Positions::PerToken(vec![5, 100_000, 6, 5]);
+        let (table, rows) = ids.built_table(&spec, 2, 2).unwrap();
+        assert_eq!(table.rows(), 3);
+        assert_eq!(rows, Positions::PerToken(vec![0, 2, 1, 0]));
+        for (t, p) in [5, 100_000, 6, 5].into_iter().enumerate() {
+            let r = rows.row(t / 2, t % 2, 2);
+            assert_eq!(
+                &table.cos_sin()[r * 4..][..4],
+                &built_row(p, 8)[..],
+                "token {t}"
+            );
+        }
+        let (table, rows) = Positions::Offset(7).built_table(&spec, 3, 4).unwrap();
+        assert_eq!((table.rows(), rows), (4, Positions::Offset(0)));
+        assert_eq!(&table.cos_sin()[12..], &built_row(10, 8)[..]);
+        let e = Positions::PerBatch(vec![1])
+            .built_table(&spec, 2, 2)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("1 per-batch position offsets for batch 2"),
+            "{e}"
+        );
+    }
+
+    /// A piece of whole tokens keeps the rows its tokens had in the whole call.
+    #[test]
+    fn spec_piece_positions_match_the_whole() {
+        let (batch, seq) = (3, 5);
+        let all = [
+            Positions::Offset(4),
+            Positions::PerBatch(vec![9, 0, 3]),
+            Positions::PerToken((0..15).map(|t| (t * 7) % 11).collect()),
+        ];
+        let shape = crate::shape::RopeShape::new(batch, seq, 1, 2).unwrap();
+        for p in &all {
+            for max in [1, 2, 5, 7, 15] {
+                for r in shape.token_ranges(max) {
+                    let piece = p.piece(seq, &r);
+                    let ps = r.shape(&shape);
+                    for t in 0..r.tokens {
+                        let whole = r.first_token + t;
+                        assert_eq!(
+                            piece.row(t / ps.seq, t % ps.seq, ps.seq),
+                            p.row(whole / seq, whole % seq, seq),
+                            "{p:?} max {max} {r:?} token {t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

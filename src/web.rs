@@ -651,47 +651,16 @@ impl Request {
                     buffer_len,
                 )
                 .map_err(js_err)?;
-                let seq = self.view.seq();
-                let mut used: Vec<usize> = match &self.positions {
-                    Positions::Offset(o) => (*o..o + seq).collect(),
-                    Positions::PerBatch(v) => v.iter().flat_map(|&o| o..o + seq).collect(),
-                    Positions::PerToken(ids) => ids.clone(),
+                let spec = TableSpec {
+                    base: *base,
+                    rotary_dim: r,
+                    first_position: 0,
+                    rows: 1,
+                    angles: *angles,
                 };
-                used.sort_unstable();
-                used.dedup();
-                let (mut cos, mut sin) = (Vec::new(), Vec::new());
-                let mut run_start = 0;
-                for i in 1..=used.len() {
-                    if i < used.len() && used[i] == used[i - 1] + 1 {
-                        continue;
-                    }
-                    let spec = TableSpec {
-                        base: *base,
-                        rotary_dim: r,
-                        first_position: used[run_start] as u64,
-                        rows: i - run_start,
-                        angles: *angles,
-                    };
-                    for &[c, s] in RopeTable::build(&spec).map_err(js_err)?.cos_sin() {
-                        cos.push(c);
-                        sin.push(s);
-                    }
-                    run_start = i;
-                }
-                let row = |p: usize| {
-                    used.binary_search(&p)
-                        .expect("every used position has a row")
-                };
-                let positions = match &self.positions {
-                    Positions::Offset(o) => Positions::Offset(row(*o)),
-                    Positions::PerBatch(v) => {
-                        Positions::PerBatch(v.iter().map(|&o| row(o)).collect())
-                    }
-                    Positions::PerToken(ids) => {
-                        Positions::PerToken(ids.iter().map(|&p| row(p)).collect())
-                    }
-                };
-                let table = RopeTable::from_cos_sin(&cos, &sin, used.len(), self.rotation.pairs())
+                let (table, positions) = self
+                    .positions
+                    .built_table(&spec, self.view.batch(), self.view.seq())
                     .map_err(js_err)?;
                 Ok((table, positions))
             }

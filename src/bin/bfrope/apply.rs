@@ -635,25 +635,23 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 };
                 (table, positions)
             }
-            TableSource::Built { base, angles } => match token_positions {
-                Some(p) => {
-                    let (table, rows) =
-                        placement::built_for_positions(*base, *angles, rotary_dim, &p)?;
-                    (table, Positions::PerToken(rows))
-                }
-                None => {
-                    let spec = TableSpec {
-                        base: *base,
-                        rotary_dim,
-                        first_position: offset as u64,
-                        rows: seq,
-                        angles: *angles,
-                    };
-                    let table = RopeTable::build(&spec)
-                        .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?;
-                    (table, Positions::Offset(0))
-                }
-            },
+            TableSource::Built { base, angles } => {
+                // Built for just the positions used (a decode step at 100000 needs one row).
+                let spec = TableSpec {
+                    base: *base,
+                    rotary_dim,
+                    first_position: 0,
+                    rows: 1,
+                    angles: *angles,
+                };
+                let positions = match token_positions {
+                    Some(p) => Positions::PerToken(p),
+                    None => Positions::Offset(offset),
+                };
+                positions
+                    .built_table(&spec, batch, seq)
+                    .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?
+            }
         };
         // The one check of a call (table width, rows for every position), on the tensor as
         // the file holds it; then its positions in the streamed order.
