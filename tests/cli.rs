@@ -3,6 +3,8 @@
 //! input refused with exit 2, one sentence naming the value, and no output file.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -105,25 +107,6 @@ fn standard_input(dir: &Path) -> PathBuf {
         Some(meta),
     );
     path
-}
-
-/// Whether a GPU adapter exists. Locally, no adapter skips loudly; under CI=true it fails.
-fn gpu_available() -> bool {
-    let o = run(&["info", "--json"]);
-    assert!(
-        o.status.success(),
-        "bfrope info --json failed: {}",
-        stderr(&o)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info --json is JSON");
-    let any = !v["adapters"].as_array().expect("adapters array").is_empty();
-    if !any {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but wgpu finds no adapter: GPU CLI tests must run in CI");
-        }
-        eprintln!("SKIPPED: no GPU adapter on this machine; the GPU CLI tests did not run");
-    }
-    any
 }
 
 fn apply(input: &Path, output: &Path, extra: &[&str]) -> Output {
@@ -348,7 +331,7 @@ fn user_tables_are_read_from_the_position_offset() {
 
 #[test]
 fn gpu_and_cpu_backends_write_identical_bytes() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -436,7 +419,7 @@ fn info_json_parses() {
 
 #[test]
 fn conform_passes_on_the_adapter() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         let o = run(&["conform"]);
         assert_eq!(o.status.code(), Some(1), "no adapter: conform fails");
         return;
@@ -665,7 +648,7 @@ fn a_failed_run_keeps_an_existing_output() {
 /// adapters there are, no fallback to the CPU path, no output.
 #[test]
 fn no_matching_adapter_is_a_usage_error_listing_the_adapters() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -759,7 +742,7 @@ fn without_an_adapter_the_cli_says_so() {
 
 #[test]
 fn conform_with_fast_precision_reports_mismatches() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         return;
     }
     // Plain f32 math double-rounds on every driver: the suite must catch it and exit 1.
@@ -830,7 +813,7 @@ fn non_finite_tables_are_accepted_with_a_warning() {
     let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
     let want = lib_rotate(&x, &table, 0, Direction::Forward);
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if common::cli::gpu_available("the GPU CLI tests") {
         backends.push("gpu");
     }
     for backend in backends {

@@ -4,32 +4,17 @@
 //! the oracle); and every contradiction refused with exit 2.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bfrope::{
     cpu, Direction, Layout, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation,
     TableSpec, TensorView,
 };
+use common::cli::{bfrope, bits, gpu_available, le16, le64, stderr as err, write_any};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView as StView};
-
-fn bfrope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bfrope"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn bits(bytes: &[u8]) -> Vec<u16> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .collect()
-}
 
 fn write(path: &Path, tensors: &[(&str, Vec<usize>, Vec<u16>)]) {
     let bytes: Vec<Vec<u8>> = tensors
@@ -55,20 +40,6 @@ fn read(path: &Path, name: &str) -> Vec<u16> {
     bits(st.tensor(name).unwrap().data())
 }
 
-fn gpu_available() -> bool {
-    let o = bfrope(&["info", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info --json");
-    let any = !v["adapters"].as_array().unwrap().is_empty();
-    if !any {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no adapter"
-        );
-        eprintln!("SKIP: no adapter; GPU half of the layout CLI tests did not run");
-    }
-    any
-}
-
 /// q with 4 heads and k with 2 (GQA), in `layout`'s memory order, through every rotation.
 #[test]
 fn layouts_every_accepted_combination_matches_the_library() {
@@ -76,7 +47,7 @@ fn layouts_every_accepted_combination_matches_the_library() {
     let (b, s, d) = (2usize, 6usize, 16usize);
     let heads = [("q", 4usize), ("k", 2usize)];
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     for (layout, lname) in [(Layout::Bshd, "bshd"), (Layout::Bhsd, "bhsd")] {
@@ -214,22 +185,6 @@ fn layouts_contradictions_are_refused() {
     );
     refused(&["--tensors", "q", "--layout", "thd"], "thd");
     refused(&["--tensors", "q", "--rotation", "quarter"], "quarter");
-}
-
-fn write_any(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
-    let views: Vec<(String, StView)> = tensors
-        .iter()
-        .map(|(n, dt, s, b)| (n.to_string(), StView::new(*dt, s.clone(), b).unwrap()))
-        .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
-}
-
-fn le16(v: &[u16]) -> Vec<u8> {
-    v.iter().flat_map(|b| b.to_le_bytes()).collect()
-}
-
-fn le64(v: &[i64]) -> Vec<u8> {
-    v.iter().flat_map(|b| b.to_le_bytes()).collect()
 }
 
 /// The library's CPU path on the same description: the reference of the CLI tests.
@@ -370,7 +325,7 @@ fn layouts_positions_and_packed_sequences() {
         ),
     ];
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     for (k, (flags, view, positions, pairing, name)) in cases.iter().enumerate() {
@@ -426,7 +381,7 @@ fn layouts_hugging_face_bhsd_half_split_gqa_end_to_end() {
     let table = RopeTable::from_repeated_halves(&cos, &sin, b * s, r).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     for backend in backends {
@@ -639,7 +594,7 @@ fn layouts_thd_per_token_tables() {
     );
     assert_ne!(per_token, by_position, "the two readings must differ here");
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     let out = dir.path().join("out.safetensors");
