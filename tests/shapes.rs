@@ -359,3 +359,24 @@ fn shapes_gpu_grid_beyond_65535_workgroups_d2() {
     let tail = 2 * 65535 * 256;
     assert_eq!(&got[tail..], &want[tail..]);
 }
+
+/// The `half::bf16` convenience forms return the bits of the bit-pattern forms, CPU and GPU.
+#[test]
+fn shapes_bf16_slices_give_the_same_bits() {
+    let shape = RopeShape::new(2, 5, 3, 16).unwrap();
+    let table = RopeTable::build(&TableSpec::new(16, 9)).unwrap();
+    let positions = Positions::PerBatch(vec![4, 0]);
+    let call = RopeCall::new(shape.into(), &positions, &table).with_direction(Direction::Inverse);
+    let bits = bfrope::conformance::random_bf16(12, shape.elements());
+    let x: Vec<half::bf16> = bits.iter().map(|&b| half::bf16::from_bits(b)).collect();
+    let want = cpu::apply(&call, &bits).unwrap();
+    let as_bits = |v: Vec<half::bf16>| v.into_iter().map(|h| h.to_bits()).collect::<Vec<u16>>();
+    assert_eq!(as_bits(cpu::apply_bf16(&call, &x).unwrap()), want, "CPU");
+    if let Some(gpu) = gpu() {
+        assert_eq!(
+            as_bits(gpu.apply_bf16_blocking(&call, &x).unwrap()),
+            want,
+            "GPU"
+        );
+    }
+}
