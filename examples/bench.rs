@@ -169,17 +169,11 @@ fn main() -> anyhow::Result<()> {
             100.0 * t_exact / t_fast - 100.0,
         );
         // Exactness on this device, for the same data: GPU exact == CPU path.
-        let gpu_bits = gpu.rotate_bits_blocking(
-            &data,
-            shape,
-            &table,
-            0,
-            Direction::Forward,
-            Precision::Exact,
-        )?;
-        let cpu_bits = bfrope::cpu::rotate_bits(&data, shape, &table, 0, Direction::Forward)?;
-        let fast_bits =
-            gpu.rotate_bits_blocking(&data, shape, &table, 0, Direction::Forward, Precision::Fast)?;
+        let from_0 = bfrope::Positions::Offset(0);
+        let call = bfrope::RopeCall::new(shape.into(), &from_0, &table);
+        let gpu_bits = gpu.apply_blocking(&call, &data)?;
+        let cpu_bits = bfrope::cpu::apply(&call, &data)?;
+        let fast_bits = gpu.apply_blocking(&call.with_precision(Precision::Fast), &data)?;
         let diff = |a: &[u16]| a.iter().zip(&cpu_bits).filter(|(x, y)| x != y).count();
         println!(
             "{:<20} exact vs CPU path: {} mismatches of {}; fast vs CPU path: {} mismatches",

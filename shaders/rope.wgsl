@@ -12,6 +12,14 @@
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
 
+// The one-dimensional index of an invocation of a one-dimensional launch laid out on a 2-D
+// grid of workgroups (the host's dispatch_grid in src/gpu/plan.rs keeps each dimension under
+// max_compute_workgroups_per_dimension): the entries of rope_scalar.wgsl and the general
+// kernel's share it, and return when it passes their count.
+fn grid_invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
+}
+
 // The kernel file after this one declares `params` (its own uniform block) with a
 // `sin_sign` member: 0x80000000 to rotate backwards (flips the sign of sin), else 0.
 // The exact operands of output `half` (0: y0, 1: y1) of word w: y0 = x0*cos + x1*(-sin),

@@ -29,3 +29,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
+
+// The table entry (one (cos, sin) pair) of frequency i for token `token` of this dispatch,
+// in the bound table window: token s of a sequence is at row row_offset + s. The one place
+// the contiguous kernels map a token to its table row.
+fn table_entry(token: u32, i: u32) -> u32 {
+    let s = (token + params.seq_start) % params.seq;
+    return (params.row_offset + s) * params.pairs + i - params.table_base;
+}

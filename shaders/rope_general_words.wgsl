@@ -10,7 +10,7 @@ fn rope_general(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
+    let i = grid_invocation(wid, nwg, lid);
     if (i >= params.invocations) {
         return;
     }

@@ -6,7 +6,8 @@
 @group(0) @binding(3) var<storage, read_write> dst: array<vec4<u32>>;
 
 // The grid: x covers the vec4s of one token (workgroups of consecutive words), y and z the
-// tokens, so the only integer division left is the token's position in the sequence.
+// tokens, so the only integer division left is the token's position in the sequence
+// (table_entry, rope_contiguous.wgsl).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rope_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -26,10 +27,9 @@ fn rope_vec4(
     } else if (i >= i32(params.pairs)) {
         i = i - i32(params.pairs);
     }
-    let s = (token + params.seq_start) % params.seq;
     let v = (params.src_base + token * params.token_words + w_in_token) >> 2u;
     // The four words share a table row: `pairs` is a multiple of 4 (table_base is even).
-    let t = ((params.row_offset + s) * params.pairs + u32(i) - params.table_base) >> 1u;
+    let t = table_entry(token, u32(i)) >> 1u;
     let cs01 = table[t];
     let cs23 = table[t + 1u];
     let x = src[v];

@@ -17,7 +17,8 @@
 //! Everything here is plain computation (no files, no threads), so it builds for wasm32.
 
 use crate::error::Result;
-use crate::shape::{Direction, RopeShape};
+use crate::shape::{Direction, Precision, RopeShape};
+use crate::spec::{Positions, RopeCall};
 use crate::table::{AngleMode, RopeTable, TableSpec};
 
 /// The `x1` partners of the sweep: +0, −0, +1, −1, the smallest subnormal `0x0001`, the largest
@@ -40,7 +41,7 @@ pub const SWEEP_ANGLES: [(&str, f64); 6] = [
 /// Head dimension of the sweep tensor.
 pub const SWEEP_HEAD_DIM: usize = 128;
 
-/// One conformance input: a tensor, its table, and the table row of sequence position 0.
+/// One conformance input: a contiguous BSHD tensor, its table and where its tokens are.
 #[derive(Debug, Clone)]
 pub struct Case {
     /// A short name for reports.
@@ -49,25 +50,34 @@ pub struct Case {
     pub shape: RopeShape,
     /// The rotation table.
     pub table: RopeTable,
-    /// The table row of sequence position 0.
-    pub row_offset: usize,
+    /// The table row of each token.
+    pub positions: Positions,
     /// The input bits, `shape.elements()` of them.
     pub x: Vec<u16>,
 }
 
 impl Case {
+    /// The call that rotates this case: interleaved over the whole head, in `direction`
+    /// and `precision`.
+    pub fn call(&self, direction: Direction, precision: Precision) -> RopeCall<'_> {
+        RopeCall::new(self.shape.into(), &self.positions, &self.table)
+            .with_direction(direction)
+            .with_precision(precision)
+    }
+
     /// Rotates on the CPU path, the reference every adapter must match.
     pub fn expected(&self, direction: Direction) -> Result<Vec<u16>> {
-        crate::cpu::rotate_bits(&self.x, self.shape, &self.table, self.row_offset, direction)
+        crate::cpu::apply(&self.call(direction, Precision::Exact), &self.x)
     }
 
     /// The inputs of the pair holding element `index`: `(x0, x1, cos, sin)`.
     pub fn pair_inputs(&self, index: usize) -> (u16, u16, f32, f32) {
         let first = index & !1;
         let token = index / (self.shape.heads * self.shape.head_dim);
-        let s = token % self.shape.seq;
+        let seq = self.shape.seq;
+        let row = self.positions.row(token / seq, token % seq, seq);
         let column = (index % self.shape.head_dim) / 2;
-        let [c, sn] = self.table.get(self.row_offset + s, column);
+        let [c, sn] = self.table.get(row, column);
         (self.x[first], self.x[first + 1], c, sn)
     }
 
@@ -183,7 +193,7 @@ pub fn special_sweep() -> Case {
         name: "special-value sweep".into(),
         shape,
         table,
-        row_offset: 0,
+        positions: Positions::Offset(0),
         x,
     }
 }
@@ -249,7 +259,7 @@ pub fn random_case(seed: u64) -> Case {
         name: format!("random data (seed {seed})"),
         shape,
         table,
-        row_offset,
+        positions: Positions::Offset(row_offset),
         x,
     }
 }
@@ -283,7 +293,7 @@ pub fn random_bits_case(seed: u64) -> Case {
         name: format!("random bit patterns (seed {seed})"),
         shape,
         table,
-        row_offset: 0,
+        positions: Positions::Offset(0),
         x,
     }
 }
@@ -347,7 +357,7 @@ pub fn special_table_case() -> Case {
         name: "special values x special tables".into(),
         shape,
         table,
-        row_offset: 0,
+        positions: Positions::Offset(0),
         x,
     }
 }

@@ -12,7 +12,7 @@ use half::bf16;
 
 use crate::error::Result;
 use crate::shape::{Direction, RopeShape};
-use crate::table::RopeTable;
+use crate::spec::RopeCall;
 
 /// The canonical quiet NaN every NaN result is.
 pub const BF16_QNAN: u16 = 0x7FC0;
@@ -93,21 +93,19 @@ pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -
     (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
 }
 
-/// Rotates raw bf16 bit patterns in place. Uses every core natively; one thread on wasm.
-pub fn rotate_bits_in_place(
-    x: &mut [u16],
-    shape: RopeShape,
-    table: &RopeTable,
-    row_offset: usize,
-    direction: Direction,
-) -> Result<()> {
-    shape.check_len(x.len())?;
-    table.check_fits(shape.seq, shape.pairs(), row_offset)?;
+/// The threaded fast path of a contiguous BSHD call (interleaved, whole head): `buf` holds
+/// exactly the tensor, cut into runs of whole tokens, one per worker.
+fn rotate_contiguous(call: &RopeCall, shape: RopeShape, buf: &mut [u16]) {
     let token_len = shape.heads * shape.head_dim;
+    let pairs = shape.pairs();
+    let direction = call.rotation.direction;
     let rotate_tokens = |first_token: usize, chunk: &mut [u16]| {
         for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
-            let s = (first_token + t) % shape.seq;
-            let row = &table.cos_sin()[(row_offset + s) * shape.pairs()..][..shape.pairs()];
+            let tok = first_token + t;
+            let r = call
+                .positions
+                .row(tok / shape.seq, tok % shape.seq, shape.seq);
+            let row = &call.table.cos_sin()[r * pairs..][..pairs];
             for head in token.chunks_exact_mut(shape.head_dim) {
                 for (pair, &[c, sn]) in head.chunks_exact_mut(2).zip(row) {
                     let (y0, y1) = rotate_pair(pair[0], pair[1], c, sn, direction);
@@ -117,20 +115,19 @@ pub fn rotate_bits_in_place(
             }
         }
     };
-    let threads = worker_count(x.len());
+    let threads = worker_count(buf.len());
     if threads <= 1 {
-        rotate_tokens(0, x);
-        return Ok(());
+        rotate_tokens(0, buf);
+        return;
     }
     let tokens = shape.batch * shape.seq;
     let per = tokens.div_ceil(threads);
     std::thread::scope(|scope| {
-        for (k, chunk) in x.chunks_mut(per * token_len).enumerate() {
+        for (k, chunk) in buf.chunks_mut(per * token_len).enumerate() {
             let f = &rotate_tokens;
             scope.spawn(move || f(k * per, chunk));
         }
     });
-    Ok(())
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -149,48 +146,16 @@ fn worker_count(_elements: usize) -> usize {
     1
 }
 
-/// Rotates raw bf16 bit patterns and returns the result.
-pub fn rotate_bits(
-    x: &[u16],
-    shape: RopeShape,
-    table: &RopeTable,
-    row_offset: usize,
-    direction: Direction,
-) -> Result<Vec<u16>> {
-    let mut out = x.to_vec();
-    rotate_bits_in_place(&mut out, shape, table, row_offset, direction)?;
-    Ok(out)
-}
-
-/// Rotates `half::bf16` data and returns the result.
-pub fn rotate(
-    x: &[bf16],
-    shape: RopeShape,
-    table: &RopeTable,
-    row_offset: usize,
-    direction: Direction,
-) -> Result<Vec<bf16>> {
-    let mut out = x.to_vec();
-    rotate_bits_in_place(
-        bytemuck::cast_slice_mut(&mut out),
-        shape,
-        table,
-        row_offset,
-        direction,
-    )?;
-    Ok(out)
-}
-
 /// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
 /// (Views whose heads overlap in memory are not supported.)
-pub fn apply_in_place(call: &crate::spec::RopeCall, buf: &mut [u16]) -> Result<()> {
+pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     call.validate(buf.len())?;
     let v = call.view;
     let rot = call.rotation;
-    if let Some((shape, offset)) = call.contiguous() {
-        let span = shape.elements();
-        return rotate_bits_in_place(&mut buf[..span], shape, call.table, offset, rot.direction);
+    if let Some((shape, _)) = call.contiguous() {
+        rotate_contiguous(call, shape, &mut buf[..shape.elements()]);
+        return Ok(());
     }
     let pairs = rot.pairs();
     for b in 0..v.batch() {
@@ -213,8 +178,15 @@ pub fn apply_in_place(call: &crate::spec::RopeCall, buf: &mut [u16]) -> Result<(
 }
 
 /// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.
-pub fn apply(call: &crate::spec::RopeCall, x: &[u16]) -> Result<Vec<u16>> {
+pub fn apply(call: &RopeCall, x: &[u16]) -> Result<Vec<u16>> {
     let mut out = x.to_vec();
     apply_in_place(call, &mut out)?;
+    Ok(out)
+}
+
+/// [`apply`] on `half::bf16` data.
+pub fn apply_bf16(call: &RopeCall, x: &[bf16]) -> Result<Vec<bf16>> {
+    let mut out = x.to_vec();
+    apply_in_place(call, bytemuck::cast_slice_mut(&mut out))?;
     Ok(out)
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 pub struct RopeShape {
     /// Batch size.
     pub batch: usize,
-    /// Sequence length: token `s` of every batch uses table row `row_offset + s`.
+    /// Sequence length: tokens per batch row.
     pub seq: usize,
     /// Number of heads.
     pub heads: usize,
@@ -125,8 +125,8 @@ pub enum Precision {
 /// Consecutive whole tokens of a tensor: what one GPU dispatch or one streamed piece covers.
 ///
 /// A range either holds whole sequences (`seq_start == 0`, `tokens` a multiple of `seq`) or
-/// lies inside one sequence, so its tokens use table rows `row_offset + seq_start ..` in
-/// order, or the rows of whole sequences.
+/// lies inside one sequence; [`Positions::piece`](crate::Positions::piece) says where its
+/// tokens are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenRange {
     /// Index of the first token in the flattened `batch × seq` tokens.
@@ -139,8 +139,8 @@ pub struct TokenRange {
 
 impl TokenRange {
     /// The range as a tensor of its own: `[tokens / seq, seq, heads, head_dim]` for whole
-    /// sequences, else `[1, tokens, heads, head_dim]`; rotate it at row offset
-    /// `row_offset + seq_start` to get the parent's result.
+    /// sequences, else `[1, tokens, heads, head_dim]`; rotated at the parent's positions cut to
+    /// it ([`Positions::piece`](crate::Positions::piece)) it gives the parent's result.
     pub fn shape(&self, parent: &RopeShape) -> RopeShape {
         let (batch, seq) = if self.seq_start == 0 && self.tokens % parent.seq == 0 {
             (self.tokens / parent.seq, parent.seq)

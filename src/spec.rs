@@ -5,8 +5,8 @@
 //! call, with messages that print the values.
 
 use crate::error::{Error, Result};
-use crate::shape::{Direction, Precision};
-use crate::table::RopeTable;
+use crate::shape::{Direction, Precision, TokenRange};
+use crate::table::{RopeTable, TableSpec};
 
 /// Which two elements of a head form a rotated pair, over the first `rotary_dim` dims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -92,6 +92,13 @@ pub struct TensorView {
     pub strides: [usize; 3],
     /// Element offset of the first element.
     pub offset: usize,
+}
+
+impl From<crate::shape::RopeShape> for TensorView {
+    /// The contiguous BSHD view of a [`RopeShape`](crate::shape::RopeShape).
+    fn from(s: crate::shape::RopeShape) -> Self {
+        Self::bshd(s.batch, s.seq, s.heads, s.head_dim)
+    }
 }
 
 /// The memory orders with names.
@@ -201,6 +208,91 @@ impl Positions {
         }
     }
 
+    /// Checks that per-batch offsets or per-token ids match a `batch × seq` view.
+    fn check_len(&self, batch: usize, seq: usize) -> Result<()> {
+        match self {
+            Positions::PerBatch(v) if v.len() != batch => Err(Error::Parameter(format!(
+                "{} per-batch position offsets for batch {batch}",
+                v.len()
+            ))),
+            Positions::PerToken(ids) if ids.len() != batch * seq => Err(Error::Parameter(format!(
+                "{} position ids for {} tokens (batch {batch} x seq {seq})",
+                ids.len(),
+                batch * seq
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The distinct positions of the tokens of a `batch × seq` view, in increasing order.
+    pub fn used(&self, batch: usize, seq: usize) -> Result<Vec<usize>> {
+        self.check_len(batch, seq)?;
+        let mut used: Vec<usize> = (0..batch)
+            .flat_map(|b| (0..seq).map(move |s| self.row(b, s, seq)))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        Ok(used)
+    }
+
+    /// A table for exactly the positions of a `batch × seq` view — built as `spec` says
+    /// (base, rotary_dim, angle mode; its `first_position` and `rows` are ignored), one row
+    /// per distinct position, each run of consecutive positions in one piece — and these
+    /// positions as rows of it (the same form: an offset stays an offset).
+    pub fn built_table(
+        &self,
+        spec: &TableSpec,
+        batch: usize,
+        seq: usize,
+    ) -> Result<(RopeTable, Positions)> {
+        let used = self.used(batch, seq)?;
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        let mut run_start = 0;
+        for i in 1..=used.len() {
+            if i < used.len() && used[i] == used[i - 1] + 1 {
+                continue;
+            }
+            let run = TableSpec {
+                first_position: used[run_start] as u64,
+                rows: i - run_start,
+                ..*spec
+            };
+            for &[c, s] in RopeTable::build(&run)?.cos_sin() {
+                cos.push(c);
+                sin.push(s);
+            }
+            run_start = i;
+        }
+        // Every position of the view is in `used`; consecutive positions get consecutive rows.
+        let row = |p: usize| used.binary_search(&p).unwrap_or(0);
+        let positions = match self {
+            Positions::Offset(o) => Positions::Offset(row(*o)),
+            Positions::PerBatch(v) => Positions::PerBatch(v.iter().map(|&o| row(o)).collect()),
+            Positions::PerToken(ids) => Positions::PerToken(ids.iter().map(|&p| row(p)).collect()),
+        };
+        let table = RopeTable::from_cos_sin(&cos, &sin, used.len(), spec.rotary_dim / 2)?;
+        Ok((table, positions))
+    }
+
+    /// The positions of the tokens of `range` (of a tensor with `seq` tokens per batch row)
+    /// for that range rotated as a tensor of its own ([`TokenRange::shape`]): whole
+    /// sequences keep their form; a piece of one sequence starts `seq_start` further.
+    pub fn piece(&self, seq: usize, range: &TokenRange) -> Positions {
+        let whole = range.seq_start == 0 && range.tokens % seq == 0;
+        let b = range.first_token / seq;
+        match self {
+            Positions::Offset(o) if whole => Positions::Offset(*o),
+            Positions::Offset(_) => Positions::Offset(self.row(b, range.seq_start, seq)),
+            Positions::PerBatch(v) if whole => {
+                Positions::PerBatch(v[b..b + range.tokens / seq].to_vec())
+            }
+            Positions::PerBatch(_) => Positions::Offset(self.row(b, range.seq_start, seq)),
+            Positions::PerToken(ids) => Positions::PerToken(
+                ids[range.first_token..range.first_token + range.tokens].to_vec(),
+            ),
+        }
+    }
+
     /// The positions of a packed `[tokens, heads, head_dim]` batch (flash-attn's varlen):
     /// sequence `i` holds tokens `cu_seqlens[i] .. cu_seqlens[i + 1]` at positions
     /// `offset, offset + 1, ...`. Errors name a `cu_seqlens` that is not non-decreasing from
@@ -239,7 +331,54 @@ pub struct RopeCall<'a> {
     pub table: &'a RopeTable,
 }
 
-impl RopeCall<'_> {
+impl<'a> RopeCall<'a> {
+    /// A call rotating `view` forward, exactly, in interleaved pairs over the whole head
+    /// (`rotary_dim = head_dim`); the `with_*` methods change the rest.
+    ///
+    /// ```
+    /// use bfrope::{Direction, Pairing, Positions, RopeCall, RopeTable, TableSpec, TensorView};
+    /// let table = RopeTable::build(&TableSpec::new(32, 16))?;
+    /// let positions = Positions::Offset(0);
+    /// let call = RopeCall::new(TensorView::bhsd(1, 8, 16, 64), &positions, &table)
+    ///     .with_pairing(Pairing::HalfSplit)
+    ///     .with_rotary_dim(32)
+    ///     .with_direction(Direction::Inverse);
+    /// assert_eq!(call.rotation.pairs(), 16);
+    /// # Ok::<(), bfrope::Error>(())
+    /// ```
+    pub fn new(view: TensorView, positions: &'a Positions, table: &'a RopeTable) -> Self {
+        Self {
+            view,
+            rotation: Rotation::new(view.head_dim()),
+            positions,
+            table,
+        }
+    }
+
+    /// The same call with `pairing`.
+    pub fn with_pairing(mut self, pairing: Pairing) -> Self {
+        self.rotation.pairing = pairing;
+        self
+    }
+
+    /// The same call rotating the first `rotary_dim` dims of each head.
+    pub fn with_rotary_dim(mut self, rotary_dim: usize) -> Self {
+        self.rotation.rotary_dim = rotary_dim;
+        self
+    }
+
+    /// The same call in `direction`.
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.rotation.direction = direction;
+        self
+    }
+
+    /// The same call in `precision`.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.rotation.precision = precision;
+        self
+    }
+
     /// The call as the contiguous kernels take it — a BSHD tensor at offset 0, interleaved
     /// pairs over the whole head, positions `offset + s` — as `(shape, row offset)`; `None`
     /// for every other call (the general paths).
@@ -353,17 +492,10 @@ pub fn check(
         )));
     }
     let seq = view.seq();
-    let tokens = view.batch() * seq;
     let (max_row, at) = match positions {
         Positions::Offset(o) => (o.saturating_add(seq - 1), format!("from position {o}")),
         Positions::PerBatch(v) => {
-            if v.len() != view.batch() {
-                return Err(Error::Parameter(format!(
-                    "{} per-batch position offsets for batch {}",
-                    v.len(),
-                    view.batch()
-                )));
-            }
+            positions.check_len(view.batch(), seq)?;
             let (b, &o) = v
                 .iter()
                 .enumerate()
@@ -375,13 +507,7 @@ pub fn check(
             )
         }
         Positions::PerToken(ids) => {
-            if ids.len() != tokens {
-                return Err(Error::Parameter(format!(
-                    "{} position ids for {tokens} tokens (batch {} x seq {seq})",
-                    ids.len(),
-                    view.batch()
-                )));
-            }
+            positions.check_len(view.batch(), seq)?;
             let (t, &id) = ids
                 .iter()
                 .enumerate()
@@ -403,4 +529,75 @@ pub fn check(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built_row(p: usize, rotary_dim: usize) -> Vec<[f32; 2]> {
+        let spec = TableSpec {
+            first_position: p as u64,
+            ..TableSpec::new(rotary_dim, 1)
+        };
+        RopeTable::build(&spec).unwrap().cos_sin().to_vec()
+    }
+
+    /// A table for just the positions used holds, at each token's new row, the row a full
+    /// table holds at its position; offsets stay offsets.
+    #[test]
+    fn spec_built_table_covers_just_the_positions_used() {
+        let spec = TableSpec::new(8, 1);
+        let ids = Positions::PerToken(vec![5, 100_000, 6, 5]);
+        let (table, rows) = ids.built_table(&spec, 2, 2).unwrap();
+        assert_eq!(table.rows(), 3);
+        assert_eq!(rows, Positions::PerToken(vec![0, 2, 1, 0]));
+        for (t, p) in [5, 100_000, 6, 5].into_iter().enumerate() {
+            let r = rows.row(t / 2, t % 2, 2);
+            assert_eq!(
+                &table.cos_sin()[r * 4..][..4],
+                &built_row(p, 8)[..],
+                "token {t}"
+            );
+        }
+        let (table, rows) = Positions::Offset(7).built_table(&spec, 3, 4).unwrap();
+        assert_eq!((table.rows(), rows), (4, Positions::Offset(0)));
+        assert_eq!(&table.cos_sin()[12..], &built_row(10, 8)[..]);
+        let e = Positions::PerBatch(vec![1])
+            .built_table(&spec, 2, 2)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("1 per-batch position offsets for batch 2"),
+            "{e}"
+        );
+    }
+
+    /// A piece of whole tokens keeps the rows its tokens had in the whole call.
+    #[test]
+    fn spec_piece_positions_match_the_whole() {
+        let (batch, seq) = (3, 5);
+        let all = [
+            Positions::Offset(4),
+            Positions::PerBatch(vec![9, 0, 3]),
+            Positions::PerToken((0..15).map(|t| (t * 7) % 11).collect()),
+        ];
+        let shape = crate::shape::RopeShape::new(batch, seq, 1, 2).unwrap();
+        for p in &all {
+            for max in [1, 2, 5, 7, 15] {
+                for r in shape.token_ranges(max) {
+                    let piece = p.piece(seq, &r);
+                    let ps = r.shape(&shape);
+                    for t in 0..r.tokens {
+                        let whole = r.first_token + t;
+                        assert_eq!(
+                            piece.row(t / ps.seq, t % ps.seq, ps.seq),
+                            p.row(whole / seq, whole % seq, seq),
+                            "{p:?} max {max} {r:?} token {t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

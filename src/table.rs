@@ -246,25 +246,6 @@ impl RopeTable {
     pub fn as_bytes(&self) -> &[u8] {
         bytemuck::cast_slice(&self.cos_sin)
     }
-
-    /// Checks that rows `row_offset .. row_offset + seq` exist with `pairs` pairs each.
-    pub fn check_fits(&self, seq: usize, pairs: usize, row_offset: usize) -> Result<()> {
-        if self.pairs != pairs {
-            return Err(Error::Table(format!(
-                "table has {} pairs per row but head_dim {} needs {pairs}",
-                self.pairs,
-                2 * pairs
-            )));
-        }
-        let need = row_offset.saturating_add(seq);
-        if need > self.rows {
-            return Err(Error::Table(format!(
-                "table has {} rows but sequence length {seq} at position offset {row_offset} needs {need}",
-                self.rows
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// PyTorch's f32 inverse frequencies: `1.0 / (base ** (arange(0, d, 2).float() / d))`.

@@ -129,21 +129,14 @@ fn shape_of(shape: &JsValue) -> Result<RopeShape, JsValue> {
     RopeShape::from_dims(&dims).map_err(js_err)
 }
 
-async fn rotate(
-    x: &[u16],
-    shape: RopeShape,
-    table: &RopeTable,
-    row_offset: usize,
-    direction: Direction,
-) -> Result<Vec<u16>, JsValue> {
+/// Runs `call` on this page's backend: the library's calls on one Gpu take turns (their
+/// error scopes nest); the CPU path returns the same bits.
+async fn run(call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>, JsValue> {
     match backend().await {
-        // The library's calls on one Gpu take turns (their error scopes nest).
-        Backend::WebGpu(gpu) => gpu
-            .rotate_bits(x, shape, table, row_offset, direction, Precision::Exact)
-            .await
-            .map_err(js_err),
-        Backend::Cpu(_) => cpu::rotate_bits(x, shape, table, row_offset, direction).map_err(js_err),
+        Backend::WebGpu(gpu) => gpu.apply(call, x).await,
+        Backend::Cpu(_) => cpu::apply(call, x),
     }
+    .map_err(js_err)
 }
 
 /// Rotates bf16 bit patterns `x` in `[B,S,H,D]` order (`shape` an array `[B,S,H,D]`) by the
@@ -173,7 +166,9 @@ pub async fn rope_bf16(
     } else {
         Direction::Forward
     };
-    let y = rotate(&x.to_vec(), shape, &table, 0, dir).await?;
+    let positions = Positions::Offset(0);
+    let call = RopeCall::new(shape.into(), &positions, &table).with_direction(dir);
+    let y = run(&call, &x.to_vec()).await?;
     Ok(Uint16Array::from(&y[..]))
 }
 
@@ -656,47 +651,16 @@ impl Request {
                     buffer_len,
                 )
                 .map_err(js_err)?;
-                let seq = self.view.seq();
-                let mut used: Vec<usize> = match &self.positions {
-                    Positions::Offset(o) => (*o..o + seq).collect(),
-                    Positions::PerBatch(v) => v.iter().flat_map(|&o| o..o + seq).collect(),
-                    Positions::PerToken(ids) => ids.clone(),
+                let spec = TableSpec {
+                    base: *base,
+                    rotary_dim: r,
+                    first_position: 0,
+                    rows: 1,
+                    angles: *angles,
                 };
-                used.sort_unstable();
-                used.dedup();
-                let (mut cos, mut sin) = (Vec::new(), Vec::new());
-                let mut run_start = 0;
-                for i in 1..=used.len() {
-                    if i < used.len() && used[i] == used[i - 1] + 1 {
-                        continue;
-                    }
-                    let spec = TableSpec {
-                        base: *base,
-                        rotary_dim: r,
-                        first_position: used[run_start] as u64,
-                        rows: i - run_start,
-                        angles: *angles,
-                    };
-                    for &[c, s] in RopeTable::build(&spec).map_err(js_err)?.cos_sin() {
-                        cos.push(c);
-                        sin.push(s);
-                    }
-                    run_start = i;
-                }
-                let row = |p: usize| {
-                    used.binary_search(&p)
-                        .expect("every used position has a row")
-                };
-                let positions = match &self.positions {
-                    Positions::Offset(o) => Positions::Offset(row(*o)),
-                    Positions::PerBatch(v) => {
-                        Positions::PerBatch(v.iter().map(|&o| row(o)).collect())
-                    }
-                    Positions::PerToken(ids) => {
-                        Positions::PerToken(ids.iter().map(|&p| row(p)).collect())
-                    }
-                };
-                let table = RopeTable::from_cos_sin(&cos, &sin, used.len(), self.rotation.pairs())
+                let (table, positions) = self
+                    .positions
+                    .built_table(&spec, self.view.batch(), self.view.seq())
                     .map_err(js_err)?;
                 Ok((table, positions))
             }
@@ -725,12 +689,7 @@ pub async fn rope(
         positions: &positions,
         table: &table,
     };
-    call.validate(x.len()).map_err(js_err)?;
-    let y = match backend().await {
-        Backend::WebGpu(gpu) => gpu.apply(&call, &x).await,
-        Backend::Cpu(_) => cpu::apply(&call, &x),
-    }
-    .map_err(js_err)?;
+    let y = run(&call, &x).await?;
     Ok(Uint16Array::from(&y[..]))
 }
 
@@ -749,6 +708,9 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
     if !gpu.adapter().timestamps {
         return None;
     }
+    let (shape, row_offset) = case
+        .call(Direction::Forward, Precision::Exact)
+        .contiguous()?;
     let device = gpu.device();
     use wgpu::util::DeviceExt;
     let storage = wgpu::BufferUsages::STORAGE;
@@ -764,7 +726,7 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
     });
     let output = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("bfrope::web::output"),
-        size: case.shape.elements() as u64 * 2,
+        size: shape.elements() as u64 * 2,
         usage: storage,
         mapped_at_creation: false,
     });
@@ -790,8 +752,8 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 output: &output,
                 table: &table,
                 table_rows: case.table.rows(),
-                row_offset: case.row_offset,
-                shape: case.shape,
+                row_offset,
+                shape,
                 direction: Direction::Forward,
                 precision: Precision::Exact,
             },
@@ -834,7 +796,7 @@ pub async fn run_conformance(full: bool) -> Result<JsValue, JsValue> {
     for case in &cases {
         for dir in [Direction::Forward, Direction::Inverse] {
             let c0 = now_ms();
-            let got = rotate(&case.x, case.shape, &case.table, case.row_offset, dir).await?;
+            let got = run(&case.call(dir, Precision::Exact), &case.x).await?;
             compute_ms += now_ms() - c0;
             checked += got.len() as u64;
             let on_cpu = match &b {
@@ -950,7 +912,8 @@ pub async fn precision_maps(
     let x: Vec<u16> = (0..shape.elements())
         .map(|_| bf16::from_f64(rng.next_normal()).to_bits())
         .collect();
-    let kernel = rotate(&x, shape, &table, 0, Direction::Forward).await?;
+    let positions = Positions::Offset(0);
+    let kernel = run(&RopeCall::new(shape.into(), &positions, &table), &x).await?;
     let pairs = shape.pairs();
     let mut maps = [
         vec![0f32; rows * pairs],

@@ -3,11 +3,13 @@
 //! input refused with exit 2, one sentence naming the value, and no output file.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bfrope::{cpu, AngleMode, Direction, RopeShape, RopeTable, TableSpec};
+use bfrope::{cpu, AngleMode, Direction, Positions, RopeCall, RopeShape, RopeTable, TableSpec};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 fn bfrope() -> Command {
@@ -107,25 +109,6 @@ fn standard_input(dir: &Path) -> PathBuf {
     path
 }
 
-/// Whether a GPU adapter exists. Locally, no adapter skips loudly; under CI=true it fails.
-fn gpu_available() -> bool {
-    let o = run(&["info", "--json"]);
-    assert!(
-        o.status.success(),
-        "bfrope info --json failed: {}",
-        stderr(&o)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info --json is JSON");
-    let any = !v["adapters"].as_array().expect("adapters array").is_empty();
-    if !any {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but wgpu finds no adapter: GPU CLI tests must run in CI");
-        }
-        eprintln!("SKIPPED: no GPU adapter on this machine; the GPU CLI tests did not run");
-    }
-    any
-}
-
 fn apply(input: &Path, output: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "apply".to_string(),
@@ -152,7 +135,9 @@ fn assert_ok(o: &Output) {
 /// The library's CPU path on the same data, the reference for the CLI's output.
 fn lib_rotate(x: &[u8], table: &RopeTable, row_offset: usize, dir: Direction) -> Vec<u16> {
     let shape = RopeShape::from_dims(&QK).unwrap();
-    cpu::rotate_bits(&bits(x), shape, table, row_offset, dir).unwrap()
+    let positions = Positions::Offset(row_offset);
+    let call = RopeCall::new(shape.into(), &positions, table).with_direction(dir);
+    cpu::apply(&call, &bits(x)).unwrap()
 }
 
 #[test]
@@ -346,7 +331,7 @@ fn user_tables_are_read_from_the_position_offset() {
 
 #[test]
 fn gpu_and_cpu_backends_write_identical_bytes() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -434,7 +419,7 @@ fn info_json_parses() {
 
 #[test]
 fn conform_passes_on_the_adapter() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         let o = run(&["conform"]);
         assert_eq!(o.status.code(), Some(1), "no adapter: conform fails");
         return;
@@ -663,7 +648,7 @@ fn a_failed_run_keeps_an_existing_output() {
 /// adapters there are, no fallback to the CPU path, no output.
 #[test]
 fn no_matching_adapter_is_a_usage_error_listing_the_adapters() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -757,7 +742,7 @@ fn without_an_adapter_the_cli_says_so() {
 
 #[test]
 fn conform_with_fast_precision_reports_mismatches() {
-    if !gpu_available() {
+    if !common::cli::gpu_available("the GPU CLI tests") {
         return;
     }
     // Plain f32 math double-rounds on every driver: the suite must catch it and exit 1.
@@ -828,7 +813,7 @@ fn non_finite_tables_are_accepted_with_a_warning() {
     let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
     let want = lib_rotate(&x, &table, 0, Direction::Forward);
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if common::cli::gpu_available("the GPU CLI tests") {
         backends.push("gpu");
     }
     for backend in backends {

@@ -4,32 +4,17 @@
 //! the oracle); and every contradiction refused with exit 2.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bfrope::{
     cpu, Direction, Layout, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation,
     TableSpec, TensorView,
 };
+use common::cli::{bfrope, bits, gpu_available, le16, le64, stderr as err, write_any};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView as StView};
-
-fn bfrope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bfrope"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn bits(bytes: &[u8]) -> Vec<u16> {
-    bytes
-        .chunks_exact(2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .collect()
-}
 
 fn write(path: &Path, tensors: &[(&str, Vec<usize>, Vec<u16>)]) {
     let bytes: Vec<Vec<u8>> = tensors
@@ -55,20 +40,6 @@ fn read(path: &Path, name: &str) -> Vec<u16> {
     bits(st.tensor(name).unwrap().data())
 }
 
-fn gpu_available() -> bool {
-    let o = bfrope(&["info", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info --json");
-    let any = !v["adapters"].as_array().unwrap().is_empty();
-    if !any {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no adapter"
-        );
-        eprintln!("SKIP: no adapter; GPU half of the layout CLI tests did not run");
-    }
-    any
-}
-
 /// q with 4 heads and k with 2 (GQA), in `layout`'s memory order, through every rotation.
 #[test]
 fn layouts_every_accepted_combination_matches_the_library() {
@@ -76,7 +47,7 @@ fn layouts_every_accepted_combination_matches_the_library() {
     let (b, s, d) = (2usize, 6usize, 16usize);
     let heads = [("q", 4usize), ("k", 2usize)];
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     for (layout, lname) in [(Layout::Bshd, "bshd"), (Layout::Bhsd, "bhsd")] {
@@ -214,22 +185,6 @@ fn layouts_contradictions_are_refused() {
     );
     refused(&["--tensors", "q", "--layout", "thd"], "thd");
     refused(&["--tensors", "q", "--rotation", "quarter"], "quarter");
-}
-
-fn write_any(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
-    let views: Vec<(String, StView)> = tensors
-        .iter()
-        .map(|(n, dt, s, b)| (n.to_string(), StView::new(*dt, s.clone(), b).unwrap()))
-        .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
-}
-
-fn le16(v: &[u16]) -> Vec<u8> {
-    v.iter().flat_map(|b| b.to_le_bytes()).collect()
-}
-
-fn le64(v: &[i64]) -> Vec<u8> {
-    v.iter().flat_map(|b| b.to_le_bytes()).collect()
 }
 
 /// The library's CPU path on the same description: the reference of the CLI tests.
@@ -370,7 +325,7 @@ fn layouts_positions_and_packed_sequences() {
         ),
     ];
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     for (k, (flags, view, positions, pairing, name)) in cases.iter().enumerate() {
@@ -426,7 +381,7 @@ fn layouts_hugging_face_bhsd_half_split_gqa_end_to_end() {
     let table = RopeTable::from_repeated_halves(&cos, &sin, b * s, r).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut backends = vec!["cpu"];
-    if gpu_available() {
+    if gpu_available("the layout CLI tests") {
         backends.push("gpu");
     }
     for backend in backends {
@@ -566,4 +521,153 @@ fn layouts_placement_contradictions_are_refused() {
         &table,
     );
     assert_eq!(read(&out, "q"), want);
+}
+
+/// `--layout thd` with per-token tables (DESIGN.md §7): `[T, N/2]`, HF's `[T, N]` and
+/// `[1, T, N/2]` without positions are one row per packed token; `[T, N/2]` with
+/// `--cu-seqlens` is read by position where the two readings agree, refused naming both
+/// where they differ, and `--table-rows` says which. CPU and GPU against the library.
+#[test]
+fn layouts_thd_per_token_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, h, d) = (5usize, 3usize, 8usize);
+    let x = bfrope::conformance::random_bf16(41, t * h * d);
+    let row = |i: usize| -> Vec<f32> { (0..d / 2).map(|k| (i * 5 + k) as f32 * 0.37).collect() };
+    let cos: Vec<f32> = (0..t)
+        .flat_map(|i| row(i).into_iter().map(f32::cos))
+        .collect();
+    let sin: Vec<f32> = (0..t)
+        .flat_map(|i| row(i).into_iter().map(f32::sin))
+        .collect();
+    let repeat = |v: &[f32]| -> Vec<f32> {
+        v.chunks_exact(d / 2)
+            .flat_map(|r| [r, r].concat())
+            .collect()
+    };
+    let f32b = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let input = dir.path().join("in.safetensors");
+    write_any(
+        &input,
+        &[
+            ("packed", Dtype::BF16, vec![t, h, d], le16(&x)),
+            ("c2", Dtype::F32, vec![t, d / 2], f32b(&cos)),
+            ("s2", Dtype::F32, vec![t, d / 2], f32b(&sin)),
+            ("chf", Dtype::F32, vec![t, d], f32b(&repeat(&cos))),
+            ("shf", Dtype::F32, vec![t, d], f32b(&repeat(&sin))),
+            ("c3", Dtype::F32, vec![1, t, d / 2], f32b(&cos)),
+            ("s3", Dtype::F32, vec![1, t, d / 2], f32b(&sin)),
+            (
+                "cshort",
+                Dtype::F32,
+                vec![t - 1, d / 2],
+                f32b(&cos[..(t - 1) * d / 2]),
+            ),
+            (
+                "sshort",
+                Dtype::F32,
+                vec![t - 1, d / 2],
+                f32b(&sin[..(t - 1) * d / 2]),
+            ),
+            ("cu", Dtype::I64, vec![3], le64(&[0, 2, 5])),
+            ("cu1", Dtype::I64, vec![2], le64(&[0, 5])),
+            ("q", Dtype::BF16, vec![1, t, h, d], le16(&x)),
+        ],
+    );
+    let table = RopeTable::from_cos_sin(&cos, &sin, t, d / 2).unwrap();
+    let view = TensorView::bshd(1, t, h, d);
+    let per_token = library(
+        &x,
+        view,
+        Pairing::Interleaved,
+        d,
+        &Positions::PerToken((0..t).collect()),
+        &table,
+    );
+    // cu [0, 2, 5]: positions 0, 1, 0, 1, 2.
+    let by_position = library(
+        &x,
+        view,
+        Pairing::Interleaved,
+        d,
+        &Positions::PerToken(vec![0, 1, 0, 1, 2]),
+        &table,
+    );
+    assert_ne!(per_token, by_position, "the two readings must differ here");
+    let mut backends = vec!["cpu"];
+    if gpu_available("the layout CLI tests") {
+        backends.push("gpu");
+    }
+    let out = dir.path().join("out.safetensors");
+    let run = |extra: &[&str], backend: &str| -> Output {
+        let mut args = vec![
+            "apply",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--tensors",
+            "packed",
+            "--layout",
+            "thd",
+        ];
+        args.extend_from_slice(extra);
+        bfrope(&args)
+    };
+    #[rustfmt::skip]
+    let accepted: &[(&[&str], &Vec<u16>)] = &[
+        (&["--cos", "c2", "--sin", "s2"], &per_token),                                  // [T, N/2], per token
+        (&["--cos", "chf", "--sin", "shf"], &per_token),                                // HF [T, N], per token
+        (&["--cos", "c3", "--sin", "s3"], &per_token),                                  // [1, T, N/2], per token
+        (&["--cos", "c2", "--sin", "s2", "--table-rows", "token"], &per_token),         // said explicitly
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu", "--table-rows", "position"], &by_position),
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu1"], &per_token),           // positions 0..T: both readings agree
+    ];
+    for backend in &backends {
+        for (extra, want) in accepted {
+            let o = run(extra, backend);
+            assert!(o.status.success(), "{extra:?} {backend}: {}", err(&o));
+            assert_eq!(&read(&out, "packed"), *want, "{extra:?} on {backend}");
+        }
+    }
+    #[rustfmt::skip]
+    let refused: &[(&[&str], &str)] = &[
+        // Both readings fit and differ: the error names both and the flag.
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu"], "read by position (placed by --cu-seqlens cu) or one row per token"),
+        (&["--cos", "c2", "--sin", "s2", "--cu-seqlens", "cu", "--table-rows", "token"], "--cu-seqlens cu does not apply"),
+        (&["--cos", "c2", "--sin", "s2", "--table-rows", "position"], "no --cu-seqlens or --positions"),
+        (&["--cos", "cshort", "--sin", "sshort"], "has 4 rows, but as one row per token of the 5 packed tokens it needs 5"),
+        (&["--cos", "c3", "--sin", "s3", "--cu-seqlens", "cu"], "one row per token; --positions, --cu-seqlens"),
+        (&["--cos", "c3", "--sin", "s3", "--table-rows", "position"], "needs a 2-D table"),
+        (&["--table-rows", "token"], "--cos/--sin tables only"),
+    ];
+    std::fs::remove_file(&out).unwrap();
+    for (extra, needle) in refused {
+        let o = run(extra, "cpu");
+        let e = err(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{extra:?}: {e}");
+        assert!(e.contains(needle), "{extra:?}: expected {needle:?} in {e}");
+        assert!(!out.exists(), "{extra:?}: no output");
+    }
+    // --table-rows is for packed tensors only.
+    let mut args = vec![
+        "apply",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend([
+        "--tensors",
+        "q",
+        "--cos",
+        "c2",
+        "--sin",
+        "s2",
+        "--table-rows",
+        "token",
+    ]);
+    let o = bfrope(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("--layout thd only"), "{}", err(&o));
 }

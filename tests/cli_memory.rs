@@ -9,6 +9,8 @@
 //! measures another build of the binary (the figures of the README and the closing notes).
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,23 +115,6 @@ fn same_files(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn gpu_available() -> bool {
-    let o = Command::new(bin())
-        .args(["info", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info --json");
-    let any = !v["adapters"].as_array().unwrap().is_empty();
-    if !any {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and no adapter: the lavapipe memory test must run"
-        );
-        eprintln!("SKIP: no adapter; the GPU half of the memory test did not run");
-    }
-    any
-}
-
 #[test]
 fn memory_a_1_gib_rotation_stays_bounded_on_cpu_and_gpu() {
     let gib: usize = std::env::var("BFROPE_RSS_GIB")
@@ -162,7 +147,7 @@ fn memory_a_1_gib_rotation_stays_bounded_on_cpu_and_gpu() {
             mib(rss)
         );
     }
-    if gpu_available() {
+    if common::cli::gpu_available("the memory test") {
         let gpu_out = dir.path().join("gpu.safetensors");
         let rss = peak_rss(&input, &gpu_out, "gpu");
         eprintln!(

@@ -7,7 +7,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bfrope::{Direction, Error, Gpu, Precision, RopeShape, RopeTable, TableSpec};
+use bfrope::{Direction, Error, Gpu, Positions, RopeCall, RopeShape, RopeTable, TableSpec};
 
 /// A device of its own (the other tests' shared one stays alive).
 fn own_gpu() -> Option<Gpu> {
@@ -35,8 +35,9 @@ fn device_loss_before_a_call_is_an_error_naming_the_adapter() {
     let table = RopeTable::build(&TableSpec::new(8, 8)).unwrap();
     let x = vec![0x3F80u16; shape.elements()];
     gpu.device().destroy();
+    let positions = Positions::Offset(0);
     let e = gpu
-        .rotate_bits_blocking(&x, shape, &table, 0, Direction::Forward, Precision::Exact)
+        .apply_blocking(&RopeCall::new(shape.into(), &positions, &table), &x)
         .unwrap_err();
     assert!(matches!(e, Error::DeviceLost(_)), "{e}");
     assert_names_adapter(&e, &gpu);
@@ -54,18 +55,13 @@ fn device_destroyed_mid_run_ends_in_an_error_not_a_hang() {
     let worker = gpu.clone();
     let (started_tx, started_rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let positions = Positions::Offset(0);
+        let call = RopeCall::new(shape.into(), &positions, &table);
         let mut rotator = worker.rotator_blocking(&table).unwrap();
         let mut out = vec![0u16; x.len()];
         let mut calls = 0u32;
         let result = loop {
-            let r = rotator.rotate_into_blocking(
-                &x,
-                &mut out,
-                shape,
-                0,
-                Direction::Forward,
-                Precision::Exact,
-            );
+            let r = rotator.apply_into_blocking(&call, &x, &mut out);
             calls += 1;
             if calls == 2 {
                 let _ = started_tx.send(());
@@ -126,13 +122,13 @@ fn device_calls_interleaved_on_one_thread_take_turns() {
     let shape = RopeShape::new(2, 64, 4, 32).unwrap();
     let table = RopeTable::build(&TableSpec::new(32, 64)).unwrap();
     let x = bfrope::conformance::random_bf16(3, shape.elements());
-    let want = bfrope::cpu::rotate_bits(&x, shape, &table, 0, Direction::Forward).unwrap();
-    let back = bfrope::cpu::rotate_bits(&x, shape, &table, 0, Direction::Inverse).unwrap();
+    let positions = Positions::Offset(0);
+    let forward = RopeCall::new(shape.into(), &positions, &table);
+    let inverse = forward.with_direction(Direction::Inverse);
+    let want = bfrope::cpu::apply(&forward, &x).unwrap();
+    let back = bfrope::cpu::apply(&inverse, &x).unwrap();
     for _ in 0..5 {
-        let (a, b) = join_on_one_thread(
-            gpu.rotate_bits(&x, shape, &table, 0, Direction::Forward, Precision::Exact),
-            gpu.rotate_bits(&x, shape, &table, 0, Direction::Inverse, Precision::Exact),
-        );
+        let (a, b) = join_on_one_thread(gpu.apply(&forward, &x), gpu.apply(&inverse, &x));
         assert_eq!(a.unwrap(), want);
         assert_eq!(b.unwrap(), back);
     }

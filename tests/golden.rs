@@ -7,7 +7,7 @@
 
 mod common;
 
-use bfrope::{cpu, AngleMode, Direction, Precision, RopeShape, RopeTable, TableSpec};
+use bfrope::{cpu, AngleMode, Positions, RopeCall, RopeShape, RopeTable, TableSpec};
 use common::{gpu, is_nan, oracle_rotate, ulp_distance, Golden};
 use num_bigint::BigInt;
 use num_traits::{One, Signed, Zero};
@@ -93,26 +93,19 @@ fn run_case(case: &str) {
         let torch_cpu = g.bf16(&format!("{case}.{tensor}_out_cpu")).data;
         let torch_cuda = g.bf16(&format!("{case}.{tensor}_out_cuda")).data;
 
-        let ours_cpu = cpu::rotate_bits(&x.data, shape, &table, 0, Direction::Forward).unwrap();
+        let from_0 = Positions::Offset(0);
+        let call = RopeCall::new(shape.into(), &from_0, &table);
+        let ours_cpu = cpu::apply(&call, &x.data).unwrap();
         let cpu_vs_oracle = bit_mismatches(&ours_cpu, &want);
         let gpu_vs_oracle = gpu.as_ref().map(|gpu| {
-            let out = gpu
-                .rotate_bits_blocking(
-                    &x.data,
-                    shape,
-                    &table,
-                    0,
-                    Direction::Forward,
-                    Precision::Exact,
-                )
-                .unwrap();
+            let out = gpu.apply_blocking(&call, &x.data).unwrap();
             bit_mismatches(&out, &want)
         });
 
         let (d_cpu, nan_cpu, ulp_cpu) = compare(&want, &torch_cpu);
         let (d_cuda, nan_cuda, ulp_cuda) = compare(&want, &torch_cuda);
-        let torch_mode =
-            cpu::rotate_bits(&x.data, shape, &torch_table, 0, Direction::Forward).unwrap();
+        let torch_call = RopeCall::new(shape.into(), &from_0, &torch_table);
+        let torch_mode = cpu::apply(&torch_call, &x.data).unwrap();
         let (d_tm, nan_tm, ulp_tm) = compare(&torch_mode, &torch_cpu);
         let n = x.data.len();
         eprintln!(

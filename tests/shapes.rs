@@ -7,7 +7,8 @@ mod common;
 
 use bfrope::gpu::dispatch_grid;
 use bfrope::{
-    cpu, AngleMode, Direction, Error, Precision, RopeArgs, RopeShape, RopeTable, TableSpec,
+    cpu, AngleMode, Direction, Error, Positions, Precision, RopeArgs, RopeCall, RopeShape,
+    RopeTable, TableSpec,
 };
 use common::{gpu, oracle_rotate, rng};
 use proptest::prelude::*;
@@ -117,7 +118,9 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
         case.row_offset,
         inverse,
     );
-    let ours = cpu::rotate_bits(&x, shape, &table, case.row_offset, case.direction).unwrap();
+    let positions = Positions::Offset(case.row_offset);
+    let call = RopeCall::new(shape.into(), &positions, &table).with_direction(case.direction);
+    let ours = cpu::apply(&call, &x).unwrap();
     let first_bad = |got: &[u16]| got.iter().zip(&want).position(|(g, w)| g != w);
     prop_assert!(
         first_bad(&ours).is_none(),
@@ -125,16 +128,7 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
         first_bad(&ours)
     );
     if let Some(gpu) = gpu() {
-        let got = gpu
-            .rotate_bits_blocking(
-                &x,
-                shape,
-                &table,
-                case.row_offset,
-                case.direction,
-                Precision::Exact,
-            )
-            .unwrap();
+        let got = gpu.apply_blocking(&call, &x).unwrap();
         prop_assert!(
             first_bad(&got).is_none(),
             "{name}: GPU differs from the oracle at element {:?}",
@@ -211,30 +205,26 @@ fn shapes_validation_errors_name_the_values() {
 
     let shape = RopeShape::new(1, 8, 2, 8).unwrap();
     let x = vec![0x3F80u16; shape.elements()];
+    let at = |offset: usize, table| (Positions::Offset(offset), table);
+    fn call(shape: RopeShape, (positions, table): &(Positions, RopeTable)) -> RopeCall<'_> {
+        RopeCall::new(shape.into(), positions, table).with_rotary_dim(8)
+    }
     // Table too short: 4 rows, sequence 8.
-    let short = RopeTable::build(&TableSpec::new(8, 4)).unwrap();
-    assert_err_names(
-        cpu::rotate_bits(&x, shape, &short, 0, Direction::Forward),
-        &["4 rows", "8"],
-    );
+    let short = at(0, RopeTable::build(&TableSpec::new(8, 4)).unwrap());
+    assert_err_names(cpu::apply(&call(shape, &short), &x), &["4 rows", "8"]);
     // Long enough, but not at this offset: rows 10, offset 3 needs 11.
-    let ten = RopeTable::build(&TableSpec::new(8, 10)).unwrap();
+    let ten = at(3, RopeTable::build(&TableSpec::new(8, 10)).unwrap());
     assert_err_names(
-        cpu::rotate_bits(&x, shape, &ten, 3, Direction::Forward),
-        &["10 rows", "offset 3", "11"],
+        cpu::apply(&call(shape, &ten), &x),
+        &["10 rows", "position 3", "11"],
     );
     // Wrong pairs: the table is for head_dim 6 (3 pairs), the tensor has head_dim 8.
-    let narrow = RopeTable::build(&TableSpec::new(6, 8)).unwrap();
-    assert_err_names(
-        cpu::rotate_bits(&x, shape, &narrow, 0, Direction::Forward),
-        &["3 pairs", "8"],
-    );
+    let narrow = at(0, RopeTable::build(&TableSpec::new(6, 8)).unwrap());
+    assert_err_names(cpu::apply(&call(shape, &narrow), &x), &["3 pairs", "8"]);
     // Data length: 10 elements for a shape that needs 128.
     let table = RopeTable::build(&TableSpec::new(8, 8)).unwrap();
-    assert_err_names(
-        cpu::rotate_bits(&x[..10], shape, &table, 0, Direction::Forward),
-        &["10", "128"],
-    );
+    let fits = at(0, table.clone());
+    assert_err_names(cpu::apply(&call(shape, &fits), &x[..10]), &["10", "128"]);
     // Table construction.
     assert_err_names(
         RopeTable::from_cos_sin(&[1.0; 6], &[0.0; 5], 2, 3),
@@ -254,15 +244,15 @@ fn shapes_validation_errors_name_the_values() {
     let p = Precision::Exact;
     let f = Direction::Forward;
     assert_err_names(
-        gpu.rotate_bits_blocking(&x, shape, &short, 0, f, p),
+        gpu.apply_blocking(&call(shape, &short), &x),
         &["4 rows", "8"],
     );
     assert_err_names(
-        gpu.rotate_bits_blocking(&x, shape, &narrow, 0, f, p),
+        gpu.apply_blocking(&call(shape, &narrow), &x),
         &["3 pairs", "8"],
     );
     assert_err_names(
-        gpu.rotate_bits_blocking(&x[..10], shape, &table, 0, f, p),
+        gpu.apply_blocking(&call(shape, &fits), &x[..10]),
         &["10", "128"],
     );
 
@@ -349,11 +339,11 @@ fn shapes_gpu_grid_beyond_65535_workgroups_d2() {
     let mut r = rng(65536);
     let x: Vec<u16> = (0..shape.elements()).map(|_| r.random()).collect();
     let t = std::time::Instant::now();
-    let got = gpu
-        .rotate_bits_blocking(&x, shape, &table, 0, Direction::Forward, Precision::Exact)
-        .unwrap();
+    let positions = Positions::Offset(0);
+    let call = RopeCall::new(shape.into(), &positions, &table);
+    let got = gpu.apply_blocking(&call, &x).unwrap();
     let gpu_time = t.elapsed();
-    let want = cpu::rotate_bits(&x, shape, &table, 0, Direction::Forward).unwrap();
+    let want = cpu::apply(&call, &x).unwrap();
     let bad = got.iter().zip(&want).filter(|(g, w)| g != w).count();
     eprintln!(
         "grid test: {} words on the GPU in {gpu_time:.2?}, {bad} mismatches vs CPU",
@@ -368,4 +358,25 @@ fn shapes_gpu_grid_beyond_65535_workgroups_d2() {
     // The tail beyond the first 65535 workgroups is where an unwritten word would be.
     let tail = 2 * 65535 * 256;
     assert_eq!(&got[tail..], &want[tail..]);
+}
+
+/// The `half::bf16` convenience forms return the bits of the bit-pattern forms, CPU and GPU.
+#[test]
+fn shapes_bf16_slices_give_the_same_bits() {
+    let shape = RopeShape::new(2, 5, 3, 16).unwrap();
+    let table = RopeTable::build(&TableSpec::new(16, 9)).unwrap();
+    let positions = Positions::PerBatch(vec![4, 0]);
+    let call = RopeCall::new(shape.into(), &positions, &table).with_direction(Direction::Inverse);
+    let bits = bfrope::conformance::random_bf16(12, shape.elements());
+    let x: Vec<half::bf16> = bits.iter().map(|&b| half::bf16::from_bits(b)).collect();
+    let want = cpu::apply(&call, &bits).unwrap();
+    let as_bits = |v: Vec<half::bf16>| v.into_iter().map(|h| h.to_bits()).collect::<Vec<u16>>();
+    assert_eq!(as_bits(cpu::apply_bf16(&call, &x).unwrap()), want, "CPU");
+    if let Some(gpu) = gpu() {
+        assert_eq!(
+            as_bits(gpu.apply_bf16_blocking(&call, &x).unwrap()),
+            want,
+            "GPU"
+        );
+    }
 }

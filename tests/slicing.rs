@@ -7,7 +7,10 @@
 
 mod common;
 
-use bfrope::{cpu, Direction, Gpu, Precision, RopeArgs, RopeShape, RopeTable, TableSpec};
+use bfrope::{
+    cpu, Direction, Gpu, Pairing, Positions, Precision, RopeArgs, RopeCall, RopeShape, RopeTable,
+    TableSpec,
+};
 use common::oracle_rotate;
 
 fn table(rows: usize, pairs: usize) -> RopeTable {
@@ -64,17 +67,10 @@ fn slicing_forced_small_limits_give_the_unsliced_bits() {
             dims.iter().product::<usize>() as u64,
             shape.elements(),
         );
-        let whole = gpu
-            .rotate_bits_blocking(
-                &x,
-                shape,
-                &t,
-                row_offset,
-                Direction::Forward,
-                Precision::Exact,
-            )
-            .unwrap();
-        let on_cpu = cpu::rotate_bits(&x, shape, &t, row_offset, Direction::Forward).unwrap();
+        let positions = Positions::Offset(row_offset);
+        let call = RopeCall::new(shape.into(), &positions, &t);
+        let whole = gpu.apply_blocking(&call, &x).unwrap();
+        let on_cpu = cpu::apply(&call, &x).unwrap();
         let oracle = oracle_rotate(
             &x,
             dims,
@@ -99,13 +95,12 @@ fn slicing_forced_small_limits_give_the_unsliced_bits() {
             let small = gpu.clone().with_max_binding(limit);
             let n = dispatches(&small, shape, &t, row_offset);
             for direction in [Direction::Forward, Direction::Inverse] {
-                let got = small
-                    .rotate_bits_blocking(&x, shape, &t, row_offset, direction, Precision::Exact)
-                    .unwrap();
+                let call = call.with_direction(direction);
+                let got = small.apply_blocking(&call, &x).unwrap();
                 let want = if direction == Direction::Forward {
                     whole.clone()
                 } else {
-                    cpu::rotate_bits(&x, shape, &t, row_offset, direction).unwrap()
+                    cpu::apply(&call, &x).unwrap()
                 };
                 let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
                 assert_eq!(
@@ -131,8 +126,9 @@ fn slicing_a_token_larger_than_the_limit_is_refused_naming_it() {
     let t = table(4, 32);
     let x = vec![0x3F80u16; shape.elements()];
     let small = gpu.clone().with_max_binding(64);
+    let positions = Positions::Offset(0);
     let e = small
-        .rotate_bits_blocking(&x, shape, &t, 0, Direction::Forward, Precision::Exact)
+        .apply_blocking(&RopeCall::new(shape.into(), &positions, &t), &x)
         .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, bfrope::Error::Limit(_)), "{msg}");
@@ -142,31 +138,86 @@ fn slicing_a_token_larger_than_the_limit_is_refused_naming_it() {
     );
 }
 
+/// A Rotator fed pieces of whole tokens ([`Positions::piece`] places each) gives the whole
+/// call's bits: contiguous calls at an offset (the fast kernels), per-batch offsets and
+/// half-split partial rotary (the general kernel), all with the one resident table.
 #[test]
 fn slicing_a_rotator_rotates_piece_by_piece_like_the_whole() {
     let Some(gpu) = common::gpu() else { return };
     let shape = RopeShape::new(3, 50, 4, 32).unwrap();
     let t = table(60, 16);
+    let half_table = table(60, 8);
     let x = bfrope::conformance::random_bf16(77, shape.elements());
-    let want = cpu::rotate_bits(&x, shape, &t, 4, Direction::Forward).unwrap();
-    let mut rotator = gpu.rotator_blocking(&t).unwrap();
-    for max_tokens in [1, 7, 50, 120, 1000] {
-        let mut got = vec![0u16; x.len()];
-        for r in shape.token_ranges(max_tokens) {
-            let e = r.elements(&shape);
-            rotator
-                .rotate_into_blocking(
-                    &x[e.clone()],
-                    &mut got[e],
-                    r.shape(&shape),
-                    4 + r.seq_start,
-                    Direction::Forward,
-                    Precision::Exact,
-                )
-                .unwrap();
+    let at_4 = Positions::Offset(4);
+    let per_batch = Positions::PerBatch(vec![9, 0, 3]);
+    let calls = [
+        RopeCall::new(shape.into(), &at_4, &t),
+        RopeCall::new(shape.into(), &per_batch, &t).with_direction(Direction::Inverse),
+        RopeCall::new(shape.into(), &at_4, &half_table)
+            .with_pairing(Pairing::HalfSplit)
+            .with_rotary_dim(16),
+    ];
+    for call in &calls {
+        let want = cpu::apply(call, &x).unwrap();
+        let mut rotator = gpu.rotator_blocking(call.table).unwrap();
+        for max_tokens in [1, 7, 50, 120, 1000] {
+            let mut got = vec![0u16; x.len()];
+            for r in shape.token_ranges(max_tokens) {
+                let e = r.elements(&shape);
+                let positions = call.positions.piece(shape.seq, &r);
+                let piece = RopeCall {
+                    view: r.shape(&shape).into(),
+                    positions: &positions,
+                    ..*call
+                };
+                rotator
+                    .apply_into_blocking(&piece, &x[e.clone()], &mut got[e])
+                    .unwrap();
+            }
+            assert_eq!(
+                got, want,
+                "{:?} {:?}: pieces of at most {max_tokens} tokens",
+                call.positions, call.rotation
+            );
         }
-        assert_eq!(got, want, "pieces of at most {max_tokens} tokens");
     }
+}
+
+/// A Rotator runs only calls on the table it holds: another table of the same size is
+/// refused (its values are not on the GPU), naming both.
+#[test]
+fn slicing_a_rotator_refuses_a_call_on_another_table() {
+    let Some(gpu) = common::gpu() else { return };
+    let shape = RopeShape::new(1, 4, 2, 8).unwrap();
+    let (t, other) = (table(4, 4), table(4, 4));
+    let x = vec![0x3F80u16; shape.elements()];
+    let mut out = vec![0u16; x.len()];
+    let positions = Positions::Offset(0);
+    let mut rotator = gpu.rotator_blocking(&t).unwrap();
+    let e = rotator
+        .apply_into_blocking(
+            &RopeCall::new(shape.into(), &positions, &other),
+            &x,
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(matches!(e, bfrope::Error::Argument(_)), "{e}");
+    assert!(
+        e.to_string().contains("not the table this Rotator holds"),
+        "{e}"
+    );
+    let e = rotator
+        .apply_into_blocking(
+            &RopeCall::new(shape.into(), &positions, &t),
+            &x,
+            &mut out[1..],
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("holds 63 elements but the input holds 64"),
+        "{e}"
+    );
 }
 
 /// Over the adapter's real binding limit (128 MiB on lavapipe): several dispatches, the same
@@ -188,10 +239,10 @@ fn slicing_over_the_real_binding_limit() {
         dispatches(&gpu, shape, &t, 0) > 1,
         "split over {limit} bytes"
     );
-    let got = gpu
-        .rotate_bits_blocking(&x, shape, &t, 0, Direction::Forward, Precision::Exact)
-        .unwrap();
-    let want = cpu::rotate_bits(&x, shape, &t, 0, Direction::Forward).unwrap();
+    let positions = Positions::Offset(0);
+    let call = RopeCall::new(shape.into(), &positions, &t);
+    let got = gpu.apply_blocking(&call, &x).unwrap();
+    let want = cpu::apply(&call, &x).unwrap();
     let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
     assert_eq!(
         bad,

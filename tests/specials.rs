@@ -13,7 +13,7 @@ mod common;
 use std::sync::OnceLock;
 
 use bfrope::{cpu, Direction, Precision, RopeArgs, RopeShape, RopeTable};
-use common::{gpu, oracle_dot2, oracle_pair, rng};
+use common::{bshd_call, gpu, oracle_dot2, oracle_pair, rng};
 use rand::Rng;
 use wgpu::util::DeviceExt;
 
@@ -199,7 +199,7 @@ fn run_gpu(head_dim: usize, direction: Direction) {
     let table = table_for(head_dim / 2);
     let t = std::time::Instant::now();
     let got = gpu
-        .rotate_bits_blocking(&c.x, shape, &table, 0, direction, Precision::Exact)
+        .apply_blocking(&bshd_call(shape, &table, direction), &c.x)
         .unwrap();
     eprintln!("GPU {shape:?} {direction:?}: {:.2?}", t.elapsed());
     check(
@@ -295,7 +295,7 @@ fn specials_cpu_d2_forward_and_d8_inverse() {
     for (head_dim, direction) in [(2usize, Direction::Forward), (8, Direction::Inverse)] {
         let shape = shape_for(head_dim);
         let table = table_for(head_dim / 2);
-        let got = cpu::rotate_bits(&c.x, shape, &table, 0, direction).unwrap();
+        let got = cpu::apply(&bshd_call(shape, &table, direction), &c.x).unwrap();
         check(
             &format!("specials_cpu[d={head_dim},{direction:?}]"),
             &got,
@@ -406,16 +406,15 @@ fn specials_non_finite_tables_follow_the_contract() {
                 0,
                 direction == Direction::Inverse,
             );
-            let on_cpu = cpu::rotate_bits(&x, shape, &table, 0, direction).unwrap();
+            let call = bshd_call(shape, &table, direction);
+            let on_cpu = cpu::apply(&call, &x).unwrap();
             let bad = on_cpu.iter().zip(&want).filter(|(a, b)| a != b).count();
             assert_eq!(
                 bad, 0,
                 "CPU path, pairs {pairs}, {direction:?}: {bad} mismatches"
             );
             if let Some(g) = gpu() {
-                let got = g
-                    .rotate_bits_blocking(&x, shape, &table, 0, direction, Precision::Exact)
-                    .unwrap();
+                let got = g.apply_blocking(&call, &x).unwrap();
                 let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
                 assert_eq!(
                     bad, 0,

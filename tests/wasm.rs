@@ -155,14 +155,7 @@ async fn webgpu_sweep_matches_cpu() {
     for direction in [Direction::Forward, Direction::Inverse] {
         let expected = case.expected(direction).expect("cpu rotate");
         let got = gpu
-            .rotate_bits(
-                &case.x,
-                case.shape,
-                &case.table,
-                case.row_offset,
-                direction,
-                Precision::Exact,
-            )
+            .apply(&case.call(direction, Precision::Exact), &case.x)
             .await
             .expect("gpu rotate");
         let (count, first) = case.compare(direction, &expected, &got, 5);
@@ -458,4 +451,46 @@ async fn rope_rejects_bad_options() {
         assert!(err.contains(needle), "{err:?} should name {needle:?}");
         assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     }
+}
+
+/// The original JS entry `rope_bf16(x, shape, cos, sin, inverse)` keeps working: contiguous
+/// `[B,S,H,D]` interleaved from position 0, now a `RopeCall` inside, equal to `cpu::apply`
+/// both ways; a table of the wrong width is refused naming its size.
+#[wasm_bindgen_test]
+async fn rope_bf16_keeps_its_signature_and_bits() {
+    log_backend().await;
+    let (b, s, h, d) = (2, 5, 3, 16);
+    let x = random_bf16(33, b * s * h * d);
+    let table = RopeTable::build(&TableSpec::new(d, s + 2)).expect("table");
+    let (cos, sin): (Vec<f32>, Vec<f32>) = table.cos_sin().iter().map(|&[c, s]| (c, s)).unzip();
+    let positions = Positions::Offset(0);
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let call = RopeCall::new(TensorView::bshd(b, s, h, d), &positions, &table)
+            .with_direction(direction);
+        let got = bfrope::web::rope_bf16(
+            Uint16Array::from(&x[..]),
+            nums(&[b, s, h, d]),
+            Float32Array::from(&cos[..]),
+            Float32Array::from(&sin[..]),
+            direction == Direction::Inverse,
+        )
+        .await
+        .expect("rope_bf16")
+        .to_vec();
+        assert_eq!(got, cpu::apply(&call, &x).expect("cpu"), "{direction:?}");
+    }
+    let e = bfrope::web::rope_bf16(
+        Uint16Array::from(&x[..]),
+        nums(&[b, s, h, d]),
+        Float32Array::from(&cos[..7]),
+        Float32Array::from(&sin[..7]),
+        false,
+    )
+    .await
+    .expect_err("a table of 7 values");
+    let msg = e.dyn_into::<js_sys::Error>().expect("an Error").message();
+    assert!(
+        String::from(msg).contains("7 values"),
+        "refused naming the size"
+    );
 }

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
 use crate::gpu::kernels::RopeKernels;
 use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
-use crate::shape::{Direction, Precision, RopeShape};
 use crate::spec::RopeCall;
 use crate::table::RopeTable;
 
@@ -354,8 +353,9 @@ impl Gpu {
         .await
     }
 
-    /// Uploads `table` once for many calls of one [`Rotator`].
-    pub async fn rotator(&self, table: &RopeTable) -> Result<Rotator<'_>> {
+    /// Uploads `table` once for many calls of one [`Rotator`] (calls whose
+    /// [`RopeCall::table`] is this table).
+    pub async fn rotator<'a>(&'a self, table: &'a RopeTable) -> Result<Rotator<'a>> {
         let bytes = table.as_bytes();
         if bytes.len() as u64 > self.report.max_buffer {
             return Err(Error::Limit(format!(
@@ -377,192 +377,155 @@ impl Gpu {
             .await?;
         Ok(Rotator {
             gpu: self,
+            host_table: table,
             table: buffer,
-            table_rows: table.rows(),
-            pairs: table.pairs(),
             tensors: None,
             staging: None,
         })
     }
 
-    /// Rotates host bf16 data on the GPU and returns the result.
-    pub async fn rotate(
-        &self,
-        x: &[bf16],
-        shape: RopeShape,
-        table: &RopeTable,
-        row_offset: usize,
-        direction: Direction,
-        precision: Precision,
-    ) -> Result<Vec<bf16>> {
-        let bits = self
-            .rotate_bits(
-                bytemuck::cast_slice(x),
-                shape,
-                table,
-                row_offset,
-                direction,
-                precision,
-            )
-            .await?;
-        Ok(bits.into_iter().map(bf16::from_bits).collect())
-    }
-
-    /// Rotates raw bf16 bit patterns on the GPU (what the web page and the CLI hold). Any
-    /// size up to the device's `max_buffer_size`: the call is split into as many dispatches
-    /// as the binding and grid limits need, and data moves through bounded staging.
-    pub async fn rotate_bits(
-        &self,
-        x: &[u16],
-        shape: RopeShape,
-        table: &RopeTable,
-        row_offset: usize,
-        direction: Direction,
-        precision: Precision,
-    ) -> Result<Vec<u16>> {
-        shape.check_len(x.len())?;
-        table.check_fits(shape.seq, shape.pairs(), row_offset)?;
-        let mut rotator = self.rotator(table).await?;
-        let mut out = vec![0u16; x.len()];
-        rotator
-            .rotate_into(x, &mut out, shape, row_offset, direction, precision)
-            .await?;
-        Ok(out)
-    }
-}
-
-impl Gpu {
-    /// Rotates the view of `call` in a copy of `x` (any view, pairing, rotary_dim and
-    /// positions per batch row) and returns the buffer: elements outside the view, and
-    /// dims past rotary_dim, come back bit for bit. Contiguous BSHD interleaved whole-head
-    /// calls take the fast kernels (split over any size); others the general kernel.
+    /// Rotates the view of `call` in a copy of `x` (raw bf16 bit patterns, what the web page
+    /// and the CLI hold) and returns the buffer: elements outside the view, and dims past
+    /// rotary_dim, come back bit for bit. Any view, pairing, rotary_dim and positions; any
+    /// size up to the device's `max_buffer_size` (the library splits the work over the
+    /// binding and grid limits; data moves through bounded staging). Contiguous BSHD
+    /// interleaved whole-head calls at an offset ([`RopeCall::contiguous`]) take the fast
+    /// kernels, others the general kernel.
     pub async fn apply(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
         call.validate(x.len())?;
-        let v = call.view;
-        let rot = call.rotation;
-        if let Some((shape, offset)) = call.contiguous() {
-            let span = shape.elements();
-            let mut out = x.to_vec();
-            let y = self
-                .rotate_bits(
-                    &x[..span],
-                    shape,
-                    call.table,
-                    offset,
-                    rot.direction,
-                    rot.precision,
-                )
-                .await?;
-            out[..span].copy_from_slice(&y);
-            return Ok(out);
-        }
-        let words = x.len().div_ceil(2);
-        let bytes = words as u64 * 4;
-        if bytes > self.report.max_buffer {
-            return Err(Error::Limit(format!(
-                "a buffer of {bytes} bytes exceeds this device's max_buffer_size of {} bytes",
-                self.report.max_buffer
-            )));
-        }
-        self.guarded("rotating a view", async {
-            let usage = wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC;
-            let input = self.buffer("bfrope::input", bytes, usage);
-            let output = self.buffer("bfrope::output", bytes, usage);
-            let table = self.buffer(
-                "bfrope::table",
-                call.table.as_bytes().len() as u64,
-                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            );
-            let mut padded;
-            let host: &[u16] = if x.len() % 2 == 0 {
-                x
-            } else {
-                padded = x.to_vec();
-                padded.push(0);
-                &padded
-            };
-            self.upload(&input, bytemuck::cast_slice(host))?;
-            self.upload(&table, call.table.as_bytes())?;
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("bfrope::apply"),
-                });
-            encoder.copy_buffer_to_buffer(&input, 0, &output, 0, bytes);
-            self.kernels.record_view(
-                &mut encoder,
-                &ViewArgs {
-                    q: ViewTensor {
-                        input: &input,
-                        output: &output,
-                        view: v,
-                    },
-                    k: None,
-                    table: &table,
-                    table_rows: call.table.rows(),
-                    rotation: rot,
-                    positions: call.positions,
-                    device_rows: None,
-                },
-            )?;
-            let staging = self.staging(bytes);
-            padded = vec![0u16; words * 2];
-            self.read_into(
-                Some(encoder),
-                &output,
-                &staging,
-                bytemuck::cast_slice_mut(&mut padded),
-            )
-            .await?;
-            padded.truncate(x.len());
-            Ok(padded)
-        })
-        .await
+        let mut rotator = self.rotator(call.table).await?;
+        let mut out = vec![0u16; x.len()];
+        rotator.apply_into(call, x, &mut out).await?;
+        Ok(out)
+    }
+
+    /// [`apply`](Self::apply) on `half::bf16` data.
+    pub async fn apply_bf16(&self, call: &RopeCall<'_>, x: &[bf16]) -> Result<Vec<bf16>> {
+        let bits = self.apply(call, bytemuck::cast_slice(x)).await?;
+        Ok(bits.into_iter().map(bf16::from_bits).collect())
     }
 }
 
 /// A table kept on the GPU with input, output and staging buffers reused across calls: the
-/// streaming form of [`Gpu::rotate_bits`] (the CLI rotates large tensors piece by piece
-/// through one `Rotator`, so memory stays bounded by the piece size).
+/// streaming form of [`Gpu::apply`] (the CLI rotates large tensors piece by piece through one
+/// `Rotator`, so memory stays bounded by the piece size). It borrows the table it uploaded;
+/// every call it runs must name that table.
 #[derive(Debug)]
-pub struct Rotator<'g> {
-    gpu: &'g Gpu,
+pub struct Rotator<'a> {
+    gpu: &'a Gpu,
+    host_table: &'a RopeTable,
     table: wgpu::Buffer,
-    table_rows: usize,
-    pairs: usize,
     tensors: Option<(wgpu::Buffer, wgpu::Buffer)>,
     staging: Option<wgpu::Buffer>,
 }
 
 impl Rotator<'_> {
-    /// Rotates `x` (the bits of a `shape` tensor) into `out` with table rows from
-    /// `row_offset`.
-    pub async fn rotate_into(
+    /// Rotates the view of `call` in `x` into `out` (as long as `x`): `out` receives `x`
+    /// with the view rotated, as [`Gpu::apply`] returns it. `call.table` must be the table
+    /// this Rotator was made from ([`Gpu::rotator`]); [`RopeCall::validate`] checks the rest.
+    pub async fn apply_into(
         &mut self,
+        call: &RopeCall<'_>,
         x: &[u16],
         out: &mut [u16],
-        shape: RopeShape,
-        row_offset: usize,
-        direction: Direction,
-        precision: Precision,
     ) -> Result<()> {
-        shape.check_len(x.len())?;
-        shape.check_len(out.len())?;
-        let gpu = self.gpu;
-        if self.pairs != shape.pairs() {
-            return Err(Error::Table(format!(
-                "table has {} pairs per row but head_dim {} needs {}",
-                self.pairs,
-                shape.head_dim,
-                shape.pairs()
+        call.validate(x.len())?;
+        if out.len() != x.len() {
+            return Err(Error::Argument(format!(
+                "the output holds {} elements but the input holds {}",
+                out.len(),
+                x.len()
             )));
         }
-        let bytes = shape.elements() as u64 * 2;
+        if !std::ptr::eq(call.table, self.host_table) {
+            return Err(Error::Argument(format!(
+                "the call's table ({} rows of {} pairs) is not the table this Rotator holds on the GPU ({} rows of {} pairs); make a Rotator for it",
+                call.table.rows(),
+                call.table.pairs(),
+                self.host_table.rows(),
+                self.host_table.pairs()
+            )));
+        }
+        if let Some((shape, row_offset)) = call.contiguous() {
+            // The fast kernels rotate the tensor alone; the rest of the buffer is copied here.
+            let span = shape.elements();
+            out[span..].copy_from_slice(&x[span..]);
+            let rotation = call.rotation;
+            let table_rows = call.table.rows();
+            return self
+                .run(
+                    "rotating",
+                    &x[..span],
+                    &mut out[..span],
+                    |kernels, encoder, input, output, table, _| {
+                        kernels.record(
+                            encoder,
+                            &RopeArgs {
+                                input,
+                                output,
+                                table,
+                                table_rows,
+                                row_offset,
+                                shape,
+                                direction: rotation.direction,
+                                precision: rotation.precision,
+                            },
+                        )
+                    },
+                )
+                .await;
+        }
+        self.run(
+            "rotating a view",
+            x,
+            out,
+            |kernels, encoder, input, output, table, bytes| {
+                // Out of place: the output starts as the input, then the view is rotated into it.
+                encoder.copy_buffer_to_buffer(input, 0, output, 0, bytes);
+                kernels.record_view(
+                    encoder,
+                    &ViewArgs {
+                        q: ViewTensor {
+                            input,
+                            output,
+                            view: call.view,
+                        },
+                        k: None,
+                        table,
+                        table_rows: call.table.rows(),
+                        rotation: call.rotation,
+                        positions: call.positions,
+                        device_rows: None,
+                    },
+                )
+            },
+        )
+        .await
+    }
+
+    /// Uploads `x` (padded to whole words) into the input buffer, lets `record` record the
+    /// work from input to output (it gets the padded byte count), and reads the output back
+    /// into `out`. Buffers grow to the largest call seen and are reused.
+    async fn run(
+        &mut self,
+        what: &str,
+        x: &[u16],
+        out: &mut [u16],
+        record: impl FnOnce(
+            &RopeKernels,
+            &mut wgpu::CommandEncoder,
+            &wgpu::Buffer,
+            &wgpu::Buffer,
+            &wgpu::Buffer,
+            u64,
+        ) -> Result<()>,
+    ) -> Result<()> {
+        let gpu = self.gpu;
+        let words = x.len().div_ceil(2);
+        let bytes = words as u64 * 4;
         if bytes > gpu.report.max_buffer {
             return Err(Error::Limit(format!(
-                "a tensor of {bytes} bytes exceeds this device's max_buffer_size of {} bytes",
+                "a buffer of {bytes} bytes exceeds this device's max_buffer_size of {} bytes",
                 gpu.report.max_buffer
             )));
         }
@@ -587,34 +550,43 @@ impl Rotator<'_> {
         let (input, output) = self.tensors.as_ref().expect("allocated above");
         let staging = self.staging.as_ref().expect("allocated above");
         let table = &self.table;
-        let table_rows = self.table_rows;
-        gpu.guarded("rotating", async {
-            gpu.upload(input, bytemuck::cast_slice(x))?;
+        // Odd lengths travel with one padding element: copies move whole words.
+        let odd = x.len() % 2 == 1;
+        let padded_in;
+        let host: &[u16] = if odd {
+            padded_in = [x, &[0]].concat();
+            &padded_in
+        } else {
+            x
+        };
+        gpu.guarded(what, async {
+            gpu.upload(input, bytemuck::cast_slice(host))?;
             let mut encoder = gpu
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("bfrope::rotate"),
                 });
-            gpu.kernels.record(
-                &mut encoder,
-                &RopeArgs {
-                    input,
+            record(&gpu.kernels, &mut encoder, input, output, table, bytes)?;
+            if odd {
+                let mut padded_out = vec![0u16; words * 2];
+                gpu.read_into(
+                    Some(encoder),
                     output,
-                    table,
-                    table_rows,
-                    row_offset,
-                    shape,
-                    direction,
-                    precision,
-                },
-            )?;
-            gpu.read_into(
-                Some(encoder),
-                output,
-                staging,
-                bytemuck::cast_slice_mut(out),
-            )
-            .await
+                    staging,
+                    bytemuck::cast_slice_mut(&mut padded_out),
+                )
+                .await?;
+                out.copy_from_slice(&padded_out[..out.len()]);
+                Ok(())
+            } else {
+                gpu.read_into(
+                    Some(encoder),
+                    output,
+                    staging,
+                    bytemuck::cast_slice_mut(out),
+                )
+                .await
+            }
         })
         .await
     }
@@ -628,42 +600,31 @@ impl Gpu {
         pollster::block_on(Self::new(selector))
     }
 
-    /// [`Gpu::rotate_bits`], blocking.
-    pub fn rotate_bits_blocking(
-        &self,
-        x: &[u16],
-        shape: RopeShape,
-        table: &RopeTable,
-        row_offset: usize,
-        direction: Direction,
-        precision: Precision,
-    ) -> Result<Vec<u16>> {
-        pollster::block_on(self.rotate_bits(x, shape, table, row_offset, direction, precision))
-    }
-
     /// [`Gpu::apply`], blocking.
     pub fn apply_blocking(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
         pollster::block_on(self.apply(call, x))
     }
 
+    /// [`Gpu::apply_bf16`], blocking.
+    pub fn apply_bf16_blocking(&self, call: &RopeCall<'_>, x: &[bf16]) -> Result<Vec<bf16>> {
+        pollster::block_on(self.apply_bf16(call, x))
+    }
+
     /// [`Gpu::rotator`], blocking.
-    pub fn rotator_blocking(&self, table: &RopeTable) -> Result<Rotator<'_>> {
+    pub fn rotator_blocking<'a>(&'a self, table: &'a RopeTable) -> Result<Rotator<'a>> {
         pollster::block_on(self.rotator(table))
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl Rotator<'_> {
-    /// [`Rotator::rotate_into`], blocking.
-    pub fn rotate_into_blocking(
+    /// [`Rotator::apply_into`], blocking.
+    pub fn apply_into_blocking(
         &mut self,
+        call: &RopeCall<'_>,
         x: &[u16],
         out: &mut [u16],
-        shape: RopeShape,
-        row_offset: usize,
-        direction: Direction,
-        precision: Precision,
     ) -> Result<()> {
-        pollster::block_on(self.rotate_into(x, out, shape, row_offset, direction, precision))
+        pollster::block_on(self.apply_into(call, x, out))
     }
 }

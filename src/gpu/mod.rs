@@ -8,8 +8,9 @@
 //!   `CommandEncoder` with the caller's buffers and never submits;
 //! - [`device`]: [`Gpu`], the convenience layer (a device, its queue, uploads and read-backs
 //!   through bounded staging, device loss and driver errors as [`Error`]s that
-//!   name the adapter) and [`Rotator`], which keeps a table and buffers on the GPU across
-//!   calls. Everything is `async` at the core; blocking waits live only in native entry
+//!   name the adapter), [`Gpu::apply`] for any [`RopeCall`](crate::RopeCall), and
+//!   [`Rotator`], which keeps a call's table and buffers on the GPU across calls (the
+//!   streamed path). Everything is `async` at the core; blocking waits live only in native entry
 //!   points (`*_blocking`).
 
 pub mod adapter;

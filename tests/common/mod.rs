@@ -2,12 +2,26 @@
 //! CI), the golden-file loader and seeded randomness.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod oracle;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 pub use oracle::{is_nan, oracle_dot2, oracle_pair, oracle_rotate, ulp_distance, QNAN};
+
+/// Positions `0, 1, ...` in every batch row, for calls that need no others.
+pub static FROM_0: bfrope::Positions = bfrope::Positions::Offset(0);
+
+/// The call most tests make: contiguous BSHD `shape` from position 0, interleaved over the
+/// whole head, exact, in `direction`.
+pub fn bshd_call(
+    shape: bfrope::RopeShape,
+    table: &bfrope::RopeTable,
+    direction: bfrope::Direction,
+) -> bfrope::RopeCall<'_> {
+    bfrope::RopeCall::new(shape.into(), &FROM_0, table).with_direction(direction)
+}
 
 /// The shared PyTorch reference file (DESIGN.md §4).
 pub const GOLDEN_PATH: &str = concat!(

@@ -204,9 +204,9 @@ pub fn oracle_pair(x0: u16, x1: u16, c: u32, s: u32, inverse: bool) -> (u16, u16
     )
 }
 
-/// Rotates a `[batch, seq, heads, head_dim]` bf16 tensor pair by pair. `table(row, i)`
-/// returns the `(cos, sin)` f32 bit patterns of table row `row`, frequency `i`; token `s` uses
-/// row `row_offset + s`.
+/// [`oracle_rotate_view`] on a contiguous `[batch, seq, heads, head_dim]` tensor in
+/// interleaved pairs over the whole head, token `s` of every batch row at table row
+/// `row_offset + s`.
 pub fn oracle_rotate(
     x: &[u16],
     dims: [usize; 4],
@@ -220,22 +220,17 @@ pub fn oracle_rotate(
         b * s * h * d,
         "oracle_rotate: data length vs shape {dims:?}"
     );
-    assert_eq!(d % 2, 0);
-    let mut y = vec![0u16; x.len()];
-    for bi in 0..b {
-        for si in 0..s {
-            for hi in 0..h {
-                for i in 0..d / 2 {
-                    let at = ((bi * s + si) * h + hi) * d + 2 * i;
-                    let (c, sn) = table(row_offset + si, i);
-                    let (y0, y1) = oracle_pair(x[at], x[at + 1], c, sn, inverse);
-                    y[at] = y0;
-                    y[at + 1] = y1;
-                }
-            }
-        }
-    }
-    y
+    let rows: Vec<usize> = (0..b).flat_map(|_| row_offset..row_offset + s).collect();
+    let view = OracleView {
+        dims,
+        strides: [s * h * d, h * d, d],
+        offset: 0,
+        half_split: false,
+        rotary_dim: d,
+        rows: &rows,
+        inverse,
+    };
+    oracle_rotate_view(x, &view, table)
 }
 
 /// Whether a bf16 pattern is a NaN.

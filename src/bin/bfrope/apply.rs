@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use bfrope::{
     cpu, AngleMode, Direction, Error, Gpu, Pairing, Positions, Precision, RopeCall, RopeShape,
-    RopeTable, Rotation, TableSpec, TensorView,
+    RopeTable, Rotation, TableSpec,
 };
 use safetensors::tensor::Dtype;
 
-use crate::placement::{self, Rows};
+use crate::placement;
 use crate::stream::{Input, PIECE_BYTES};
 use crate::{le_from_bits, ms, output, CliError, CliResult};
 
@@ -38,6 +38,15 @@ pub enum RotationArg {
     Interleaved,
     /// `(x[i], x[i + R/2])`: GPT-NeoX and Hugging Face's `rotate_half`.
     Half,
+}
+
+/// How the rows of a 2-D `--cos`/`--sin` table are indexed (`--layout thd` only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableRows {
+    /// Row r holds position r; tokens are placed by `--cu-seqlens` or `--positions`.
+    Position,
+    /// Row t holds packed token t (`[T, N/2]` or `[T, N]`).
+    Token,
 }
 
 /// Where the rotation runs.
@@ -92,8 +101,10 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N")]
     rotary_dim: Option<usize>,
     /// Name of an F32 cosine table in INPUT: [rows, N/2] (row r = position r), or one row
-    /// per token [B, S, N/2] ([1, T, N/2] for thd); a last dim of N with the halves
-    /// repeated (Hugging Face's form) is accepted.
+    /// per token [B, S, N/2] ([T, N/2] or [1, T, N/2] for thd); a last dim of N with the
+    /// halves repeated (Hugging Face's form) is accepted. With --layout thd a 2-D table is
+    /// per token without --cu-seqlens/--positions and by position with them; where both
+    /// readings fit and differ, --table-rows says which.
     #[arg(long, value_name = "NAME")]
     cos: Option<String>,
     /// Name of an F32 sine table in INPUT, shaped as --cos.
@@ -114,6 +125,9 @@ pub struct ApplyArgs {
     /// I32/I64 [B+1] sequence starts in the packed token dimension (--layout thd).
     #[arg(long, value_name = "NAME")]
     cu_seqlens: Option<String>,
+    /// With --layout thd: the rows of a 2-D --cos/--sin table are positions or tokens.
+    #[arg(long, value_enum, value_name = "INDEX")]
+    table_rows: Option<TableRows>,
     /// Rotate by -angle (the backward pass; undoes a forward rotation).
     #[arg(long)]
     inverse: bool,
@@ -153,23 +167,29 @@ struct Job {
     dims: Vec<usize>,
     /// The same tensor as a contiguous BSHD shape (what is streamed).
     shape: RopeShape,
-    /// Heads per batch row when the file is BHSD (streamed rows are (batch, head) pairs).
-    bhsd_heads: Option<usize>,
-    /// Tokens per sequence in the file's `[batch, seq]` order.
-    seq: usize,
     rotary_dim: usize,
     /// Index of its table.
     table: usize,
-    rows: Rows,
+    /// The table row of each token of `shape` (the streamed order).
+    positions: Positions,
 }
 
-impl Job {
-    /// The file's token index (`b · seq + s`) of streamed token `tok`.
-    fn file_token(&self, tok: usize) -> usize {
-        match self.bhsd_heads {
-            Some(h) => tok / (self.seq * h) * self.seq + tok % self.seq,
-            None => tok,
-        }
+/// Positions of a `[batch, seq]` tensor for its BHSD form streamed as BSHD
+/// `[batch · heads, seq, 1, head_dim]`: every head of a batch row at the row's positions.
+fn over_heads(positions: Positions, batch: usize, heads: usize, seq: usize) -> Positions {
+    match positions {
+        Positions::Offset(o) => Positions::Offset(o),
+        Positions::PerBatch(v) => Positions::PerBatch(
+            v.iter()
+                .flat_map(|&o| std::iter::repeat_n(o, heads))
+                .collect(),
+        ),
+        Positions::PerToken(ids) => Positions::PerToken(
+            (0..batch)
+                .flat_map(|b| (0..heads).flat_map(move |_| b * seq..(b + 1) * seq))
+                .map(|t| ids[t])
+                .collect(),
+        ),
     }
 }
 
@@ -211,22 +231,14 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, Vec<
 
 /// Where the pieces of one tensor are rotated.
 enum Engine<'a, 'g> {
-    /// The contiguous kernels, the table kept on the GPU.
-    Rotator(&'a mut bfrope::Rotator<'g>),
-    /// The general kernel (half-split, partial rotary).
-    General(&'a Gpu),
+    /// The GPU, the table kept there across pieces (fast kernels where the call allows).
+    Gpu(&'a mut bfrope::Rotator<'g>),
     /// The CPU path.
     Cpu,
 }
 
-/// Whether the contiguous fast kernels serve this rotation (interleaved, whole head).
-fn fast_kernels(rotation: &Rotation, shape: &RopeShape) -> bool {
-    rotation.pairing == Pairing::Interleaved && rotation.rotary_dim == shape.head_dim
-}
-
 /// Rotates one tensor's bytes piece by piece into `out`: at most [`PIECE_BYTES`] of
 /// whole tokens are resident at a time, on the GPU path and the CPU path alike.
-#[allow(clippy::too_many_arguments)]
 fn rotate_streamed(
     input: &Input,
     data: &[u8],
@@ -241,12 +253,8 @@ fn rotate_streamed(
     let ranges = shape.token_ranges((PIECE_BYTES / token_bytes).max(1));
     let largest = ranges.iter().map(|r| r.tokens).max().unwrap_or(0) * token_bytes / 2;
     let mut x = Vec::with_capacity(largest);
-    let rotator = matches!(engine, Engine::Rotator(_));
-    let mut y = vec![0u16; if rotator { largest } else { 0 }];
-    let row_offset = match job.rows {
-        Rows::Offset(o) => o,
-        Rows::PerToken(_) => 0,
-    };
+    let on_gpu = matches!(engine, Engine::Gpu(_));
+    let mut y = vec![0u16; if on_gpu { largest } else { 0 }];
     for r in ranges {
         let e = r.elements(&shape);
         let bytes = &data[e.start * 2..e.end * 2];
@@ -256,41 +264,20 @@ fn rotate_streamed(
                 .chunks_exact(2)
                 .map(|b| u16::from_le_bytes([b[0], b[1]])),
         );
-        let piece = r.shape(&shape);
-        let rows_from = row_offset + r.seq_start;
-        let positions = match &job.rows {
-            Rows::Offset(_) => Positions::Offset(rows_from),
-            Rows::PerToken(rows) => Positions::PerToken(
-                (r.first_token..r.first_token + r.tokens)
-                    .map(|tok| rows[job.file_token(tok)])
-                    .collect(),
-            ),
-        };
+        let positions = job.positions.piece(shape.seq, &r);
         let call = RopeCall {
-            view: TensorView::bshd(piece.batch, piece.seq, piece.heads, piece.head_dim),
+            view: r.shape(&shape).into(),
             rotation: *rotation,
             positions: &positions,
             table,
         };
-        let general;
         let result: &[u16] = match &mut engine {
-            Engine::Rotator(rotator) => {
+            Engine::Gpu(rotator) => {
                 let y = &mut y[..x.len()];
-                rotator.rotate_into_blocking(
-                    &x,
-                    y,
-                    piece,
-                    rows_from,
-                    rotation.direction,
-                    rotation.precision,
-                )?;
+                rotator.apply_into_blocking(&call, &x, y)?;
                 y
             }
-            Engine::General(gpu) => {
-                general = gpu.apply_blocking(&call, &x)?;
-                &general
-            }
-            // Contiguous interleaved pieces at an offset take the threaded fast path inside.
+            // Contiguous interleaved pieces take the threaded fast path inside.
             Engine::Cpu => {
                 cpu::apply_in_place(&call, &mut x)?;
                 &x
@@ -302,6 +289,55 @@ fn rotate_streamed(
         input.release(bytes);
     }
     Ok(Ok(()))
+}
+
+/// The CLI name of a `--table-rows` value.
+fn table_rows_name(t: TableRows) -> &'static str {
+    match t {
+        TableRows::Position => "position",
+        TableRows::Token => "token",
+    }
+}
+
+/// Whether a 2-D table of `trows` rows holds one row per token of a packed (`--layout thd`)
+/// tensor of `tokens` tokens, placed at `positions` when flags give them. Without positions
+/// it must (nothing else could place the tokens); with them it is read by position, unless
+/// it has exactly one row per token and the positions are not `0, 1, ...`: then the two
+/// readings differ and `--table-rows` must say which.
+fn thd_table_rows(
+    a: &ApplyArgs,
+    cos: &str,
+    trows: usize,
+    tokens: usize,
+    positions: Option<&[usize]>,
+) -> CliResult<bool> {
+    let placed_by = match (&a.cu_seqlens, &a.positions) {
+        (Some(c), _) => format!("--cu-seqlens {c}"),
+        (None, Some(p)) => format!("--positions {p}"),
+        (None, None) => String::new(),
+    };
+    match (a.table_rows, positions) {
+        (Some(TableRows::Position), None) => Err(CliError::usage(format!(
+            "--table-rows position reads --cos {cos} by position, but --layout thd has no --cu-seqlens or --positions to place the packed tokens"
+        ))),
+        (Some(TableRows::Position), Some(_)) => Ok(false),
+        (Some(TableRows::Token), Some(_)) => Err(CliError::usage(format!(
+            "--table-rows token reads --cos {cos} one row per token; {placed_by} does not apply"
+        ))),
+        (_, None) if trows != tokens => Err(CliError::usage(format!(
+            "--cos {cos} has {trows} rows, but as one row per token of the {tokens} packed tokens it needs {tokens}; to read it by position give --cu-seqlens or --positions"
+        ))),
+        (_, None) => Ok(true),
+        (None, Some(p)) => {
+            if trows == tokens && p.iter().enumerate().any(|(t, &pos)| pos != t) {
+                Err(CliError::usage(format!(
+                    "--cos {cos} has {trows} rows, one per packed token, so it can be read by position (placed by {placed_by}) or one row per token, and the two differ; say which with --table-rows position or --table-rows token (then without {placed_by})"
+                )))
+            } else {
+                Ok(false)
+            }
+        }
+    }
 }
 
 /// Runs `bfrope apply`.
@@ -372,9 +408,21 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             "--positions {p} cannot be combined with --cu-seqlens {c}"
         )));
     }
+    if let (Some(t), false) = (a.table_rows, a.layout == Layout::Thd) {
+        return Err(CliError::usage(format!(
+            "--table-rows {} applies to --layout thd only",
+            table_rows_name(t)
+        )));
+    }
+    if let (Some(t), None) = (a.table_rows, &a.cos) {
+        return Err(CliError::usage(format!(
+            "--table-rows {} applies to --cos/--sin tables only",
+            table_rows_name(t)
+        )));
+    }
     match (a.layout, &a.cu_seqlens, &a.positions) {
-        (Layout::Thd, None, None) => return Err(CliError::usage(
-            "--layout thd needs --cu-seqlens NAME (or --positions NAME) to place the packed tokens",
+        (Layout::Thd, None, None) if a.cos.is_none() => return Err(CliError::usage(
+            "--layout thd needs --cu-seqlens NAME (or --positions NAME) to place the packed tokens, or --cos/--sin tables with one row per token",
         )),
         (Layout::Bshd | Layout::Bhsd, Some(c), _) => {
             return Err(CliError::usage(format!(
@@ -453,6 +501,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     };
     let mut jobs = Vec::new();
     let mut tables: Vec<RopeTable> = Vec::new();
+    let mut per_token_table = false;
     for name in &names {
         let t = input.info(name).ok_or_else(|| {
             CliError::usage(format!(
@@ -531,7 +580,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             }
             (None, None) => None,
         };
-        let (table, rows) = match &source {
+        let (table, positions) = match &source {
             TableSource::User {
                 cos,
                 sin,
@@ -539,82 +588,101 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 names: (c, sn),
             } => {
                 let names = (c.as_str(), sn.as_str());
-                let fits = |table: &RopeTable, rows: &Rows| -> CliResult<()> {
-                    let need = match rows {
-                        Rows::Offset(o) => o + seq,
-                        Rows::PerToken(r) => r.iter().max().map_or(0, |m| m + 1),
-                    };
-                    if need > table.rows() {
-                        return Err(CliError::usage(format!(
-                            "--cos {c} has {} rows but tensor {name:?} {:?} needs {need}",
-                            table.rows(),
-                            t.shape
-                        )));
+                // A 2-D table is indexed by position, except under --layout thd where it may
+                // hold one row per packed token (DESIGN.md §7: [T, N/2] or [T, N]).
+                let per_token_rows = match *tshape.as_slice() {
+                    [trows, _] if a.layout == Layout::Thd => {
+                        thd_table_rows(a, c, trows, seq, token_positions.as_deref())?
                     }
-                    Ok(())
-                };
-                match *tshape.as_slice() {
-                    [trows, width] => {
-                        let table =
-                            placement::user_table(cos, sin, trows, width, rotary_dim, names)?;
-                        let rows = match token_positions {
-                            Some(p) => Rows::PerToken(p),
-                            None => Rows::Offset(offset),
-                        };
-                        fits(&table, &rows)?;
-                        (table, rows)
-                    }
-                    [tb, ts, width] => {
+                    [_, _] => false,
+                    [tb, ts, _] => {
                         if tb != batch || ts != seq {
                             return Err(CliError::usage(format!(
                                 "--cos {c} has shape {tshape:?}: one row per token of tensor {name:?} needs [{batch}, {seq}, ..]"
                             )));
                         }
-                        if a.positions.is_some()
-                            || a.cu_seqlens.is_some()
-                            || a.position_offset.is_some()
-                        {
+                        if let Some(TableRows::Position) = a.table_rows {
                             return Err(CliError::usage(format!(
-                                "--cos {c} holds one row per token; --positions, --cu-seqlens and --position-offset do not apply"
+                                "--cos {c} has shape {tshape:?}, one row per token; --table-rows position needs a 2-D table"
                             )));
                         }
-                        let table =
-                            placement::user_table(cos, sin, tb * ts, width, rotary_dim, names)?;
-                        (table, Rows::PerToken((0..tb * ts).collect()))
+                        true
                     }
                     _ => unreachable!("f32_table checked the rank"),
-                }
+                };
+                let (trows, width) = match *tshape.as_slice() {
+                    [r, w] => (r, w),
+                    [tb, ts, w] => (tb * ts, w),
+                    _ => unreachable!("f32_table checked the rank"),
+                };
+                let table = placement::user_table(cos, sin, trows, width, rotary_dim, names)?;
+                per_token_table |= per_token_rows;
+                let positions = if per_token_rows {
+                    if a.positions.is_some()
+                        || a.cu_seqlens.is_some()
+                        || a.position_offset.is_some()
+                    {
+                        return Err(CliError::usage(format!(
+                            "--cos {c} holds one row per token; --positions, --cu-seqlens and --position-offset do not apply"
+                        )));
+                    }
+                    Positions::PerToken((0..trows).collect())
+                } else {
+                    match token_positions {
+                        Some(p) => Positions::PerToken(p),
+                        None => Positions::Offset(offset),
+                    }
+                };
+                (table, positions)
             }
-            TableSource::Built { base, angles } => match token_positions {
-                Some(p) => {
-                    let (table, rows) =
-                        placement::built_for_positions(*base, *angles, rotary_dim, &p)?;
-                    (table, Rows::PerToken(rows))
-                }
-                None => {
-                    let spec = TableSpec {
-                        base: *base,
-                        rotary_dim,
-                        first_position: offset as u64,
-                        rows: seq,
-                        angles: *angles,
-                    };
-                    let table = RopeTable::build(&spec)
-                        .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?;
-                    (table, Rows::Offset(0))
-                }
-            },
+            TableSource::Built { base, angles } => {
+                // Built for just the positions used (a decode step at 100000 needs one row).
+                let spec = TableSpec {
+                    base: *base,
+                    rotary_dim,
+                    first_position: 0,
+                    rows: 1,
+                    angles: *angles,
+                };
+                let positions = match token_positions {
+                    Some(p) => Positions::PerToken(p),
+                    None => Positions::Offset(offset),
+                };
+                positions
+                    .built_table(&spec, batch, seq)
+                    .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?
+            }
+        };
+        // The one check of a call (table width, rows for every position), on the tensor as
+        // the file holds it; then its positions in the streamed order.
+        let file_view = match a.layout {
+            Layout::Bhsd => bfrope::TensorView::bhsd(dims4[0], dims4[1], dims4[2], dims4[3]),
+            _ => bfrope::TensorView::bshd(dims4[0], dims4[1], dims4[2], dims4[3]),
+        };
+        RopeCall::new(file_view, &positions, &table)
+            .with_rotary_dim(rotary_dim)
+            .validate(shape.elements())
+            .map_err(|e| {
+                let with = match &source {
+                    TableSource::User { names: (c, sn), .. } => {
+                        format!(" with --cos {c} / --sin {sn}")
+                    }
+                    TableSource::Built { .. } => String::new(),
+                };
+                CliError::usage(format!("tensor {name:?} {:?}{with}: {e}", t.shape))
+            })?;
+        let positions = match bhsd_heads {
+            Some(h) => over_heads(positions, batch, h, seq),
+            None => positions,
         };
         tables.push(table);
         jobs.push(Job {
             name: name.clone(),
             dims: t.shape.clone(),
             shape,
-            bhsd_heads,
-            seq,
             rotary_dim,
             table: tables.len() - 1,
-            rows,
+            positions,
         });
     }
 
@@ -675,25 +743,14 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             direction,
             precision,
         };
-        let offset_rows = matches!(job.rows, Rows::Offset(_));
-        let rotator = match &gpu {
-            Some(_) if !(offset_rows && fast_kernels(&rotation, &job.shape)) => None,
-            Some(g) => {
-                let key = job.table;
-                let rotator = match rotators.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(g.rotator_blocking(table).map_err(failed)?)
-                    }
-                };
-                Some(rotator)
-            }
-            None => None,
-        };
-        let engine = match (rotator, &gpu) {
-            (Some(r), _) => Engine::Rotator(r),
-            (None, Some(g)) => Engine::General(g),
-            (None, None) => Engine::Cpu,
+        let engine = match &gpu {
+            Some(g) => Engine::Gpu(match rotators.entry(job.table) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(g.rotator_blocking(table).map_err(failed)?)
+                }
+            }),
+            None => Engine::Cpu,
         };
         let written =
             rotate_streamed(&input, data, job, table, &rotation, engine, out).map_err(failed)?;
@@ -713,11 +770,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         (None, None) => format!("from position {offset}"),
     };
     let table_desc = match &source {
-        TableSource::User {
-            names: (c, s),
-            shape,
-            ..
-        } if shape.len() == 3 => format!("tables {c}/{s}, one row per token"),
+        TableSource::User { names: (c, s), .. } if per_token_table => {
+            format!("tables {c}/{s}, one row per token")
+        }
         TableSource::User { names: (c, s), .. } => format!("tables {c}/{s}, {placed}"),
         TableSource::Built { base, angles } => {
             format!("table {} base {base}, {placed}", angles.name())

@@ -196,14 +196,7 @@ fn run_check(
     precision: Precision,
 ) -> Check {
     let t = Instant::now();
-    let got = gpu.rotate_bits_blocking(
-        &case.x,
-        case.shape,
-        &case.table,
-        case.row_offset,
-        direction,
-        precision,
-    );
+    let got = gpu.apply_blocking(&case.call(direction, precision), &case.x);
     let seconds = t.elapsed().as_secs_f64();
     match got {
         Ok(got) => {

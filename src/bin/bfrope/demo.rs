@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bfrope::{conformance, cpu, Direction, Error, Gpu, Precision, RopeShape, RopeTable, TableSpec};
+use bfrope::{
+    conformance, cpu, Error, Gpu, Positions, Precision, RopeCall, RopeTable, TableSpec, TensorView,
+};
 
 use crate::{ms, CliResult};
 
@@ -21,9 +23,11 @@ fn rate(elements: usize, d: std::time::Duration) -> String {
 
 /// Runs the demo.
 pub fn run() -> CliResult<ExitCode> {
-    let shape = RopeShape::from_dims(&DIMS)?;
-    let n = shape.elements();
-    let table = RopeTable::build(&TableSpec::new(shape.head_dim, shape.seq))?;
+    let [b, seq, h, d] = DIMS;
+    let n = b * seq * h * d;
+    let table = RopeTable::build(&TableSpec::new(d, seq))?;
+    let positions = Positions::Offset(0);
+    let call = RopeCall::new(TensorView::bshd(b, seq, h, d), &positions, &table);
     let x = conformance::random_bf16(SEED, n);
     println!(
         "bfrope {}: correctly rounded bf16 RoPE",
@@ -31,8 +35,7 @@ pub fn run() -> CliResult<ExitCode> {
     );
     println!(
         "tensor:   {:?} bf16 (bshd, {n} elements, seeded normal data with special values), table exact base 10000, positions 0..{}",
-        shape.dims(),
-        shape.seq
+        DIMS, seq
     );
 
     let t = Instant::now();
@@ -57,12 +60,10 @@ pub fn run() -> CliResult<ExitCode> {
             ms(open_time)
         );
         let t = Instant::now();
-        let y =
-            gpu.rotate_bits_blocking(&x, shape, &table, 0, Direction::Forward, Precision::Exact)?;
+        let y = gpu.apply_blocking(&call, &x)?;
         let cold = t.elapsed();
         let t = Instant::now();
-        let y2 =
-            gpu.rotate_bits_blocking(&x, shape, &table, 0, Direction::Forward, Precision::Exact)?;
+        let y2 = gpu.apply_blocking(&call, &x)?;
         let warm = t.elapsed();
         println!(
             "GPU:      {} first run (pipeline compile, upload, kernel, readback)",
@@ -78,8 +79,7 @@ pub fn run() -> CliResult<ExitCode> {
                 "the adapter returned different bits on two runs of the same input",
             ));
         }
-        let fast =
-            gpu.rotate_bits_blocking(&x, shape, &table, 0, Direction::Forward, Precision::Fast)?;
+        let fast = gpu.apply_blocking(&call.with_precision(Precision::Fast), &x)?;
         let differ = fast.iter().zip(&y).filter(|(a, b)| a != b).count();
         println!("GPU:      plain f32 (--precision fast) on this adapter differs from exact in {differ} of {n} elements");
         gpu_out = Some(y);
@@ -88,7 +88,7 @@ pub fn run() -> CliResult<ExitCode> {
     }
 
     let t = Instant::now();
-    let y_cpu = cpu::rotate_bits(&x, shape, &table, 0, Direction::Forward)?;
+    let y_cpu = cpu::apply(&call, &x)?;
     let cpu_time = t.elapsed();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

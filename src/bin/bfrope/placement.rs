@@ -1,24 +1,16 @@
 //! Where each token of a tensor sits in its table, from the CLI's flags: `--position-offset`,
 //! `--positions NAME` (I32/I64 `[S]`, `[B,S]`, or `[T]` for `thd`), `--cu-seqlens NAME`
 //! (packed sequences), and the table forms: `[rows, N/2]` or HF's `[rows, N]` (halves
-//! repeated) indexed by position, or `[B, S, N/2|N]` one row per token (`[1, T, ..]` for
-//! `thd`). Built tables cover just the positions used.
+//! repeated) indexed by position, or `[B, S, N/2|N]` one row per token (`[T, ..]` or
+//! `[1, T, ..]` for `thd`). The table row of each token is then the library's [`Positions`]
+//! (built tables cover just the positions used: `Positions::built_table`); this module only
+//! reads flags into it.
 
-use bfrope::{AngleMode, Positions, RopeTable, TableSpec};
+use bfrope::{Positions, RopeTable};
 use safetensors::tensor::Dtype;
 
 use crate::stream::Input;
 use crate::{CliError, CliResult};
-
-/// The table rows of a tensor's tokens: consecutive rows from an offset in every sequence,
-/// or one row per token (in `[batch, seq]` order of the tensor as the file holds it).
-#[derive(Debug, Clone)]
-pub enum Rows {
-    /// Token `(b, s)` at row `offset + s`.
-    Offset(usize),
-    /// Token `(b, s)` at row `rows[b · seq + s]`.
-    PerToken(Vec<usize>),
-}
 
 /// The I32/I64 tensor `name` of the input as non-negative values, with its shape.
 pub fn read_ids(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<usize>, Vec<usize>)> {
@@ -86,41 +78,6 @@ pub fn positions_from_cu_seqlens(
         Ok(_) => unreachable!("from_cu_seqlens gives per-token ids"),
         Err(e) => Err(CliError::usage(format!("--cu-seqlens {name}: {e}"))),
     }
-}
-
-/// A table built for exactly the positions used: one row per distinct position (sorted),
-/// and each token's row in it.
-pub fn built_for_positions(
-    base: f64,
-    angles: AngleMode,
-    rotary_dim: usize,
-    positions: &[usize],
-) -> CliResult<(RopeTable, Vec<usize>)> {
-    let mut distinct = positions.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut cos = Vec::with_capacity(distinct.len() * rotary_dim / 2);
-    let mut sin = Vec::with_capacity(distinct.len() * rotary_dim / 2);
-    for &p in &distinct {
-        let row = RopeTable::build(&TableSpec {
-            base,
-            rotary_dim,
-            first_position: p as u64,
-            rows: 1,
-            angles,
-        })
-        .map_err(|e| CliError::from(e).context(format!("position {p}")))?;
-        for &[c, s] in row.cos_sin() {
-            cos.push(c);
-            sin.push(s);
-        }
-    }
-    let table = RopeTable::from_cos_sin(&cos, &sin, distinct.len(), rotary_dim / 2)?;
-    let rows = positions
-        .iter()
-        .map(|p| distinct.binary_search(p).expect("a distinct position"))
-        .collect();
-    Ok((table, rows))
 }
 
 /// A user table of `rows` rows of `width` values: `rotary_dim / 2` pairs, or HF's
