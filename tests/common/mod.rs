@@ -2,6 +2,7 @@
 //! CI), the golden-file loader and seeded randomness.
 #![allow(dead_code, unused_imports)]
 
+pub mod hf;
 pub mod oracle;
 
 use std::collections::HashMap;
