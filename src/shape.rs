@@ -129,10 +129,12 @@ pub enum Precision {
     /// bits on every adapter and on the CPU path (the kernels emulate the f32 steps on
     /// integer bits); NaN results are the canonical `0x7FC0` (torch's payloads differ).
     ///
-    /// A compatibility mode, never the default: on the ten Hugging Face cases of
-    /// `hf_models.safetensors` (real model configurations) it differs from [`Exact`](Self::Exact)
-    /// in 13–42% of outputs, by up to tens of thousands of ulp where `x·c` and `x·s` cancel
-    /// (README, "How far `hf` is from `exact`").
+    /// A compatibility mode, never the default. Measured on the ten Hugging Face cases of
+    /// `hf_models.safetensors` (real model configurations, each fed its own tables): `Hf` is
+    /// bit-identical to every model's own bf16 forward, and differs from
+    /// [`Exact`](Self::Exact) in 7.6–44.1% of outputs (11.9–44.1% of the rotated ones), by up
+    /// to 30,546 ulp where `x0·c` and `x1·s` nearly cancel (README, "How far `hf` is from
+    /// `exact`").
     Hf,
 }
 
