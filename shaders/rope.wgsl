@@ -8,7 +8,8 @@
 //
 //     y0 = x0*cos - x1*sin        y1 = x0*sin + x1*cos        (inverse: sin -> -sin)
 
-// 1: correctly rounded (the contract); 0: plain f32 arithmetic (comparison only).
+// The arithmetic: 1 correctly rounded (the contract); 0 plain f32 arithmetic (comparison
+// only); 2 `hf`, Hugging Face transformers' eager bf16 steps (bit-parity mode, `dot2_hf`).
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -45,6 +46,15 @@ fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
     let nsinb = sinb ^ 0x80000000u;
     if (EXACT == 0u) {
         return vec2<u32>(dot2_plain(x0, cosb, x1, nsinb) | (dot2_plain(x0, sinb, x1, cosb) << 16u), 0u);
+    }
+    if (EXACT == 2u) {
+        // x*cos + rotate_half(x)*sin with cos, sin rounded to bf16 first: y0 = x0*c + (-x1)*s,
+        // y1 = x1*c + x0*s. Always decided: nothing pending.
+        let cb = f32_to_bf16_rne(cosb);
+        let sb = f32_to_bf16_rne(sinb);
+        let y0 = dot2_hf(x0, cb, x1 ^ 0x8000u, sb);
+        let y1 = dot2_hf(x1, cb, x0, sb);
+        return vec2<u32>(y0 | (y1 << 16u), 0u);
     }
     // Zero, subnormal or huge table values (rare: position 0, user tables) go the exact way.
     if (!(f32_fast_ok(cosb) && f32_fast_ok(sinb))) {

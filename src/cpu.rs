@@ -148,15 +148,23 @@ fn worker_count(_elements: usize) -> usize {
 
 /// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
-/// (Views whose heads overlap in memory are not supported.)
+/// (Views whose heads overlap in memory are not supported.) Exact, or transformers' bf16
+/// arithmetic when the call's precision is [`Hf`](crate::Precision::Hf) ([`crate::hf`]).
 pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     call.validate(buf.len())?;
     let v = call.view;
     let rot = call.rotation;
-    if let Some((shape, _)) = call.contiguous() {
+    // The `hf` mode takes the general loop below (the threaded contiguous path is exact only).
+    let hf = rot.precision == crate::shape::Precision::Hf;
+    if let (Some((shape, _)), false) = (call.contiguous(), hf) {
         rotate_contiguous(call, shape, &mut buf[..shape.elements()]);
         return Ok(());
     }
+    let rotate = if hf {
+        crate::hf::rotate_pair_hf
+    } else {
+        rotate_pair
+    };
     let pairs = rot.pairs();
     for b in 0..v.batch() {
         for s in 0..v.seq() {
@@ -166,8 +174,7 @@ pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
                 let head = v.head_start(b, s, h);
                 for (i, &[c, sn]) in row.iter().enumerate() {
                     let (e0, e1) = rot.pairing.elements(i, pairs);
-                    let (y0, y1) =
-                        rotate_pair(buf[head + e0], buf[head + e1], c, sn, rot.direction);
+                    let (y0, y1) = rotate(buf[head + e0], buf[head + e1], c, sn, rot.direction);
                     buf[head + e0] = y0;
                     buf[head + e1] = y1;
                 }

@@ -45,6 +45,7 @@ pub mod conformance;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod hf;
 pub mod shaders;
 pub mod shape;
 pub mod spec;

@@ -34,7 +34,8 @@ pub const ROPE_GENERAL_ENTRY: &str = "rope_general";
 /// Entry point of the copy kernel.
 pub const COPY_ENTRY: &str = "copy";
 
-/// Override constants of the RoPE kernels: `EXACT` (1 exact, 0 plain f32), `WORKGROUP_SIZE`.
+/// Override constants of the RoPE kernels: `EXACT` (the arithmetic: 1 exact, 0 plain f32,
+/// 2 `hf`), `WORKGROUP_SIZE`.
 pub const ROPE_OVERRIDES: [&str; 2] = ["EXACT", "WORKGROUP_SIZE"];
 
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT`.

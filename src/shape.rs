@@ -120,6 +120,47 @@ pub enum Precision {
     /// Plain f32 arithmetic and one rounding, what other implementations do. Results depend
     /// on the driver (FMA contraction, flushed subnormals); for comparison and benchmarks.
     Fast,
+    /// Bit-parity with Hugging Face transformers' eager `apply_rotary_pos_emb` on a bf16
+    /// tensor (DESIGN.md §2), for validating a port against what a bf16 model computes:
+    /// cos and sin are rounded to bf16, `x·cos` and `rotate_half(x)·sin` are each rounded
+    /// to bf16, then their sum is rounded to bf16 (each step as torch does it on the CPU: f32
+    /// arithmetic without flushing subnormals, then round to nearest even):
+    /// `y0 = bf16(bf16(x0·c) + bf16(−x1·s))`, `y1 = bf16(bf16(x1·c) + bf16(x0·s))`. The same
+    /// bits on every adapter and on the CPU path (the kernels emulate the f32 steps on
+    /// integer bits); NaN results are the canonical `0x7FC0` (torch's payloads differ).
+    ///
+    /// A compatibility mode, never the default. Measured on the ten Hugging Face cases of
+    /// `hf_models.safetensors` (real model configurations, each fed its own tables): `Hf` is
+    /// bit-identical to every model's own bf16 forward, and differs from
+    /// [`Exact`](Self::Exact) in 7.6–44.1% of outputs (11.9–44.1% of the rotated ones), by up
+    /// to 30,546 ulp where `x0·c` and `x1·s` nearly cancel (README, "How far `hf` is from
+    /// `exact`").
+    Hf,
+}
+
+impl Precision {
+    /// The name used by the CLI (`--precision`) and the JS API: `exact`, `fast` or `hf`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Exact => "exact",
+            Precision::Fast => "fast",
+            Precision::Hf => "hf",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "exact" => Ok(Precision::Exact),
+            "fast" => Ok(Precision::Fast),
+            "hf" => Ok(Precision::Hf),
+            other => Err(Error::Parameter(format!(
+                "precision {other:?} is not an arithmetic mode; expected exact, fast or hf"
+            ))),
+        }
+    }
 }
 
 /// Consecutive whole tokens of a tensor: what one GPU dispatch or one streamed piece covers.

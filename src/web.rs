@@ -263,9 +263,10 @@ export interface RopeOptions {
   rotaryDim?: number;
   /** Rotate by −angle (the backward pass). */
   inverse?: boolean;
-  /** `"exact"` (default: correctly rounded) or `"fast"` (plain f32, WebGPU only; the CPU
-   * fallback is always exact). */
-  precision?: "exact" | "fast";
+  /** `"exact"` (default: correctly rounded), `"fast"` (plain f32, WebGPU only; the CPU
+   * fallback is always exact) or `"hf"` (Hugging Face transformers' eager bf16 arithmetic,
+   * bit for bit: cos, sin, each product and the sum rounded to bf16; WebGPU and CPU alike). */
+  precision?: "exact" | "fast" | "hf";
   /** A number: token `s` of every batch row is at `positions + s` (default 0; with
    * `cuSeqlens`, the position of each sequence's first token). An array: one start per batch
    * row (`positionsPer: "batch"`, token `s` of row `b` at `positions[b] + s`) or one id per
@@ -499,13 +500,12 @@ impl Request {
             };
         }
         rotation.precision = match o.string("precision")?.as_deref() {
-            None | Some("exact") => Precision::Exact,
-            Some("fast") => Precision::Fast,
-            Some(other) => {
-                return Err(js_err(format!(
-                    "options.precision {other:?} is not a precision; expected exact or fast"
-                )))
-            }
+            None => Precision::Exact,
+            Some(p) => p.parse::<Precision>().map_err(|_| {
+                js_err(format!(
+                    "options.precision {p:?} is not a precision; expected exact, fast or hf"
+                ))
+            })?,
         };
 
         let per = o.string("positionsPer")?;

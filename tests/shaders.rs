@@ -140,7 +140,7 @@ fn shader_rope_validates_and_translates_for_every_variant() {
         let mut got = declared.clone();
         got.sort();
         assert_eq!(got, want, "{name}: override constants vs ROPE_OVERRIDES");
-        for exact in [1.0, 0.0] {
+        for exact in [1.0, 0.0, 2.0] {
             for wg in [64.0, 256.0] {
                 let case = format!("{name}[exact={exact},wg={wg}]");
                 let constants: Vec<(&str, f64)> = bfrope::shaders::ROPE_OVERRIDES
@@ -232,7 +232,7 @@ fn shader_general_validates_translates_and_binds_as_declared() {
             .collect();
         want.sort();
         assert_eq!(got, want, "{name}: override constants");
-        for exact in [1.0, 0.0] {
+        for exact in [1.0, 0.0, 2.0] {
             for half in [0.0, 1.0] {
                 let case = format!("{name}[exact={exact},half={half}]");
                 let constants = [

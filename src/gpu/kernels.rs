@@ -51,7 +51,7 @@ pub enum Kernel {
 /// What selects a RoPE pipeline: the module and the values of its override constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelKey {
-    /// Exact (the contract) or plain f32.
+    /// Exact (the contract), plain f32 or `hf`.
     pub precision: Precision,
     /// The kernel module.
     pub kernel: Kernel,
@@ -72,10 +72,7 @@ impl KernelKey {
 
     /// A label naming the kernel and its constants, shown in validation errors.
     pub fn label(&self) -> String {
-        let mode = match self.precision {
-            Precision::Exact => "exact",
-            Precision::Fast => "fast",
-        };
+        let mode = self.precision.name();
         match self.kernel {
             Kernel::Scalar => format!("bfrope::rope_scalar[{mode},wg={WORKGROUP_SIZE}]"),
             Kernel::Vec4 => format!("bfrope::rope_vec4[{mode},wg={WORKGROUP_SIZE}]"),
@@ -306,10 +303,11 @@ impl RopeKernels {
             .entry(key)
             .or_insert_with(|| {
                 let label = key.label();
-                let exact = if key.precision == Precision::Exact {
-                    1.0
-                } else {
-                    0.0
+                // The `EXACT` override selects the arithmetic (shaders/rope.wgsl).
+                let exact = match key.precision {
+                    Precision::Exact => 1.0,
+                    Precision::Fast => 0.0,
+                    Precision::Hf => 2.0,
                 };
                 let variant = self.variant(key);
                 let mut constants =

@@ -67,6 +67,9 @@ pub enum PrecisionArg {
     Exact,
     /// Plain f32 arithmetic, driver-dependent bits (GPU only, for comparison).
     Fast,
+    /// Hugging Face transformers' eager bf16 arithmetic, bit for bit (cos, sin, each product
+    /// and the sum rounded to bf16): a compatibility mode, GPU or CPU.
+    Hf,
 }
 
 impl From<PrecisionArg> for Precision {
@@ -74,6 +77,7 @@ impl From<PrecisionArg> for Precision {
         match p {
             PrecisionArg::Exact => Precision::Exact,
             PrecisionArg::Fast => Precision::Fast,
+            PrecisionArg::Hf => Precision::Hf,
         }
     }
 }
