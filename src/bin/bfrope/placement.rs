@@ -4,7 +4,7 @@
 //! repeated) indexed by position, or `[B, S, N/2|N]` one row per token (`[1, T, ..]` for
 //! `thd`). Built tables cover just the positions used.
 
-use bfrope::{AngleMode, Positions, RopeTable, TableSpec};
+use bfrope::{Positions, RopeTable};
 use safetensors::tensor::Dtype;
 
 use crate::stream::Input;
@@ -88,42 +88,6 @@ pub fn positions_from_cu_seqlens(
     }
 }
 
-/// A table built for exactly the positions used: one row per distinct position (sorted),
-/// and each token's row in it.
-pub fn built_for_positions(
-    base: f64,
-    angles: AngleMode,
-    rotary_dim: usize,
-    positions: &[usize],
-) -> CliResult<(RopeTable, Vec<usize>)> {
-    let mut distinct = positions.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut cos = Vec::with_capacity(distinct.len() * rotary_dim / 2);
-    let mut sin = Vec::with_capacity(distinct.len() * rotary_dim / 2);
-    for &p in &distinct {
-        let row = RopeTable::build(&TableSpec {
-            base,
-            rotary_dim,
-            first_position: p as u64,
-            rows: 1,
-            angles,
-        })
-        .map_err(|e| CliError::from(e).context(format!("position {p}")))?;
-        for &[c, s] in row.cos_sin() {
-            cos.push(c);
-            sin.push(s);
-        }
-    }
-    let table = RopeTable::from_cos_sin(&cos, &sin, distinct.len(), rotary_dim / 2)?;
-    let rows = positions
-        .iter()
-        .map(|p| distinct.binary_search(p).expect("a distinct position"))
-        .collect();
-    Ok((table, rows))
-}
-
-/// A user table of `rows` rows of `width` values: `rotary_dim / 2` pairs, or HF's
 /// `rotary_dim` with the halves repeated.
 pub fn user_table(
     cos: &[f32],
