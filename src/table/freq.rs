@@ -457,7 +457,7 @@ pub(crate) fn mul_round_f32(a: f64, b: f64) -> f32 {
     } else {
         libm::nextafterf(r, f32::NEG_INFINITY)
     };
-    if other as f64 - p == -diff && (err > 0.0) == (diff > 0.0) {
+    if other as f64 - p == diff && (err > 0.0) == (diff > 0.0) {
         other
     } else {
         r
@@ -495,5 +495,66 @@ impl Frequencies {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mul_round_f32;
+
+    /// The exact product of two f64 as an integer significand and exponent (u128 holds it).
+    fn exact_product(a: f64, b: f64) -> (u128, i32) {
+        let parts = |x: f64| {
+            let bits = x.to_bits();
+            let e = ((bits >> 52) & 0x7FF) as i32;
+            ((bits & ((1 << 52) - 1)) | (1 << 52), e - 1075)
+        };
+        let ((ma, ea), (mb, eb)) = (parts(a), parts(b));
+        (ma as u128 * mb as u128, ea + eb)
+    }
+
+    /// Correct rounding to f32 of m·2^e (positive, normal range), ties to even, in integers.
+    fn round_f32(m: u128, e: i32) -> f32 {
+        let shift = 128 - m.leading_zeros() as i32 - 24;
+        let q = m >> shift;
+        let rem = m & ((1u128 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        let q = if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
+        (q as f64 * 2f64.powi(e + shift)) as f32
+    }
+
+    #[test]
+    fn attention_product_is_rounded_once() {
+        // b ≈ (1 + 2^-24)/3: the f64 product 3·b lands on the f32 midpoint 1 + 2^-24 while the
+        // exact product lies just off it, where rounding the f64 product (ties to even, down
+        // to 1.0) would be wrong on one side.
+        let mut checked = 0;
+        for k in -40i64..40 {
+            let b = f64::from_bits(
+                ((1.0 + 2f64.powi(-24)) / 3.0)
+                    .to_bits()
+                    .wrapping_add_signed(k),
+            );
+            for a in [3.0, 3.0 + 2f64.powi(-50), 0.75, 1.1386294361119891] {
+                let (m, e) = exact_product(a, b);
+                let want = round_f32(m, e);
+                let p = a * b;
+                assert_eq!(
+                    mul_round_f32(a, b),
+                    want,
+                    "{a:e} x {b:e}: p {p:e} err {:e} want {want:e}",
+                    libm::fma(a, b, -p)
+                );
+                checked += ((a * b) as f32 != want) as usize;
+            }
+        }
+        assert!(
+            checked > 0,
+            "no case where rounding the f64 product twice goes wrong"
+        );
     }
 }
