@@ -59,4 +59,4 @@ pub use gpu::{
 };
 pub use shape::{Direction, Precision, RopeShape, TokenRange};
 pub use spec::{Layout, Pairing, Positions, RopeCall, Rotation, TensorView};
-pub use table::{AngleMode, RopeTable, TableSpec};
+pub use table::{AngleMode, Axes, HfRope, RopeTable, TableRecipe, TableSpec, Variant};

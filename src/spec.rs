@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::shape::{Direction, Precision, TokenRange};
-use crate::table::{RopeTable, TableSpec};
+use crate::table::{RopeTable, TableRecipe};
 
 /// Which two elements of a head form a rotated pair, over the first `rotary_dim` dims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -235,42 +235,34 @@ impl Positions {
         Ok(used)
     }
 
-    /// A table for exactly the positions of a `batch × seq` view — built as `spec` says
-    /// (base, rotary_dim, angle mode; its `first_position` and `rows` are ignored), one row
-    /// per distinct position, each run of consecutive positions in one piece — and these
-    /// positions as rows of it (the same form: an offset stays an offset).
+    /// A table for exactly the positions of a `batch × seq` view — built as `recipe` says
+    /// (base, rotary_dim, scaling variant, angle mode; one axis), one row per distinct
+    /// position in increasing order (dynamic NTK and LongRoPE see the largest position of
+    /// the call) — and these positions as rows of it (the same form: an offset stays an
+    /// offset, since consecutive positions get consecutive rows).
     pub fn built_table(
         &self,
-        spec: &TableSpec,
+        recipe: &TableRecipe,
         batch: usize,
         seq: usize,
     ) -> Result<(RopeTable, Positions)> {
         let used = self.used(batch, seq)?;
-        let (mut cos, mut sin) = (Vec::new(), Vec::new());
-        let mut run_start = 0;
-        for i in 1..=used.len() {
-            if i < used.len() && used[i] == used[i - 1] + 1 {
-                continue;
-            }
-            let run = TableSpec {
-                first_position: used[run_start] as u64,
-                rows: i - run_start,
-                ..*spec
-            };
-            for &[c, s] in RopeTable::build(&run)?.cos_sin() {
-                cos.push(c);
-                sin.push(s);
-            }
-            run_start = i;
+        if recipe.axes.count() != 1 {
+            return Err(Error::Parameter(format!(
+                "axes {} need one position per axis and token; build the table with \
+                 TableRecipe::table_per_token",
+                recipe.axes.name()
+            )));
         }
-        // Every position of the view is in `used`; consecutive positions get consecutive rows.
+        let ids: Vec<u64> = used.iter().map(|&p| p as u64).collect();
+        let table = recipe.table_per_token(&ids)?;
+        // Every position of the view is in `used`.
         let row = |p: usize| used.binary_search(&p).unwrap_or(0);
         let positions = match self {
             Positions::Offset(o) => Positions::Offset(row(*o)),
             Positions::PerBatch(v) => Positions::PerBatch(v.iter().map(|&o| row(o)).collect()),
             Positions::PerToken(ids) => Positions::PerToken(ids.iter().map(|&p| row(p)).collect()),
         };
-        let table = RopeTable::from_cos_sin(&cos, &sin, used.len(), spec.rotary_dim / 2)?;
         Ok((table, positions))
     }
 
@@ -534,6 +526,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::TableSpec;
 
     fn built_row(p: usize, rotary_dim: usize) -> Vec<[f32; 2]> {
         let spec = TableSpec {
@@ -549,7 +542,7 @@ mod tests {
     fn spec_built_table_covers_just_the_positions_used() {
         let spec = TableSpec::new(8, 1);
         let ids = Positions::PerToken(vec![5, 100_000, 6, 5]);
-        let (table, rows) = ids.built_table(&spec, 2, 2).unwrap();
+        let (table, rows) = ids.built_table(&spec.recipe(), 2, 2).unwrap();
         assert_eq!(table.rows(), 3);
         assert_eq!(rows, Positions::PerToken(vec![0, 2, 1, 0]));
         for (t, p) in [5, 100_000, 6, 5].into_iter().enumerate() {
@@ -560,11 +553,13 @@ mod tests {
                 "token {t}"
             );
         }
-        let (table, rows) = Positions::Offset(7).built_table(&spec, 3, 4).unwrap();
+        let (table, rows) = Positions::Offset(7)
+            .built_table(&spec.recipe(), 3, 4)
+            .unwrap();
         assert_eq!((table.rows(), rows), (4, Positions::Offset(0)));
         assert_eq!(&table.cos_sin()[12..], &built_row(10, 8)[..]);
         let e = Positions::PerBatch(vec![1])
-            .built_table(&spec, 2, 2)
+            .built_table(&spec.recipe(), 2, 2)
             .unwrap_err();
         assert!(
             e.to_string()

@@ -660,7 +660,7 @@ impl Request {
                 };
                 let (table, positions) = self
                     .positions
-                    .built_table(&spec, self.view.batch(), self.view.seq())
+                    .built_table(&spec.recipe(), self.view.batch(), self.view.seq())
                     .map_err(js_err)?;
                 Ok((table, positions))
             }

@@ -4,6 +4,8 @@
 //! bfrope                      # the main job: a demo on the best adapter (CPU path if none)
 //! bfrope info [--json]        # adapters wgpu finds, their backend, driver and limits
 //! bfrope apply INPUT.safetensors -o OUTPUT.safetensors [options]   (-o - writes to stdout)
+//! bfrope table [--hf-config PATH | --base F | --inv-freq FILE:NAME] [--angles ..] [--axes ..]
+//!       --positions N0..N1 | --positions-from FILE:NAME  -o TABLE.safetensors
 //! bfrope conform [--adapter SUBSTRING | --all-adapters] [--json]
 //! ```
 //!
@@ -28,6 +30,10 @@ mod output;
 mod placement;
 #[path = "bfrope/stream.rs"]
 mod stream;
+#[path = "bfrope/table.rs"]
+mod table;
+#[path = "bfrope/table_source.rs"]
+mod table_source;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -51,6 +57,8 @@ enum Command {
     Apply(Box<apply::ApplyArgs>),
     /// The conformance suite on real adapters: GPU bits against the CPU path; exit 1 on any mismatch.
     Conform(conform::ConformArgs),
+    /// Write the F32 cos/sin a call would use ([P, R/2]) to a safetensors file.
+    Table(Box<table::TableArgs>),
 }
 
 /// A failure with its exit code: 2 for bad usage or input, 1 for a failure while running.
@@ -145,6 +153,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Apply(args)) => apply::run(&args),
         Some(Command::Conform(args)) => conform::run(&args),
+        Some(Command::Table(args)) => table::run(&args),
     }
 }
 

@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use bfrope::{
     cpu, AngleMode, Direction, Error, Gpu, Pairing, Positions, Precision, RopeCall, RopeShape,
-    RopeTable, Rotation, TableSpec,
+    RopeTable, Rotation,
 };
 use safetensors::tensor::Dtype;
 
 use crate::placement;
 use crate::stream::{Input, PIECE_BYTES};
+use crate::table_source;
 use crate::{le_from_bits, ms, output, CliError, CliResult};
 
 /// Tensor layouts `apply` understands.
@@ -98,9 +99,9 @@ pub struct ApplyArgs {
     /// Tensor layout: the order of the four dimensions in memory.
     #[arg(long, value_enum, default_value = "bshd")]
     layout: Layout,
-    /// Pair convention.
-    #[arg(long, value_enum, default_value = "interleaved")]
-    rotation: RotationArg,
+    /// Pair convention (default interleaved, or what --hf-config says).
+    #[arg(long, value_enum)]
+    rotation: Option<RotationArg>,
     /// Rotate the first N dims of each head (even; default head_dim); the rest are copied.
     #[arg(long, value_name = "N")]
     rotary_dim: Option<usize>,
@@ -120,6 +121,17 @@ pub struct ApplyArgs {
     /// Angle mode of the built table: exact or torch (default exact).
     #[arg(long, value_name = "MODE")]
     angles: Option<String>,
+    /// A Hugging Face config.json: base, scaling variant, partial rotary, head_dim, pairing
+    /// hint and multi-axis sections; explicit flags win over it.
+    #[arg(long, value_name = "PATH")]
+    hf_config: Option<PathBuf>,
+    /// Build the table from this F32 [N/2] inverse-frequency vector in INPUT.
+    #[arg(long, value_name = "NAME")]
+    inv_freq: Option<String>,
+    /// Multi-axis positions: axial|mrope|mrope-interleaved:n0,n1,.. (sections in pairs), with
+    /// --positions NAME of shape [A, S] or [A, B, S].
+    #[arg(long, value_name = "KIND:n0,n1,..")]
+    axes: Option<String>,
     /// Position of the first token of every sequence (default 0).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     position_offset: Option<u64>,
@@ -158,10 +170,7 @@ enum TableSource {
         shape: Vec<usize>,
         names: (String, String),
     },
-    Built {
-        base: f64,
-        angles: AngleMode,
-    },
+    Built(table_source::Built),
 }
 
 /// A tensor to rotate, validated.
@@ -347,10 +356,6 @@ fn thd_table_rows(
 /// Runs `bfrope apply`.
 pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     // 1. Arguments.
-    let pairing = match a.rotation {
-        RotationArg::Interleaved => Pairing::Interleaved,
-        RotationArg::Half => Pairing::HalfSplit,
-    };
     if let Some(base) = a.base {
         if !base.is_finite() || base <= 0.0 {
             return Err(CliError::usage(format!(
@@ -380,6 +385,11 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                     "--angles {m} cannot be combined with --cos/--sin tables"
                 )));
             }
+            table_source::refuse_with_tables(
+                a.hf_config.as_deref(),
+                a.inv_freq.as_deref(),
+                a.axes.as_deref(),
+            )?;
         }
         (None, None) => {}
     }
@@ -456,11 +466,32 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 names: (c.clone(), s.clone()),
             }
         }
-        _ => TableSource::Built {
-            base: a.base.unwrap_or(10000.0),
-            angles,
-        },
+        _ => {
+            let inv = match &a.inv_freq {
+                Some(n) => Some(table_source::read_inv_freq(&input, n)?),
+                None => None,
+            };
+            TableSource::Built(table_source::Built::from_flags(
+                a.hf_config.as_deref(),
+                a.base,
+                inv,
+                angles,
+                a.axes.as_deref(),
+            )?)
+        }
     };
+    let pairing = match (a.rotation, &source) {
+        (Some(RotationArg::Interleaved), _) => Pairing::Interleaved,
+        (Some(RotationArg::Half), _) => Pairing::HalfSplit,
+        (None, TableSource::Built(b)) => b.pairing().unwrap_or(Pairing::Interleaved),
+        (None, _) => Pairing::Interleaved,
+    };
+    let multi_axis = matches!(&source, TableSource::Built(b) if b.axes().count() > 1);
+    if let (true, Some(c)) = (multi_axis, &a.cu_seqlens) {
+        return Err(CliError::usage(format!(
+            "--cu-seqlens {c} does not apply to multi-axis positions; give --positions NAME [A, T]"
+        )));
+    }
 
     // 4. The tensors to rotate, each validated with its table.
     let rank = if a.layout == Layout::Thd { 3 } else { 4 };
@@ -563,7 +594,14 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             Layout::Bhsd => (dims4[0], dims4[2]),
             _ => (dims4[0], dims4[1]),
         };
-        let rotary_dim = a.rotary_dim.unwrap_or(shape.head_dim);
+        let built_dim = match &source {
+            TableSource::Built(b) => {
+                table_source::check_head_dim(b, name, shape.head_dim)?;
+                b.rotary_dim()
+            }
+            _ => None,
+        };
+        let rotary_dim = a.rotary_dim.or(built_dim).unwrap_or(shape.head_dim);
         if rotary_dim == 0 || rotary_dim % 2 != 0 || rotary_dim > shape.head_dim {
             return Err(CliError::usage(format!(
                 "--rotary-dim {rotary_dim} must be even and between 2 and tensor {name:?}'s head_dim {}",
@@ -571,7 +609,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             )));
         }
         // Per-token positions from the flags, in the file's [batch, seq] token order.
+        let multi_ids = match (&a.positions, multi_axis) {
+            (Some(p), true) => Some(placement::read_ids(&input, p, "--positions")?),
+            _ => None,
+        };
         let token_positions: Option<Vec<usize>> = match (&a.positions, &a.cu_seqlens) {
+            _ if multi_axis => None,
             (Some(p), _) => {
                 let (ids, pshape) = placement::read_ids(&input, p, "--positions")?;
                 Some(placement::positions_for(
@@ -639,23 +682,19 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 };
                 (table, positions)
             }
-            TableSource::Built { base, angles } => {
-                // Built for just the positions used (a decode step at 100000 needs one row).
-                let spec = TableSpec {
-                    base: *base,
-                    rotary_dim,
-                    first_position: 0,
-                    rows: 1,
-                    angles: *angles,
-                };
-                let positions = match token_positions {
-                    Some(p) => Positions::PerToken(p),
-                    None => Positions::Offset(offset),
-                };
-                positions
-                    .built_table(&spec, batch, seq)
-                    .map_err(|e| CliError::from(e).context(format!("tensor {name:?}")))?
-            }
+            TableSource::Built(b) => table_source::built_table(
+                b,
+                multi_ids
+                    .as_ref()
+                    .zip(a.positions.as_deref())
+                    .map(|((ids, shape), p)| (ids.as_slice(), shape.as_slice(), p)),
+                token_positions,
+                name,
+                batch,
+                seq,
+                rotary_dim,
+                offset,
+            )?,
         };
         // The one check of a call (table width, rows for every position), on the tensor as
         // the file holds it; then its positions in the streamed order.
@@ -671,7 +710,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                     TableSource::User { names: (c, sn), .. } => {
                         format!(" with --cos {c} / --sin {sn}")
                     }
-                    TableSource::Built { .. } => String::new(),
+                    TableSource::Built(_) => String::new(),
                 };
                 CliError::usage(format!("tensor {name:?} {:?}{with}: {e}", t.shape))
             })?;
@@ -778,9 +817,10 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             format!("tables {c}/{s}, one row per token")
         }
         TableSource::User { names: (c, s), .. } => format!("tables {c}/{s}, {placed}"),
-        TableSource::Built { base, angles } => {
-            format!("table {} base {base}, {placed}", angles.name())
-        }
+        TableSource::Built(b) => format!(
+            "{}, {placed}",
+            b.describe(jobs.first().map_or(0, |j| j.rotary_dim))
+        ),
     };
     let list: Vec<String> = jobs
         .iter()

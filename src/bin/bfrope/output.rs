@@ -246,16 +246,27 @@ fn follow(output: &Path) -> CliResult<(PathBuf, Option<std::fs::Metadata>)> {
 /// Settles where the output of `input` goes, before any work: see the module docs. Every
 /// refusal is exit 2 and leaves the output path as it was.
 pub fn resolve(output: &Path, input: &Path) -> CliResult<OutputTarget> {
-    let input_real = input
-        .canonicalize()
-        .map_err(|e| CliError::usage(format!("cannot read input file {}: {e}", input.display())))?;
-    let input_meta = std::fs::metadata(&input_real)
-        .map_err(|e| CliError::usage(format!("cannot read input file {}: {e}", input.display())))?;
-    if !input_meta.is_file() {
-        return Err(CliError::usage(format!(
-            "input {} is not a file",
-            input.display()
-        )));
+    resolve_guarding(output, &[input])
+}
+
+/// [`resolve`] for a command with several input files (or none, as `bfrope table` with
+/// only flags): the output may be none of them.
+pub fn resolve_guarding(output: &Path, inputs: &[&Path]) -> CliResult<OutputTarget> {
+    let mut guarded = Vec::new();
+    for input in inputs {
+        let real = input.canonicalize().map_err(|e| {
+            CliError::usage(format!("cannot read input file {}: {e}", input.display()))
+        })?;
+        let meta = std::fs::metadata(&real).map_err(|e| {
+            CliError::usage(format!("cannot read input file {}: {e}", input.display()))
+        })?;
+        if !meta.is_file() {
+            return Err(CliError::usage(format!(
+                "input {} is not a file",
+                input.display()
+            )));
+        }
+        guarded.push((real, meta));
     }
     if output.as_os_str() == "-" {
         return Ok(OutputTarget {
@@ -273,7 +284,10 @@ pub fn resolve(output: &Path, input: &Path) -> CliResult<OutputTarget> {
     #[cfg(unix)]
     if let Some(meta) = &existing {
         use std::os::unix::fs::MetadataExt;
-        if meta.dev() == input_meta.dev() && meta.ino() == input_meta.ino() {
+        if guarded
+            .iter()
+            .any(|(_, m)| meta.dev() == m.dev() && meta.ino() == m.ino())
+        {
             return Err(same());
         }
     }
@@ -304,7 +318,10 @@ pub fn resolve(output: &Path, input: &Path) -> CliResult<OutputTarget> {
             folder.display()
         ))
     })?;
-    if folder_real.join(&name) == input_real {
+    if guarded
+        .iter()
+        .any(|(real, _)| folder_real.join(&name) == *real)
+    {
         return Err(same());
     }
     // In the canonical folder (the same folder): messages then show a clean absolute path.

@@ -10,6 +10,21 @@
 //!   f32 (`1.0 / base ** (arange(0, d, 2).float() / d)`, `outer(t, inv_freq)`), then cos and
 //!   sin of that f32 angle. A model trained in PyTorch saw these angles.
 //! - [`RopeTable::from_cos_sin`]: tables the caller supplies, as flash-attn and vLLM accept.
+//!
+//! A [`TableRecipe`] says everything a model configures: base, rotary dimension, the scaling
+//! [`Variant`] of transformers' `modeling_rope_utils.py` (`freq`), multi-axis positions
+//! ([`Axes`], `axes`), and the angle mode; [`HfRope::from_config_json`] reads one from a
+//! Hugging Face `config.json` (`config`). Tables are built here, on the host, never in the
+//! kernel: one row per position ([`TableRecipe::table_rows`]) or one row per token
+//! ([`TableRecipe::table_per_token`], for scattered or multi-axis positions).
+
+mod axes;
+mod config;
+mod freq;
+
+pub use axes::{grid_positions, Axes};
+pub use config::HfRope;
+pub use freq::{frequencies, Frequencies, Variant};
 
 use crate::error::{Error, Result};
 
@@ -62,6 +77,18 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
+    /// The recipe of this spec's rows: its base, rotary dimension and angle mode, the default
+    /// frequencies, one axis.
+    pub fn recipe(&self) -> TableRecipe {
+        TableRecipe {
+            base: self.base,
+            rotary_dim: self.rotary_dim,
+            variant: Variant::Default,
+            angles: self.angles,
+            axes: Axes::Single,
+        }
+    }
+
     /// A spec with the default base 10000 and exact angles, rows for positions `0..rows`.
     pub fn new(rotary_dim: usize, rows: usize) -> Self {
         Self {
@@ -115,41 +142,11 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// Builds a table from a base (see [`AngleMode`]).
+    /// Builds a table from a base (see [`AngleMode`]): the default frequencies, one row per
+    /// position from `first_position`.
     pub fn build(spec: &TableSpec) -> Result<Self> {
         spec.validate()?;
-        let pairs = spec.rotary_dim / 2;
-        let mut cos_sin = Vec::with_capacity(spec.rows * pairs);
-        match spec.angles {
-            AngleMode::Exact => {
-                let inv_freq: Vec<f64> = (0..pairs)
-                    .map(|i| libm::pow(spec.base, -((2 * i) as f64) / spec.rotary_dim as f64))
-                    .collect();
-                for r in 0..spec.rows {
-                    let pos = (spec.first_position + r as u64) as f64;
-                    for &f in &inv_freq {
-                        let angle = pos * f;
-                        cos_sin.push([libm::cos(angle) as f32, libm::sin(angle) as f32]);
-                    }
-                }
-            }
-            AngleMode::Torch => {
-                let inv_freq = torch_inv_freq(spec.base, spec.rotary_dim);
-                for r in 0..spec.rows {
-                    // `torch.arange(...).float()`: the position rounded to f32.
-                    let pos = (spec.first_position + r as u64) as f32;
-                    for &f in &inv_freq {
-                        let angle = (pos * f) as f64;
-                        cos_sin.push([libm::cos(angle) as f32, libm::sin(angle) as f32]);
-                    }
-                }
-            }
-        }
-        Ok(Self {
-            rows: spec.rows,
-            pairs,
-            cos_sin,
-        })
+        spec.recipe().table_rows(spec.first_position, spec.rows)
     }
 
     /// A table from caller-supplied `cos` and `sin`, each `rows × pairs` row-major f32.
@@ -260,4 +257,146 @@ pub fn torch_inv_freq(base: f64, rotary_dim: usize) -> Vec<f32> {
             1.0f32 / p
         })
         .collect()
+}
+
+/// Everything a model configures about its table: base, rotary dimension, scaling variant,
+/// multi-axis sections and the angle mode. Build tables with [`TableRecipe::table_rows`]
+/// (one row per position) or [`TableRecipe::table_per_token`] (one row per token).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRecipe {
+    /// The RoPE base θ (`rope_theta`).
+    pub base: f64,
+    /// Rotated dimension `R` (even); the table has `R/2` pairs per row.
+    pub rotary_dim: usize,
+    /// How the inverse frequencies are scaled.
+    pub variant: Variant,
+    /// How the numbers are computed.
+    pub angles: AngleMode,
+    /// Which position axis each frequency takes.
+    pub axes: Axes,
+}
+
+impl TableRecipe {
+    /// Default frequencies, base 10000, exact angles, one axis.
+    pub fn new(rotary_dim: usize) -> Self {
+        Self {
+            base: 10000.0,
+            rotary_dim,
+            variant: Variant::Default,
+            angles: AngleMode::Exact,
+            axes: Axes::Single,
+        }
+    }
+
+    /// The inverse frequencies, the attention factor and the axis of each frequency, for a
+    /// call whose largest position is `max_position` (dynamic NTK and LongRoPE depend on it).
+    pub fn frequencies(&self, max_position: u64) -> Result<(Frequencies, Vec<usize>)> {
+        if self.rotary_dim < 2 || self.rotary_dim % 2 != 0 {
+            return Err(Error::Parameter(format!(
+                "rotary dimension {} must be even and non-zero",
+                self.rotary_dim
+            )));
+        }
+        let pairs = self.rotary_dim / 2;
+        let axis = self.axes.axis_map(pairs)?;
+        let all = || {
+            frequencies(
+                &self.variant,
+                self.base,
+                self.rotary_dim,
+                self.angles,
+                max_position,
+            )
+        };
+        let freqs = match (&self.axes, &self.variant) {
+            (Axes::Axial(sections), Variant::Default) => {
+                // Each section has its own frequencies over its own 2·n dims.
+                let mut inv_freq = Vec::with_capacity(pairs);
+                for &n in sections {
+                    let f = frequencies(&Variant::Default, self.base, 2 * n, self.angles, max_position)?;
+                    inv_freq.extend(f.inv_freq);
+                }
+                Frequencies {
+                    inv_freq,
+                    attention: 1.0,
+                }
+            }
+            (Axes::Axial(_), Variant::Custom(_)) => all()?,
+            (Axes::Axial(_), variant) => {
+                return Err(Error::Parameter(format!(
+                    "axes {} build their own per-section frequencies; the {} variant does not apply (use default or an inverse-frequency vector)",
+                    self.axes.name(),
+                    variant.name()
+                )))
+            }
+            _ => all()?,
+        };
+        Ok((freqs, axis))
+    }
+
+    /// A table with one row per position, `first .. first + rows` (one axis only).
+    pub fn table_rows(&self, first: u64, rows: usize) -> Result<RopeTable> {
+        if self.axes != Axes::Single {
+            return Err(Error::Parameter(format!(
+                "axes {} need one position per axis and token: build a table per token",
+                self.axes.name()
+            )));
+        }
+        TableSpec {
+            base: self.base,
+            rotary_dim: self.rotary_dim,
+            first_position: first,
+            rows,
+            angles: self.angles,
+        }
+        .validate()?;
+        let last = first + rows as u64 - 1;
+        let (f, _) = self.frequencies(last)?;
+        let pairs = self.rotary_dim / 2;
+        let mut cos_sin = Vec::with_capacity(rows * pairs);
+        for r in 0..rows as u64 {
+            for i in 0..pairs {
+                cos_sin.push(f.cos_sin(i, first + r, self.angles));
+            }
+        }
+        Ok(RopeTable {
+            rows,
+            pairs,
+            cos_sin,
+        })
+    }
+
+    /// A table with one row per token (use it with `Positions::PerToken(0..tokens)`):
+    /// `positions` holds `A` positions per token, axis-major (`[A, tokens]`, as a `[A, S]`
+    /// or `[A, B, S]` tensor is laid out); `A` is the number of axes (1 for a single axis).
+    pub fn table_per_token(&self, positions: &[u64]) -> Result<RopeTable> {
+        let a = self.axes.count();
+        if positions.is_empty() || positions.len() % a != 0 {
+            return Err(Error::Parameter(format!(
+                "{} positions cannot be split into {a} axes of at least one token (axes {})",
+                positions.len(),
+                self.axes.name()
+            )));
+        }
+        let tokens = positions.len() / a;
+        let max = *positions.iter().max().expect("non-empty");
+        if max > MAX_POSITION {
+            return Err(Error::Parameter(format!(
+                "position {max} exceeds the supported maximum {MAX_POSITION}"
+            )));
+        }
+        let (f, axis) = self.frequencies(max)?;
+        let pairs = self.rotary_dim / 2;
+        let mut cos_sin = Vec::with_capacity(tokens * pairs);
+        for t in 0..tokens {
+            for (i, &ax) in axis.iter().enumerate() {
+                cos_sin.push(f.cos_sin(i, positions[ax * tokens + t], self.angles));
+            }
+        }
+        Ok(RopeTable {
+            rows: tokens,
+            pairs,
+            cos_sin,
+        })
+    }
 }
