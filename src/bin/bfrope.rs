@@ -4,7 +4,8 @@
 //! bfrope                      # the main job: a demo on the best adapter (CPU path if none)
 //! bfrope info [--json]        # adapters wgpu finds, their backend, driver and limits
 //! bfrope apply INPUT.safetensors -o OUTPUT.safetensors [options]   (-o - writes to stdout)
-//! bfrope conform [--adapter SUBSTRING | --all-adapters] [--json]
+//! bfrope conform [--adapter SUBSTRING | --all-adapters] [--full] [--json]
+//! bfrope bench [--adapter SUBSTRING] [--shapes BxSxHxD,...] [--quick] [--json]
 //! ```
 //!
 //! Errors are one sentence on stderr; exit 2 for bad usage or bad input, 1 for a failure
@@ -16,6 +17,8 @@
 
 #[path = "bfrope/apply.rs"]
 mod apply;
+#[path = "bfrope/bench.rs"]
+mod bench;
 #[path = "bfrope/conform.rs"]
 mod conform;
 #[path = "bfrope/demo.rs"]
@@ -51,6 +54,8 @@ enum Command {
     Apply(Box<apply::ApplyArgs>),
     /// The conformance suite on real adapters: GPU bits against the CPU path; exit 1 on any mismatch.
     Conform(conform::ConformArgs),
+    /// Exact, fast and a copy of the same bytes side by side, timed with GPU timestamps.
+    Bench(bench::BenchArgs),
 }
 
 /// A failure with its exit code: 2 for bad usage or input, 1 for a failure while running.
@@ -145,6 +150,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Apply(args)) => apply::run(&args),
         Some(Command::Conform(args)) => conform::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
     }
 }
 
