@@ -24,6 +24,9 @@ struct CopyParams {
     pad: [u32; 3],
 }
 
+/// One dispatch of the copy: its pipeline, bind group and grid.
+type CopyDispatch = (wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32));
+
 /// Which RoPE kernel module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -588,7 +591,7 @@ impl RopeKernels {
     fn record_windows(
         &self,
         pass: &mut wgpu::ComputePass,
-        windows: &[(wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32))],
+        windows: &[CopyDispatch],
     ) {
         for (pipeline, bind, (gx, gy)) in windows {
             pass.set_pipeline(pipeline);
@@ -604,7 +607,7 @@ impl RopeKernels {
         src: &wgpu::Buffer,
         dst: &wgpu::Buffer,
         bytes: u64,
-    ) -> Result<Vec<(wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32))>> {
+    ) -> Result<Vec<CopyDispatch>> {
         if bytes % 16 != 0 || bytes == 0 {
             return Err(Error::Argument(format!(
                 "copy size {bytes} must be a non-zero multiple of 16"

@@ -221,6 +221,11 @@ impl<'g> Timer<'g> {
     /// Runs `reps` passes recorded by `f`; the median pass time in seconds (the first pass
     /// not counted).
     fn time(&self, f: &Recorder) -> CliResult<f64> {
+        Ok(median(self.times(f)?))
+    }
+
+    /// Every counted pass time, in seconds, in the order run.
+    fn times(&self, f: &Recorder) -> CliResult<Vec<f64>> {
         let ticks: Vec<u64> = match self.timing {
             Timing::Passes => {
                 let mut enc = self
@@ -245,10 +250,9 @@ impl<'g> Timer<'g> {
                 all
             }
         };
-        let times = (1..self.reps as usize)
+        Ok((1..self.reps as usize)
             .map(|r| ticks[2 * r + 1].wrapping_sub(ticks[2 * r]) as f64 * self.period * 1e-9)
-            .collect();
-        Ok(median(times))
+            .collect())
     }
 
     fn read(&self, mut enc: wgpu::CommandEncoder, count: u32) -> CliResult<Vec<u64>> {
@@ -834,9 +838,17 @@ fn probe(
             let output = empty_buffer(gpu, "bfrope probe output", n as u64 * 2);
             for timing in [Timing::Passes, Timing::Submits] {
                 let timer = Timer::new(gpu, reps, timing);
-                let t = timer
-                    .time(&|e, ts| kernels.record_copy(e, &input, &output, bytes, Some(ts)))?;
-                out.push((dims, fill, format!("{timing:?}").to_lowercase(), t, bytes));
+                let all = timer
+                    .times(&|e, ts| kernels.record_copy(e, &input, &output, bytes, Some(ts)))?;
+                let t = median(all.clone());
+                out.push((
+                    dims,
+                    fill,
+                    format!("{timing:?}").to_lowercase(),
+                    t,
+                    bytes,
+                    all,
+                ));
             }
             // `reps` copies in one pass, one timestamp pair around them all.
             let timer = Timer::new(gpu, 2, Timing::Passes);
@@ -850,7 +862,7 @@ fn probe(
                 }
                 Ok(())
             })? / reps as f64;
-            out.push((dims, fill, "one pass".to_string(), t, bytes));
+            out.push((dims, fill, "one pass".to_string(), t, bytes, vec![t]));
             eprintln!("probe: {dims:?} {fill:?} done");
         }
     }
@@ -858,10 +870,11 @@ fn probe(
     if json {
         let rows: Vec<_> = out
             .iter()
-            .map(|(dims, fill, timing, t, b)| {
+            .map(|(dims, fill, timing, t, b, all)| {
                 serde_json::json!({
                     "shape": dims, "fill": format!("{fill:?}").to_lowercase(), "timing": timing,
                     "copy_us": t * 1e6, "copy_gbs": gbs(*t, *b), "bytes": b,
+                    "passes_us": all.iter().map(|x| x * 1e6).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -878,7 +891,7 @@ fn probe(
         );
     } else {
         println!("copy probe on {}, {date}", gpu.adapter().summary());
-        for (dims, fill, timing, t, b) in &out {
+        for (dims, fill, timing, t, b, _) in &out {
             println!(
                 "{:<20} fill {:<7} {:<9} {:>9.1} us {:>7.0} GB/s",
                 format!("{dims:?}").replace(' ', ""),
