@@ -588,11 +588,7 @@ impl RopeKernels {
         Ok(())
     }
 
-    fn record_windows(
-        &self,
-        pass: &mut wgpu::ComputePass,
-        windows: &[CopyDispatch],
-    ) {
+    fn record_windows(&self, pass: &mut wgpu::ComputePass, windows: &[CopyDispatch]) {
         for (pipeline, bind, (gx, gy)) in windows {
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, bind, &[]);

@@ -92,6 +92,25 @@ pub enum Fill {
     None,
 }
 
+/// What the input tensor holds (a diagnostic: the memory system may compress simple data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Data {
+    /// Seeded random bf16 values (normal, mixed magnitudes, a sprinkle of specials).
+    Random,
+    /// All zeros.
+    Zeros,
+    /// Every element 1.0 (0x3F80).
+    Constant,
+}
+
+fn make_data(kind: Data, n: usize) -> Vec<u16> {
+    match kind {
+        Data::Random => random_data(n),
+        Data::Zeros => vec![0; n],
+        Data::Constant => vec![0x3F80; n],
+    }
+}
+
 /// How a series of timed runs is recorded (a diagnostic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Timing {
@@ -141,6 +160,9 @@ pub struct BenchArgs {
     /// How the input buffer is filled (diagnostic).
     #[arg(long, value_enum, default_value = "write", hide = true)]
     fill: Fill,
+    /// What the input holds (diagnostic): seeded random bf16, zeros, or one constant (1.0).
+    #[arg(long, value_enum, default_value = "random", hide = true)]
+    data: Data,
     /// How runs are recorded and submitted (diagnostic).
     #[arg(long, value_enum, default_value = "passes", hide = true)]
     timing: Timing,
@@ -356,6 +378,8 @@ struct Row {
     exact_s: f64,
     /// `None` when not checked.
     mismatches: Option<usize>,
+    /// Why the kernel could not run this call (a library or device limit), if it could not.
+    error: Option<String>,
 }
 
 impl Row {
@@ -385,6 +409,7 @@ impl Row {
             "exact_over_fast": self.exact_s / self.fast_s - 1.0,
             "verified": self.mismatches.is_some(),
             "mismatches": self.mismatches,
+            "error": self.error,
         })
     }
 }
@@ -453,7 +478,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
     for &dims in &shapes {
         let [b, s, h, d] = dims;
         let n = b * s * h * d;
-        let data = random_data(n);
+        let data = make_data(a.data, n);
         let table = RopeTable::build(&TableSpec::new(d, s))?;
         let table_buf = {
             use wgpu::util::DeviceExt;
@@ -548,18 +573,29 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                 timer.time(&|e, ts| kernels.record_timed(e, &args, ts))
                             }
                         };
-                        let fast_s = time_mode(Precision::Fast)?;
                         // Exact last: the output buffer then holds the exact result.
-                        let exact_s = time_mode(Precision::Exact)?;
-                        let mismatches = match &expected {
-                            Some(want) => {
-                                let enc = gpu.device().create_command_encoder(&Default::default());
-                                let bytes = (n as u64 * 2).div_ceil(4) * 4;
-                                let words = pollster::block_on(gpu.read_back(enc, &output, bytes))?;
-                                let got: &[u16] = bytemuck::cast_slice(&words);
-                                Some(got.iter().zip(want).filter(|(g, w)| g != w).count())
+                        let measured = time_mode(Precision::Fast).and_then(|fast_s| {
+                            let exact_s = time_mode(Precision::Exact)?;
+                            let mismatches = match &expected {
+                                Some(want) => {
+                                    let enc =
+                                        gpu.device().create_command_encoder(&Default::default());
+                                    let bytes = (n as u64 * 2).div_ceil(4) * 4;
+                                    let words =
+                                        pollster::block_on(gpu.read_back(enc, &output, bytes))?;
+                                    let got: &[u16] = bytemuck::cast_slice(&words);
+                                    Some(got.iter().zip(want).filter(|(g, w)| g != w).count())
+                                }
+                                None => None,
+                            };
+                            Ok((fast_s, exact_s, mismatches))
+                        });
+                        let (fast_s, exact_s, mismatches, error) = match measured {
+                            Ok((f, e, m)) => (f, e, m, None),
+                            Err(e) => {
+                                eprintln!("bench: {kernel} kernel not measured: {}", e.message);
+                                (f64::NAN, f64::NAN, None, Some(e.message))
                             }
-                            None => None,
                         };
                         let row = Row {
                             shape: dims,
@@ -573,6 +609,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                             fast_s,
                             exact_s,
                             mismatches,
+                            error,
                         };
                         if !a.json {
                             if rows.is_empty() {
@@ -594,6 +631,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
         Some(decode(&gpu, &timer, calls)?)
     };
     let mismatches: usize = rows.iter().filter_map(|r| r.mismatches).sum();
+    let errors = rows.iter().filter(|r| r.error.is_some()).count();
     if a.json {
         let doc = serde_json::json!({
             "tool": "bfrope bench",
@@ -606,6 +644,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
             "reps": reps,
             "timing": format!("{:?}", a.timing).to_lowercase(),
             "fill": format!("{:?}", a.fill).to_lowercase(),
+            "data": format!("{:?}", a.data).to_lowercase(),
             "bytes_counted": "RoPE: tensor read + written once, table read once; copy: tensor read + written once",
             "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
             "decode": decode.as_ref().map(|d| serde_json::json!({
@@ -617,6 +656,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                 "copy_gpu_us_per_call": d.copy_pass_s / d.calls as f64 * 1e6,
             })),
             "mismatches": mismatches,
+            "rows_not_measured": errors,
         });
         println!(
             "{}",
@@ -696,6 +736,18 @@ fn gbs_text(v: f64) -> String {
 }
 
 fn print_row(r: &Row) {
+    if let Some(e) = &r.error {
+        println!(
+            "{:<20} {:<5} {:<11} {:<5} {:<17} {:>9.1}  not measured: {e}",
+            format!("{:?}", r.shape).replace(' ', ""),
+            format!("{:?}", r.layout).to_lowercase(),
+            format!("{:?}", r.pairing).to_lowercase(),
+            r.dtype.name(),
+            r.kernel,
+            r.copy_s * 1e6,
+        );
+        return;
+    }
     let copy = r.gbs(r.copy_s, false);
     let exact = r.gbs(r.exact_s, true);
     println!(
@@ -828,28 +880,47 @@ fn probe(
     command: &[String],
 ) -> CliResult<ExitCode> {
     let kernels = gpu.kernels();
+    // (shape, case, timing, median seconds, bytes copied, every pass).
     let mut out = Vec::new();
     for &dims in shapes {
         let n: usize = dims.iter().product();
         let bytes = (n as u64 * 2) / 16 * 16;
-        let data = random_data(n);
-        for fill in [Fill::Write, Fill::Mapped, Fill::None] {
+        let cases = [
+            ("random, write_buffer", Data::Random, Fill::Write, bytes),
+            (
+                "random, mapped at creation",
+                Data::Random,
+                Fill::Mapped,
+                bytes,
+            ),
+            ("zeros, write_buffer", Data::Zeros, Fill::Write, bytes),
+            ("1.0, write_buffer", Data::Constant, Fill::Write, bytes),
+            (
+                "never written (wgpu zero-fills)",
+                Data::Zeros,
+                Fill::None,
+                bytes,
+            ),
+            (
+                "random, first half of the buffers",
+                Data::Random,
+                Fill::Write,
+                bytes / 32 * 16,
+            ),
+        ];
+        let mut data_kind = None;
+        let mut data = Vec::new();
+        for (case, kind, fill, copied) in cases {
+            if data_kind != Some(kind) {
+                data = make_data(kind, n);
+                data_kind = Some(kind);
+            }
             let input = tensor_buffer(gpu, "bfrope probe input", &data, fill)?;
             let output = empty_buffer(gpu, "bfrope probe output", n as u64 * 2);
-            for timing in [Timing::Passes, Timing::Submits] {
-                let timer = Timer::new(gpu, reps, timing);
-                let all = timer
-                    .times(&|e, ts| kernels.record_copy(e, &input, &output, bytes, Some(ts)))?;
-                let t = median(all.clone());
-                out.push((
-                    dims,
-                    fill,
-                    format!("{timing:?}").to_lowercase(),
-                    t,
-                    bytes,
-                    all,
-                ));
-            }
+            let timer = Timer::new(gpu, reps, Timing::Passes);
+            let all =
+                timer.times(&|e, ts| kernels.record_copy(e, &input, &output, copied, Some(ts)))?;
+            out.push((dims, case, "passes", median(all.clone()), copied, all));
             // `reps` copies in one pass, one timestamp pair around them all.
             let timer = Timer::new(gpu, 2, Timing::Passes);
             let t = timer.time(&|e, ts| {
@@ -858,21 +929,21 @@ fn probe(
                     timestamp_writes: Some(ts),
                 });
                 for _ in 0..reps {
-                    kernels.record_copy_in_pass(&mut pass, &input, &output, bytes)?;
+                    kernels.record_copy_in_pass(&mut pass, &input, &output, copied)?;
                 }
                 Ok(())
             })? / reps as f64;
-            out.push((dims, fill, "one pass".to_string(), t, bytes, vec![t]));
-            eprintln!("probe: {dims:?} {fill:?} done");
+            out.push((dims, case, "one pass", t, copied, vec![t]));
+            eprintln!("probe: {dims:?} {case} done");
         }
     }
     let gbs = |t: f64, b: u64| 2.0 * b as f64 / t / 1e9;
     if json {
         let rows: Vec<_> = out
             .iter()
-            .map(|(dims, fill, timing, t, b, all)| {
+            .map(|(dims, case, timing, t, b, all)| {
                 serde_json::json!({
-                    "shape": dims, "fill": format!("{fill:?}").to_lowercase(), "timing": timing,
+                    "shape": dims, "case": case, "timing": timing,
                     "copy_us": t * 1e6, "copy_gbs": gbs(*t, *b), "bytes": b,
                     "passes_us": all.iter().map(|x| x * 1e6).collect::<Vec<_>>(),
                 })
@@ -891,11 +962,11 @@ fn probe(
         );
     } else {
         println!("copy probe on {}, {date}", gpu.adapter().summary());
-        for (dims, fill, timing, t, b, _) in &out {
+        for (dims, case, timing, t, b, _) in &out {
             println!(
-                "{:<20} fill {:<7} {:<9} {:>9.1} us {:>7.0} GB/s",
+                "{:<20} {:<34} {:<9} {:>9.1} us {:>7.0} GB/s",
                 format!("{dims:?}").replace(' ', ""),
-                format!("{fill:?}").to_lowercase(),
+                case,
                 timing,
                 t * 1e6,
                 gbs(*t, *b)
