@@ -169,6 +169,10 @@ pub struct BenchArgs {
     /// Only the copy, for every fill and timing, per shape (the large-buffer diagnosis).
     #[arg(long, hide = true)]
     probe: bool,
+    /// Only the copy between N buffers of each shape's size, all alive at once, buffer i to
+    /// buffer i+1 (does the speed follow a buffer?).
+    #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=64))]
+    probe_buffers: Option<u32>,
 }
 
 fn parse_shape(s: &str) -> Result<[usize; 4], String> {
@@ -470,6 +474,9 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
 
     if a.probe {
         return probe(&gpu, &shapes, reps, a.json, &started, &command);
+    }
+    if let Some(count) = a.probe_buffers {
+        return probe_buffers(&gpu, &shapes, reps, count as usize);
     }
 
     let mut rows = Vec::new();
@@ -867,6 +874,34 @@ fn decode(gpu: &Gpu, timer: &Timer, calls: u32) -> CliResult<Decode> {
         host_record_s,
         copy_pass_s,
     })
+}
+
+/// Copies between `count` buffers of each shape's size, all alive at once (printed as text).
+fn probe_buffers(gpu: &Gpu, shapes: &[[usize; 4]], reps: u32, count: usize) -> CliResult<ExitCode> {
+    let kernels = gpu.kernels();
+    let timer = Timer::new(gpu, reps, Timing::Passes);
+    println!("buffer probe on {}", gpu.adapter().summary());
+    for &dims in shapes {
+        let n: usize = dims.iter().product();
+        let bytes = (n as u64 * 2) / 16 * 16;
+        let data = random_data(n);
+        let buffers = (0..count)
+            .map(|_| tensor_buffer(gpu, "bfrope probe buffer", &data, Fill::Write))
+            .collect::<CliResult<Vec<_>>>()?;
+        let gbs = |t: f64, b: u64| 2.0 * b as f64 / t / 1e9;
+        for i in 0..count {
+            let j = (i + 1) % count;
+            let t = timer
+                .time(&|e, ts| kernels.record_copy(e, &buffers[i], &buffers[j], bytes, Some(ts)))?;
+            println!(
+                "{:<20} buffer {i:>2} -> {j:>2}: {:>8.1} us {:>6.0} GB/s",
+                format!("{dims:?}").replace(' ', ""),
+                t * 1e6,
+                gbs(t, bytes),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The large-buffer diagnosis: the copy alone, per shape, for every way of filling the input
