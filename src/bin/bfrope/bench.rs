@@ -145,6 +145,10 @@ pub struct BenchArgs {
     /// Decode calls recorded into one compute pass (default 100; 10 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100000))]
     calls: Option<u32>,
+    /// GPU time each series first runs untimed, so the GPU's clocks are up when timing starts
+    /// (default 300; 20 with --quick).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=60000))]
+    warmup_ms: Option<u32>,
     /// Small shapes and few passes (runs on lavapipe in seconds).
     #[arg(long)]
     quick: bool,
@@ -206,6 +210,8 @@ struct Timer<'g> {
     resolve: wgpu::Buffer,
     reps: u32,
     timing: Timing,
+    /// Seconds of GPU work run untimed before each series.
+    warmup: f64,
     /// Nanoseconds per timestamp tick.
     period: f64,
 }
@@ -214,7 +220,7 @@ type Recorder<'r> =
     dyn Fn(&mut wgpu::CommandEncoder, wgpu::ComputePassTimestampWrites) -> bfrope::Result<()> + 'r;
 
 impl<'g> Timer<'g> {
-    fn new(gpu: &'g Gpu, reps: u32, timing: Timing) -> Self {
+    fn new(gpu: &'g Gpu, reps: u32, timing: Timing, warmup: f64) -> Self {
         let device = gpu.device();
         let count = 2 * reps;
         Self {
@@ -232,6 +238,7 @@ impl<'g> Timer<'g> {
             }),
             reps,
             timing,
+            warmup,
             period: gpu.queue().get_timestamp_period() as f64,
         }
     }
@@ -245,8 +252,22 @@ impl<'g> Timer<'g> {
     }
 
     /// Runs `reps` passes recorded by `f`; the median pass time in seconds (the first pass
-    /// not counted).
+    /// not counted). First the same passes run, untimed, until they add up to `warmup`
+    /// seconds of GPU time: a GPU left idle while the host generates, uploads or checks data
+    /// lowers its clocks, and a series of a few milliseconds does not raise them again (on
+    /// the H100 the copy then measures ~1700 GB/s instead of ~3000, every kernel slower still).
     fn time(&self, f: &Recorder) -> CliResult<f64> {
+        let mut warmed = 0.0;
+        for _ in 0..10_000 {
+            if warmed >= self.warmup {
+                break;
+            }
+            let t: f64 = self.times(f)?.iter().sum();
+            if t.is_nan() || t <= 0.0 {
+                break;
+            }
+            warmed += t;
+        }
         Ok(median(self.times(f)?))
     }
 
@@ -467,7 +488,8 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
     let layouts = or_all(&a.layouts, &[LayoutArg::Bshd, LayoutArg::Bhsd]);
     let pairings = or_all(&a.pairings, &[PairingArg::Interleaved, PairingArg::Half]);
     let dtypes = or_all(&a.dtypes, &[DtypeArg::Bf16]);
-    let timer = Timer::new(&gpu, reps, a.timing);
+    let warmup_ms = a.warmup_ms.unwrap_or(if a.quick { 20 } else { 300 });
+    let timer = Timer::new(&gpu, reps, a.timing, warmup_ms as f64 * 1e-3);
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let command: Vec<String> = std::env::args().collect();
     eprintln!("bfrope bench on {}", report.summary());
@@ -620,7 +642,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                         };
                         if !a.json {
                             if rows.is_empty() {
-                                print_header(&gpu, &started, reps);
+                                print_header(&gpu, &started, reps, warmup_ms);
                             }
                             print_row(&row);
                         }
@@ -649,6 +671,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
             "driver": format!("{} {}", report.info.driver, report.info.driver_info).trim(),
             "adapter": crate::info::adapter_json(report),
             "reps": reps,
+            "warmup_ms": warmup_ms,
             "timing": format!("{:?}", a.timing).to_lowercase(),
             "fill": format!("{:?}", a.fill).to_lowercase(),
             "data": format!("{:?}", a.data).to_lowercase(),
@@ -671,7 +694,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
         );
     } else {
         if rows.is_empty() {
-            print_header(&gpu, &started, reps);
+            print_header(&gpu, &started, reps, warmup_ms);
         }
         if let Some(d) = &decode {
             println!(
@@ -702,10 +725,10 @@ fn contiguous_name(shape: &RopeShape) -> &'static str {
     }
 }
 
-fn print_header(gpu: &Gpu, date: &str, reps: u32) {
+fn print_header(gpu: &Gpu, date: &str, reps: u32, warmup_ms: u32) {
     let i = &gpu.adapter().info;
     println!(
-        "bfrope bench — {} ({:?}, {} {}), {date}, median of {} passes",
+        "bfrope bench — {} ({:?}, {} {}), {date}, median of {} passes after {warmup_ms} ms of warm-up",
         i.name,
         i.backend,
         i.driver,
@@ -879,7 +902,7 @@ fn decode(gpu: &Gpu, timer: &Timer, calls: u32) -> CliResult<Decode> {
 /// Copies between `count` buffers of each shape's size, all alive at once (printed as text).
 fn probe_buffers(gpu: &Gpu, shapes: &[[usize; 4]], reps: u32, count: usize) -> CliResult<ExitCode> {
     let kernels = gpu.kernels();
-    let timer = Timer::new(gpu, reps, Timing::Passes);
+    let timer = Timer::new(gpu, reps, Timing::Passes, 0.0);
     println!("buffer probe on {}", gpu.adapter().summary());
     for &dims in shapes {
         let n: usize = dims.iter().product();
@@ -952,12 +975,12 @@ fn probe(
             }
             let input = tensor_buffer(gpu, "bfrope probe input", &data, fill)?;
             let output = empty_buffer(gpu, "bfrope probe output", n as u64 * 2);
-            let timer = Timer::new(gpu, reps, Timing::Passes);
+            let timer = Timer::new(gpu, reps, Timing::Passes, 0.0);
             let all =
                 timer.times(&|e, ts| kernels.record_copy(e, &input, &output, copied, Some(ts)))?;
             out.push((dims, case, "passes", median(all.clone()), copied, all));
             // `reps` copies in one pass, one timestamp pair around them all.
-            let timer = Timer::new(gpu, 2, Timing::Passes);
+            let timer = Timer::new(gpu, 2, Timing::Passes, 0.0);
             let t = timer.time(&|e, ts| {
                 let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("bfrope probe one pass"),
