@@ -298,25 +298,27 @@ fn shapes_validation_errors_name_the_values() {
 }
 
 #[test]
-fn shapes_dispatch_grid_splits_into_two_dimensions() {
+fn shapes_dispatch_grid_splits_into_two_balanced_dimensions() {
     #[rustfmt::skip]
     let cases: &[(u32, u32, (u32, u32))] = &[
         (0, 65535, (0, 0)),              // nothing to do
         (1, 65535, (1, 1)),              // one workgroup
         (65535, 65535, (65535, 1)),      // exactly one full row
-        (65536, 65535, (65535, 2)),      // one past the limit: a second row
-        (70000, 65535, (65535, 2)),      // the brief's example
-        (131071, 65535, (65535, 3)),     // 2·65535 + 1
-        (1000, 256, (256, 4)),           // a small limit
+        (65536, 65535, (32768, 2)),      // one past the limit: two balanced rows, not 65535 × 2
+        (70000, 65535, (35000, 2)),      // the brief's example
+        (131071, 65535, (43691, 3)),     // 2·65535 + 1: three rows, 2 groups wasted
+        (131072, 65535, (43691, 3)),     // [16,4096,32,128]'s copy: 1 group wasted
+        (1000, 256, (250, 4)),           // a small limit
+        (65535 * 65535, 65535, (65535, 65535)), // the largest grid
     ];
     for &(groups, max, want) in cases {
         let got = dispatch_grid(groups, max).unwrap();
         assert_eq!(got, want, "dispatch_grid[groups={groups},max={max}]");
-        // The grid covers every group and wastes less than one row.
+        // The grid covers every group and wastes fewer workgroups than it has rows.
         let (x, y) = got;
         assert!(x as u64 * y as u64 >= groups as u64 && x <= max && y <= max);
         if groups > 0 {
-            assert!((x as u64) * (y as u64 - 1) < groups as u64);
+            assert!((x as u64) * (y as u64) - (groups as u64) < y as u64);
         }
     }
     // 65535² + 1 groups do not fit a 65535 × 65535 grid.

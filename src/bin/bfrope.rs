@@ -6,7 +6,8 @@
 //! bfrope apply INPUT.safetensors -o OUTPUT.safetensors [options]   (-o - writes to stdout)
 //! bfrope table [--hf-config PATH | --base F | --inv-freq FILE:NAME] [--angles ..] [--axes ..]
 //!       --positions N0..N1 | --positions-from FILE:NAME  -o TABLE.safetensors
-//! bfrope conform [--adapter SUBSTRING | --all-adapters] [--json]
+//! bfrope conform [--adapter SUBSTRING | --all-adapters] [--full] [--json]
+//! bfrope bench [--adapter SUBSTRING] [--shapes BxSxHxD,...] [--quick] [--json]
 //! ```
 //!
 //! Errors are one sentence on stderr; exit 2 for bad usage or bad input, 1 for a failure
@@ -18,6 +19,8 @@
 
 #[path = "bfrope/apply.rs"]
 mod apply;
+#[path = "bfrope/bench.rs"]
+mod bench;
 #[path = "bfrope/conform.rs"]
 mod conform;
 #[path = "bfrope/demo.rs"]
@@ -59,6 +62,8 @@ enum Command {
     Conform(conform::ConformArgs),
     /// Write the F32 cos/sin a call would use ([P, R/2]) to a safetensors file.
     Table(Box<table::TableArgs>),
+    /// Exact, fast and a copy of the same bytes side by side, timed with GPU timestamps.
+    Bench(bench::BenchArgs),
 }
 
 /// A failure with its exit code: 2 for bad usage or input, 1 for a failure while running.
@@ -154,6 +159,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Apply(args)) => apply::run(&args),
         Some(Command::Conform(args)) => conform::run(&args),
         Some(Command::Table(args)) => table::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
     }
 }
 

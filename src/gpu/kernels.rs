@@ -24,6 +24,9 @@ struct CopyParams {
     pad: [u32; 3],
 }
 
+/// One dispatch of the copy: its pipeline, bind group and grid.
+type CopyDispatch = (wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32));
+
 /// Which RoPE kernel module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -549,8 +552,9 @@ impl RopeKernels {
         Ok(buffer)
     }
 
-    /// Records a vec4 copy of `bytes` bytes (a multiple of 16) from `src` to `dst`, optionally
-    /// with timestamps: the yardstick the benchmarks measure RoPE against.
+    /// Records a vec4 copy of `bytes` bytes (a multiple of 16) from `src` to `dst` in a compute
+    /// pass of its own, optionally with timestamps: the yardstick the benchmarks measure RoPE
+    /// against.
     pub fn record_copy(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -559,10 +563,63 @@ impl RopeKernels {
         bytes: u64,
         timestamps: Option<wgpu::ComputePassTimestampWrites>,
     ) -> Result<()> {
+        let windows = self.copy_windows(src, dst, bytes)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bfrope::copy[vec4]"),
+            timestamp_writes: timestamps,
+        });
+        self.record_windows(&mut pass, &windows);
+        Ok(())
+    }
+
+    /// Records the same copy as [`record_copy`](Self::record_copy) into the caller's open
+    /// compute pass (a benchmark records many into one pass).
+    pub fn record_copy_in_pass(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<()> {
+        let windows = self.copy_windows(src, dst, bytes)?;
+        self.record_windows(pass, &windows);
+        Ok(())
+    }
+
+    fn record_windows(&self, pass: &mut wgpu::ComputePass, windows: &[CopyDispatch]) {
+        for (pipeline, bind, (gx, gy)) in windows {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind, &[]);
+            pass.dispatch_workgroups(*gx, *gy, 1);
+        }
+    }
+
+    /// The copy's dispatches: one per window of at most the storage binding limit, each
+    /// with a balanced grid ([`dispatch_grid`]).
+    fn copy_windows(
+        &self,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<CopyDispatch>> {
         if bytes % 16 != 0 || bytes == 0 {
             return Err(Error::Argument(format!(
                 "copy size {bytes} must be a non-zero multiple of 16"
             )));
+        }
+        for (name, buf) in [("source", src), ("destination", dst)] {
+            if buf.size() < bytes {
+                return Err(Error::Argument(format!(
+                    "copy of {bytes} bytes: the {name} buffer holds only {} bytes",
+                    buf.size()
+                )));
+            }
+        }
+        if src == dst {
+            return Err(Error::Argument(
+                "copy source and destination must be different buffers (bindings may not alias)"
+                    .into(),
+            ));
         }
         let mut guard = self.copy.lock().unwrap_or_else(|e| e.into_inner());
         let (layout, pipeline) = guard.get_or_insert_with(|| {
@@ -604,35 +661,38 @@ impl RopeKernels {
                 });
             (layout, pipeline)
         });
-        let count = (bytes / 16) as u32;
-        let (gx, gy) = dispatch_grid(
-            count.div_ceil(WORKGROUP_SIZE),
-            self.device.limits().max_compute_workgroups_per_dimension,
-        )?;
-        let uniform = self.uniform(
-            "bfrope::copy params",
-            bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
-        )?;
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("bfrope::copy[vec4]"),
-            layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniform.as_entire_binding(),
-                },
-                binding(1, src, (0, bytes)),
-                binding(2, dst, (0, bytes)),
-            ],
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bfrope::copy[vec4]"),
-            timestamp_writes: timestamps,
-        });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(gx, gy, 1);
-        Ok(())
+        // Windows start at aligned offsets; each holds fewer than 2^32 vec4s.
+        let align = self.limits.offset_alignment.max(16).next_power_of_two();
+        let window = (self.limits.max_binding / align * align)
+            .min((u32::MAX as u64) / align * align)
+            .max(align);
+        let dim = self.limits.max_workgroups_per_dim;
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < bytes {
+            let size = window.min(bytes - offset);
+            let count = (size / 16) as u32;
+            let (gx, gy) = dispatch_grid(count.div_ceil(WORKGROUP_SIZE), dim)?;
+            let uniform = self.uniform(
+                "bfrope::copy params",
+                bytemuck::bytes_of(&CopyParams { count, pad: [0; 3] }),
+            )?;
+            let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("bfrope::copy[vec4]"),
+                layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniform.as_entire_binding(),
+                    },
+                    binding(1, src, (offset, size)),
+                    binding(2, dst, (offset, size)),
+                ],
+            });
+            out.push((pipeline.clone(), bind, (gx, gy)));
+            offset += size;
+        }
+        Ok(out)
     }
 }
 

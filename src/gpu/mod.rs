@@ -30,17 +30,20 @@ use crate::error::{Error, Result};
 /// Threads per workgroup of every kernel.
 pub const WORKGROUP_SIZE: u32 = 256;
 
-/// Splits `groups` workgroups into a 2-D grid within the per-dimension limit.
+/// Splits `groups` workgroups into a balanced 2-D grid within the per-dimension limit:
+/// `y = ceil(groups / max)` rows of `x = ceil(groups / y)`, so fewer than `y` workgroups are
+/// wasted (65,536 groups launch as 32,768 × 2, not 65,535 × 2). Kernels index workgroups as
+/// `wid.y * nwg.x + wid.x` and return past the end.
 pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
     if groups == 0 {
         return Ok((0, 0));
     }
-    let x = groups.min(max_per_dim);
-    let y = groups.div_ceil(x);
+    let y = groups.div_ceil(max_per_dim.max(1));
     if y > max_per_dim {
         return Err(Error::Limit(format!(
             "{groups} workgroups exceed a {max_per_dim} x {max_per_dim} grid"
         )));
     }
+    let x = groups.div_ceil(y);
     Ok((x, y))
 }

@@ -2,6 +2,10 @@
 //! compared with the CPU path's on the library's full suite (`conformance::suite`, the one the
 //! web page runs): the special-value sweep, seeded random data and bit patterns, special
 //! tables, forward and inverse. Exit 1 on any mismatch.
+//!
+//! `--full` is the exhaustive check instead: all 2^32 `(x0, x1)` bf16 pairs at angles 0, π/4,
+//! π/2, 1 rad and one table value of position 1,000,000, forward and inverse, on the GPU
+//! (the contiguous vec4 kernel), each output compared with `cpu::rotate_pair` on every core.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -31,8 +35,36 @@ pub struct ConformArgs {
     #[arg(long, value_enum, default_value = "exact")]
     precision: crate::apply::PrecisionArg,
     /// Seed of the random-data check.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "full")]
     seed: u64,
+    /// Check every (x0, x1) bf16 pair (2^32) at five angles, forward and inverse, instead of
+    /// the suite (hours on a small machine; progress and an estimate on stderr).
+    #[arg(long)]
+    full: bool,
+    /// With --full: only x0 bit patterns in START..END (hex 0x.. or decimal; a test's slice).
+    #[arg(long, value_name = "START..END", value_parser = parse_slice, requires = "full", hide = true)]
+    full_slice: Option<(u32, u32)>,
+    /// With --full: x0 values per GPU call (each holds x0 × 65,536 pairs).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=4096), requires = "full", hide = true)]
+    full_chunk: u32,
+}
+
+fn parse_slice(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("slice '{s}' must be START..END with 0 <= START < END <= 0x10000");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let num = |t: &str| {
+        let t = t.trim();
+        match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            Some(h) => u32::from_str_radix(h, 16),
+            None => t.parse(),
+        }
+        .map_err(|_| bad())
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a >= b || b > 0x10000 {
+        return Err(bad());
+    }
+    Ok((a, b))
 }
 
 struct Check {
@@ -94,6 +126,10 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     };
 
     let precision = a.precision.into();
+    if a.full {
+        let (start, end) = a.full_slice.unwrap_or((0, 0x10000));
+        return full::run(&gpus, unopened, start..end, a.full_chunk, precision, a.json);
+    }
     // The cases and their reference results, shared by every adapter.
     let t = Instant::now();
     let cases = conformance::suite(conformance::Suite::Full, a.seed);
@@ -234,6 +270,315 @@ fn print_check(c: &Check) {
             );
             for m in &c.first {
                 println!("    {m}");
+            }
+        }
+    }
+}
+
+/// `conform --full`: every (x0, x1) pair, on the GPU, against `cpu::rotate_pair`.
+mod full {
+    use std::ops::Range;
+    use std::process::ExitCode;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use bfrope::{Direction, Gpu, Positions, Precision, RopeCall, RopeShape, RopeTable, TableSpec};
+
+    /// Every token of a chunk at table row 0 + s.
+    static FROM_0: Positions = Positions::Offset(0);
+
+    use crate::CliResult;
+
+    /// Mismatches kept per angle and direction for the report.
+    const KEEP: usize = 5;
+    /// Pairs per token: every x1 bit pattern, so token t holds x0 = start + t.
+    const X1: usize = 1 << 16;
+    /// head_dim 8: four pairs per head, so the call takes the vec4 kernel (every real model's).
+    const HEAD_DIM: usize = 8;
+
+    /// The angles: name, cos and sin as f32 table values.
+    pub(super) fn angles() -> CliResult<Vec<(String, f32, f32)>> {
+        let f = |a: f64| (libm::cos(a) as f32, libm::sin(a) as f32);
+        let quarter = f(std::f64::consts::FRAC_PI_4);
+        let half = f(std::f64::consts::FRAC_PI_2);
+        let one = f(1.0);
+        // Frequency 0 of a base-10000 table at position 1,000,000: what the library's table
+        // builder gives (angle 1e6 rad).
+        let far = RopeTable::build(&TableSpec {
+            first_position: 1_000_000,
+            ..TableSpec::new(128, 1)
+        })?
+        .get(0, 0);
+        Ok(vec![
+            ("0".into(), 1.0, 0.0),
+            ("pi/4".into(), quarter.0, quarter.1),
+            ("pi/2".into(), half.0, half.1),
+            ("1 rad".into(), one.0, one.1),
+            ("position 1000000".into(), far[0], far[1]),
+        ])
+    }
+
+    /// One angle and direction's tally on one adapter.
+    struct Tally {
+        angle: usize,
+        direction: Direction,
+        checked: u64,
+        mismatches: u64,
+        first: Vec<String>,
+    }
+
+    /// A GPU result for x0 in `start..start + count` at one angle and direction.
+    struct Piece {
+        start: u32,
+        tally: usize,
+        got: Vec<u16>,
+    }
+
+    /// Runs the exhaustive check on every adapter in `gpus`.
+    pub(super) fn run(
+        gpus: &[Gpu],
+        unopened: usize,
+        slice: Range<u32>,
+        chunk: u32,
+        precision: Precision,
+        json: bool,
+    ) -> CliResult<ExitCode> {
+        let angles = angles()?;
+        let mut all_pass = unopened == 0;
+        let mut reports = Vec::new();
+        for gpu in gpus {
+            if !json {
+                println!(
+                    "bfrope conform --full on {}: x0 0x{:04X}..0x{:04X} × all 65,536 x1, {} angles, forward and inverse",
+                    gpu.adapter().summary(),
+                    slice.start,
+                    slice.end,
+                    angles.len()
+                );
+            }
+            let t = Instant::now();
+            let tallies = check_adapter(gpu, &angles, slice.clone(), chunk, precision)?;
+            let seconds = t.elapsed().as_secs_f64();
+            let checked: u64 = tallies.iter().map(|t| t.checked).sum();
+            let mismatches: u64 = tallies.iter().map(|t| t.mismatches).sum();
+            let pass = mismatches == 0;
+            all_pass &= pass;
+            if !json {
+                for t in &tallies {
+                    let (name, c, s) = &angles[t.angle];
+                    println!(
+                        "  angle {name} (cos {c:e}, sin {s:e}), {}: {} pairs checked, {} mismatching pairs",
+                        format!("{:?}", t.direction).to_lowercase(),
+                        t.checked,
+                        t.mismatches
+                    );
+                    for m in &t.first {
+                        println!("    {m}");
+                    }
+                }
+                println!(
+                    "  {}: {checked} pairs checked, {mismatches} mismatching, {seconds:.1} s",
+                    if pass { "PASS" } else { "FAIL" }
+                );
+            }
+            reports.push(serde_json::json!({
+                "adapter": crate::info::adapter_json(gpu.adapter()),
+                "pass": pass,
+                "pairs_checked": checked,
+                "mismatches": mismatches,
+                "seconds": seconds,
+                "checks": tallies.iter().map(|t| {
+                    let (name, c, s) = &angles[t.angle];
+                    serde_json::json!({
+                        "angle": name,
+                        "cos": c,
+                        "sin": s,
+                        "direction": format!("{:?}", t.direction).to_lowercase(),
+                        "pairs_checked": t.checked,
+                        "mismatches": t.mismatches,
+                        "first_mismatches": t.first,
+                    })
+                }).collect::<Vec<_>>(),
+            }));
+        }
+        if json {
+            let doc = serde_json::json!({
+                "full": true,
+                "x0_slice": [slice.start, slice.end],
+                "pass": all_pass,
+                "adapters": reports,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+            );
+        } else {
+            println!(
+                "\n{}",
+                if all_pass {
+                    "conformance --full: PASS (every pair's bits equal the CPU path's)"
+                } else {
+                    "conformance --full: FAIL"
+                }
+            );
+        }
+        if !all_pass {
+            eprintln!("error: conformance failed: an adapter's bits differ from the CPU path's (see the report)");
+            return Ok(ExitCode::from(1));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The GPU rotates chunks on one thread while every core checks the previous results.
+    fn check_adapter(
+        gpu: &Gpu,
+        angles: &[(String, f32, f32)],
+        slice: Range<u32>,
+        chunk: u32,
+        precision: Precision,
+    ) -> CliResult<Vec<Tally>> {
+        let dirs = [Direction::Forward, Direction::Inverse];
+        let mut tallies: Vec<Tally> = (0..angles.len())
+            .flat_map(|angle| {
+                dirs.iter().map(move |&direction| Tally {
+                    angle,
+                    direction,
+                    checked: 0,
+                    mismatches: 0,
+                    first: Vec::new(),
+                })
+            })
+            .collect();
+        let configs: Vec<(usize, Direction)> =
+            tallies.iter().map(|t| (t.angle, t.direction)).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let total = (slice.end - slice.start) as u64;
+        let t0 = Instant::now();
+        let (tx, rx) = mpsc::sync_channel::<bfrope::Result<Piece>>(2);
+        std::thread::scope(|s| -> CliResult<()> {
+            let producer_slice = slice.clone();
+            let configs = &configs;
+            s.spawn(move || {
+                let mut start = producer_slice.start;
+                while start < producer_slice.end {
+                    let count = chunk.min(producer_slice.end - start);
+                    let result = rotate_chunk(gpu, angles, configs, start, count, precision, &tx);
+                    if let Err(e) = result {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    start += count;
+                }
+            });
+            let mut done_words = 0u64;
+            let words_total = total * X1 as u64 * configs.len() as u64;
+            let mut last_report = Instant::now();
+            for piece in rx {
+                let piece = piece?;
+                let tally = &mut tallies[piece.tally];
+                let (_, c, sn) = &angles[tally.angle];
+                check_piece(&piece, *c, *sn, tally, threads);
+                done_words += (piece.got.len() / 2) as u64;
+                if last_report.elapsed().as_secs_f64() > 2.0 || done_words == words_total {
+                    last_report = Instant::now();
+                    let elapsed = t0.elapsed().as_secs_f64();
+                    let frac = done_words as f64 / words_total as f64;
+                    let mism: u64 = tallies.iter().map(|t| t.mismatches).sum();
+                    eprintln!(
+                        "conform --full: {:.2}% of {} rotations, {mism} mismatches, {elapsed:.0} s elapsed, about {:.0} s left",
+                        100.0 * frac,
+                        words_total,
+                        elapsed / frac - elapsed
+                    );
+                }
+            }
+            Ok(())
+        })?;
+        Ok(tallies)
+    }
+
+    /// Rotates x0 in `start..start + count` × every x1 at every angle and direction on the
+    /// GPU, sending each result.
+    fn rotate_chunk(
+        gpu: &Gpu,
+        angles: &[(String, f32, f32)],
+        configs: &[(usize, Direction)],
+        start: u32,
+        count: u32,
+        precision: Precision,
+        tx: &mpsc::SyncSender<bfrope::Result<Piece>>,
+    ) -> bfrope::Result<()> {
+        let tokens = count as usize;
+        let mut x = vec![0u16; tokens * X1 * 2];
+        for (t, token) in x.chunks_exact_mut(X1 * 2).enumerate() {
+            for (w, pair) in token.chunks_exact_mut(2).enumerate() {
+                pair[0] = (start as usize + t) as u16;
+                pair[1] = w as u16;
+            }
+        }
+        // [1, tokens, heads, 8]: token t's 65,536 words are its pairs; every table row and
+        // frequency holds the one angle.
+        let shape = RopeShape::from_dims(&[1, tokens, X1 / (HEAD_DIM / 2), HEAD_DIM])?;
+        for (tally, &(angle, direction)) in configs.iter().enumerate() {
+            let (_, c, s) = &angles[angle];
+            let n = tokens * HEAD_DIM / 2;
+            let table = RopeTable::from_cos_sin(&vec![*c; n], &vec![*s; n], tokens, HEAD_DIM / 2)?;
+            let call = RopeCall::new(shape.into(), &FROM_0, &table)
+                .with_direction(direction)
+                .with_precision(precision);
+            let got = gpu.apply_blocking(&call, &x)?;
+            if tx.send(Ok(Piece { start, tally, got })).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares one GPU result with `cpu::rotate_pair` on `threads` threads.
+    fn check_piece(piece: &Piece, c: f32, s: f32, tally: &mut Tally, threads: usize) {
+        let words = piece.got.len() / 2;
+        let per = words.div_ceil(threads).max(1);
+        let direction = tally.direction;
+        let results: Vec<(u64, Vec<String>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = piece
+                .got
+                .chunks(per * 2)
+                .enumerate()
+                .map(|(k, part)| {
+                    scope.spawn(move || {
+                        let mut bad = 0u64;
+                        let mut first = Vec::new();
+                        for (i, got) in part.chunks_exact(2).enumerate() {
+                            let w = k * per + i;
+                            let x0 = (piece.start as usize + w / X1) as u16;
+                            let x1 = (w % X1) as u16;
+                            let want = bfrope::cpu::rotate_pair(x0, x1, c, s, direction);
+                            if (got[0], got[1]) != want {
+                                bad += 1;
+                                if first.len() < KEEP {
+                                    first.push(format!(
+                                        "x0=0x{x0:04X} x1=0x{x1:04X} cos={c:e} sin={s:e} {direction:?}: expected (0x{:04X}, 0x{:04X}), got (0x{:04X}, 0x{:04X})",
+                                        want.0, want.1, got[0], got[1]
+                                    ));
+                                }
+                            }
+                        }
+                        (bad, first)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a checking thread panicked"))
+                .collect()
+        });
+        tally.checked += words as u64;
+        for (bad, first) in results {
+            tally.mismatches += bad;
+            for m in first {
+                if tally.first.len() < KEEP {
+                    tally.first.push(m);
+                }
             }
         }
     }
