@@ -508,3 +508,175 @@ fn oracle_pins() {
     assert_eq!(oracle_dot2_in(F32, 0x8000_0000, 1f32.to_bits(), 0x8000_0000, 1f32.to_bits()), 0x8000_0000);
     assert_eq!(oracle_dot2_in(F32, 0x7F80_0000, 1f32.to_bits(), 0x7F80_0000, (-1f32).to_bits()), 0x7FC0_0000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// GPU: the WGSL arithmetic (shaders/float.wgsl through the float_check kernel) == CPU == oracle.
+
+/// Runs the float_check kernel on `ops` (`(a, b, c, d)` quadruples) with `DTYPE` = `dtype`
+/// (1 f16, 2 f32) and `FAST`; the output is pre-filled with the sentinel `u32::MAX`, a pattern
+/// the kernel never writes, so an unwritten result is a mismatch.
+fn gpu_dot2(gpu: &bfrope::Gpu, ops: &[[u32; 4]], dtype: u32, fast: u32) -> Vec<u32> {
+    use wgpu::util::DeviceExt;
+    let device = gpu.device();
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("float_check"),
+        source: wgpu::ShaderSource::Wgsl(bfrope::shaders::float_check_source().into()),
+    });
+    let constants = [
+        ("DTYPE", dtype as f64),
+        ("FAST", fast as f64),
+        ("WORKGROUP_SIZE", 256.0),
+    ];
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("float_check"),
+        layout: None,
+        module: &module,
+        entry_point: Some(bfrope::shaders::FLOAT_CHECK_ENTRY),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &constants,
+            ..Default::default()
+        },
+        cache: None,
+    });
+    let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("float_check ops"),
+        contents: bytemuck::cast_slice(ops),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let output = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("float_check out (sentinel)"),
+        contents: bytemuck::cast_slice(&vec![u32::MAX; ops.len()]),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    });
+    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("float_check"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: output.as_entire_binding(),
+            },
+        ],
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        let groups = (ops.len() as u32).div_ceil(256);
+        let y = groups.div_ceil(65535);
+        pass.dispatch_workgroups(groups.div_ceil(y), y, 1);
+    }
+    pollster::block_on(gpu.read_back(encoder, &output, 4 * ops.len() as u64)).unwrap()
+}
+
+/// The f16 exhaustive cases as dot2 operands: for each angle, y0 = x0·cos + x1·(−sin) and
+/// y1 = x0·sin + x1·cos of every (x0, x1) pair, forward.
+fn f16_ops_for_angle(angle: usize) -> Vec<[u32; 4]> {
+    let c = f16_cases();
+    let (_, cos, sin) = &c.angles[angle];
+    let (cb, sb) = (cos.to_bits(), sin.to_bits());
+    let mut ops = Vec::with_capacity(2 * c.heads);
+    for w in 0..c.heads {
+        let (x0, x1) = (c.x[2 * w] as u32, c.x[2 * w + 1] as u32);
+        ops.push([x0, cb, x1, sb ^ 0x8000_0000]);
+        ops.push([x0, sb, x1, cb]);
+    }
+    ops
+}
+
+#[test]
+fn gpu_f16_every_pattern_against_edge_partners_fast_and_exact_paths() {
+    let Some(gpu) = common::gpu() else { return };
+    let c = f16_cases();
+    for angle in 0..c.angles.len() {
+        let ops = f16_ops_for_angle(angle);
+        let want: Vec<u32> = par_map(ops.len(), |i| {
+            let [a, b, cc, d] = ops[i];
+            common::oracle::oracle_dot2_in(common::oracle::F16, a as u64, b, cc as u64, d) as u32
+        });
+        let cpu: Vec<u32> = ops
+            .iter()
+            .map(|&[a, b, cc, d]| {
+                cpu::dot2_f16(a as u16, f32::from_bits(b), cc as u16, f32::from_bits(d)) as u32
+            })
+            .collect();
+        // compare names outputs by pair: ops 2w and 2w + 1 are y0 and y1 of (x0, x1) pair w.
+        let name = |w: usize| {
+            format!(
+                "rope[f16,x0={:#06x},x1={},{},forward]",
+                c.x[2 * w],
+                c.x1[w / 65536].1,
+                c.angles[angle].0
+            )
+        };
+        compare(
+            &format!("f16 CPU dot2, {}", c.angles[angle].0),
+            &cpu,
+            &want,
+            name,
+        );
+        for fast in [1, 0] {
+            let got = gpu_dot2(&gpu, &ops, 1, fast);
+            compare(
+                &format!("f16 GPU fast={fast}, {}", c.angles[angle].0),
+                &got,
+                &want,
+                name,
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_f32_random_bits_specials_and_near_cancellation() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0x6F32);
+    let tables: Vec<u32> = angles()
+        .iter()
+        .flat_map(|a| [a.1.to_bits(), a.2.to_bits(), (-a.2).to_bits()])
+        .chain((0..8).map(|_| r.random::<u32>()))
+        .collect();
+    let mut ops = Vec::new();
+    for _ in 0..200_000 {
+        // Random bit patterns against edge and random table values.
+        let b = tables[r.random_range(0..tables.len())];
+        let d = tables[r.random_range(0..tables.len())];
+        ops.push([r.random(), b, r.random(), d]);
+    }
+    for _ in 0..200_000 {
+        // Near cancellation: a·b ≈ −c·d.
+        let a: f32 = r.random_range(-100.0..100.0);
+        let b: f32 = r.random_range(-1.0..1.0);
+        let d: f32 = r.random_range(0.1..1.0);
+        let c = -(a as f64 * b as f64 / d as f64) as f32;
+        let nudge: i32 = r.random_range(-2..=2);
+        ops.push([
+            a.to_bits(),
+            b.to_bits(),
+            (c.to_bits() as i32 + nudge) as u32,
+            d.to_bits(),
+        ]);
+    }
+    // The TwoSum case (the f64 sum lands on the midpoint) and subnormal results.
+    ops.push([0x3F80_0001, 1f32.to_bits(), 0x3380_0001, 0x3F7F_FFFE]);
+    ops.push([1, 1f32.to_bits(), 0, 0]);
+    ops.push([3, 0.5f32.to_bits(), 0x8000_0001, 0.25f32.to_bits()]);
+    let want: Vec<u32> = par_map(ops.len(), |i| {
+        let [a, b, c, d] = ops[i];
+        common::oracle::oracle_dot2_in(common::oracle::F32, a as u64, b, c as u64, d) as u32
+    });
+    let cpu: Vec<u32> = ops
+        .iter()
+        .map(|&[a, b, c, d]| cpu::dot2_f32(a, f32::from_bits(b), c, f32::from_bits(d)))
+        .collect();
+    // compare names outputs by pairs of operand quadruples.
+    let name = |w: usize| format!("dot2_f32{:x?} / {:x?}", ops[2 * w], ops.get(2 * w + 1));
+    compare("f32 CPU dot2", &cpu, &want, name);
+    let got = gpu_dot2(&gpu, &ops, 2, 0);
+    compare("f32 GPU exact", &got, &want, name);
+}
