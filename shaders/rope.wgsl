@@ -1,6 +1,7 @@
-// rope.wgsl — rotating one pair of packed bf16, the arithmetic every RoPE kernel shares.
+// rope.wgsl — rotating one pair of packed bf16 (or f16), the arithmetic every RoPE kernel
+// shares.
 //
-// Concatenated after bf16.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
+// Concatenated after bf16.wgsl and float.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
 // rope_scalar.wgsl (any shape) or rope_vec4.wgsl (pairs per head a multiple of 4), for
 // contiguous BSHD interleaved tensors; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
 // (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
@@ -11,6 +12,9 @@
 // 1: correctly rounded (the contract); 0: plain f32 arithmetic (comparison only).
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
+// The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16, always exact: no
+// plain f16 arithmetic is offered, the host refuses `fast` for f16).
+override DTYPE: u32 = 0u;
 
 // The kernel file after this one declares `params` (its own uniform block) with a
 // `sin_sign` member: 0x80000000 to rotate backwards (flips the sign of sin), else 0.
@@ -20,6 +24,12 @@ fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
     let x0 = w & 0xFFFFu;
     let x1 = w >> 16u;
     let sinb = cs.y ^ params.sin_sign;
+    if (DTYPE == 1u) {
+        if (half == 0u) {
+            return dot2_exact_f16(x0, cs.x, x1, sinb ^ 0x80000000u);
+        }
+        return dot2_exact_f16(x0, sinb, x1, cs.x);
+    }
     if (half == 0u) {
         return dot2_exact(x0, cs.x, x1, sinb ^ 0x80000000u);
     }
@@ -35,15 +45,22 @@ fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
     let cosb = cs.x;
     let sinb = cs.y ^ params.sin_sign;
     let nsinb = sinb ^ 0x80000000u;
-    if (EXACT == 0u) {
+    if (EXACT == 0u && DTYPE == 0u) {
         return vec2<u32>(dot2_plain(x0, cosb, x1, nsinb) | (dot2_plain(x0, sinb, x1, cosb) << 16u), 0u);
     }
     // Zero, subnormal or huge table values (rare: position 0, user tables) go the exact way.
     if (!(f32_fast_ok(cosb) && f32_fast_ok(sinb))) {
         return vec2<u32>(0u, 3u);
     }
-    let y0 = dot2_fast(x0, cosb, x1, nsinb);
-    let y1 = dot2_fast(x0, sinb, x1, cosb);
+    var y0: u32;
+    var y1: u32;
+    if (DTYPE == 1u) {
+        y0 = dot2_fast_f16(x0, cosb, x1, nsinb);
+        y1 = dot2_fast_f16(x0, sinb, x1, cosb);
+    } else {
+        y0 = dot2_fast(x0, cosb, x1, nsinb);
+        y1 = dot2_fast(x0, sinb, x1, cosb);
+    }
     let pending = select(0u, 1u, y0 == UNDECIDED) | select(0u, 2u, y1 == UNDECIDED);
     return vec2<u32>((y0 & 0xFFFFu) | (y1 << 16u), pending);
 }

@@ -41,11 +41,12 @@ pub const FLOAT_CHECK_ENTRY: &str = "float_check";
 /// Entry point of the copy kernel.
 pub const COPY_ENTRY: &str = "copy";
 
-/// Override constants of the RoPE kernels: `EXACT` (1 exact, 0 plain f32), `WORKGROUP_SIZE`.
-pub const ROPE_OVERRIDES: [&str; 2] = ["EXACT", "WORKGROUP_SIZE"];
+/// Override constants of the RoPE kernels: `EXACT` (1 exact, 0 plain f32), `DTYPE` (0 bf16,
+/// 1 f16), `WORKGROUP_SIZE`.
+pub const ROPE_OVERRIDES: [&str; 3] = ["EXACT", "DTYPE", "WORKGROUP_SIZE"];
 
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
-pub const ROPE_GENERAL_OVERRIDES: [&str; 3] = ["EXACT", "HALF_SPLIT", "WORKGROUP_SIZE"];
+pub const ROPE_GENERAL_OVERRIDES: [&str; 4] = ["EXACT", "DTYPE", "HALF_SPLIT", "WORKGROUP_SIZE"];
 
 /// Override constants of the check kernel: `DTYPE` (1 f16, 2 f32), `FAST` (1: the f16 fast
 /// path first, 0: the exact integer path alone), `WORKGROUP_SIZE`.
@@ -71,12 +72,12 @@ pub const ROPE_BINDINGS: [(u32, &str); 4] = [(0, "params"), (1, "table"), (2, "s
 
 /// The full source of the scalar RoPE kernel module (entry [`ROPE_ENTRY`]).
 pub fn rope_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}")
+    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}")
 }
 
 /// The full source of the vec4 RoPE kernel module (entry [`ROPE_VEC4_ENTRY`]).
 pub fn rope_vec4_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
+    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
 }
 
 /// The tensor bindings and the loads and stores of the general kernel: out of place
@@ -162,7 +163,7 @@ pub fn rope_general_variant(in_place: bool, views: u32, words: bool) -> String {
         ROPE_GENERAL_HALVES_WGSL
     };
     format!(
-        "{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
+        "{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
         general_io(in_place, views, words)
     )
 }

@@ -169,9 +169,34 @@ fn compare<T: PartialEq + Copy + std::fmt::LowerHex>(
     );
 }
 
+/// The oracle's output for the exhaustive f16 tensor, computed once per direction.
+fn f16_expected(direction: Direction) -> &'static [u16] {
+    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
+    static INV: OnceLock<Vec<u16>> = OnceLock::new();
+    let cell = match direction {
+        Direction::Forward => &FWD,
+        Direction::Inverse => &INV,
+    };
+    cell.get_or_init(|| {
+        let c = f16_cases();
+        let inverse = direction == Direction::Inverse;
+        let want: Vec<[u16; 2]> = par_map(c.x.len() / 2, |w| {
+            let (_, cos, sin) = &c.angles[w / c.heads];
+            let (y0, y1) = oracle_pair_f16(
+                c.x[2 * w],
+                c.x[2 * w + 1],
+                cos.to_bits(),
+                sin.to_bits(),
+                inverse,
+            );
+            [y0, y1]
+        });
+        want.concat()
+    })
+}
+
 fn f16_exhaustive(direction: Direction) {
     let c = f16_cases();
-    let inverse = direction == Direction::Inverse;
     let table = angle_table(&c.angles);
     let positions = Positions::Offset(0);
     let mut rotation = Rotation::new(2);
@@ -184,22 +209,11 @@ fn f16_exhaustive(direction: Direction) {
     };
     let mut got = c.x.clone();
     cpu::apply_dtype_in_place(&call, Elements::F16(&mut got)).unwrap();
-    let want: Vec<[u16; 2]> = par_map(c.x.len() / 2, |w| {
-        let (_, cos, sin) = &c.angles[w / c.heads];
-        let (y0, y1) = oracle_pair_f16(
-            c.x[2 * w],
-            c.x[2 * w + 1],
-            cos.to_bits(),
-            sin.to_bits(),
-            inverse,
-        );
-        [y0, y1]
-    });
-    let want: Vec<u16> = want.concat();
+    let want = f16_expected(direction);
     compare(
         &format!("f16 all patterns, {direction:?}"),
         &got,
-        &want,
+        want,
         |w| {
             let j = w % c.heads;
             format!(
@@ -679,4 +693,200 @@ fn gpu_f32_random_bits_specials_and_near_cancellation() {
     compare("f32 CPU dot2", &cpu, &want, name);
     let got = gpu_dot2(&gpu, &ops, 2, 0);
     compare("f32 GPU exact", &got, &want, name);
+}
+
+/// The general RoPE kernel on an f16 view (`record_view_dtype`), into an output pre-filled
+/// with the sentinel `0xEEEE` (what the kernel leaves outside the view).
+fn gpu_view_f16(
+    gpu: &bfrope::Gpu,
+    x: &[u16],
+    view: TensorView,
+    rotation: Rotation,
+    positions: &Positions,
+    table: &RopeTable,
+) -> Vec<u16> {
+    use wgpu::util::DeviceExt;
+    let device = gpu.device();
+    let mut xin = x.to_vec();
+    xin.resize(x.len().div_ceil(2) * 2, 0);
+    let bytes = 2 * xin.len() as u64;
+    let storage = wgpu::BufferUsages::STORAGE;
+    let buffer = |contents: &[u8], usage| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents,
+            usage,
+        })
+    };
+    let input = buffer(bytemuck::cast_slice(&xin), storage);
+    let output = buffer(
+        &vec![0xEE; bytes as usize],
+        storage | wgpu::BufferUsages::COPY_SRC,
+    );
+    let tb = buffer(table.as_bytes(), storage);
+    let mut encoder = device.create_command_encoder(&Default::default());
+    gpu.kernels()
+        .record_view_dtype(
+            &mut encoder,
+            &bfrope::ViewArgs {
+                q: bfrope::ViewTensor {
+                    input: &input,
+                    output: &output,
+                    view,
+                },
+                k: None,
+                table: &tb,
+                table_rows: table.rows(),
+                rotation,
+                positions,
+                device_rows: None,
+            },
+            bfrope::Dtype::F16,
+        )
+        .unwrap();
+    let words = pollster::block_on(gpu.read_back(encoder, &output, bytes)).unwrap();
+    let mut got: Vec<u16> = bytemuck::cast_slice(&words).to_vec();
+    got.truncate(x.len());
+    got
+}
+
+#[test]
+fn gpu_general_kernel_f16_every_pattern_against_edge_partners() {
+    let Some(gpu) = common::gpu() else { return };
+    let c = f16_cases();
+    let table = angle_table(&c.angles);
+    let positions = Positions::Offset(0);
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let mut rotation = Rotation::new(2);
+        rotation.direction = direction;
+        let view = TensorView::bshd(1, c.angles.len(), c.heads, 2);
+        let got = gpu_view_f16(&gpu, &c.x, view, rotation, &positions, &table);
+        compare(
+            &format!("f16 GPU general kernel, all patterns, {direction:?}"),
+            &got,
+            f16_expected(direction),
+            |w| {
+                let j = w % c.heads;
+                format!(
+                    "rope[f16,gpu,x0={:#06x},x1={},{},{direction:?}]",
+                    j % 65536,
+                    c.x1[j / 65536].1,
+                    c.angles[w / c.heads].0
+                )
+            },
+        );
+    }
+}
+
+/// The general kernel's halves entry (odd offset, half-split over part of the head,
+/// per-token positions, inverse) on f16 data, and the refusals.
+#[test]
+fn gpu_general_kernel_f16_strided_view_and_refusals() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0x6E16);
+    let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
+    let view = TensorView::bhsd(b, h, s, d).with_offset(7);
+    let len = 7 + b * h * s * d + 5;
+    let rows = 9;
+    let pairs = rot / 2;
+    let cos: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let sin: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
+    let ids: Vec<usize> = (0..b * s).map(|_| r.random_range(0..rows)).collect();
+    let positions = Positions::PerToken(ids.clone());
+    let mut rotation = Rotation::new(rot);
+    rotation.pairing = Pairing::HalfSplit;
+    rotation.direction = Direction::Inverse;
+    let x: Vec<u16> = (0..len).map(|_| r.random()).collect();
+    // Oracle, from first principles; elements outside the view keep the sentinel.
+    let mut want = x.clone();
+    for e in (0..7).chain(len - 5..len) {
+        want[e] = 0xEEEE;
+    }
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                let base = 7 + bi * h * s * d + hi * s * d + si * d;
+                let row = ids[bi * s + si];
+                for i in 0..pairs {
+                    let (y0, y1) = oracle_pair_f16(
+                        x[base + i],
+                        x[base + pairs + i],
+                        cos[row * pairs + i].to_bits(),
+                        sin[row * pairs + i].to_bits(),
+                        true,
+                    );
+                    want[base + i] = y0;
+                    want[base + pairs + i] = y1;
+                }
+            }
+        }
+    }
+    let got = gpu_view_f16(&gpu, &x, view, rotation, &positions, &table);
+    compare("f16 GPU general kernel, strided view", &got, &want, |w| {
+        format!("elements {} and {}", 2 * w, 2 * w + 1)
+    });
+    // The CPU path gives the same bits inside the view.
+    let call = RopeCall {
+        view,
+        rotation,
+        positions: &positions,
+        table: &table,
+    };
+    let mut on_cpu = x.clone();
+    cpu::apply_f16_in_place(&call, &mut on_cpu).unwrap();
+    assert_eq!(
+        &on_cpu[7..len - 5],
+        &got[7..len - 5],
+        "CPU vs GPU inside the view"
+    );
+
+    // fast f16 and f32 on the GPU are refused with a sentence naming the value.
+    let device = gpu.device();
+    let buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * len as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let out = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * len as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let mut fast = rotation;
+    fast.precision = bfrope::Precision::Fast;
+    for (rot, dtype, says) in [
+        (fast, bfrope::Dtype::F16, "precision Fast"),
+        (rotation, bfrope::Dtype::F32, "dtype f32"),
+    ] {
+        let mut encoder = device.create_command_encoder(&Default::default());
+        let err = gpu
+            .kernels()
+            .record_view_dtype(
+                &mut encoder,
+                &bfrope::ViewArgs {
+                    q: bfrope::ViewTensor {
+                        input: &buf,
+                        output: &out,
+                        view,
+                    },
+                    k: None,
+                    table: &buf,
+                    table_rows: rows,
+                    rotation: rot,
+                    positions: &positions,
+                    device_rows: None,
+                },
+                dtype,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{dtype}: {err}");
+    }
 }

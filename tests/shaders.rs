@@ -141,12 +141,13 @@ fn shader_rope_validates_and_translates_for_every_variant() {
         got.sort();
         assert_eq!(got, want, "{name}: override constants vs ROPE_OVERRIDES");
         for exact in [1.0, 0.0] {
-            for wg in [64.0, 256.0] {
-                let case = format!("{name}[exact={exact},wg={wg}]");
+            for (wg, dtype) in [(64.0, 0.0), (256.0, 0.0), (256.0, 1.0)] {
+                let case = format!("{name}[exact={exact},wg={wg},dtype={dtype}]");
                 let constants: Vec<(&str, f64)> = bfrope::shaders::ROPE_OVERRIDES
                     .iter()
                     .map(|&k| match k {
                         "EXACT" => (k, exact),
+                        "DTYPE" => (k, dtype),
                         "WORKGROUP_SIZE" => (k, wg),
                         other => panic!("no test value for override {other}"),
                     })
@@ -233,10 +234,11 @@ fn shader_general_validates_translates_and_binds_as_declared() {
         want.sort();
         assert_eq!(got, want, "{name}: override constants");
         for exact in [1.0, 0.0] {
-            for half in [0.0, 1.0] {
-                let case = format!("{name}[exact={exact},half={half}]");
+            for (half, dtype) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
+                let case = format!("{name}[exact={exact},half={half},dtype={dtype}]");
                 let constants = [
                     ("EXACT", exact),
+                    ("DTYPE", dtype),
                     ("HALF_SPLIT", half),
                     ("WORKGROUP_SIZE", 256.0),
                 ];
