@@ -1,6 +1,7 @@
-// rope.wgsl — rotating one pair of packed bf16, the arithmetic every RoPE kernel shares.
+// rope.wgsl — rotating one pair of packed bf16 (or f16), the arithmetic every RoPE kernel
+// shares.
 //
-// Concatenated after bf16.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
+// Concatenated after bf16.wgsl and float.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
 // rope_scalar.wgsl (any shape) or rope_vec4.wgsl (pairs per head a multiple of 4), for
 // contiguous BSHD interleaved tensors; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
 // (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
@@ -12,6 +13,9 @@
 // only); 2 `hf`, Hugging Face transformers' eager bf16 steps (bit-parity mode, `dot2_hf`).
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
+// The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16, always exact: no
+// plain f16 arithmetic is offered, the host refuses `fast` for f16).
+override DTYPE: u32 = 0u;
 
 // The one-dimensional index of an invocation of a one-dimensional launch laid out on a 2-D
 // grid of workgroups (the host's dispatch_grid in src/gpu/plan.rs keeps each dimension under
@@ -29,6 +33,12 @@ fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
     let x0 = w & 0xFFFFu;
     let x1 = w >> 16u;
     let sinb = cs.y ^ params.sin_sign;
+    if (DTYPE == 1u) {
+        if (half == 0u) {
+            return dot2_exact_f16(x0, cs.x, x1, sinb ^ 0x80000000u);
+        }
+        return dot2_exact_f16(x0, sinb, x1, cs.x);
+    }
     if (half == 0u) {
         return dot2_exact(x0, cs.x, x1, sinb ^ 0x80000000u);
     }
@@ -44,7 +54,7 @@ fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
     let cosb = cs.x;
     let sinb = cs.y ^ params.sin_sign;
     let nsinb = sinb ^ 0x80000000u;
-    if (EXACT == 0u) {
+    if (EXACT == 0u && DTYPE == 0u) {
         return vec2<u32>(dot2_plain(x0, cosb, x1, nsinb) | (dot2_plain(x0, sinb, x1, cosb) << 16u), 0u);
     }
     if (EXACT == 2u) {
@@ -60,8 +70,15 @@ fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
     if (!(f32_fast_ok(cosb) && f32_fast_ok(sinb))) {
         return vec2<u32>(0u, 3u);
     }
-    let y0 = dot2_fast(x0, cosb, x1, nsinb);
-    let y1 = dot2_fast(x0, sinb, x1, cosb);
+    var y0: u32;
+    var y1: u32;
+    if (DTYPE == 1u) {
+        y0 = dot2_fast_f16(x0, cosb, x1, nsinb);
+        y1 = dot2_fast_f16(x0, sinb, x1, cosb);
+    } else {
+        y0 = dot2_fast(x0, cosb, x1, nsinb);
+        y1 = dot2_fast(x0, sinb, x1, cosb);
+    }
     let pending = select(0u, 1u, y0 == UNDECIDED) | select(0u, 2u, y1 == UNDECIDED);
     return vec2<u32>((y0 & 0xFFFFu) | (y1 << 16u), pending);
 }

@@ -10,9 +10,16 @@
 
 use half::bf16;
 
+use crate::dtype::Dtype;
 use crate::error::Result;
+
+mod float;
 use crate::shape::{Direction, RopeShape};
 use crate::spec::RopeCall;
+pub use float::{
+    apply_f16_in_place, apply_f32_in_place, dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32,
+    F16_QNAN, F32_QNAN,
+};
 
 /// The canonical quiet NaN every NaN result is.
 pub const BF16_QNAN: u16 = 0x7FC0;
@@ -196,4 +203,36 @@ pub fn apply_bf16(call: &RopeCall, x: &[bf16]) -> Result<Vec<bf16>> {
     let mut out = x.to_vec();
     apply_in_place(call, bytemuck::cast_slice_mut(&mut out))?;
     Ok(out)
+}
+
+/// A buffer of raw element bits with its dtype: what [`apply_dtype_in_place`] rotates.
+#[derive(Debug)]
+pub enum Elements<'a> {
+    /// bf16 bit patterns.
+    Bf16(&'a mut [u16]),
+    /// f16 bit patterns.
+    F16(&'a mut [u16]),
+    /// f32 bit patterns.
+    F32(&'a mut [u32]),
+}
+
+impl Elements<'_> {
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            Elements::Bf16(_) => Dtype::Bf16,
+            Elements::F16(_) => Dtype::F16,
+            Elements::F32(_) => Dtype::F32,
+        }
+    }
+}
+
+/// [`apply_in_place`] for any dtype: the view of `call` rotated in the buffer's own dtype
+/// (output dtype = input dtype), correctly rounded.
+pub fn apply_dtype_in_place(call: &crate::spec::RopeCall, buf: Elements) -> Result<()> {
+    match buf {
+        Elements::Bf16(b) => apply_in_place(call, b),
+        Elements::F16(b) => apply_f16_in_place(call, b),
+        Elements::F32(b) => apply_f32_in_place(call, b),
+    }
 }

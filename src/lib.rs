@@ -43,6 +43,7 @@
 
 pub mod conformance;
 pub mod cpu;
+pub mod dtype;
 pub mod error;
 pub mod gpu;
 pub mod hf;
@@ -53,6 +54,7 @@ pub mod table;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use dtype::Dtype;
 pub use error::{Error, Result};
 pub use gpu::{
     AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator, ViewArgs, ViewTensor,

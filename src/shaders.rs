@@ -22,6 +22,11 @@ pub const ROPE_GENERAL_WORDS_WGSL: &str = include_str!("../shaders/rope_general_
 pub const ROPE_SCALAR_WGSL: &str = include_str!("../shaders/rope_scalar.wgsl");
 /// Entry file: four pairs per invocation with 16-byte accesses (pairs per head % 4 == 0).
 pub const ROPE_VEC4_WGSL: &str = include_str!("../shaders/rope_vec4.wgsl");
+/// f16 and f32 codecs, the exact two-product sum on 64-bit products and the proven f16 fast
+/// path (needs [`BF16_WGSL`] before it).
+pub const FLOAT_WGSL: &str = include_str!("../shaders/float.wgsl");
+/// Entry file: the f16/f32 arithmetic on a list of operands (conformance and tests).
+pub const FLOAT_CHECK_WGSL: &str = include_str!("../shaders/float_check.wgsl");
 /// A vec4 copy kernel: the bandwidth yardstick of the benchmarks.
 pub const COPY_WGSL: &str = include_str!("../shaders/copy.wgsl");
 
@@ -31,15 +36,24 @@ pub const ROPE_ENTRY: &str = "rope_scalar";
 pub const ROPE_VEC4_ENTRY: &str = "rope_vec4";
 /// Entry point of the general RoPE kernel ([`rope_general_source`]).
 pub const ROPE_GENERAL_ENTRY: &str = "rope_general";
+/// Entry point of the f16/f32 arithmetic check kernel ([`float_check_source`]).
+pub const FLOAT_CHECK_ENTRY: &str = "float_check";
 /// Entry point of the copy kernel.
 pub const COPY_ENTRY: &str = "copy";
 
 /// Override constants of the RoPE kernels: `EXACT` (the arithmetic: 1 exact, 0 plain f32,
-/// 2 `hf`), `WORKGROUP_SIZE`.
-pub const ROPE_OVERRIDES: [&str; 2] = ["EXACT", "WORKGROUP_SIZE"];
+/// 2 `hf`), `DTYPE` (0 bf16, 1 f16), `WORKGROUP_SIZE`.
+pub const ROPE_OVERRIDES: [&str; 3] = ["EXACT", "DTYPE", "WORKGROUP_SIZE"];
 
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
-pub const ROPE_GENERAL_OVERRIDES: [&str; 3] = ["EXACT", "HALF_SPLIT", "WORKGROUP_SIZE"];
+pub const ROPE_GENERAL_OVERRIDES: [&str; 4] = ["EXACT", "DTYPE", "HALF_SPLIT", "WORKGROUP_SIZE"];
+
+/// Override constants of the check kernel: `DTYPE` (1 f16, 2 f32), `FAST` (1: the f16 fast
+/// path first, 0: the exact integer path alone), `WORKGROUP_SIZE`.
+pub const FLOAT_CHECK_OVERRIDES: [&str; 3] = ["DTYPE", "FAST", "WORKGROUP_SIZE"];
+
+/// Bindings of the check kernel: the operand quadruples `(a, b, c, d)` and one result each.
+pub const FLOAT_CHECK_BINDINGS: [(u32, &str); 2] = [(0, "ops"), (1, "out")];
 
 /// Bindings of the general kernel's out-of-place, one-view module: the contiguous kernels'
 /// and the table rows of the batch rows or tokens (`rows`); [`general_io`] says what the
@@ -58,12 +72,12 @@ pub const ROPE_BINDINGS: [(u32, &str); 4] = [(0, "params"), (1, "table"), (2, "s
 
 /// The full source of the scalar RoPE kernel module (entry [`ROPE_ENTRY`]).
 pub fn rope_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}")
+    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}")
 }
 
 /// The full source of the vec4 RoPE kernel module (entry [`ROPE_VEC4_ENTRY`]).
 pub fn rope_vec4_source() -> String {
-    format!("{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
+    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
 }
 
 /// The tensor bindings and the loads and stores of the general kernel: out of place
@@ -149,7 +163,7 @@ pub fn rope_general_variant(in_place: bool, views: u32, words: bool) -> String {
         ROPE_GENERAL_HALVES_WGSL
     };
     format!(
-        "{BF16_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
+        "{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
         general_io(in_place, views, words)
     )
 }
@@ -189,6 +203,11 @@ pub fn rope_modules() -> [(&'static str, String, &'static str); 2] {
         ("rope_scalar", rope_source(), ROPE_ENTRY),
         ("rope_vec4", rope_vec4_source(), ROPE_VEC4_ENTRY),
     ]
+}
+
+/// The full source of the f16/f32 arithmetic check module (entry [`FLOAT_CHECK_ENTRY`]).
+pub fn float_check_source() -> String {
+    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{FLOAT_CHECK_WGSL}")
 }
 
 /// The full source of the copy kernel module.

@@ -141,12 +141,13 @@ fn shader_rope_validates_and_translates_for_every_variant() {
         got.sort();
         assert_eq!(got, want, "{name}: override constants vs ROPE_OVERRIDES");
         for exact in [1.0, 0.0, 2.0] {
-            for wg in [64.0, 256.0] {
-                let case = format!("{name}[exact={exact},wg={wg}]");
+            for (wg, dtype) in [(64.0, 0.0), (256.0, 0.0), (256.0, 1.0)] {
+                let case = format!("{name}[exact={exact},wg={wg},dtype={dtype}]");
                 let constants: Vec<(&str, f64)> = bfrope::shaders::ROPE_OVERRIDES
                     .iter()
                     .map(|&k| match k {
                         "EXACT" => (k, exact),
+                        "DTYPE" => (k, dtype),
                         "WORKGROUP_SIZE" => (k, wg),
                         other => panic!("no test value for override {other}"),
                     })
@@ -233,10 +234,11 @@ fn shader_general_validates_translates_and_binds_as_declared() {
         want.sort();
         assert_eq!(got, want, "{name}: override constants");
         for exact in [1.0, 0.0, 2.0] {
-            for half in [0.0, 1.0] {
-                let case = format!("{name}[exact={exact},half={half}]");
+            for (half, dtype) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
+                let case = format!("{name}[exact={exact},half={half},dtype={dtype}]");
                 let constants = [
                     ("EXACT", exact),
+                    ("DTYPE", dtype),
                     ("HALF_SPLIT", half),
                     ("WORKGROUP_SIZE", 256.0),
                 ];
@@ -305,4 +307,49 @@ fn shader_uniform_structs_match_rust_byte_for_byte() {
         assert_eq!(rust, wgsl, "{kernel}: Rust members vs WGSL Params");
         assert_eq!(size, *span as usize, "{kernel}: Rust size vs WGSL span");
     }
+}
+
+/// The f16/f32 arithmetic module: validates and translates for each dtype and path, and
+/// binds what the Rust side declares.
+#[test]
+fn shader_float_check_validates_translates_and_binds_as_declared() {
+    let name = "float_check";
+    let entry = bfrope::shaders::FLOAT_CHECK_ENTRY;
+    let source = bfrope::shaders::float_check_source();
+    let (module, info) = parse_and_validate(name, &source);
+    let mut got: Vec<String> = module
+        .overrides
+        .iter()
+        .filter_map(|(_, o)| o.name.clone())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = bfrope::shaders::FLOAT_CHECK_OVERRIDES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "{name}: override constants");
+    for dtype in [1.0, 2.0] {
+        for fast in [0.0, 1.0] {
+            let case = format!("{name}[dtype={dtype},fast={fast}]");
+            let constants = [("DTYPE", dtype), ("FAST", fast), ("WORKGROUP_SIZE", 64.0)];
+            let (m, i) = specialise(&case, &module, &info, entry, &constants);
+            translate_all(&case, &m, &i, entry);
+        }
+    }
+    let mut found: Vec<(u32, u32, String)> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, g)| {
+            g.binding
+                .as_ref()
+                .map(|b| (b.group, b.binding, g.name.clone().unwrap_or_default()))
+        })
+        .collect();
+    found.sort();
+    let want: Vec<(u32, u32, String)> = bfrope::shaders::FLOAT_CHECK_BINDINGS
+        .iter()
+        .map(|&(b, n)| (0, b, n.to_string()))
+        .collect();
+    assert_eq!(found, want, "{name}: bindings");
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::Mutex;
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::plan::{
     plan, plan_view, Plan, PlanLimits, RopeArgs, RopeParams, ViewArgs, ViewDispatch, ViewParams,
@@ -56,6 +57,8 @@ pub enum Kernel {
 pub struct KernelKey {
     /// Exact (the contract), plain f32 or `hf`.
     pub precision: Precision,
+    /// The tensor's dtype (the `DTYPE` override: bf16 or f16).
+    pub dtype: Dtype,
     /// The kernel module.
     pub kernel: Kernel,
 }
@@ -69,6 +72,7 @@ impl KernelKey {
         let vec4 = shape.pairs() % 4 == 0 && token_words < (1 << 24);
         Self {
             precision,
+            dtype: Dtype::Bf16,
             kernel: if vec4 { Kernel::Vec4 } else { Kernel::Scalar },
         }
     }
@@ -76,6 +80,10 @@ impl KernelKey {
     /// A label naming the kernel and its constants, shown in validation errors.
     pub fn label(&self) -> String {
         let mode = self.precision.name();
+        let mode = match self.dtype {
+            Dtype::Bf16 => mode.to_string(),
+            other => format!("{other},{mode}"),
+        };
         match self.kernel {
             Kernel::Scalar => format!("bfrope::rope_scalar[{mode},wg={WORKGROUP_SIZE}]"),
             Kernel::Vec4 => format!("bfrope::rope_vec4[{mode},wg={WORKGROUP_SIZE}]"),
@@ -313,8 +321,12 @@ impl RopeKernels {
                     Precision::Hf => 2.0,
                 };
                 let variant = self.variant(key);
-                let mut constants =
-                    vec![("EXACT", exact), ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)];
+                let dtype = f64::from(u8::from(key.dtype == Dtype::F16));
+                let mut constants = vec![
+                    ("EXACT", exact),
+                    ("DTYPE", dtype),
+                    ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+                ];
                 if let Kernel::General { pairing, .. } = key.kernel {
                     let half = f64::from(u8::from(pairing == Pairing::HalfSplit));
                     constants.push(("HALF_SPLIT", half));
@@ -383,10 +395,52 @@ impl RopeKernels {
     /// per call). Bind groups and parameter buffers are cached: repeating a call with the
     /// same buffers and parameters (positions in a GPU buffer) allocates nothing.
     pub fn record_view_in_pass(&self, pass: &mut wgpu::ComputePass, args: &ViewArgs) -> Result<()> {
+        self.record_view_dtype_in_pass(pass, args, Dtype::Bf16)
+    }
+
+    /// [`record_view`](Self::record_view) for tensors of `dtype`, rotated in that dtype:
+    /// bf16, or f16 (two per word like bf16, correctly rounded to f16; `exact` only). f32
+    /// tensors are refused here for now (the CPU path rotates them).
+    pub fn record_view_dtype(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &ViewArgs,
+        dtype: Dtype,
+    ) -> Result<()> {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bfrope::rope_general"),
+            timestamp_writes: None,
+        });
+        self.record_view_dtype_in_pass(&mut pass, args, dtype)
+    }
+
+    /// [`record_view_in_pass`](Self::record_view_in_pass) for tensors of `dtype` (see
+    /// [`record_view_dtype`](Self::record_view_dtype)).
+    pub fn record_view_dtype_in_pass(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        args: &ViewArgs,
+        dtype: Dtype,
+    ) -> Result<()> {
+        match (dtype, args.rotation.precision) {
+            (Dtype::Bf16, _) | (Dtype::F16, Precision::Exact) => {}
+            (Dtype::F16, other) => {
+                return Err(Error::Parameter(format!(
+                    "precision {other:?} is not available for f16 tensors on the GPU; use exact"
+                )))
+            }
+            (Dtype::F32, _) => {
+                return Err(Error::Parameter(
+                    "dtype f32 is not yet rotated by the GPU kernels; use the CPU path \
+                     (cpu::apply_dtype_in_place)"
+                        .into(),
+                ))
+            }
+        }
         let dispatches = plan_view(args, self.limits)?;
         for d in &dispatches {
             let bind = self.view_bind_group(args, d)?;
-            pass.set_pipeline(&self.pipeline(d.key));
+            pass.set_pipeline(&self.pipeline(KernelKey { dtype, ..d.key }));
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
         }

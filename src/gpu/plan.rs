@@ -585,6 +585,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         out.push(ViewDispatch {
             key: KernelKey {
                 precision: rot.precision,
+                dtype: crate::dtype::Dtype::Bf16,
                 kernel: Kernel::General {
                     pairing: rot.pairing,
                     in_place,

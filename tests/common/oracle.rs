@@ -3,8 +3,9 @@
 //! Every finite input is decoded to `integer × 2^exponent`; the two products are exact
 //! integers times powers of two; their sum is formed exactly as a `BigInt` at the smaller
 //! exponent, and rounded once to bf16 (nearest, ties to even) with the quantum chosen from the
-//! sum's magnitude, clamped at the subnormal quantum 2^−133. Special values follow IEEE
-//! arithmetic of `a·b + c·d`, and every NaN is the canonical `0x7FC0`.
+//! sum's magnitude, clamped at the subnormal quantum (2^−133 for bf16, 2^−24 for f16,
+//! 2^−149 for f32). Special values follow IEEE arithmetic of `a·b + c·d`, and every NaN is the
+//! canonical one of the output format (`0x7FC0`, `0x7E00`, `0x7FC00000`).
 
 use num_bigint::{BigInt, Sign};
 use num_traits::{One, Signed, Zero};
@@ -87,15 +88,57 @@ fn mul(x: Val, y: Val) -> Val {
     }
 }
 
-/// Rounds the exact value `(-1)^neg · |s| · 2^exp` (`s != 0`) to a bf16 pattern, RNE.
-fn round_to_bf16(neg: bool, s: &BigInt, exp: i64) -> u16 {
-    let sign: u16 = if neg { 0x8000 } else { 0 };
+/// An IEEE binary interchange format: `ebits` exponent bits, `mbits` fraction bits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Format {
+    pub ebits: u32,
+    pub mbits: u32,
+}
+
+/// bfloat16.
+pub const BF16: Format = Format { ebits: 8, mbits: 7 };
+/// IEEE binary16.
+pub const F16: Format = Format {
+    ebits: 5,
+    mbits: 10,
+};
+/// IEEE binary32.
+pub const F32: Format = Format {
+    ebits: 8,
+    mbits: 23,
+};
+
+impl Format {
+    fn bias(self) -> i64 {
+        (1i64 << (self.ebits - 1)) - 1
+    }
+    fn sign_bit(self) -> u64 {
+        1u64 << (self.ebits + self.mbits)
+    }
+    fn inf(self) -> u64 {
+        ((1u64 << self.ebits) - 1) << self.mbits
+    }
+    /// The canonical quiet NaN: all exponent bits and the top fraction bit.
+    pub fn qnan(self) -> u64 {
+        self.inf() | (1u64 << (self.mbits - 1))
+    }
+    /// Decodes a pattern of this format.
+    pub fn decode(self, bits: u64) -> Val {
+        decode(bits, self.ebits, self.mbits)
+    }
+}
+
+/// Rounds the exact value `(-1)^neg · |s| · 2^exp` (`s != 0`) to a pattern of `fmt`, RNE.
+fn round_to(fmt: Format, neg: bool, s: &BigInt, exp: i64) -> u64 {
+    let sign = if neg { fmt.sign_bit() } else { 0 };
+    let p = fmt.mbits as i64 + 1; // significant bits
+    let sub_quantum = 1 - fmt.bias() - fmt.mbits as i64; // exponent of the subnormal unit
     let mag = s.abs();
     // |s| lies in [2^(n−1), 2^n), so the value's binade exponent is n − 1 + exp.
     let n = mag.bits() as i64;
     let binade = n - 1 + exp;
-    // bf16 keeps 8 significant bits; the quantum never goes below the subnormal unit 2^−133.
-    let quantum = (binade - 7).max(-133);
+    // Keep p significant bits; the quantum never goes below the subnormal unit.
+    let quantum = (binade - (p - 1)).max(sub_quantum);
     let mut k: BigInt = if exp >= quantum {
         &mag << ((exp - quantum) as usize)
     } else {
@@ -111,47 +154,47 @@ fn round_to_bf16(neg: bool, s: &BigInt, exp: i64) -> u16 {
         }
     };
     let mut q = quantum;
-    if k == BigInt::from(256) {
+    if k == BigInt::one() << (p as usize) {
         // Rounding carried into the next binade.
-        k = BigInt::from(128);
+        k = BigInt::one() << ((p - 1) as usize);
         q += 1;
     }
     let k: u64 = k.try_into().expect("k fits");
+    let min_normal = 1u64 << (p - 1);
     if k == 0 {
         return sign; // rounded below half the smallest subnormal: a zero of the sum's sign
     }
-    if k < 128 {
-        assert_eq!(q, -133);
-        return sign | k as u16; // subnormal
+    if k < min_normal {
+        assert_eq!(q, sub_quantum);
+        return sign | k; // subnormal
     }
-    // value = k · 2^q with k in [128, 256): biased exponent q + 7 + 127.
-    let biased = q + 134;
-    if biased >= 255 {
-        return sign | 0x7F80; // overflow: RNE goes to infinity
+    // value = k · 2^q with k in [2^(p−1), 2^p): biased exponent q + (p − 1) + bias.
+    let biased = q + (p - 1) + fmt.bias();
+    if biased >= (1i64 << fmt.ebits) - 1 {
+        return sign | fmt.inf(); // overflow: RNE goes to infinity
     }
-    sign | ((biased as u16) << 7) | (k as u16 - 128)
+    sign | ((biased as u64) << fmt.mbits) | (k - min_normal)
 }
 
-/// The exact IEEE sum of two exact values, rounded once to bf16.
-fn add_round(p: Val, q: Val) -> u16 {
+/// The exact IEEE sum of two exact values, rounded once to `fmt`.
+fn add_round_to(fmt: Format, p: Val, q: Val) -> u64 {
+    let inf = |neg: bool| {
+        if neg {
+            fmt.sign_bit() | fmt.inf()
+        } else {
+            fmt.inf()
+        }
+    };
     match (p, q) {
-        (Val::Nan, _) | (_, Val::Nan) => QNAN,
+        (Val::Nan, _) | (_, Val::Nan) => fmt.qnan(),
         (Val::Inf { neg: a }, Val::Inf { neg: b }) => {
             if a != b {
-                QNAN // inf − inf
-            } else if a {
-                0xFF80
+                fmt.qnan() // inf − inf
             } else {
-                0x7F80
+                inf(a)
             }
         }
-        (Val::Inf { neg }, _) | (_, Val::Inf { neg }) => {
-            if neg {
-                0xFF80
-            } else {
-                0x7F80
-            }
-        }
+        (Val::Inf { neg }, _) | (_, Val::Inf { neg }) => inf(neg),
         (
             Val::Fin {
                 neg: a,
@@ -177,14 +220,50 @@ fn add_round(p: Val, q: Val) -> u16 {
             if s.is_zero() {
                 // Exact zero: −0 only if both terms are −0 (RNE), else +0.
                 return if m == 0 && n == 0 && a && b {
-                    0x8000
+                    fmt.sign_bit()
                 } else {
                     0
                 };
             }
-            round_to_bf16(s.sign() == Sign::Minus, &s, emin)
+            round_to(fmt, s.sign() == Sign::Minus, &s, emin)
         }
     }
+}
+
+/// The exact IEEE sum of two exact values, rounded once to bf16.
+fn add_round(p: Val, q: Val) -> u16 {
+    add_round_to(BF16, p, q) as u16
+}
+
+/// Correctly rounded `fmt` value of `a·b + c·d`: `a`, `c` patterns of `fmt`, `b`, `d` f32
+/// patterns (the table).
+pub fn oracle_dot2_in(fmt: Format, a: u64, b: u32, c: u64, d: u32) -> u64 {
+    add_round_to(
+        fmt,
+        mul(fmt.decode(a), decode_f32(b)),
+        mul(fmt.decode(c), decode_f32(d)),
+    )
+}
+
+/// One rotated pair of `fmt` values: `(x0·c − x1·s, x0·s + x1·c)`, `s → −s` when `inverse`.
+pub fn oracle_pair_in(fmt: Format, x0: u64, x1: u64, c: u32, s: u32, inverse: bool) -> (u64, u64) {
+    let s = if inverse { s ^ 0x8000_0000 } else { s };
+    (
+        oracle_dot2_in(fmt, x0, c, x1, s ^ 0x8000_0000),
+        oracle_dot2_in(fmt, x0, s, x1, c),
+    )
+}
+
+/// [`oracle_pair_in`] for f16 tensors.
+pub fn oracle_pair_f16(x0: u16, x1: u16, c: u32, s: u32, inverse: bool) -> (u16, u16) {
+    let (y0, y1) = oracle_pair_in(F16, x0 as u64, x1 as u64, c, s, inverse);
+    (y0 as u16, y1 as u16)
+}
+
+/// [`oracle_pair_in`] for f32 tensors.
+pub fn oracle_pair_f32(x0: u32, x1: u32, c: u32, s: u32, inverse: bool) -> (u32, u32) {
+    let (y0, y1) = oracle_pair_in(F32, x0 as u64, x1 as u64, c, s, inverse);
+    (y0 as u32, y1 as u32)
 }
 
 /// Correctly rounded bf16 of `a·b + c·d`: `a`, `c` bf16 patterns, `b`, `d` f32 patterns.

@@ -1,0 +1,286 @@
+// float.wgsl — f16 and f32 tensors: codecs and the correctly rounded two-product sum.
+//
+// Concatenated after bf16.wgsl (it reuses Decoded, decode_f32, the 64-bit helpers add64,
+// sub64, shr64_low, bit64, low_bits_nonzero and UNDECIDED). f16 travels as 16-bit patterns,
+// two per u32 word like bf16 (no `shader-f16` needed); f32 one per word. Why this is exact:
+// ARCHITECTURE.md, "f16 and f32 tensors".
+//
+// Conventions: `a`, `c` are tensor patterns (f16 in the low 16 bits, or f32), `b`, `d` f32
+// table patterns. Results are patterns of the tensor's format.
+
+const F16_QNAN: u32 = 0x7E00u;
+const F16_INF: u32 = 0x7C00u;
+const F32_QNAN: u32 = 0x7FC00000u;
+
+// Magnitude of a finite f16 (sign already removed): 11-bit significand.
+fn decode_f16(m: u32) -> Decoded {
+    let e = m >> 10u;
+    let f = m & 0x3FFu;
+    if (e == 0u) {
+        return Decoded(f, -24);
+    }
+    return Decoded(f | 0x400u, i32(e) - 25);
+}
+
+// The exact 64-bit product of two u32 values, as vec2<u32>(low, high), from 16-bit limbs:
+// a·b = a0·b0 + (a0·b1 + a1·b0)·2^16 + a1·b1·2^32, every partial product below 2^32.
+fn mul64(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xFFFFu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xFFFFu;
+    let b1 = b >> 16u;
+    let lo = a0 * b0;
+    let m1 = a0 * b1;
+    let m2 = a1 * b0;
+    let mid = m1 + m2;
+    // A carry out of the middle sum is worth 2^48.
+    let mid_carry = select(0u, 0x10000u, mid < m1);
+    let x = lo + (mid << 16u);
+    let carry = select(0u, 1u, x < lo);
+    return vec2<u32>(x, a1 * b1 + (mid >> 16u) + mid_carry + carry);
+}
+
+// Leading zeros of a 64-bit value (64 for zero).
+fn clz64(v: vec2<u32>) -> u32 {
+    if (v.y != 0u) {
+        return countLeadingZeros(v.y);
+    }
+    return 32u + countLeadingZeros(v.x);
+}
+
+// v << k for k in [0, 63] (WGSL masks shift amounts to 5 bits: k = 0 and k >= 32 apart).
+fn shl64v(v: vec2<u32>, k: u32) -> vec2<u32> {
+    if (k == 0u) {
+        return v;
+    }
+    if (k < 32u) {
+        return vec2<u32>(v.x << k, (v.y << k) | (v.x >> (32u - k)));
+    }
+    return vec2<u32>(0u, v.x << (k - 32u));
+}
+
+// v >> k for k in [0, 63].
+fn shr64v(v: vec2<u32>, k: u32) -> vec2<u32> {
+    if (k == 0u) {
+        return v;
+    }
+    if (k < 32u) {
+        return vec2<u32>((v.x >> k) | (v.y << (32u - k)), v.y >> k);
+    }
+    return vec2<u32>(v.y >> (k - 32u), 0u);
+}
+
+// Whether a > b, 64-bit.
+fn gt64(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.y > b.y || (a.y == b.y && a.x > b.x);
+}
+
+// The correctly rounded (nearest, ties to even) sum of two exact, finite products
+// (-1)^s1 · m1 · 2^e1 + (-1)^s2 · m2 · 2^e2 (m1, m2 < 2^63), onto the grid of a format with
+// `mbits` fraction bits, subnormal quantum 2^qmin and infinity pattern `inf`; the sign goes
+// to bit `sbit`. IEEE zeros: -0 only when both products are -0; an exact cancellation is +0.
+fn round_sum_wide(s1: u32, m1_in: vec2<u32>, e1_in: i32, s2: u32, m2_in: vec2<u32>, e2_in: i32,
+                  mbits: u32, qmin: i32, inf: u32, sbit: u32) -> u32 {
+    var m1 = m1_in;
+    var e1 = e1_in;
+    var m2 = m2_in;
+    var e2 = e2_in;
+    let z1 = m1.x == 0u && m1.y == 0u;
+    let z2 = m2.x == 0u && m2.y == 0u;
+    if (z1 && z2) {
+        return (s1 & s2) << sbit;
+    }
+    // Normalise so that the leading one sits at bit 62: value = m · 2^e.
+    if (!z1) {
+        let n = clz64(m1) - 1u;
+        m1 = shl64v(m1, n);
+        e1 = e1 - i32(n);
+    }
+    if (!z2) {
+        let n = clz64(m2) - 1u;
+        m2 = shl64v(m2, n);
+        e2 = e2 - i32(n);
+    }
+    // Order by magnitude: (mb, eb, sb) is the larger term.
+    let swap = z1 || (!z2 && (e2 > e1 || (e2 == e1 && gt64(m2, m1))));
+    let mb = select(m1, m2, swap);
+    let eb = select(e1, e2, swap);
+    let sb = select(s1, s2, swap);
+    let ms = select(m2, m1, swap);
+    let es = select(e2, e1, swap);
+    let ss = select(s2, s1, swap);
+    let zs = select(z2, z1, swap);
+
+    // Fixed point with the unit 2^eb: the smaller term shifted right by the exponent gap; the
+    // bits it loses (only for gaps > 15: a product has at most 48 bits) are a sticky bit, and
+    // the true sum then lies strictly between R and R + 1.
+    var small = vec2<u32>(0u, 0u);
+    var sticky = false;
+    if (!zs) {
+        let gap = u32(eb - es);
+        if (gap < 63u) {
+            small = shr64v(ms, gap);
+            sticky = low_bits_nonzero(ms, gap);
+        } else {
+            sticky = true;
+        }
+    }
+    var r: vec2<u32>;
+    if (sb != ss) {
+        r = sub64(mb, small);
+        if (sticky) {
+            r = sub64(r, vec2<u32>(1u, 0u));
+        }
+    } else {
+        r = add64(mb, small);
+    }
+    if (r.x == 0u && r.y == 0u && !sticky) {
+        return 0u;
+    }
+
+    // Round R (plus sticky) to mbits + 1 significant bits, or to the subnormal quantum.
+    let lead = 63 - i32(clz64(r));
+    let shift = max(lead - i32(mbits), qmin - eb);
+    var q: u32;
+    if (shift <= 0) {
+        // Exact: R has at most mbits + 1 bits and no sticky (sticky implies lead >= 61).
+        q = r.x << u32(-shift);
+    } else if (shift >= 65) {
+        q = 0u;
+    } else {
+        let k = u32(shift);
+        let half = bit64(r, k - 1u);
+        q = select(shr64_low(r, k), 0u, k == 64u);
+        let rest = sticky || low_bits_nonzero(r, k - 1u);
+        if (half == 1u && (rest || (q & 1u) == 1u)) {
+            q = q + 1u;
+        }
+    }
+    // value = q · 2^(shift + eb); (shift + eb − qmin) << mbits plus q is the pattern of normal
+    // (q in [2^mbits, 2^(mbits+1)]) and subnormal (shift + eb == qmin) results alike; a carry
+    // bumps the exponent, and reaching `inf` is the IEEE overflow.
+    let biased = shift + eb - qmin;
+    var mag = inf;
+    if (biased < i32(inf >> mbits)) {
+        mag = min((u32(biased) << mbits) + q, inf);
+    }
+    return (sb << sbit) | mag;
+}
+
+// Correctly rounded f16 of the exact a·b + c·d (a, c f16; b, d f32), IEEE special values and
+// the canonical NaN 0x7E00. Integer arithmetic only.
+fn dot2_exact_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let am = a & 0x7FFFu;
+    let bm = b & 0x7FFFFFFFu;
+    let cm = c & 0x7FFFu;
+    let dm = d & 0x7FFFFFFFu;
+    if (am > F16_INF || bm > F32_INF || cm > F16_INF || dm > F32_INF) {
+        return F16_QNAN;
+    }
+    let s1 = ((a >> 15u) ^ (b >> 31u)) & 1u;
+    let s2 = ((c >> 15u) ^ (d >> 31u)) & 1u;
+    let inf1 = am == F16_INF || bm == F32_INF;
+    let inf2 = cm == F16_INF || dm == F32_INF;
+    if ((inf1 && (am == 0u || bm == 0u)) || (inf2 && (cm == 0u || dm == 0u))) {
+        return F16_QNAN;
+    }
+    if (inf1 || inf2) {
+        if (inf1 && inf2 && s1 != s2) {
+            return F16_QNAN;
+        }
+        return (select(s2, s1, inf1) << 15u) | F16_INF;
+    }
+    let da = decode_f16(am);
+    let db = decode_f32(bm);
+    let dc = decode_f16(cm);
+    let dd = decode_f32(dm);
+    return round_sum_wide(s1, mul64(da.sig, db.sig), da.exp + db.exp,
+                          s2, mul64(dc.sig, dd.sig), dc.exp + dd.exp,
+                          10u, -24, F16_INF, 15u);
+}
+
+// Correctly rounded f32 of the exact a·b + c·d (all f32), IEEE special values and the
+// canonical NaN 0x7FC00000; subnormal inputs and results exact. Integer arithmetic only.
+fn dot2_exact_f32(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let am = a & 0x7FFFFFFFu;
+    let bm = b & 0x7FFFFFFFu;
+    let cm = c & 0x7FFFFFFFu;
+    let dm = d & 0x7FFFFFFFu;
+    if (am > F32_INF || bm > F32_INF || cm > F32_INF || dm > F32_INF) {
+        return F32_QNAN;
+    }
+    let s1 = ((a ^ b) >> 31u) & 1u;
+    let s2 = ((c ^ d) >> 31u) & 1u;
+    let inf1 = am == F32_INF || bm == F32_INF;
+    let inf2 = cm == F32_INF || dm == F32_INF;
+    if ((inf1 && (am == 0u || bm == 0u)) || (inf2 && (cm == 0u || dm == 0u))) {
+        return F32_QNAN;
+    }
+    if (inf1 || inf2) {
+        if (inf1 && inf2 && s1 != s2) {
+            return F32_QNAN;
+        }
+        return (select(s2, s1, inf1) << 31u) | F32_INF;
+    }
+    let da = decode_f32(am);
+    let db = decode_f32(bm);
+    let dc = decode_f32(cm);
+    let dd = decode_f32(dm);
+    return round_sum_wide(s1, mul64(da.sig, db.sig), da.exp + db.exp,
+                          s2, mul64(dc.sig, dd.sig), dc.exp + dd.exp,
+                          23u, -149, F32_INF, 31u);
+}
+
+// Widen a finite f16 pattern to the f32 of the same value, on the bits (f16 subnormals are
+// normal f32: normalised with countLeadingZeros, never by float arithmetic).
+fn widen_f16(h: u32) -> f32 {
+    let m = h & 0x7FFFu;
+    let sign = (h & 0x8000u) << 16u;
+    if (m >= 0x400u) {
+        return bitcast<f32>(sign | ((m << 13u) + 0x38000000u));
+    }
+    if (m == 0u) {
+        return bitcast<f32>(sign);
+    }
+    // m · 2^-24 with the leading one of m at bit `lead`.
+    let lead = 31u - countLeadingZeros(m);
+    return bitcast<f32>(sign | ((lead + 103u) << 23u) | ((m << (23u - lead)) & 0x7FFFFFu));
+}
+
+// a·b + c·d in f32 arithmetic, rounded to f16 when that rounding is proven correct, else
+// UNDECIDED. As for bf16 (dot2_fast), the f32 result r is within 2^-23 M (+ 2^-125 for flushed
+// tiny products) of the exact value, M = |p1| + |p2|; it is accepted only when r is an f32
+// whose exponent lies in the f16 normal range [2^-14, 2^16) and r is further than 2^-21 M from
+// the midpoint of its f16 interval (r's bits with the low 13 replaced by 0x1000: r − mid is
+// exact). Then r + half an f16 ulp truncated is the correct f16, a carry into 2^16 being RNE's
+// overflow (r ≥ 65520). Non-finite inputs are rejected on the bits; callers ensure the table
+// values are zero or normal and at most 2^16 (f32_fast_ok).
+fn dot2_fast_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    if ((a & 0x7FFFu) >= F16_INF || (c & 0x7FFFu) >= F16_INF) {
+        return UNDECIDED;
+    }
+    let p1 = widen_f16(a) * bitcast<f32>(b);
+    let p2 = widen_f16(c) * bitcast<f32>(d);
+    let r = p1 + p2;
+    let m = abs(p1) + abs(p2);
+    let rb = bitcast<u32>(r);
+    let re = (rb >> 23u) & 0xFFu;
+    let mid = bitcast<f32>((rb & 0xFFFFE000u) | 0x1000u);
+    let range_ok = (re - 113u) < 30u;
+    let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - 0x17800000u) < 0x67000000u;
+    let ok = range_ok && m_ok && abs(r - mid) > m * 0x1p-21;
+    let y = ((((rb & 0x7FFFFFFFu) + 0x1000u) >> 13u) - 0x1C000u) | ((rb >> 16u) & 0x8000u);
+    return select(UNDECIDED, y, ok);
+}
+
+// f16 output: the proven f32 path where the table allows it, else (or when undecided) the
+// exact integer path. f32 output has no f32 fast path (ARCHITECTURE.md): always exact.
+fn dot2_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    if (f32_fast_ok(b) && f32_fast_ok(d)) {
+        let y = dot2_fast_f16(a, b, c, d);
+        if (y != UNDECIDED) {
+            return y;
+        }
+    }
+    return dot2_exact_f16(a, b, c, d);
+}

@@ -1,0 +1,892 @@
+//! f16 and f32 tensors (issue 9): the CPU path against the independent oracle, bit for bit.
+//!
+//! - every one of the 65,536 f16 patterns as `x0` against edge `x1` values at angles chosen to
+//!   hit the edges of the arithmetic (identity, quarter turn, large positions, subnormal and
+//!   huge table values), forward and inverse;
+//! - random f32 bit patterns (specials and subnormals included) with random and edge tables;
+//! - near-cancellation (`x1 ≈ x0·cos/sin`, so `y0` cancels almost completely) in f16 and f32;
+//! - a general view (BHSD, half-split pairs over part of the head, per-token positions).
+//!
+//! 0 mismatches; every NaN is the canonical `0x7E00` / `0x7FC00000` (the oracle's).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::sync::OnceLock;
+
+use bfrope::cpu::{self, Elements};
+use bfrope::{Direction, Pairing, Positions, RopeCall, RopeTable, Rotation, TensorView};
+use common::oracle::{oracle_pair_f16, oracle_pair_f32};
+use common::rng;
+use rand::Rng;
+
+/// The `x1` partners of every f16 `x0` pattern.
+#[rustfmt::skip]
+const EDGE_X1_F16: [(u16, &str); 14] = [
+    (0x0000, "+0"),
+    (0x8000, "-0"),
+    (0x3C00, "+1"),
+    (0xBC00, "-1"),
+    (0x0001, "min_subnormal"),
+    (0x8001, "-min_subnormal"),
+    (0x03FF, "max_subnormal"),
+    (0x0400, "min_normal"),
+    (0x7BFF, "max_finite"),
+    (0xFBFF, "-max_finite"),
+    (0x7C00, "+inf"),
+    (0xFC00, "-inf"),
+    (0x7E00, "nan"),
+    (0xFD01, "-snan_payload"),
+];
+/// Seeded random `x1` patterns added to the edges.
+const RANDOM_X1: usize = 2;
+
+/// The angles, as `(name, cos, sin)` f32 values: the table's edges included.
+fn angles() -> Vec<(String, f32, f32)> {
+    let of = |name: &str, a: f64| (name.to_string(), a.cos() as f32, a.sin() as f32);
+    vec![
+        ("angle=0".to_string(), 1.0, 0.0),
+        of("angle=pi/4", std::f64::consts::FRAC_PI_4),
+        // cos(π/2) rounds to a tiny normal f32 (6.1e-17), not 0.
+        of("angle=pi/2", std::f64::consts::FRAC_PI_2),
+        of("pos=1e5,theta=1", 1e5),
+        of("angle=2.5rad", 2.5),
+        // A subnormal sin (no flush) beside cos just below 1.
+        (
+            "tiny_sin=1e-40".to_string(),
+            1.0 - f32::EPSILON / 2.0,
+            1e-40,
+        ),
+        ("angle=pi,sin=-0".to_string(), -1.0, -0.0),
+        // Huge table values (attention scaling run wild): products overflow f16, not f64.
+        ("huge=3e38,-1e30".to_string(), 3.0e38, -1.0e30),
+        // The smallest subnormal and the smallest normal f32: products far below f16's grid.
+        (
+            "tiny=min_sub,min_normal".to_string(),
+            f32::from_bits(1),
+            f32::MIN_POSITIVE,
+        ),
+        // A table value that makes exact f16 midpoints (1 + 2⁻¹¹) and 0.5.
+        ("mid=1+2^-11,0.5".to_string(), 1.0 + 2f32.powi(-11), 0.5),
+    ]
+}
+
+/// All 65,536 f16 `x0` × the `x1` partners × the angles, as one `[1, angles, heads, 2]` view.
+struct F16Cases {
+    x1: Vec<(u16, String)>,
+    angles: Vec<(String, f32, f32)>,
+    heads: usize,
+    x: Vec<u16>,
+}
+
+fn f16_cases() -> &'static F16Cases {
+    static CASES: OnceLock<F16Cases> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let mut r = rng(0xF16);
+        let mut x1: Vec<(u16, String)> = EDGE_X1_F16
+            .iter()
+            .map(|&(b, n)| (b, n.to_string()))
+            .collect();
+        for _ in 0..RANDOM_X1 {
+            let b: u16 = r.random();
+            x1.push((b, format!("random_{b:#06x}")));
+        }
+        let angles = angles();
+        let heads = 65536 * x1.len();
+        let mut x = Vec::with_capacity(2 * heads * angles.len());
+        for _ in &angles {
+            for &(b, _) in &x1 {
+                for x0 in 0..=u16::MAX {
+                    x.push(x0);
+                    x.push(b);
+                }
+            }
+        }
+        F16Cases {
+            x1,
+            angles,
+            heads,
+            x,
+        }
+    })
+}
+
+/// The table whose row `a` is angle `a` (one pair per row).
+fn angle_table(angles: &[(String, f32, f32)]) -> RopeTable {
+    let cos: Vec<f32> = angles.iter().map(|a| a.1).collect();
+    let sin: Vec<f32> = angles.iter().map(|a| a.2).collect();
+    RopeTable::from_cos_sin(&cos, &sin, angles.len(), 1).unwrap()
+}
+
+/// Runs `f(i)` for every `i < n` on every core, collecting the results in order.
+fn par_map<T: Send + Default + Clone>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::default(); n];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = n.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (k, part) in out.chunks_mut(chunk).enumerate() {
+            let f = &f;
+            s.spawn(move || {
+                for (j, o) in part.iter_mut().enumerate() {
+                    *o = f(k * chunk + j);
+                }
+            });
+        }
+    });
+    out
+}
+
+/// Panics with the first mismatches (named by `name(pair index)`) unless `got == want`.
+fn compare<T: PartialEq + Copy + std::fmt::LowerHex>(
+    case: &str,
+    got: &[T],
+    want: &[T],
+    name: impl Fn(usize) -> String,
+) {
+    assert_eq!(got.len(), want.len(), "{case}: output length");
+    let mut bad = Vec::new();
+    let mut count = 0usize;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if g != w {
+            count += 1;
+            if bad.len() < 12 {
+                bad.push(format!(
+                    "{}.y{} = {g:#x}, oracle {w:#x}",
+                    name(i / 2),
+                    i % 2
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{case}: {count} mismatches vs oracle over {} elements",
+        got.len()
+    );
+    assert!(
+        count == 0,
+        "{case}: {count} mismatches, first:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The oracle's output for the exhaustive f16 tensor, computed once per direction.
+fn f16_expected(direction: Direction) -> &'static [u16] {
+    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
+    static INV: OnceLock<Vec<u16>> = OnceLock::new();
+    let cell = match direction {
+        Direction::Forward => &FWD,
+        Direction::Inverse => &INV,
+    };
+    cell.get_or_init(|| {
+        let c = f16_cases();
+        let inverse = direction == Direction::Inverse;
+        let want: Vec<[u16; 2]> = par_map(c.x.len() / 2, |w| {
+            let (_, cos, sin) = &c.angles[w / c.heads];
+            let (y0, y1) = oracle_pair_f16(
+                c.x[2 * w],
+                c.x[2 * w + 1],
+                cos.to_bits(),
+                sin.to_bits(),
+                inverse,
+            );
+            [y0, y1]
+        });
+        want.concat()
+    })
+}
+
+fn f16_exhaustive(direction: Direction) {
+    let c = f16_cases();
+    let table = angle_table(&c.angles);
+    let positions = Positions::Offset(0);
+    let mut rotation = Rotation::new(2);
+    rotation.direction = direction;
+    let call = RopeCall {
+        view: TensorView::bshd(1, c.angles.len(), c.heads, 2),
+        rotation,
+        positions: &positions,
+        table: &table,
+    };
+    let mut got = c.x.clone();
+    cpu::apply_dtype_in_place(&call, Elements::F16(&mut got)).unwrap();
+    let want = f16_expected(direction);
+    compare(
+        &format!("f16 all patterns, {direction:?}"),
+        &got,
+        want,
+        |w| {
+            let j = w % c.heads;
+            format!(
+                "rope[f16,x0={:#06x},x1={},{},{direction:?}]",
+                j % 65536,
+                c.x1[j / 65536].1,
+                c.angles[w / c.heads].0
+            )
+        },
+    );
+}
+
+#[test]
+fn f16_every_pattern_against_edge_partners_forward() {
+    f16_exhaustive(Direction::Forward);
+}
+
+#[test]
+fn f16_every_pattern_against_edge_partners_inverse() {
+    f16_exhaustive(Direction::Inverse);
+}
+
+/// Rotates `x` (pairs `(x[2w], x[2w+1])`, pair `w` at table row `w % rows`) with the CPU path
+/// and compares with the oracle.
+fn f32_pairs(case: &str, x: &[u32], cos: &[f32], sin: &[f32], direction: Direction) {
+    let rows = cos.len();
+    let pairs = x.len() / 2;
+    assert_eq!(pairs % rows, 0);
+    let table = RopeTable::from_cos_sin(cos, sin, rows, 1).unwrap();
+    let positions = Positions::Offset(0);
+    let mut rotation = Rotation::new(2);
+    rotation.direction = direction;
+    let call = RopeCall {
+        view: TensorView::bshd(1, rows, pairs / rows, 2),
+        rotation,
+        positions: &positions,
+        table: &table,
+    };
+    let mut got = x.to_vec();
+    cpu::apply_dtype_in_place(&call, Elements::F32(&mut got)).unwrap();
+    let heads = pairs / rows;
+    let inverse = direction == Direction::Inverse;
+    let want: Vec<[u32; 2]> = par_map(pairs, |w| {
+        let row = w / heads;
+        let (y0, y1) = oracle_pair_f32(
+            x[2 * w],
+            x[2 * w + 1],
+            cos[row].to_bits(),
+            sin[row].to_bits(),
+            inverse,
+        );
+        [y0, y1]
+    });
+    compare(case, &got, &want.concat(), |w| {
+        let row = w / heads;
+        format!(
+            "rope[f32,x0={:#010x},x1={:#010x},cos={:e},sin={:e},{direction:?}]",
+            x[2 * w],
+            x[2 * w + 1],
+            cos[row],
+            sin[row]
+        )
+    });
+}
+
+#[test]
+fn f32_random_bit_patterns_with_edge_and_random_tables() {
+    let mut r = rng(0xF32);
+    let mut cos: Vec<f32> = angles().iter().map(|a| a.1).collect();
+    let mut sin: Vec<f32> = angles().iter().map(|a| a.2).collect();
+    for _ in 0..6 {
+        let a: f64 = r.random_range(-1e4..1e4);
+        cos.push(a.cos() as f32);
+        sin.push(a.sin() as f32);
+    }
+    // Random bit patterns as table values too (the kernel's contract is relative to any table).
+    for _ in 0..4 {
+        cos.push(f32::from_bits(r.random::<u32>() & 0x7F7F_FFFF));
+        sin.push(f32::from_bits(r.random::<u32>()));
+    }
+    let per_row = 12_000;
+    let x: Vec<u32> = (0..2 * per_row * cos.len()).map(|_| r.random()).collect();
+    f32_pairs(
+        "f32 random bits, forward",
+        &x,
+        &cos,
+        &sin,
+        Direction::Forward,
+    );
+    f32_pairs(
+        "f32 random bits, inverse",
+        &x,
+        &cos,
+        &sin,
+        Direction::Inverse,
+    );
+}
+
+#[test]
+fn f32_normal_data_with_specials_and_subnormals() {
+    let mut r = rng(0xF32_0002);
+    #[rustfmt::skip]
+    let specials: [u32; 12] = [
+        0x0000_0000, 0x8000_0000, 0x0000_0001, 0x807F_FFFF, 0x0080_0000, 0x7F7F_FFFF,
+        0xFF7F_FFFF, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFF80_0001, 0x3F80_0000,
+    ];
+    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..16)
+        .map(|k| {
+            let a = k as f64 * 0.7 + 0.1;
+            (a.cos() as f32, a.sin() as f32)
+        })
+        .unzip();
+    let per_row = 10_000;
+    let x: Vec<u32> = (0..2 * per_row * cos.len())
+        .map(|_| {
+            if r.random_ratio(1, 50) {
+                specials[r.random_range(0..specials.len())]
+            } else {
+                (r.random::<f32>() * 8.0 - 4.0).to_bits()
+            }
+        })
+        .collect();
+    f32_pairs("f32 normal + specials", &x, &cos, &sin, Direction::Forward);
+}
+
+#[test]
+fn f32_near_cancellation() {
+    // x1 = x0·cos/sin rounded, nudged by a few ulps: y0 = x0·cos − x1·sin cancels almost
+    // completely, leaving the low bits of the exact products (where the sum of f32 products
+    // is wrong by up to ~10⁹ ulp).
+    let mut r = rng(0xCA9C);
+    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..16)
+        .map(|k| {
+            let a = 0.05 + k as f64 * 0.37;
+            (a.cos() as f32, a.sin() as f32)
+        })
+        .unzip();
+    let per_row = 10_000;
+    let mut x = Vec::with_capacity(2 * per_row * cos.len());
+    for row in 0..cos.len() {
+        for _ in 0..per_row {
+            let x0: f32 = r.random_range(-100.0..100.0);
+            let x1 = (x0 as f64 * cos[row] as f64 / sin[row] as f64) as f32;
+            let nudge: i32 = r.random_range(-2..=2);
+            x.push(x0.to_bits());
+            x.push((x1.to_bits() as i32 + nudge) as u32);
+        }
+    }
+    f32_pairs("f32 near cancellation", &x, &cos, &sin, Direction::Forward);
+}
+
+#[test]
+fn f16_near_cancellation_and_random_data() {
+    let mut r = rng(0xF16_CA9C);
+    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..16)
+        .map(|k| {
+            let a = 0.05 + k as f64 * 0.37;
+            (a.cos() as f32, a.sin() as f32)
+        })
+        .unzip();
+    let per_row = 20_000;
+    let mut x: Vec<u16> = Vec::with_capacity(2 * per_row * cos.len());
+    for row in 0..cos.len() {
+        for k in 0..per_row {
+            let x0 = half::f16::from_f32(r.random_range(-1000.0..1000.0));
+            let x1 = if k % 2 == 0 {
+                let t = half::f16::from_f64(x0.to_f64() * cos[row] as f64 / sin[row] as f64);
+                t.to_bits()
+                    .wrapping_add(r.random_range(0..3u16))
+                    .wrapping_sub(1)
+            } else {
+                r.random()
+            };
+            x.push(x0.to_bits());
+            x.push(x1);
+        }
+    }
+    let table = RopeTable::from_cos_sin(&cos, &sin, cos.len(), 1).unwrap();
+    let positions = Positions::Offset(0);
+    let call = RopeCall {
+        view: TensorView::bshd(1, cos.len(), per_row, 2),
+        rotation: Rotation::new(2),
+        positions: &positions,
+        table: &table,
+    };
+    let mut got = x.clone();
+    cpu::apply_f16_in_place(&call, &mut got).unwrap();
+    let want: Vec<[u16; 2]> = par_map(x.len() / 2, |w| {
+        let row = w / per_row;
+        let (a, b) = oracle_pair_f16(
+            x[2 * w],
+            x[2 * w + 1],
+            cos[row].to_bits(),
+            sin[row].to_bits(),
+            false,
+        );
+        [a, b]
+    });
+    compare(
+        "f16 near cancellation + random",
+        &got,
+        &want.concat(),
+        |w| {
+            format!(
+                "rope[f16,x0={:#06x},x1={:#06x},row={}]",
+                x[2 * w],
+                x[2 * w + 1],
+                w / per_row
+            )
+        },
+    );
+}
+
+/// A general view for both dtypes: BHSD `[2, 3, 5, 12]` at an offset in a larger buffer,
+/// half-split pairs over 8 of 12 dims, per-token positions. Everything outside the rotated
+/// dims must stay as it was.
+#[test]
+fn general_view_half_split_partial_per_token_both_dtypes() {
+    let mut r = rng(0x71E3);
+    let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
+    let view = TensorView::bhsd(b, h, s, d).with_offset(7);
+    let len = 7 + b * h * s * d + 5;
+    let rows = 9;
+    let pairs = rot / 2;
+    let cos: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let sin: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
+    let ids: Vec<usize> = (0..b * s).map(|_| r.random_range(0..rows)).collect();
+    let positions = Positions::PerToken(ids.clone());
+    let mut rotation = Rotation::new(rot);
+    rotation.pairing = Pairing::HalfSplit;
+    rotation.direction = Direction::Inverse;
+    let call = RopeCall {
+        view,
+        rotation,
+        positions: &positions,
+        table: &table,
+    };
+    // Where each rotated pair lies, from first principles: (element a, element c, row, freq).
+    let mut pairs_at = Vec::new();
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                let base = 7 + bi * h * s * d + hi * s * d + si * d;
+                for i in 0..pairs {
+                    pairs_at.push((base + i, base + pairs + i, ids[bi * s + si], i));
+                }
+            }
+        }
+    }
+    let x16: Vec<u16> = (0..len).map(|_| r.random()).collect();
+    let mut got16 = x16.clone();
+    cpu::apply_dtype_in_place(&call, Elements::F16(&mut got16)).unwrap();
+    let mut want16 = x16.clone();
+    for &(a, c, row, i) in &pairs_at {
+        let (y0, y1) = oracle_pair_f16(
+            x16[a],
+            x16[c],
+            cos[row * pairs + i].to_bits(),
+            sin[row * pairs + i].to_bits(),
+            true,
+        );
+        want16[a] = y0;
+        want16[c] = y1;
+    }
+    compare("f16 general view", &got16, &want16, |w| {
+        format!("element pair {w}")
+    });
+    let x32: Vec<u32> = (0..len).map(|_| r.random()).collect();
+    let mut got32 = x32.clone();
+    cpu::apply_dtype_in_place(&call, Elements::F32(&mut got32)).unwrap();
+    let mut want32 = x32.clone();
+    for &(a, c, row, i) in &pairs_at {
+        let (y0, y1) = oracle_pair_f32(
+            x32[a],
+            x32[c],
+            cos[row * pairs + i].to_bits(),
+            sin[row * pairs + i].to_bits(),
+            true,
+        );
+        want32[a] = y0;
+        want32[c] = y1;
+    }
+    compare("f32 general view", &got32, &want32, |w| {
+        format!("element pair {w}")
+    });
+}
+
+/// The oracle itself on hand-derived cases, so that a wrong oracle cannot hide a wrong path.
+#[rustfmt::skip]
+#[test]
+fn oracle_pins() {
+    use common::oracle::{oracle_dot2_in, F16, F32};
+    // f16: 65504 + 16 = 65520 ties to even 2¹⁶: +inf; 2⁻²⁴·0.5 ties to +0; inf·0 is 0x7E00.
+    assert_eq!(oracle_dot2_in(F16, 0x7BFF, 1f32.to_bits(), 0x4C00, 1f32.to_bits()), 0x7C00);
+    assert_eq!(oracle_dot2_in(F16, 0x0001, 0.5f32.to_bits(), 0, 0), 0);
+    assert_eq!(oracle_dot2_in(F16, 0x7C00, 0, 0, 0), 0x7E00);
+    // f32: the TwoSum case of src/cpu/float.rs, below the midpoint: 1 + 2⁻²³.
+    assert_eq!(oracle_dot2_in(F32, 0x3F80_0001, 1f32.to_bits(), 0x3380_0001, 0x3F7F_FFFE), 0x3F80_0001);
+    // f32: the smallest subnormal survives; −0 + −0 = −0; inf − inf = 0x7FC00000.
+    assert_eq!(oracle_dot2_in(F32, 1, 1f32.to_bits(), 0, 0), 1);
+    assert_eq!(oracle_dot2_in(F32, 0x8000_0000, 1f32.to_bits(), 0x8000_0000, 1f32.to_bits()), 0x8000_0000);
+    assert_eq!(oracle_dot2_in(F32, 0x7F80_0000, 1f32.to_bits(), 0x7F80_0000, (-1f32).to_bits()), 0x7FC0_0000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU: the WGSL arithmetic (shaders/float.wgsl through the float_check kernel) == CPU == oracle.
+
+/// Runs the float_check kernel on `ops` (`(a, b, c, d)` quadruples) with `DTYPE` = `dtype`
+/// (1 f16, 2 f32) and `FAST`; the output is pre-filled with the sentinel `u32::MAX`, a pattern
+/// the kernel never writes, so an unwritten result is a mismatch.
+fn gpu_dot2(gpu: &bfrope::Gpu, ops: &[[u32; 4]], dtype: u32, fast: u32) -> Vec<u32> {
+    use wgpu::util::DeviceExt;
+    let device = gpu.device();
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("float_check"),
+        source: wgpu::ShaderSource::Wgsl(bfrope::shaders::float_check_source().into()),
+    });
+    let constants = [
+        ("DTYPE", dtype as f64),
+        ("FAST", fast as f64),
+        ("WORKGROUP_SIZE", 256.0),
+    ];
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("float_check"),
+        layout: None,
+        module: &module,
+        entry_point: Some(bfrope::shaders::FLOAT_CHECK_ENTRY),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &constants,
+            ..Default::default()
+        },
+        cache: None,
+    });
+    let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("float_check ops"),
+        contents: bytemuck::cast_slice(ops),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let output = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("float_check out (sentinel)"),
+        contents: bytemuck::cast_slice(&vec![u32::MAX; ops.len()]),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    });
+    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("float_check"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: output.as_entire_binding(),
+            },
+        ],
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        let groups = (ops.len() as u32).div_ceil(256);
+        let y = groups.div_ceil(65535);
+        pass.dispatch_workgroups(groups.div_ceil(y), y, 1);
+    }
+    pollster::block_on(gpu.read_back(encoder, &output, 4 * ops.len() as u64)).unwrap()
+}
+
+/// The f16 exhaustive cases as dot2 operands: for each angle, y0 = x0·cos + x1·(−sin) and
+/// y1 = x0·sin + x1·cos of every (x0, x1) pair, forward.
+fn f16_ops_for_angle(angle: usize) -> Vec<[u32; 4]> {
+    let c = f16_cases();
+    let (_, cos, sin) = &c.angles[angle];
+    let (cb, sb) = (cos.to_bits(), sin.to_bits());
+    let mut ops = Vec::with_capacity(2 * c.heads);
+    for w in 0..c.heads {
+        let (x0, x1) = (c.x[2 * w] as u32, c.x[2 * w + 1] as u32);
+        ops.push([x0, cb, x1, sb ^ 0x8000_0000]);
+        ops.push([x0, sb, x1, cb]);
+    }
+    ops
+}
+
+#[test]
+fn gpu_f16_every_pattern_against_edge_partners_fast_and_exact_paths() {
+    let Some(gpu) = common::gpu() else { return };
+    let c = f16_cases();
+    for angle in 0..c.angles.len() {
+        let ops = f16_ops_for_angle(angle);
+        let want: Vec<u32> = par_map(ops.len(), |i| {
+            let [a, b, cc, d] = ops[i];
+            common::oracle::oracle_dot2_in(common::oracle::F16, a as u64, b, cc as u64, d) as u32
+        });
+        let cpu: Vec<u32> = ops
+            .iter()
+            .map(|&[a, b, cc, d]| {
+                cpu::dot2_f16(a as u16, f32::from_bits(b), cc as u16, f32::from_bits(d)) as u32
+            })
+            .collect();
+        // compare names outputs by pair: ops 2w and 2w + 1 are y0 and y1 of (x0, x1) pair w.
+        let name = |w: usize| {
+            format!(
+                "rope[f16,x0={:#06x},x1={},{},forward]",
+                c.x[2 * w],
+                c.x1[w / 65536].1,
+                c.angles[angle].0
+            )
+        };
+        compare(
+            &format!("f16 CPU dot2, {}", c.angles[angle].0),
+            &cpu,
+            &want,
+            name,
+        );
+        for fast in [1, 0] {
+            let got = gpu_dot2(&gpu, &ops, 1, fast);
+            compare(
+                &format!("f16 GPU fast={fast}, {}", c.angles[angle].0),
+                &got,
+                &want,
+                name,
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_f32_random_bits_specials_and_near_cancellation() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0x6F32);
+    let tables: Vec<u32> = angles()
+        .iter()
+        .flat_map(|a| [a.1.to_bits(), a.2.to_bits(), (-a.2).to_bits()])
+        .chain((0..8).map(|_| r.random::<u32>()))
+        .collect();
+    let mut ops = Vec::new();
+    for _ in 0..200_000 {
+        // Random bit patterns against edge and random table values.
+        let b = tables[r.random_range(0..tables.len())];
+        let d = tables[r.random_range(0..tables.len())];
+        ops.push([r.random(), b, r.random(), d]);
+    }
+    for _ in 0..200_000 {
+        // Near cancellation: a·b ≈ −c·d.
+        let a: f32 = r.random_range(-100.0..100.0);
+        let b: f32 = r.random_range(-1.0..1.0);
+        let d: f32 = r.random_range(0.1..1.0);
+        let c = -(a as f64 * b as f64 / d as f64) as f32;
+        let nudge: i32 = r.random_range(-2..=2);
+        ops.push([
+            a.to_bits(),
+            b.to_bits(),
+            (c.to_bits() as i32 + nudge) as u32,
+            d.to_bits(),
+        ]);
+    }
+    // The TwoSum case (the f64 sum lands on the midpoint) and subnormal results.
+    ops.push([0x3F80_0001, 1f32.to_bits(), 0x3380_0001, 0x3F7F_FFFE]);
+    ops.push([1, 1f32.to_bits(), 0, 0]);
+    ops.push([3, 0.5f32.to_bits(), 0x8000_0001, 0.25f32.to_bits()]);
+    let want: Vec<u32> = par_map(ops.len(), |i| {
+        let [a, b, c, d] = ops[i];
+        common::oracle::oracle_dot2_in(common::oracle::F32, a as u64, b, c as u64, d) as u32
+    });
+    let cpu: Vec<u32> = ops
+        .iter()
+        .map(|&[a, b, c, d]| cpu::dot2_f32(a, f32::from_bits(b), c, f32::from_bits(d)))
+        .collect();
+    // compare names outputs by pairs of operand quadruples.
+    let name = |w: usize| format!("dot2_f32{:x?} / {:x?}", ops[2 * w], ops.get(2 * w + 1));
+    compare("f32 CPU dot2", &cpu, &want, name);
+    let got = gpu_dot2(&gpu, &ops, 2, 0);
+    compare("f32 GPU exact", &got, &want, name);
+}
+
+/// The general RoPE kernel on an f16 view (`record_view_dtype`), into an output pre-filled
+/// with the sentinel `0xEEEE` (what the kernel leaves outside the view).
+fn gpu_view_f16(
+    gpu: &bfrope::Gpu,
+    x: &[u16],
+    view: TensorView,
+    rotation: Rotation,
+    positions: &Positions,
+    table: &RopeTable,
+) -> Vec<u16> {
+    use wgpu::util::DeviceExt;
+    let device = gpu.device();
+    let mut xin = x.to_vec();
+    xin.resize(x.len().div_ceil(2) * 2, 0);
+    let bytes = 2 * xin.len() as u64;
+    let storage = wgpu::BufferUsages::STORAGE;
+    let buffer = |contents: &[u8], usage| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents,
+            usage,
+        })
+    };
+    let input = buffer(bytemuck::cast_slice(&xin), storage);
+    let output = buffer(
+        &vec![0xEE; bytes as usize],
+        storage | wgpu::BufferUsages::COPY_SRC,
+    );
+    let tb = buffer(table.as_bytes(), storage);
+    let mut encoder = device.create_command_encoder(&Default::default());
+    gpu.kernels()
+        .record_view_dtype(
+            &mut encoder,
+            &bfrope::ViewArgs {
+                q: bfrope::ViewTensor {
+                    input: &input,
+                    output: &output,
+                    view,
+                },
+                k: None,
+                table: &tb,
+                table_rows: table.rows(),
+                rotation,
+                positions,
+                device_rows: None,
+            },
+            bfrope::Dtype::F16,
+        )
+        .unwrap();
+    let words = pollster::block_on(gpu.read_back(encoder, &output, bytes)).unwrap();
+    let mut got: Vec<u16> = bytemuck::cast_slice(&words).to_vec();
+    got.truncate(x.len());
+    got
+}
+
+#[test]
+fn gpu_general_kernel_f16_every_pattern_against_edge_partners() {
+    let Some(gpu) = common::gpu() else { return };
+    let c = f16_cases();
+    let table = angle_table(&c.angles);
+    let positions = Positions::Offset(0);
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let mut rotation = Rotation::new(2);
+        rotation.direction = direction;
+        let view = TensorView::bshd(1, c.angles.len(), c.heads, 2);
+        let got = gpu_view_f16(&gpu, &c.x, view, rotation, &positions, &table);
+        compare(
+            &format!("f16 GPU general kernel, all patterns, {direction:?}"),
+            &got,
+            f16_expected(direction),
+            |w| {
+                let j = w % c.heads;
+                format!(
+                    "rope[f16,gpu,x0={:#06x},x1={},{},{direction:?}]",
+                    j % 65536,
+                    c.x1[j / 65536].1,
+                    c.angles[w / c.heads].0
+                )
+            },
+        );
+    }
+}
+
+/// The general kernel's halves entry (odd offset, half-split over part of the head,
+/// per-token positions, inverse) on f16 data, and the refusals.
+#[test]
+fn gpu_general_kernel_f16_strided_view_and_refusals() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0x6E16);
+    let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
+    let view = TensorView::bhsd(b, h, s, d).with_offset(7);
+    let len = 7 + b * h * s * d + 5;
+    let rows = 9;
+    let pairs = rot / 2;
+    let cos: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let sin: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
+    let ids: Vec<usize> = (0..b * s).map(|_| r.random_range(0..rows)).collect();
+    let positions = Positions::PerToken(ids.clone());
+    let mut rotation = Rotation::new(rot);
+    rotation.pairing = Pairing::HalfSplit;
+    rotation.direction = Direction::Inverse;
+    let x: Vec<u16> = (0..len).map(|_| r.random()).collect();
+    // Oracle, from first principles; elements outside the view keep the sentinel.
+    let mut want = x.clone();
+    for e in (0..7).chain(len - 5..len) {
+        want[e] = 0xEEEE;
+    }
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                let base = 7 + bi * h * s * d + hi * s * d + si * d;
+                let row = ids[bi * s + si];
+                for i in 0..pairs {
+                    let (y0, y1) = oracle_pair_f16(
+                        x[base + i],
+                        x[base + pairs + i],
+                        cos[row * pairs + i].to_bits(),
+                        sin[row * pairs + i].to_bits(),
+                        true,
+                    );
+                    want[base + i] = y0;
+                    want[base + pairs + i] = y1;
+                }
+            }
+        }
+    }
+    let got = gpu_view_f16(&gpu, &x, view, rotation, &positions, &table);
+    compare("f16 GPU general kernel, strided view", &got, &want, |w| {
+        format!("elements {} and {}", 2 * w, 2 * w + 1)
+    });
+    // The CPU path gives the same bits inside the view.
+    let call = RopeCall {
+        view,
+        rotation,
+        positions: &positions,
+        table: &table,
+    };
+    let mut on_cpu = x.clone();
+    cpu::apply_f16_in_place(&call, &mut on_cpu).unwrap();
+    assert_eq!(
+        &on_cpu[7..len - 5],
+        &got[7..len - 5],
+        "CPU vs GPU inside the view"
+    );
+
+    // fast f16 and f32 on the GPU are refused with a sentence naming the value.
+    let device = gpu.device();
+    let buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * len as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let out = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * len as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let mut fast = rotation;
+    fast.precision = bfrope::Precision::Fast;
+    for (rot, dtype, says) in [
+        (fast, bfrope::Dtype::F16, "precision Fast"),
+        (rotation, bfrope::Dtype::F32, "dtype f32"),
+    ] {
+        let mut encoder = device.create_command_encoder(&Default::default());
+        let err = gpu
+            .kernels()
+            .record_view_dtype(
+                &mut encoder,
+                &bfrope::ViewArgs {
+                    q: bfrope::ViewTensor {
+                        input: &buf,
+                        output: &out,
+                        view,
+                    },
+                    k: None,
+                    table: &buf,
+                    table_rows: rows,
+                    rotation: rot,
+                    positions: &positions,
+                    device_rows: None,
+                },
+                dtype,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{dtype}: {err}");
+    }
+}
