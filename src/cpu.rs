@@ -14,6 +14,8 @@ use crate::error::Result;
 use crate::shape::{Direction, RopeShape};
 use crate::table::RopeTable;
 
+mod simd;
+
 /// The canonical quiet NaN every NaN result is.
 pub const BF16_QNAN: u16 = 0x7FC0;
 
@@ -109,11 +111,7 @@ pub fn rotate_bits_in_place(
             let s = (first_token + t) % shape.seq;
             let row = &table.cos_sin()[(row_offset + s) * shape.pairs()..][..shape.pairs()];
             for head in token.chunks_exact_mut(shape.head_dim) {
-                for (pair, &[c, sn]) in head.chunks_exact_mut(2).zip(row) {
-                    let (y0, y1) = rotate_pair(pair[0], pair[1], c, sn, direction);
-                    pair[0] = y0;
-                    pair[1] = y1;
-                }
+                simd::rotate_pairs(head, row, direction);
             }
         }
     };
@@ -199,6 +197,10 @@ pub fn apply_in_place(call: &crate::spec::RopeCall, buf: &mut [u16]) -> Result<(
             let row = &call.table.cos_sin()[r * pairs..][..pairs];
             for h in 0..v.heads() {
                 let head = v.head_start(b, s, h);
+                if rot.pairing == crate::spec::Pairing::Interleaved {
+                    simd::rotate_pairs(&mut buf[head..][..2 * pairs], row, rot.direction);
+                    continue;
+                }
                 for (i, &[c, sn]) in row.iter().enumerate() {
                     let (e0, e1) = rot.pairing.elements(i, pairs);
                     let (y0, y1) =
