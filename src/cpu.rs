@@ -105,30 +105,51 @@ pub fn rotate_bits_in_place(
 ) -> Result<()> {
     shape.check_len(x.len())?;
     table.check_fits(shape.seq, shape.pairs(), row_offset)?;
+    rotate_tokens(None, x, shape, table, row_offset, direction);
+    Ok(())
+}
+
+/// The token loop of [`rotate_bits_in_place`] (`src` `None`) and [`rotate_bits`] (`src` read,
+/// `dst` written), split over the cores; the call is checked.
+fn rotate_tokens(
+    src: Option<&[u16]>,
+    dst: &mut [u16],
+    shape: RopeShape,
+    table: &RopeTable,
+    row_offset: usize,
+    direction: Direction,
+) {
     let token_len = shape.heads * shape.head_dim;
-    let rotate_tokens = |first_token: usize, chunk: &mut [u16]| {
+    let rotate = |first_token: usize, src: Option<&[u16]>, chunk: &mut [u16]| {
         for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
             let s = (first_token + t) % shape.seq;
             let row = &table.cos_sin()[(row_offset + s) * shape.pairs()..][..shape.pairs()];
-            for head in token.chunks_exact_mut(shape.head_dim) {
-                simd::rotate_pairs(head, row, direction);
+            let heads = token.chunks_exact_mut(shape.head_dim);
+            match src {
+                None => heads.for_each(|head| simd::rotate_pairs(head, row, direction)),
+                Some(src) => {
+                    let token_src = &src[t * token_len..][..token_len];
+                    for (head, from) in heads.zip(token_src.chunks_exact(shape.head_dim)) {
+                        simd::rotate_pairs_from(from, head, row, direction);
+                    }
+                }
             }
         }
     };
-    let threads = worker_count(x.len());
+    let threads = worker_count(dst.len());
     if threads <= 1 {
-        rotate_tokens(0, x);
-        return Ok(());
+        rotate(0, src, dst);
+        return;
     }
     let tokens = shape.batch * shape.seq;
     let per = tokens.div_ceil(threads);
     std::thread::scope(|scope| {
-        for (k, chunk) in x.chunks_mut(per * token_len).enumerate() {
-            let f = &rotate_tokens;
-            scope.spawn(move || f(k * per, chunk));
+        for (k, chunk) in dst.chunks_mut(per * token_len).enumerate() {
+            let f = &rotate;
+            let src = src.map(|s| &s[k * per * token_len..][..chunk.len()]);
+            scope.spawn(move || f(k * per, src, chunk));
         }
     });
-    Ok(())
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -155,8 +176,11 @@ pub fn rotate_bits(
     row_offset: usize,
     direction: Direction,
 ) -> Result<Vec<u16>> {
-    let mut out = x.to_vec();
-    rotate_bits_in_place(&mut out, shape, table, row_offset, direction)?;
+    shape.check_len(x.len())?;
+    table.check_fits(shape.seq, shape.pairs(), row_offset)?;
+    // Read from `x`, written once: no copy first.
+    let mut out = vec![0u16; x.len()];
+    rotate_tokens(Some(x), &mut out, shape, table, row_offset, direction);
     Ok(out)
 }
 

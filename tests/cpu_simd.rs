@@ -1,4 +1,5 @@
-//! The CPU path's vectorised blocks (`src/cpu/simd.rs`) against the exact scalar reference
+//! The CPU path's vectorised blocks (`src/cpu/simd.rs`, in place and from a source into a new
+//! buffer) against the exact scalar reference
 //! (`cpu::rotate_pair`, pair by pair) and the independent oracle: every one of the 65,536 bf16
 //! patterns as `x0` against edge `x1` values and edge table values, seeded random bit patterns,
 //! outputs constructed on and just beside bf16 midpoints (where the fast lanes must defer to
@@ -48,6 +49,13 @@ fn three_ways(case: &str, x: &[u16], shape: RopeShape, table: &RopeTable) {
     let per_row = x.len() / rows;
     for direction in [Direction::Forward, Direction::Inverse] {
         let fast = cpu::rotate_bits(x, shape, table, 0, direction).unwrap();
+        let mut in_place = x.to_vec();
+        cpu::rotate_bits_in_place(&mut in_place, shape, table, 0, direction).unwrap();
+        let differ = fast.iter().zip(&in_place).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differ, 0,
+            "{case}[{direction:?}]: rotate_bits vs rotate_bits_in_place"
+        );
         // The reference and the oracle, on every core.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = x.len().div_ceil(threads * head_dim) * head_dim;

@@ -72,12 +72,13 @@ fn round_fast(r: f64) -> (u16, u16) {
     (rounded as u16, (midpoint | not_finite) as u16)
 }
 
-/// One block: `x` holds `BLOCK` interleaved pairs, `cs` their `(cos, sin)`; `sin_sign` is
-/// `±1.0` (the direction). Writes the fast results into `x` and returns the pairs whose
+/// One block: `src` holds `BLOCK` interleaved pairs, `cs` their `(cos, sin)`; `sin_sign` is
+/// `±1.0` (the direction). Writes the fast results into `dst` and returns the pairs whose
 /// lanes are undecided, one bit per pair.
 #[inline(always)]
-fn block(x: &mut [u16], cs: &[[f32; 2]], sin_sign: f32) -> u32 {
-    let x: &mut [u16; 2 * BLOCK] = x.try_into().expect("a block of pairs");
+fn block(src: &[u16], dst: &mut [u16], cs: &[[f32; 2]], sin_sign: f32) -> u32 {
+    let x: &[u16; 2 * BLOCK] = src.try_into().expect("a block of pairs");
+    let dst: &mut [u16; 2 * BLOCK] = dst.try_into().expect("a block of pairs");
     let cs: &[[f32; 2]; BLOCK] = cs.try_into().expect("a block of table pairs");
     let mut y0 = [0u16; BLOCK];
     let mut y1 = [0u16; BLOCK];
@@ -95,34 +96,50 @@ fn block(x: &mut [u16], cs: &[[f32; 2]], sin_sign: f32) -> u32 {
     }
     let mut mask = 0u32;
     for i in 0..BLOCK {
-        x[2 * i] = y0[i];
-        x[2 * i + 1] = y1[i];
+        dst[2 * i] = y0[i];
+        dst[2 * i + 1] = y1[i];
         mask |= (undecided[i] as u32) << i;
     }
     mask
 }
 
-/// The loop over a row of pairs: fast blocks, the flagged pairs and the tail by the exact
-/// reference.
+/// A block, then its undecided pairs again by the exact reference.
 #[inline(always)]
-fn rotate_pairs_body(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
-    let sin_sign = match direction {
+fn block_then_fallback(
+    src: &[u16],
+    dst: &mut [u16],
+    cs: &[[f32; 2]],
+    sin_sign: f32,
+    direction: Direction,
+) {
+    let mut mask = block(src, dst, cs, sin_sign);
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        let [c, s] = cs[i];
+        let (y0, y1) = super::rotate_pair(src[2 * i], src[2 * i + 1], c, s, direction);
+        dst[2 * i] = y0;
+        dst[2 * i + 1] = y1;
+    }
+}
+
+fn sin_sign(direction: Direction) -> f32 {
+    match direction {
         Direction::Forward => 1.0,
         Direction::Inverse => -1.0,
-    };
+    }
+}
+
+/// The loop over a row of pairs in place: fast blocks (each read into a copy first), the
+/// flagged pairs and the tail by the exact reference.
+#[inline(always)]
+fn in_place_body(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    let sign = sin_sign(direction);
     let mut xb = x.chunks_exact_mut(2 * BLOCK);
     let mut cb = cs.chunks_exact(BLOCK);
     for (xs, cs) in (&mut xb).zip(&mut cb) {
         let before: [u16; 2 * BLOCK] = (&*xs).try_into().expect("a block of pairs");
-        let mut mask = block(xs, cs, sin_sign);
-        while mask != 0 {
-            let i = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            let [c, s] = cs[i];
-            let (y0, y1) = super::rotate_pair(before[2 * i], before[2 * i + 1], c, s, direction);
-            xs[2 * i] = y0;
-            xs[2 * i + 1] = y1;
-        }
+        block_then_fallback(&before, xs, cs, sign, direction);
     }
     for (pair, &[c, s]) in xb.into_remainder().chunks_exact_mut(2).zip(cb.remainder()) {
         let (y0, y1) = super::rotate_pair(pair[0], pair[1], c, s, direction);
@@ -131,31 +148,85 @@ fn rotate_pairs_body(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", not(target_os = "none")))]
+/// The same from `src` into `dst`.
+#[inline(always)]
+fn from_body(src: &[u16], dst: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    let sign = sin_sign(direction);
+    let mut sb = src.chunks_exact(2 * BLOCK);
+    let mut db = dst.chunks_exact_mut(2 * BLOCK);
+    let mut cb = cs.chunks_exact(BLOCK);
+    for ((ss, ds), cs) in (&mut sb).zip(&mut db).zip(&mut cb) {
+        block_then_fallback(ss, ds, cs, sign, direction);
+    }
+    let tail = sb.remainder().chunks_exact(2);
+    for ((p, q), &[c, s]) in tail
+        .zip(db.into_remainder().chunks_exact_mut(2))
+        .zip(cb.remainder())
+    {
+        let (y0, y1) = super::rotate_pair(p[0], p[1], c, s, direction);
+        q[0] = y0;
+        q[1] = y1;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 /// # Safety
 /// The CPU must support AVX2.
-unsafe fn rotate_pairs_avx2(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
-    rotate_pairs_body(x, cs, direction)
+unsafe fn in_place_avx2(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    in_place_body(x, cs, direction)
 }
 
-/// Rotates the interleaved pairs of `x` (`x.len() == 2 · cs.len()`) by the angles of `cs`,
-/// bit for bit as [`super::rotate_pair`] does pair by pair.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must support AVX2.
+unsafe fn from_avx2(src: &[u16], dst: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    from_body(src, dst, cs, direction)
+}
+
+/// Whether the AVX2 build of the loops may run (detected once; std caches it).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// Rotates the interleaved pairs of `x` (`x.len() == 2 · cs.len()`) in place by the angles
+/// of `cs`, bit for bit as [`super::rotate_pair`] does pair by pair.
 pub(crate) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
     debug_assert_eq!(x.len(), 2 * cs.len());
-    #[cfg(all(target_arch = "x86_64", not(target_os = "none")))]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
         // SAFETY: AVX2 is present, checked just above.
-        unsafe { rotate_pairs_avx2(x, cs, direction) };
+        unsafe { in_place_avx2(x, cs, direction) };
         return;
     }
-    rotate_pairs_body(x, cs, direction)
+    in_place_body(x, cs, direction)
 }
 
-/// The portable body alone (no AVX2), for tests that compare both.
+/// [`rotate_pairs`] from `src` into `dst` (same lengths).
+pub(crate) fn rotate_pairs_from(
+    src: &[u16],
+    dst: &mut [u16],
+    cs: &[[f32; 2]],
+    direction: Direction,
+) {
+    debug_assert_eq!(src.len(), 2 * cs.len());
+    debug_assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 is present, checked just above.
+        unsafe { from_avx2(src, dst, cs, direction) };
+        return;
+    }
+    from_body(src, dst, cs, direction)
+}
+
+/// The portable bodies alone (no AVX2), for tests that compare them with the dispatched ones.
 #[cfg(test)]
-pub(crate) fn rotate_pairs_portable(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
-    rotate_pairs_body(x, cs, direction)
+fn rotate_pairs_portable(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    in_place_body(x, cs, direction)
 }
 
 #[cfg(test)]
@@ -191,6 +262,12 @@ mod tests {
             rotate_pairs(&mut fast, cs, direction);
             let mut portable = x.to_vec();
             rotate_pairs_portable(&mut portable, cs, direction);
+            let mut from = vec![0xFFFF; x.len()];
+            rotate_pairs_from(x, &mut from, cs, direction);
+            let mut from_portable = vec![0xFFFF; x.len()];
+            from_body(x, &mut from_portable, cs, direction);
+            assert_eq!(from, want, "rotate_pairs_from vs the scalar reference");
+            assert_eq!(from_portable, want, "from_body vs the scalar reference");
             for (i, ((&w, &f), &p)) in want.iter().zip(&fast).zip(&portable).enumerate() {
                 let (x0, x1) = (x[i & !1], x[i | 1]);
                 let [c, s] = cs[i / 2];
@@ -265,7 +342,8 @@ mod tests {
                 x[2 * p] = 0x3F80;
                 x[2 * p + 1] = 0x4040;
             }
-            let mask = block(&mut x, &cs, 1.0);
+            let mut y = [0u16; 2 * BLOCK];
+            let mask = block(&x, &mut y, &cs, 1.0);
             let undecided_y0 = round_fast(widen(x0) * c as f64 + widen(x1) * -(s as f64)).1 == 1;
             assert_eq!(undecided_y0, want, "{what}: y0 undecided");
             assert_eq!(mask >> 1, 0, "{what}: other pairs decided");
