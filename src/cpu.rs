@@ -21,6 +21,8 @@ pub use float::{
     F16_QNAN, F32_QNAN,
 };
 
+mod simd;
+
 /// The canonical quiet NaN every NaN result is.
 pub const BF16_QNAN: u16 = 0x7FC0;
 
@@ -100,39 +102,44 @@ pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -
     (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
 }
 
-/// The threaded fast path of a contiguous BSHD call (interleaved, whole head): `buf` holds
-/// exactly the tensor, cut into runs of whole tokens, one per worker.
-fn rotate_contiguous(call: &RopeCall, shape: RopeShape, buf: &mut [u16]) {
+/// The threaded fast path of a contiguous BSHD call (interleaved, whole head): `dst` holds
+/// exactly the tensor, cut into runs of whole tokens, one per worker; with `src` the tokens
+/// are read from it (out of place, no copy first), else `dst` is rotated in place.
+fn rotate_contiguous(call: &RopeCall, shape: RopeShape, src: Option<&[u16]>, dst: &mut [u16]) {
     let token_len = shape.heads * shape.head_dim;
     let pairs = shape.pairs();
     let direction = call.rotation.direction;
-    let rotate_tokens = |first_token: usize, chunk: &mut [u16]| {
+    let rotate = |first_token: usize, src: Option<&[u16]>, chunk: &mut [u16]| {
         for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
             let tok = first_token + t;
             let r = call
                 .positions
                 .row(tok / shape.seq, tok % shape.seq, shape.seq);
             let row = &call.table.cos_sin()[r * pairs..][..pairs];
-            for head in token.chunks_exact_mut(shape.head_dim) {
-                for (pair, &[c, sn]) in head.chunks_exact_mut(2).zip(row) {
-                    let (y0, y1) = rotate_pair(pair[0], pair[1], c, sn, direction);
-                    pair[0] = y0;
-                    pair[1] = y1;
+            let heads = token.chunks_exact_mut(shape.head_dim);
+            match src {
+                None => heads.for_each(|head| simd::rotate_pairs(head, row, direction)),
+                Some(src) => {
+                    let token_src = &src[t * token_len..][..token_len];
+                    for (head, from) in heads.zip(token_src.chunks_exact(shape.head_dim)) {
+                        simd::rotate_pairs_from(from, head, row, direction);
+                    }
                 }
             }
         }
     };
-    let threads = worker_count(buf.len());
+    let threads = worker_count(dst.len());
     if threads <= 1 {
-        rotate_tokens(0, buf);
+        rotate(0, src, dst);
         return;
     }
     let tokens = shape.batch * shape.seq;
     let per = tokens.div_ceil(threads);
     std::thread::scope(|scope| {
-        for (k, chunk) in buf.chunks_mut(per * token_len).enumerate() {
-            let f = &rotate_tokens;
-            scope.spawn(move || f(k * per, chunk));
+        for (k, chunk) in dst.chunks_mut(per * token_len).enumerate() {
+            let f = &rotate;
+            let src = src.map(|s| &s[k * per * token_len..][..chunk.len()]);
+            scope.spawn(move || f(k * per, src, chunk));
         }
     });
 }
@@ -164,7 +171,7 @@ pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     // The `hf` mode takes the general loop below (the threaded contiguous path is exact only).
     let hf = rot.precision == crate::shape::Precision::Hf;
     if let (Some((shape, _)), false) = (call.contiguous(), hf) {
-        rotate_contiguous(call, shape, &mut buf[..shape.elements()]);
+        rotate_contiguous(call, shape, None, &mut buf[..shape.elements()]);
         return Ok(());
     }
     let rotate = if hf {
@@ -179,6 +186,10 @@ pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
             let row = &call.table.cos_sin()[r * pairs..][..pairs];
             for h in 0..v.heads() {
                 let head = v.head_start(b, s, h);
+                if !hf && rot.pairing == crate::spec::Pairing::Interleaved {
+                    simd::rotate_pairs(&mut buf[head..][..2 * pairs], row, rot.direction);
+                    continue;
+                }
                 for (i, &[c, sn]) in row.iter().enumerate() {
                     let (e0, e1) = rot.pairing.elements(i, pairs);
                     let (y0, y1) = rotate(buf[head + e0], buf[head + e1], c, sn, rot.direction);
@@ -193,6 +204,16 @@ pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
 
 /// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.
 pub fn apply(call: &RopeCall, x: &[u16]) -> Result<Vec<u16>> {
+    let exact_contiguous = call.rotation.precision != crate::shape::Precision::Hf;
+    if let (Some((shape, _)), true) = (call.contiguous(), exact_contiguous) {
+        if shape.elements() == x.len() {
+            call.validate(x.len())?;
+            // Read from `x`, written once: no copy first.
+            let mut out = vec![0u16; x.len()];
+            rotate_contiguous(call, shape, Some(x), &mut out);
+            return Ok(out);
+        }
+    }
     let mut out = x.to_vec();
     apply_in_place(call, &mut out)?;
     Ok(out)
