@@ -42,6 +42,7 @@ fn dispatches(gpu: &Gpu, shape: RopeShape, t: &RopeTable, row_offset: usize) -> 
             shape,
             direction: Direction::Forward,
             precision: Precision::Exact,
+            dtype: bfrope::Dtype::Bf16,
         })
         .unwrap()
 }

@@ -6,6 +6,7 @@
 //! `min_storage_buffer_offset_alignment`; the kernel adds the rest (`src_base`, in words,
 //! and `table_base`, in table entries, subtracted) so no data is ever copied per slice.
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, KernelKey};
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
@@ -29,8 +30,10 @@ pub struct RopeArgs<'a> {
     pub shape: RopeShape,
     /// Forward or inverse.
     pub direction: Direction,
-    /// Exact (default) or plain f32.
+    /// Exact (default), plain f32 or `hf`.
     pub precision: Precision,
+    /// bf16 or f16 (both packed two per word; f32 tensors take [`ViewArgs`]).
+    pub dtype: Dtype,
 }
 
 /// The uniform block of `rope.wgsl` (`Params`), byte for byte.
@@ -94,6 +97,13 @@ pub(crate) struct Plan {
 /// against the shape, then splits it within `limits`.
 pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
+    if args.dtype == Dtype::F32 {
+        return Err(Error::Argument(
+            "the contiguous kernels take bf16 or f16 tensors (two per word); record an f32 \
+             tensor with record_view"
+                .into(),
+        ));
+    }
     if args.input == args.output {
         return Err(Error::Argument(
             "input and output must be different buffers (bindings may not alias)".into(),
@@ -137,7 +147,7 @@ pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// Splits a checked call into dispatches (no buffers needed: unit-testable).
 pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
-    let key = KernelKey::for_shape(shape, args.precision);
+    let key = KernelKey::for_shape(shape, args.precision, args.dtype);
     let token_words = (shape.heads * shape.pairs()) as u64;
     let token_bytes = token_words * 4;
     let row_bytes = shape.pairs() as u64 * 8;
@@ -310,7 +320,8 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
 /// rotates in place (its own pipeline: WebGPU bindings may not alias).
 #[derive(Debug, Clone, Copy)]
 pub struct ViewTensor<'a> {
-    /// The buffer holding the view (`STORAGE`), bf16 elements packed two per word.
+    /// The buffer holding the view (`STORAGE`): bf16 and f16 elements packed two per word
+    /// (element `2k` in the low half), f32 one per word ([`Rotation::dtype`]).
     pub input: &'a wgpu::Buffer,
     /// The buffer the view is written into (`STORAGE`), same layout; `input` for in place.
     pub output: &'a wgpu::Buffer,
@@ -355,12 +366,18 @@ pub(crate) struct ViewDispatch {
     pub views: Vec<usize>,
 }
 
+/// Words holding `elements` elements of `size` bytes (2: two per word, 4: one per word).
+fn words_of(elements: u64, size: u64) -> u64 {
+    (elements * size).div_ceil(4)
+}
+
 /// Checks a view call (the one validation of [`crate::spec`], then the buffers) and plans
 /// it: one dispatch, or two when q and k share a buffer that one of them writes (bindings
 /// may not alias). Binding windows start at aligned offsets; the rest of each offset is a
 /// parameter.
 pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewDispatch>> {
     let rot = &args.rotation;
+    let size = rot.dtype.size() as u64;
     let host_positions = match args.device_rows {
         Some(_) => &Positions::Offset(0),
         None => args.positions,
@@ -386,7 +403,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                 "q and k must both be in place or both out of place".into(),
             ));
         }
-        let need = (t.view.span() as u64).div_ceil(2) * 4;
+        let need = words_of(t.view.span() as u64, size) * 4;
         for (name, buf) in [("input", t.input), ("output", t.output)] {
             if buf.size() < need {
                 return Err(Error::Argument(format!(
@@ -465,8 +482,8 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
     }
     // Windows and per-view parameters.
     let window = |v: &TensorView| -> Result<(u64, u64)> {
-        let off = (v.offset as u64 * 2) / align * align;
-        let end = (v.span() as u64).div_ceil(2) * 4;
+        let off = (v.offset as u64 * size) / align * align;
+        let end = words_of(v.span() as u64, size) * 4;
         if end - off > limits.max_binding {
             return Err(Error::Limit(format!(
                 "a view spanning {} bytes exceeds the storage binding limit of {} bytes (views other than contiguous BSHD interleaved tensors are not split into several dispatches yet)",
@@ -503,10 +520,13 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
     };
     // Whole words when every head of every view starts on a word and, half-split, the
     // halves are whole words; else 16-bit halves.
-    let words = tensors
-        .iter()
-        .all(|t| t.view.offset % 2 == 0 && t.view.strides.iter().all(|st| st % 2 == 0))
-        && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0);
+    // (f32: every element is a word; the f32 modules index elements like halves do.)
+    let f32 = rot.dtype == Dtype::F32;
+    let words = f32
+        || tensors
+            .iter()
+            .all(|t| t.view.offset % 2 == 0 && t.view.strides.iter().all(|st| st % 2 == 0))
+            && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0);
     let d = view.head_dim() as u32;
     let rot_slots = match rot.pairing {
         Pairing::Interleaved => pairs as u32,
@@ -514,7 +534,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
     };
     // Invocations per head: the rotating ones, and out of place one per pass-through word
     // (words) or pair of elements (halves).
-    let slots = match (words, in_place) {
+    let slots = match (words && !f32, in_place) {
         (true, true) => rot_slots,
         (true, false) => rot_slots + d / 2 - pairs as u32,
         (false, true) => pairs as u32,
@@ -549,7 +569,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                 v.strides[0] as u32,
                 v.strides[1] as u32,
                 v.strides[2] as u32,
-                (v.offset as u64 - w.0 / 2) as u32,
+                (v.offset as u64 - w.0 / size) as u32,
             );
             if slot == 0 {
                 (
@@ -585,7 +605,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         out.push(ViewDispatch {
             key: KernelKey {
                 precision: rot.precision,
-                dtype: crate::dtype::Dtype::Bf16,
+                dtype: rot.dtype,
                 kernel: Kernel::General {
                     pairing: rot.pairing,
                     in_place,

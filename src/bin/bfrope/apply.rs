@@ -785,6 +785,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             rotary_dim: job.rotary_dim,
             direction,
             precision,
+            dtype: bfrope::Dtype::Bf16,
         };
         let engine = match &gpu {
             Some(g) => Engine::Gpu(match rotators.entry(job.table) {

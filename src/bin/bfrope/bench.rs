@@ -542,6 +542,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                         rotary_dim: d,
                         direction: Direction::Forward,
                         precision,
+                        dtype: bfrope::Dtype::Bf16,
                     };
                     let positions = Positions::Offset(0);
                     let call = RopeCall {
@@ -598,6 +599,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                     shape: RopeShape::from_dims(&dims)?,
                                     direction: Direction::Forward,
                                     precision,
+                                    dtype: bfrope::Dtype::Bf16,
                                 };
                                 timer.time(&|e, ts| kernels.record_timed(e, &args, ts))
                             }
@@ -719,7 +721,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
 }
 
 fn contiguous_name(shape: &RopeShape) -> &'static str {
-    match bfrope::gpu::KernelKey::for_shape(shape, Precision::Exact).kernel {
+    match bfrope::gpu::KernelKey::for_shape(shape, Precision::Exact, bfrope::Dtype::Bf16).kernel {
         bfrope::gpu::Kernel::Vec4 => "contiguous vec4",
         _ => "contiguous scalar",
     }
