@@ -739,10 +739,19 @@ fn cut(
     let mut a = 0;
     while a < total {
         if fits(&piece(a, 1)) {
-            // fits(good) and not fits(bad): the largest count that fits, by bisection.
-            let (mut good, mut bad) = (1, total - a + 1);
-            if fits(&piece(a, total - a)) {
-                good = total - a;
+            // The largest count that fits: doubling, then bisection between fits(good) and
+            // not fits(bad) (a check may cost as much as the piece's tokens, so never more
+            // than twice the piece).
+            let rest = total - a;
+            let (mut good, mut bad) = (1, rest + 1);
+            while good < rest {
+                let n = (2 * good).min(rest);
+                if fits(&piece(a, n)) {
+                    good = n;
+                } else {
+                    bad = n;
+                    break;
+                }
             }
             while bad - good > 1 {
                 let mid = good + (bad - good) / 2;
