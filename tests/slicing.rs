@@ -638,3 +638,75 @@ fn slicing_a_bhsd_half_split_view_over_the_real_binding_limit() {
         x.len()
     );
 }
+
+/// f16 tensors take the same split (two elements per word, like bf16): a BHSD half-split
+/// view and a padded strided one at an odd offset over many windows, in place, equal to the
+/// f16 CPU path.
+#[test]
+fn slicing_f16_views_over_many_windows() {
+    let Some(gpu) = common::gpu() else { return };
+    let align = (gpu.device().limits().min_storage_buffer_offset_alignment as u64).max(16);
+    let rot = Rotation {
+        pairing: Pairing::HalfSplit,
+        ..Rotation::new(16)
+    };
+    let positions = Positions::PerBatch(vec![2, 7]);
+    let t = table(20, 8);
+    let tb = gpu
+        .device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: t.as_bytes(),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let views = [
+        TensorView::bhsd(2, 3, 6, 16),
+        TensorView {
+            dims: [2, 6, 3, 16],
+            strides: [401, 63, 19],
+            offset: 7,
+        },
+    ];
+    for view in views {
+        let len = view.span() + 1;
+        let x = bfrope::conformance::random_bf16(9, len);
+        let call = RopeCall {
+            view,
+            rotation: rot,
+            positions: &positions,
+            table: &t,
+        };
+        let mut want = x.clone();
+        cpu::apply_f16_in_place(&call, &mut want).unwrap();
+        let small = gpu.clone().with_max_binding(align + 2 * 64 + 4);
+        let buf = upload(&small, &x);
+        let args = ViewArgs {
+            q: ViewTensor {
+                input: &buf,
+                output: &buf,
+                view,
+            },
+            k: None,
+            table: &tb,
+            table_rows: t.rows(),
+            rotation: rot,
+            positions: &positions,
+            device_rows: None,
+        };
+        let n = small.kernels().validate_view(&args).unwrap();
+        assert!(n > 4, "{view:?}: {n} dispatches");
+        let mut encoder = small
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        small
+            .kernels()
+            .record_view_dtype(&mut encoder, &args, bfrope::Dtype::F16)
+            .unwrap();
+        let words =
+            pollster::block_on(small.read_back(encoder, &buf, (len.div_ceil(2) * 4) as u64))
+                .unwrap();
+        let got = &bytemuck::cast_slice::<u32, u16>(&words)[..len];
+        let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+        assert_eq!(bad, 0, "{view:?} f16 over {n} dispatches: {bad} mismatches");
+    }
+}
