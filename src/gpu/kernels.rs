@@ -447,8 +447,9 @@ impl RopeKernels {
         Ok(())
     }
 
-    /// Checks a view call and returns the number of dispatches it takes: 1, or 2 when q and
-    /// k share a buffer one of them writes (bindings may not alias).
+    /// Checks a view call and returns the number of dispatches it takes: 1, 2 when q and
+    /// k share a buffer one of them writes (bindings may not alias), more when a view is
+    /// split over binding windows.
     pub fn validate_view(&self, args: &ViewArgs) -> Result<usize> {
         Ok(plan_view(args, self.limits)?.len())
     }
