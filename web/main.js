@@ -183,6 +183,8 @@ function drawVariants() {
   const p = params(), info = $('variant-info'), cv = $('variants'), ctx = cv.getContext('2d'), W = cv.width, H = cv.height;
   const pad = { l: 48, r: 150, t: 12, b: 30 };
   info.dataset.selected = $('variant').value;
+  // factor and original context shape the examples only; a config.json says its own.
+  $('v-factor').disabled = $('v-orig').disabled = $('variant').value.startsWith('cfg:') || $('variant').value === 'file';
   let sel, fr, frOrig, def, check;
   try {
     sel = selectedRecipe(p);
