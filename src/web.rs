@@ -1307,16 +1307,18 @@ fn recipe_from_fields(
             .parse()
             .map_err(|e| js_err(format!("{} {a:?}: {e}", f.name("axes"))))?,
     };
-    // The variant's own values (factor lengths, signs), checked now at an arbitrary position.
-    recipe
-        .frequencies(0)
-        .map_err(|e| js_err(format!("{}: {e}", f.path)))?;
     Ok(recipe)
 }
 
+/// A standalone recipe (`ropeFromConfig`'s, `tableFor`'s), its variant's own values (factor
+/// lengths, signs) checked now. In `rope`'s `options.table` the call's checks come first.
 fn recipe_from(v: &JsValue) -> Result<crate::TableRecipe, JsValue> {
     let f = Fields::new(v, "recipe", &RECIPE_KEYS)?;
-    recipe_from_fields(&f, "recipe.variant", None)
+    let recipe = recipe_from_fields(&f, "recipe.variant", None)?;
+    recipe
+        .frequencies(0)
+        .map_err(|e| js_err(format!("recipe: {e}")))?;
+    Ok(recipe)
 }
 
 /// The JS object of a recipe (the form [`recipe_from`] reads).
