@@ -103,7 +103,7 @@ const BUILTIN_CONFIGS = {
     },
   },
   phi3: {
-    // Phi-3-vision-128k-instruct's factors (its config names the type "su", transformers' "longrope").
+    // Phi-3-vision-128k-instruct's factors (its config names the type "su", which transformers and bfrope read as "longrope").
     name: 'Phi-3-vision-128k (LongRoPE)',
     json: {
       model_type: 'phi3', hidden_size: 3072, num_attention_heads: 32, num_key_value_heads: 32,

@@ -107,11 +107,11 @@ try {
     `config.json loaded from a file: ${loaded.text}`);
   const loadedShot = await page.locator('#variants-section').screenshot({ path: join(outDir, noWebGpu ? 'variants-cpu.png' : 'variants.png') });
   check(loadedShot.length > 0, 'variants section screenshot written');
-  const bad = JSON.stringify({ head_dim: 64, rope_scaling: { rope_type: 'su', factor: 2 } });
+  const bad = JSON.stringify({ head_dim: 64, rope_scaling: { rope_type: 'ntk-by-parts', factor: 2 } });
   await page.setInputFiles('#config-file', { name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from(bad) });
   await page.waitForFunction(() => document.getElementById('variant-info').dataset.error !== '', null, { timeout: 10000 });
   const refused = await variantInfo();
-  check(refused.error.includes('rope_type') && refused.error.includes('"su"'), `a bad config.json is refused naming the key: ${refused.error}`);
+  check(refused.error.includes('rope_type') && refused.error.includes('"ntk-by-parts"'), `a bad config.json is refused naming the key: ${refused.error}`);
   await page.setInputFiles('#config-file', { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from(qwen) });
   await page.waitForFunction(() => document.getElementById('variant-info').dataset.error === '', null, { timeout: 10000 });
   // The hf error maps: a share of outputs differs from exact; the exact kernel's none.
