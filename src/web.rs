@@ -764,6 +764,7 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 shape,
                 direction: Direction::Forward,
                 precision: Precision::Exact,
+                pairing: crate::Pairing::Interleaved,
             },
             wgpu::ComputePassTimestampWrites {
                 query_set: &queries,

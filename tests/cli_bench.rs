@@ -74,9 +74,9 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
         .unwrap()
         .contains("bench --quick --json"));
     let rows = v["rows"].as_array().expect("rows");
-    // 2 shapes × {bshd, bhsd} × {interleaved, half}, and BSHD interleaved also on the
-    // contiguous kernel.
-    assert_eq!(rows.len(), 2 * 2 * 2 + 2, "{rows:?}");
+    // 2 shapes × {bshd, bhsd} × {interleaved, half}, each on a contiguous vec4 kernel and on
+    // the general kernel (both quick shapes have pairs per head a multiple of 8).
+    assert_eq!(rows.len(), 2 * 2 * 2 * 2, "{rows:?}");
     let mut kernels = std::collections::BTreeSet::new();
     for r in rows {
         kernels.insert(r["kernel"].as_str().unwrap().to_string());
@@ -110,7 +110,7 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
     }
     assert_eq!(
         kernels.into_iter().collect::<Vec<_>>(),
-        ["contiguous vec4", "general"]
+        ["contiguous vec4", "contiguous vec4 half", "general"]
     );
     let d = &v["decode"];
     assert_eq!(d["calls_per_pass"], 10);

@@ -44,6 +44,7 @@ fn dispatches(gpu: &Gpu, shape: RopeShape, t: &RopeTable, row_offset: usize) -> 
             shape,
             direction: Direction::Forward,
             precision: Precision::Exact,
+            pairing: bfrope::Pairing::Interleaved,
         })
         .unwrap()
 }

@@ -12,7 +12,7 @@ use half::bf16;
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
-use crate::gpu::kernels::RopeKernels;
+use crate::gpu::kernels::{KernelKey, RopeKernels};
 use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
 use crate::spec::RopeCall;
 use crate::table::RopeTable;
@@ -389,8 +389,8 @@ impl Gpu {
     /// rotary_dim, come back bit for bit. Any view, pairing, rotary_dim and positions; any
     /// size up to the device's `max_buffer_size` (the library splits the work over the
     /// binding and grid limits; data moves through bounded staging). Contiguous BSHD
-    /// interleaved whole-head calls at an offset ([`RopeCall::contiguous`]) take the fast
-    /// kernels, others the general kernel.
+    /// and BHSD whole-head calls at an offset ([`RopeCall::contiguous_pairs`]; half-split with
+    /// pairs per head a multiple of 8) take the vec4 kernels, others the general kernel.
     pub async fn apply(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
         call.validate(x.len())?;
         let mut rotator = self.rotator(call.table).await?;
@@ -446,7 +446,10 @@ impl Rotator<'_> {
                 self.host_table.pairs()
             )));
         }
-        if let Some((shape, row_offset)) = call.contiguous() {
+        let contiguous = call.contiguous_pairs().filter(|(shape, _, pairing)| {
+            KernelKey::for_contiguous(shape, *pairing, call.rotation.precision).is_some()
+        });
+        if let Some((shape, row_offset, pairing)) = contiguous {
             // The fast kernels rotate the tensor alone; the rest of the buffer is copied here.
             let span = shape.elements();
             out[span..].copy_from_slice(&x[span..]);
@@ -469,6 +472,7 @@ impl Rotator<'_> {
                                 shape,
                                 direction: rotation.direction,
                                 precision: rotation.precision,
+                                pairing,
                             },
                         )
                     },

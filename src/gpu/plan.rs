@@ -31,6 +31,9 @@ pub struct RopeArgs<'a> {
     pub direction: Direction,
     /// Exact (default) or plain f32.
     pub precision: Precision,
+    /// Which elements pair up: interleaved (any shape) or half-split (pairs per head a
+    /// multiple of 8: the half-split vec4 kernel).
+    pub pairing: Pairing,
 }
 
 /// The uniform block of `rope.wgsl` (`Params`), byte for byte.
@@ -49,6 +52,10 @@ pub(crate) struct RopeParams {
     pub src_base: u32,
     pub table_base: u32,
     pub seq_start: u32,
+    pub units: u32,
+    pub chunk: u32,
+    pub group_tokens: u32,
+    pub inv_chunk: f32,
 }
 
 /// The device limits a plan respects.
@@ -137,7 +144,15 @@ pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// Splits a checked call into dispatches (no buffers needed: unit-testable).
 pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
-    let key = KernelKey::for_shape(shape, args.precision);
+    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision).ok_or_else(|| {
+        Error::Shape {
+            shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
+            reason: format!(
+                "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 8; the general kernel (record_view) takes any",
+                shape.pairs()
+            ),
+        }
+    })?;
     let token_words = (shape.heads * shape.pairs()) as u64;
     let token_bytes = token_words * 4;
     let row_bytes = shape.pairs() as u64 * 8;
@@ -146,13 +161,13 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let dim = limits.max_workgroups_per_dim as u64;
     let wg = WORKGROUP_SIZE as u64;
     // Tokens one grid can cover.
-    let by_grid = if key.kernel == Kernel::Vec4 {
-        if token_words.div_ceil(4 * wg) > dim {
+    let by_grid = if let Some((units, _, group)) = vec4_units(key.kernel, token_words) {
+        if units.div_ceil(wg) > dim {
             return Err(Error::Limit(format!(
                 "one token of {token_words} words needs more than {dim} workgroups"
             )));
         }
-        dim * dim
+        dim * dim * group
     } else {
         dim * dim * wg / token_words
     };
@@ -181,6 +196,18 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
         dispatches.push(dispatch(args, key, r, align, limits)?);
     }
     Ok(Plan { key, dispatches })
+}
+
+/// The vec4 kernels' grid for tokens of `token_words` words: (units per token, units per
+/// workgroup row, tokens per workgroup); `None` for the scalar kernel.
+fn vec4_units(kernel: Kernel, token_words: u64) -> Option<(u64, u64, u64)> {
+    let units = match kernel {
+        Kernel::Vec4 => token_words / 4,
+        Kernel::Vec4Half => token_words / 8,
+        _ => return None,
+    };
+    let chunk = units.min(WORKGROUP_SIZE as u64);
+    Some((units, chunk, WORKGROUP_SIZE as u64 / chunk))
 }
 
 fn dispatch(
@@ -214,9 +241,10 @@ fn dispatch(
     }
     let words = r.tokens as u64 * token_words;
     let dim = limits.max_workgroups_per_dim;
-    let grid = if key.kernel == Kernel::Vec4 {
-        let gx = (token_words as u32).div_ceil(4 * WORKGROUP_SIZE);
-        let (gy, gz) = dispatch_grid(r.tokens as u32, dim)?;
+    let (units, chunk, group) = vec4_units(key.kernel, token_words).unwrap_or((0, 1, 1));
+    let grid = if units > 0 {
+        let gx = units.div_ceil(chunk) as u32;
+        let (gy, gz) = dispatch_grid((r.tokens as u64).div_ceil(group) as u32, dim)?;
         (gx, gy, gz)
     } else {
         let (gx, gy) = dispatch_grid((words.div_ceil(WORKGROUP_SIZE as u64)) as u32, dim)?;
@@ -238,6 +266,10 @@ fn dispatch(
         src_base: ((start - off) / 4) as u32,
         table_base: (t_off / 8) as u32,
         seq_start: r.seq_start as u32,
+        units: units as u32,
+        chunk: chunk as u32,
+        group_tokens: group as u32,
+        inv_chunk: 1.0 / chunk as f32,
     };
     Ok(Dispatch {
         params,
@@ -293,7 +325,8 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
             "contiguous",
             size_of::<RopeParams>(),
             members!(RopeParams: words, pairs, heads, seq, row_offset, sin_sign, token_words,
-                tokens, inv_pairs, src_base, table_base, seq_start),
+                tokens, inv_pairs, src_base, table_base, seq_start, units, chunk, group_tokens,
+                inv_chunk),
         ),
         (
             "general",
