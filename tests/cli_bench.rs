@@ -186,16 +186,16 @@ fn conform_full_slice_passes_in_exact_mode() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["pass"], true);
     assert_eq!(v["x0_slice"], serde_json::json!([0x7F7F, 0x7F81]));
-    // Every kernel by default: vec4, the general kernel on words and on halves.
+    // Every kernel by default: both vec4 kernels, the general kernel on words and on halves.
     assert_eq!(
         v["kernels"],
-        serde_json::json!(["vec4", "general", "halves"])
+        serde_json::json!(["vec4", "vec4-half", "general", "halves"])
     );
     let a = &v["adapters"][0];
-    assert_eq!(a["pairs_checked"], 2 * 65536 * 5 * 2 * 3);
+    assert_eq!(a["pairs_checked"], 2 * 65536 * 5 * 2 * 4);
     assert_eq!(a["mismatches"], 0);
     let checks = a["checks"].as_array().unwrap();
-    for kernel in ["vec4", "general", "halves"] {
+    for kernel in ["vec4", "vec4-half", "general", "halves"] {
         let n = checks.iter().filter(|c| c["kernel"] == kernel).count();
         assert_eq!(n, 10, "{kernel}: five angles, two directions");
     }
@@ -235,8 +235,8 @@ fn conform_full_reports_the_mismatches_of_fast_mode() {
     let a = &v["adapters"][0];
     assert_eq!(
         a["pairs_checked"],
-        4 * 65536 * 10 * 3,
-        "chunks of 3 cover the slice, three kernels"
+        4 * 65536 * 10 * 4,
+        "chunks of 3 cover the slice, four kernels"
     );
     let mismatches = a["mismatches"].as_u64().unwrap();
     // Exit status and report agree.
@@ -245,7 +245,7 @@ fn conform_full_reports_the_mismatches_of_fast_mode() {
     if adapter["name"].as_str().unwrap().contains("llvmpipe") {
         assert!(mismatches > 0, "lavapipe's fast mode differs here: {v}");
         // The sweep sees each kernel's own outputs: every one of them differs here.
-        for kernel in ["vec4", "general", "halves"] {
+        for kernel in ["vec4", "vec4-half", "general", "halves"] {
             let m: u64 = a["checks"]
                 .as_array()
                 .unwrap()

@@ -5,9 +5,10 @@
 //!
 //! `--full` is the exhaustive check instead: all 2^32 `(x0, x1)` bf16 pairs at angles 0, π/4,
 //! π/2, 1 rad and one table value of position 1,000,000, forward and inverse, on the GPU,
-//! through every kernel (`--kernel`: the contiguous vec4 kernel; the general kernel on whole
-//! words, half-split pairs; the general kernel on 16-bit halves, half-split pairs at an odd
-//! element offset), each output compared with `cpu::rotate_pair` on every core.
+//! through every kernel (`--kernel`: the contiguous vec4 kernels, interleaved and half-split;
+//! the general kernel on whole words, half-split pairs; the general kernel on 16-bit halves,
+//! half-split pairs at an odd element offset), each output compared with `cpu::rotate_pair` on
+//! every core.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -46,7 +47,8 @@ pub struct ConformArgs {
     /// With --full: only x0 bit patterns in START..END (hex 0x.. or decimal; a test's slice).
     #[arg(long, value_name = "START..END", value_parser = parse_slice, requires = "full", hide = true)]
     full_slice: Option<(u32, u32)>,
-    /// With --full: the kernels to sweep (vec4: contiguous interleaved; general: any view,
+    /// With --full: the kernels to sweep (vec4: contiguous interleaved; vec4-half: contiguous
+    /// half-split; general: any view,
     /// whole words, half-split; halves: any view, 16-bit halves, half-split at an odd offset).
     #[arg(long, value_enum, default_value = "all", requires = "full")]
     kernel: FullKernelArg,
@@ -60,11 +62,13 @@ pub struct ConformArgs {
 pub enum FullKernelArg {
     /// The contiguous vec4 kernel (BSHD, interleaved pairs).
     Vec4,
+    /// The contiguous half-split vec4 kernel (BSHD, half-split, 8 pairs per head).
+    Vec4Half,
     /// The general kernel on whole words (half-split pairs).
     General,
     /// The general kernel on 16-bit halves with atomic stores (half-split, odd offset).
     Halves,
-    /// All three.
+    /// All four.
     All,
 }
 
@@ -149,10 +153,12 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
         let (start, end) = a.full_slice.unwrap_or((0, 0x10000));
         let kernels: &[full::Kernel] = match a.kernel {
             FullKernelArg::Vec4 => &[full::Kernel::Vec4],
+            FullKernelArg::Vec4Half => &[full::Kernel::Vec4Half],
             FullKernelArg::General => &[full::Kernel::General],
             FullKernelArg::Halves => &[full::Kernel::Halves],
             FullKernelArg::All => &[
                 full::Kernel::Vec4,
+                full::Kernel::Vec4Half,
                 full::Kernel::General,
                 full::Kernel::Halves,
             ],
@@ -332,15 +338,14 @@ mod full {
     const KEEP: usize = 5;
     /// Pairs per token: every x1 bit pattern, so token t holds x0 = start + t.
     const X1: usize = 1 << 16;
-    /// head_dim 8: four pairs per head, so the call takes the vec4 kernel (every real model's);
-    /// half-split, two whole words of x0 and two of x1 (the general kernel's word path).
-    const HEAD_DIM: usize = 8;
 
     /// A kernel the sweep runs the pairs through.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(crate) enum Kernel {
         /// Contiguous BSHD, interleaved pairs: the vec4 kernel.
         Vec4,
+        /// Contiguous BSHD, half-split pairs, 8 pairs per head: the half-split vec4 kernel.
+        Vec4Half,
         /// BSHD, half-split pairs: the general kernel on whole words.
         General,
         /// BSHD at element offset 1, half-split pairs: the general kernel on 16-bit halves.
@@ -351,6 +356,7 @@ mod full {
         fn name(self) -> &'static str {
             match self {
                 Kernel::Vec4 => "vec4",
+                Kernel::Vec4Half => "vec4-half",
                 Kernel::General => "general",
                 Kernel::Halves => "halves",
             }
@@ -364,6 +370,16 @@ mod full {
             }
         }
 
+        /// Elements per head: 8 (four pairs: the vec4 kernel, and two whole words of x0 and
+        /// two of x1 for the general kernel's word path), 16 for the half-split vec4 kernel
+        /// (which takes heads of a multiple of 8 pairs).
+        fn head_dim(self) -> usize {
+            match self {
+                Kernel::Vec4Half => 16,
+                _ => 8,
+            }
+        }
+
         fn pairing(self) -> Pairing {
             match self {
                 Kernel::Vec4 => Pairing::Interleaved,
@@ -371,11 +387,12 @@ mod full {
             }
         }
 
-        /// Buffer index of pair `w`'s two elements (pair `w` of a token is pair `w % 4` of
-        /// head `w / 4`).
+        /// Buffer index of pair `w`'s two elements (pair `w` of a token is pair `w % pairs` of
+        /// head `w / pairs`).
         fn elements(self, token: usize, w: usize) -> (usize, usize) {
-            let head = self.offset() + token * 2 * X1 + (w / 4) * HEAD_DIM;
-            let (a, b) = self.pairing().elements(w % 4, HEAD_DIM / 2);
+            let pairs = self.head_dim() / 2;
+            let head = self.offset() + token * 2 * X1 + (w / pairs) * self.head_dim();
+            let (a, b) = self.pairing().elements(w % pairs, pairs);
             (head + a, head + b)
         }
     }
@@ -609,7 +626,8 @@ mod full {
         // [1, tokens, heads, 8] at the kernel's offset: token t's 65,536 pairs, pair w with
         // x0 = start + t and x1 = w; every table row and frequency holds the one angle.
         let view = |k: Kernel| {
-            TensorView::bshd(1, tokens, X1 / (HEAD_DIM / 2), HEAD_DIM).with_offset(k.offset())
+            TensorView::bshd(1, tokens, X1 / (k.head_dim() / 2), k.head_dim())
+                .with_offset(k.offset())
         };
         let mut data: Option<(Kernel, Vec<u16>)> = None;
         for (tally, &(kernel, angle, direction)) in configs.iter().enumerate() {
@@ -626,13 +644,28 @@ mod full {
             }
             let x = &data.as_ref().expect("built above").1;
             let (_, c, s) = &angles[angle];
-            let n = tokens * HEAD_DIM / 2;
-            let table = RopeTable::from_cos_sin(&vec![*c; n], &vec![*s; n], tokens, HEAD_DIM / 2)?;
+            let pairs = kernel.head_dim() / 2;
+            let n = tokens * pairs;
+            let table = RopeTable::from_cos_sin(&vec![*c; n], &vec![*s; n], tokens, pairs)?;
             let call = RopeCall::new(view(kernel), &FROM_0, &table)
                 .with_pairing(kernel.pairing())
                 .with_direction(direction)
                 .with_precision(precision);
-            debug_assert_eq!(call.contiguous().is_some(), kernel == Kernel::Vec4);
+            // The call takes the kernel it is named for.
+            let key = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
+                bfrope::KernelKey::for_contiguous(&shape, pairing, precision)
+            });
+            let expect = match kernel {
+                Kernel::Vec4 => Some(bfrope::gpu::Kernel::Vec4),
+                Kernel::Vec4Half => Some(bfrope::gpu::Kernel::Vec4Half),
+                Kernel::General | Kernel::Halves => None,
+            };
+            assert_eq!(
+                key.map(|k| k.kernel),
+                expect,
+                "conform --full {}",
+                kernel.name()
+            );
             let out = gpu.apply_blocking(&call, x)?;
             let got = if kernel == Kernel::Vec4 {
                 out
