@@ -3,7 +3,8 @@
 //
 // Concatenated after bf16.wgsl and float.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
 // rope_scalar.wgsl (any shape) or rope_vec4.wgsl (pairs per head a multiple of 4), for
-// contiguous BSHD interleaved tensors; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
+// contiguous interleaved tensors, or rope_vec4_half.wgsl (pairs a multiple of 8) for
+// contiguous half-split ones; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
 // (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
 // f32 bit patterns per (row, frequency). Tensor layout [batch, seq, heads, head_dim].
 //
@@ -97,4 +98,95 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
         out = (out & 0xFFFFu) | (rotate_half_exact(w, cs, 1u) << 16u);
     }
     return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Four words at a time (the contiguous vec4 kernels). The proof of dot2_fast split so that each
+// part runs once where it can: the table check once per four words, both outputs of a word
+// from shared products; the undecided outputs (rare) redone with integers in one loop whose
+// operands are picked by selects (a dynamically indexed private array would live in local
+// memory on NVIDIA, written by every invocation). Measured on the H100 (BENCHMARKS.md): this
+// f32 path alone runs at the speed of `fast`; the fallback loop's presence costs ~20%, and
+// moving it to a second dispatch over flagged units cost more than that.
+
+// Whether eight f32 table values are all normal and below 2^16 (dot2_fast's condition on its
+// table operands). Zero values fail (position 0's sin): their words take the exact path.
+fn table_fast_ok(a: vec4<u32>, b: vec4<u32>) -> bool {
+    let k = vec4<u32>(0x00800000u);
+    let m = vec4<u32>(0x7FFFFFFFu);
+    let t = max((a & m) - k, (b & m) - k);
+    return max(max(t.x, t.y), max(t.z, t.w)) < 0x47000000u;
+}
+
+// Both outputs of bf16 word w by the f32 unit, with table values (c, s) that passed
+// table_fast_ok: (word, undecided: bit 0 y0, bit 1 y1). dot2_fast's test on each output; the
+// range test of M needs no sign mask (a NaN, infinite or huge pattern fails it either way).
+fn rotate_word_proven(w: u32, c: u32, s: u32) -> vec2<u32> {
+    let x0 = bitcast<f32>(w << 16u);
+    let x1 = bitcast<f32>(w & 0xFFFF0000u);
+    let cf = bitcast<f32>(c);
+    let sf = bitcast<f32>(s ^ params.sin_sign);
+    let a = x0 * cf;
+    let b = x1 * sf;
+    let p = x0 * sf;
+    let q = x1 * cf;
+    let r0 = a - b;
+    let r1 = p + q;
+    let m0 = abs(a) + abs(b);
+    let m1 = abs(p) + abs(q);
+    let u0 = bitcast<u32>(r0);
+    let u1 = bitcast<u32>(r1);
+    let d0 = abs(r0 - bitcast<f32>((u0 & 0xFFFF0000u) | 0x8000u));
+    let d1 = abs(r1 - bitcast<f32>((u1 & 0xFFFF0000u) | 0x8000u));
+    let range = max(bitcast<u32>(m0) - 0x17800000u, bitcast<u32>(m1) - 0x17800000u);
+    let word = ((u0 + 0x8000u) >> 16u) | ((u1 + 0x8000u) & 0xFFFF0000u);
+    let undecided = select(0u, 3u, range >= 0x67000000u) | select(0u, 1u, !(d0 > m0 * 0x1p-21))
+        | select(0u, 2u, !(d1 > m1 * 0x1p-21));
+    return vec2<u32>(word, undecided);
+}
+
+// Four words rotated where the f32 unit decides (`y`), with `pending` bit 2j + half set for
+// each output of word j left to the integer path.
+struct Rotated4 {
+    y: vec4<u32>,
+    pending: u32,
+}
+
+// Words x with table entries (cos, sin) c01 = (x.x's, x.y's), c23 = (x.z's, x.w's).
+fn rotate4_fast(x: vec4<u32>, c01: vec4<u32>, c23: vec4<u32>) -> Rotated4 {
+    if (EXACT == 1u && DTYPE == 0u) {
+        if (!table_fast_ok(c01, c23)) {
+            return Rotated4(x, 0xFFu);
+        }
+        let r0 = rotate_word_proven(x.x, c01.x, c01.y);
+        let r1 = rotate_word_proven(x.y, c01.z, c01.w);
+        let r2 = rotate_word_proven(x.z, c23.x, c23.y);
+        let r3 = rotate_word_proven(x.w, c23.z, c23.w);
+        return Rotated4(vec4<u32>(r0.x, r1.x, r2.x, r3.x), r0.y | (r1.y << 2u) | (r2.y << 4u) | (r3.y << 6u));
+    }
+    let r0 = rotate_word_fast(x.x, c01.xy);
+    let r1 = rotate_word_fast(x.y, c01.zw);
+    let r2 = rotate_word_fast(x.z, c23.xy);
+    let r3 = rotate_word_fast(x.w, c23.zw);
+    return Rotated4(vec4<u32>(r0.x, r1.x, r2.x, r3.x), r0.y | (r1.y << 2u) | (r2.y << 4u) | (r3.y << 6u));
+}
+
+// Four words rotated exactly: rotate4_fast, then each pending output with integers.
+fn rotate4(x: vec4<u32>, c01: vec4<u32>, c23: vec4<u32>) -> vec4<u32> {
+    let r = rotate4_fast(x, c01, c23);
+    var y = r.y;
+    var pending = r.pending;
+    while (pending != 0u) {
+        let k = firstTrailingBit(pending);
+        pending = pending & (pending - 1u);
+        let j = k >> 1u;
+        let half = k & 1u;
+        let w = select(select(x.x, x.y, j == 1u), select(x.z, x.w, j == 3u), j >= 2u);
+        let cs = select(select(c01.xy, c01.zw, j == 1u), select(c23.xy, c23.zw, j == 3u), j >= 2u);
+        let e = rotate_half_exact(w, cs, half);
+        let keep = select(0x0000FFFFu, 0xFFFF0000u, half == 0u);
+        let put = (y & vec4<u32>(keep)) | vec4<u32>(e << (16u * half));
+        y = select(y, put, vec4<u32>(j) == vec4<u32>(0u, 1u, 2u, 3u));
+    }
+    return y;
 }

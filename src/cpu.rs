@@ -15,7 +15,7 @@ use crate::error::Result;
 
 mod float;
 use crate::shape::{Direction, RopeShape};
-use crate::spec::RopeCall;
+use crate::spec::{Pairing, RopeCall};
 pub use float::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32, F16_QNAN, F32_QNAN};
 
 mod simd;
@@ -175,40 +175,91 @@ pub fn apply_in_place<E: Bits>(call: &RopeCall, buf: &mut [E]) -> Result<()> {
 
 fn bf16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     call.validate(buf.len())?;
-    let v = call.view;
-    let rot = call.rotation;
-    // The `hf` mode takes the general loop below (the threaded contiguous path is exact only).
-    let hf = rot.precision == crate::shape::Precision::Hf;
+    // The `hf` mode takes the general loop (the contiguous path is exact only).
+    let hf = call.rotation.precision == crate::shape::Precision::Hf;
     if let (Some((shape, _)), false) = (call.contiguous(), hf) {
         rotate_contiguous(call, shape, None, &mut buf[..shape.elements()]);
         return Ok(());
     }
-    let rotate = if hf {
-        crate::hf::rotate_pair_hf
-    } else {
-        rotate_pair
-    };
+    rotate_view(call, buf);
+    Ok(())
+}
+
+/// The general loop of a checked call, in place: every head of the view, threaded over
+/// ranges of the view's outermost dim in memory (the largest stride among the dims of more
+/// than one index). Since no element belongs to two heads ([`crate::spec::check`] refuses
+/// views that overlap themselves), each index of that dim owns the `stride` elements from
+/// its first head on, so the buffer splits into disjoint chunks, one per worker. Exact
+/// heads take the vectorised blocks (interleaved pairs, or the two half-split runs); `hf`
+/// goes pair by pair through [`crate::hf::rotate_pair_hf`].
+fn rotate_view(call: &RopeCall, buf: &mut [u16]) {
+    let v = call.view;
+    let rot = call.rotation;
+    let hf = rot.precision == crate::shape::Precision::Hf;
     let pairs = rot.pairs();
-    for b in 0..v.batch() {
-        for s in 0..v.seq() {
-            let r = call.positions.row(b, s, v.seq());
-            let row = &call.table.cos_sin()[r * pairs..][..pairs];
-            for h in 0..v.heads() {
-                let head = v.head_start(b, s, h);
-                if !hf && rot.pairing == crate::spec::Pairing::Interleaved {
-                    simd::rotate_pairs(&mut buf[head..][..2 * pairs], row, rot.direction);
-                    continue;
-                }
-                for (i, &[c, sn]) in row.iter().enumerate() {
-                    let (e0, e1) = rot.pairing.elements(i, pairs);
-                    let (y0, y1) = rotate(buf[head + e0], buf[head + e1], c, sn, rot.direction);
-                    buf[head + e0] = y0;
-                    buf[head + e1] = y1;
+    let direction = rot.direction;
+    let table = call.table.cos_sin();
+    let rotate_head = |head: &mut [u16], row: &[[f32; 2]]| match (hf, rot.pairing) {
+        (false, Pairing::Interleaved) => simd::rotate_pairs(&mut head[..2 * pairs], row, direction),
+        (false, Pairing::HalfSplit) => {
+            let (x0s, x1s) = head[..2 * pairs].split_at_mut(pairs);
+            simd::rotate_halves(x0s, x1s, row, direction);
+        }
+        (true, pairing) => {
+            for (i, &[c, sn]) in row.iter().enumerate() {
+                let (e0, e1) = pairing.elements(i, pairs);
+                (head[e0], head[e1]) =
+                    crate::hf::rotate_pair_hf(head[e0], head[e1], c, sn, direction);
+            }
+        }
+    };
+    let dims = [v.batch(), v.seq(), v.heads()];
+    // The heads whose index in dim `outer` lies in `lo..hi`, inside `chunk`, which starts at
+    // element `base` of the buffer.
+    let work = |chunk: &mut [u16], base: usize, outer: usize, lo: usize, hi: usize| {
+        let mut ranges = dims.map(|n| 0..n);
+        ranges[outer] = lo..hi;
+        for b in ranges[0].clone() {
+            for s in ranges[1].clone() {
+                let r = call.positions.row(b, s, v.seq());
+                let row = &table[r * pairs..][..pairs];
+                for h in ranges[2].clone() {
+                    let at = v.head_start(b, s, h) - base;
+                    rotate_head(&mut chunk[at..at + v.head_dim()], row);
                 }
             }
         }
+    };
+    let outer = (0..3)
+        .filter(|&i| dims[i] > 1)
+        .max_by_key(|&i| v.strides[i])
+        .unwrap_or(0);
+    let n = dims[outer];
+    let threads = worker_count(dims.iter().product::<usize>() * v.head_dim()).min(n);
+    if threads <= 1 {
+        work(buf, 0, outer, 0, n);
+        return;
     }
-    Ok(())
+    let stride = v.strides[outer];
+    let per = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut rest = &mut buf[v.offset..];
+        let mut lo = 0;
+        while lo < n {
+            let hi = (lo + per).min(n);
+            let take = if hi == n {
+                rest.len()
+            } else {
+                (hi - lo) * stride
+            };
+            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
+            rest = tail;
+            let work = &work;
+            let base = v.offset + lo * stride;
+            scope.spawn(move || work(chunk, base, outer, lo, hi));
+            lo = hi;
+        }
+    });
 }
 
 /// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.

@@ -24,6 +24,9 @@ pub const ROPE_GENERAL_F32_WGSL: &str = include_str!("../shaders/rope_general_f3
 pub const ROPE_SCALAR_WGSL: &str = include_str!("../shaders/rope_scalar.wgsl");
 /// Entry file: four pairs per invocation with 16-byte accesses (pairs per head % 4 == 0).
 pub const ROPE_VEC4_WGSL: &str = include_str!("../shaders/rope_vec4.wgsl");
+/// Entry file: half-split pairs, 8 + 8 elements per invocation with 16-byte accesses (pairs
+/// per head % 8 == 0).
+pub const ROPE_VEC4_HALF_WGSL: &str = include_str!("../shaders/rope_vec4_half.wgsl");
 /// f16 and f32 codecs, the exact two-product sum on 64-bit products and the proven f16 fast
 /// path (needs [`BF16_WGSL`] before it).
 pub const FLOAT_WGSL: &str = include_str!("../shaders/float.wgsl");
@@ -36,6 +39,9 @@ pub const COPY_WGSL: &str = include_str!("../shaders/copy.wgsl");
 pub const ROPE_ENTRY: &str = "rope_scalar";
 /// Entry point of the vec4 RoPE kernel ([`rope_vec4_source`]).
 pub const ROPE_VEC4_ENTRY: &str = "rope_vec4";
+/// Entry point of the half-split vec4 RoPE kernel ([`rope_vec4_half_source`]).
+pub const ROPE_VEC4_HALF_ENTRY: &str = "rope_vec4_half";
+
 /// Entry point of the general RoPE kernel ([`rope_general_source`]).
 pub const ROPE_GENERAL_ENTRY: &str = "rope_general";
 /// Entry point of the f16/f32 arithmetic check kernel ([`float_check_source`]).
@@ -80,6 +86,12 @@ pub fn rope_source() -> String {
 /// The full source of the vec4 RoPE kernel module (entry [`ROPE_VEC4_ENTRY`]).
 pub fn rope_vec4_source() -> String {
     format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
+}
+
+/// The full source of the half-split vec4 RoPE kernel module (entry
+/// [`ROPE_VEC4_HALF_ENTRY`]).
+pub fn rope_vec4_half_source() -> String {
+    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_HALF_WGSL}")
 }
 
 /// The tensor bindings and the loads and stores of the general kernel: out of place
@@ -225,10 +237,15 @@ pub fn rope_general_modules() -> Vec<(String, bool, u32, bool, String)> {
 }
 
 /// Every RoPE module as `(name, source, entry point)`, for validation and reports.
-pub fn rope_modules() -> [(&'static str, String, &'static str); 2] {
+pub fn rope_modules() -> [(&'static str, String, &'static str); 3] {
     [
         ("rope_scalar", rope_source(), ROPE_ENTRY),
         ("rope_vec4", rope_vec4_source(), ROPE_VEC4_ENTRY),
+        (
+            "rope_vec4_half",
+            rope_vec4_half_source(),
+            ROPE_VEC4_HALF_ENTRY,
+        ),
     ]
 }
 

@@ -384,24 +384,41 @@ impl<'a> RopeCall<'a> {
         self
     }
 
-    /// The call as the contiguous kernels take it — a BSHD tensor at offset 0, interleaved
-    /// pairs over the whole head, positions `offset + s` — as `(shape, row offset)`; `None`
-    /// for every other call (the general paths).
+    /// The call as the contiguous kernels take it — a contiguous BSHD tensor at offset 0, or
+    /// a contiguous BHSD one (Hugging Face's `[batch, heads, seq, head_dim]`, which is BSHD
+    /// with `batch · heads` sequences of one head), interleaved pairs over the whole head,
+    /// positions `offset + s` — as `(shape, row offset)`; `None` for every other call (the
+    /// general paths).
     pub fn contiguous(&self) -> Option<(crate::shape::RopeShape, usize)> {
-        let v = &self.view;
-        let r = &self.rotation;
-        match self.positions {
-            Positions::Offset(o)
-                if v.is_contiguous_bshd()
-                    && r.pairing == Pairing::Interleaved
-                    && r.rotary_dim == v.head_dim() =>
-            {
-                crate::shape::RopeShape::from_dims(&v.dims)
-                    .ok()
-                    .map(|shape| (shape, *o))
-            }
+        match self.contiguous_pairs()? {
+            (shape, offset, Pairing::Interleaved) => Some((shape, offset)),
             _ => None,
         }
+    }
+
+    /// [`contiguous`](Self::contiguous) for either pairing: `(shape, row offset, pairing)`
+    /// for a contiguous BSHD or BHSD tensor at offset 0 rotated over the whole head at
+    /// positions `offset + s`.
+    pub fn contiguous_pairs(&self) -> Option<(crate::shape::RopeShape, usize, Pairing)> {
+        let v = &self.view;
+        let r = &self.rotation;
+        let Positions::Offset(o) = self.positions else {
+            return None;
+        };
+        if r.rotary_dim != v.head_dim() {
+            return None;
+        }
+        let [b, s, h, d] = v.dims;
+        let dims = if v.is_contiguous_bshd() {
+            [b, s, h, d]
+        } else if *v == TensorView::bhsd(b, h, s, d) {
+            [b.checked_mul(h)?, s, 1, d]
+        } else {
+            return None;
+        };
+        crate::shape::RopeShape::from_dims(&dims)
+            .ok()
+            .map(|shape| (shape, *o, r.pairing))
     }
 
     /// Checks the call against a buffer of `buffer_len` elements: every dim non-zero, head_dim

@@ -13,7 +13,12 @@
 //! - `backend_info()` — which backend runs, and on what adapter;
 //! - `run_conformance(full)` — the library's conformance suite ([`conformance::suite`], the
 //!   one `bfrope conform` runs) on this page's backend;
-//! - `precision_maps(...)` — ulp errors of bf16 RoPE computed three ways, for the page.
+//! - `precision_maps(...)` — ulp errors of bf16 RoPE computed three ways (exact kernel, `hf`,
+//!   plain f32), for the page;
+//! - `ropeFromConfig(json)`, `frequenciesFor(recipe, maxPosition)`, `tableFor(recipe,
+//!   positions)` — a model's table recipe from its `config.json` (scaling variant, rotary dim,
+//!   pairing, axes, attention factor), its inverse frequencies, and its rows; `rope` takes a
+//!   recipe as `options.table`.
 
 use std::cell::RefCell;
 
@@ -283,8 +288,9 @@ export interface RopeOptions {
    * sequence `i` holds tokens `cuSeqlens[i] .. cuSeqlens[i + 1]`, each starting at position
    * `positions` (a number). */
   cuSeqlens?: ArrayLike<number>;
-  /** The `(cos, sin)` table: supplied values, or a base to build one from. */
-  table: RopeTableValues | RopeTableBuild;
+  /** The `(cos, sin)` table: supplied values, a base to build one from, or a model's recipe
+   * (`ropeFromConfig(json).recipe`: scaling variant and attention factor; one axis). */
+  table: RopeTableValues | RopeTableBuild | RopeRecipe;
 }
 "#;
 
@@ -303,7 +309,19 @@ const OPTION_KEYS: [&str; 13] = [
     "table",
     "dtype",
 ];
-const TABLE_KEYS: [&str; 6] = ["cos", "sin", "rows", "width", "base", "angles"];
+const TABLE_KEYS: [&str; 9] = [
+    "cos",
+    "sin",
+    "rows",
+    "width",
+    "base",
+    "angles",
+    "variant",
+    "rotaryDim",
+    "axes",
+];
+/// Keys of `options.table` that make it a recipe to build from (`RopeRecipe`).
+const RECIPE_TABLE_KEYS: [&str; 5] = ["base", "angles", "variant", "rotaryDim", "axes"];
 
 /// A JS value as a short text for error messages: strings quoted, the rest as JSON.
 fn show(v: &JsValue) -> String {
@@ -436,8 +454,8 @@ enum TableSource {
         rows: Option<usize>,
         width: usize,
     },
-    /// Built from a base for the positions used.
-    Build { base: f64, angles: AngleMode },
+    /// Built from a recipe (base, variant, angle mode) for the positions used.
+    Build(crate::TableRecipe),
 }
 
 /// Everything of a call but the table, parsed from the options object.
@@ -580,8 +598,9 @@ impl Request {
             .get("table")
             .ok_or_else(|| js_err("options.table ({cos, sin, width} or {base}) is missing"))?;
         let t = Fields::new(&t, "options.table", &TABLE_KEYS)?;
-        let table = match (t.get("cos").is_some() || t.get("sin").is_some(), t.number("base")?) {
-            (true, Some(_)) => {
+        let recipe_key = RECIPE_TABLE_KEYS.into_iter().find(|k| t.get(k).is_some());
+        let table = match (t.get("cos").is_some() || t.get("sin").is_some(), recipe_key) {
+            (true, Some("base")) => {
                 return Err(js_err(
                     "options.table has both cos/sin and base; give the values or a base to build them from",
                 ))
@@ -591,12 +610,12 @@ impl Request {
                     "options.table needs cos, sin and width, or a base to build it from",
                 ))
             }
+            (true, Some(k)) => {
+                return Err(js_err(format!(
+                    "options.table.{k} applies only to a table built from a base (a recipe), not to supplied cos/sin"
+                )));
+            }
             (true, None) => {
-                if t.get("angles").is_some() {
-                    return Err(js_err(
-                        "options.table.angles applies only to a table built from a base",
-                    ));
-                }
                 TableSource::Values {
                     cos: t.f32s("cos")?.ok_or_else(|| js_err("options.table.cos is missing"))?,
                     sin: t.f32s("sin")?.ok_or_else(|| js_err("options.table.sin is missing"))?,
@@ -606,21 +625,17 @@ impl Request {
                         .ok_or_else(|| js_err("options.table.width is missing"))?,
                 }
             }
-            (false, Some(base)) => {
+            (false, Some(_)) => {
                 if let Some(k) = ["rows", "width"].into_iter().find(|k| t.get(k).is_some()) {
                     return Err(js_err(format!(
                         "options.table.{k} applies only to supplied cos/sin values"
                     )));
                 }
-                TableSource::Build {
-                    base,
-                    angles: t
-                        .string("angles")?
-                        .map(|a| a.parse::<AngleMode>())
-                        .transpose()
-                        .map_err(js_err)?
-                        .unwrap_or_default(),
-                }
+                TableSource::Build(recipe_from_fields(
+                    &t,
+                    "options.table.variant",
+                    Some(rotation.rotary_dim),
+                )?)
             }
         };
         Ok(Self {
@@ -659,7 +674,7 @@ impl Request {
                 .map_err(js_err)?;
                 Ok((table, self.positions.clone()))
             }
-            TableSource::Build { base, angles } => {
+            TableSource::Build(recipe) => {
                 // The call's own checks first (shape, buffer, positions), for any table length.
                 crate::spec::check(
                     &self.view,
@@ -670,16 +685,9 @@ impl Request {
                     buffer_len,
                 )
                 .map_err(js_err)?;
-                let spec = TableSpec {
-                    base: *base,
-                    rotary_dim: r,
-                    first_position: 0,
-                    rows: 1,
-                    angles: *angles,
-                };
                 let (table, positions) = self
                     .positions
-                    .built_table(&spec.recipe(), self.view.batch(), self.view.seq())
+                    .built_table(recipe, self.view.batch(), self.view.seq())
                     .map_err(js_err)?;
                 Ok((table, positions))
             }
@@ -820,6 +828,7 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 direction: Direction::Forward,
                 precision: Precision::Exact,
                 dtype: crate::Dtype::Bf16,
+                pairing: crate::Pairing::Interleaved,
             },
             wgpu::ComputePassTimestampWrites {
                 query_set: &queries,
@@ -945,21 +954,17 @@ fn plain_f32(a: u16, b: f32, c: u16, d: f32) -> u16 {
     bf16::from_f32(y).to_bits()
 }
 
-/// Every step rounded to bf16: the table, each product, the sum (candle's CPU path).
-fn bf16_steps(a: u16, b: f32, c: u16, d: f32) -> u16 {
-    let (b, d) = (bf16::from_f32(b).to_bits(), bf16::from_f32(d).to_bits());
-    let t1 = cpu::dot2(a, f32::from_bits((b as u32) << 16), 0, 0.0);
-    let t2 = cpu::dot2(c, f32::from_bits((d as u32) << 16), 0, 0.0);
-    cpu::dot2(t1, 1.0, t2, 1.0)
-}
-
 /// Error maps of bf16 RoPE computed three ways, for positions `first_position ..+ rows`:
 /// `heads` random vectors per position (bf16 values of a unit normal-ish distribution) are
-/// rotated by bfrope's kernel (on this page's backend), by plain f32 math with one rounding,
-/// and with every step rounded to bf16. Resolves to `{rows, pairs, kernel, f32, bf16, max}`:
-/// three `Float32Array`s `[rows, head_dim/2]` holding, for each position and frequency, the
-/// largest error over heads and both outputs in bf16 ulps of the exact value (real arithmetic
-/// on the same f32 table), and `max` the largest of each.
+/// rotated by bfrope's exact kernel and by its `hf` arithmetic (Hugging Face transformers'
+/// eager bf16: cos, sin, each product and the sum rounded to bf16, as candle's CPU path does
+/// too), both on this page's backend (WebGPU, else the CPU path), and by plain f32 math with
+/// one rounding. Resolves to `{rows, pairs, kernel, hf, f32, max, differ, outputs}`: three
+/// `Float32Array`s `[rows, head_dim/2]` holding, for each position and frequency, the largest
+/// error over heads and both outputs in bf16 ulps of the exact value (real arithmetic on the
+/// same f32 table); `max` the largest of each; `differ` how many of the `outputs` differ in
+/// their bits from the correctly rounded result (the CPU path's exact arithmetic, independent
+/// of the backend that ran the kernel).
 #[wasm_bindgen]
 pub async fn precision_maps(
     base: f64,
@@ -977,32 +982,37 @@ pub async fn precision_maps(
         .map(|_| bf16::from_f64(rng.next_normal()).to_bits())
         .collect();
     let positions = Positions::Offset(0);
-    let kernel = run(&RopeCall::new(shape.into(), &positions, &table), &x).await?;
+    let call = RopeCall::new(shape.into(), &positions, &table);
+    let kernel = run(&call, &x).await?;
+    let hf = run(&call.with_precision(Precision::Hf), &x).await?;
+    let exact = cpu::apply(&call, &x).map_err(js_err)?;
     let pairs = shape.pairs();
     let mut maps = [
         vec![0f32; rows * pairs],
         vec![0f32; rows * pairs],
         vec![0f32; rows * pairs],
     ];
+    let mut differ = [0u32; 3];
     for (t, tok) in x.chunks_exact(shape.heads * head_dim).enumerate() {
         for (h, head) in tok.chunks_exact(head_dim).enumerate() {
             for i in 0..pairs {
                 let [c, s] = table.get(t, i);
                 let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                let exact = [
+                let real = [
                     widen(x0) * c as f64 - widen(x1) * s as f64,
                     widen(x0) * s as f64 + widen(x1) * c as f64,
                 ];
                 let k = (t * shape.heads + h) * head_dim + 2 * i;
                 let outs = [
                     [kernel[k], kernel[k + 1]],
+                    [hf[k], hf[k + 1]],
                     [plain_f32(x0, c, x1, -s), plain_f32(x0, s, x1, c)],
-                    [bf16_steps(x0, c, x1, -s), bf16_steps(x0, s, x1, c)],
                 ];
-                for (m, out) in maps.iter_mut().zip(outs) {
-                    let e = ulps(out[0], exact[0]).max(ulps(out[1], exact[1]));
+                for ((m, n), out) in maps.iter_mut().zip(&mut differ).zip(outs) {
+                    let e = ulps(out[0], real[0]).max(ulps(out[1], real[1]));
                     let cell = &mut m[t * pairs + i];
                     *cell = cell.max(e);
+                    *n += (out[0] != exact[k]) as u32 + (out[1] != exact[k + 1]) as u32;
                 }
             }
         }
@@ -1010,11 +1020,494 @@ pub async fn precision_maps(
     let o = Object::new();
     set(&o, "rows", rows as u32);
     set(&o, "pairs", pairs as u32);
+    set(&o, "outputs", x.len() as u32);
     let max = Object::new();
-    for (name, m) in ["kernel", "f32", "bf16"].iter().zip(&maps) {
+    let diff = Object::new();
+    for ((name, m), n) in ["kernel", "hf", "f32"].iter().zip(&maps).zip(differ) {
         set(&o, name, Float32Array::from(&m[..]));
         set(&max, name, m.iter().copied().fold(0f32, f32::max));
+        set(&diff, name, n);
     }
     set(&o, "max", max);
+    set(&o, "differ", diff);
+    Ok(o.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table recipes: a model's config.json, the scaling variants, tables and frequencies.
+
+#[wasm_bindgen(typescript_custom_section)]
+const RECIPE_TS: &'static str = r#"
+/** How the inverse frequencies are scaled: transformers' rope types (DESIGN.md §3), or the
+ * caller's own vector. Keys are transformers' `rope_parameters` in camelCase. */
+export type RopeVariant =
+  | { type: "default" }
+  | { type: "linear"; factor: number }
+  | { type: "dynamic"; factor: number; maxPositionEmbeddings: number }
+  | { type: "yarn"; factor: number; originalMaxPositionEmbeddings: number; betaFast?: number;
+      betaSlow?: number; mscale?: number; mscaleAllDim?: number; attentionFactor?: number;
+      truncate?: boolean }
+  | { type: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number;
+      originalMaxPositionEmbeddings: number }
+  | { type: "longrope"; shortFactor: ArrayLike<number>; longFactor: ArrayLike<number>;
+      originalMaxPositionEmbeddings: number; factor: number; attentionFactor?: number }
+  | { type: "custom"; invFreq: ArrayLike<number> };
+
+/** Everything a model configures about its table (the library's `TableRecipe`). Also
+ * accepted as `rope`'s `options.table` (one axis only; `rotaryDim` must match the call's). */
+export interface RopeRecipe {
+  /** `rope_theta` (default 10000). */
+  base?: number;
+  /** Rotated dimension R (even); the table has R/2 frequencies. */
+  rotaryDim: number;
+  /** Default `"default"`. */
+  variant?: RopeVariant | "default";
+  /** `"exact"` (f64 angles, default) or `"torch"` (PyTorch's f32 arithmetic). */
+  angles?: "exact" | "torch";
+  /** `"single"` (default), `"axial:8,12,12"`, `"mrope:16,24,24"`, `"mrope-interleaved:24,20,20"`. */
+  axes?: string;
+}
+
+/** What a `config.json` says about the rotary embedding (`ropeFromConfig`). */
+export interface RopeConfig {
+  recipe: RopeRecipe & { base: number; variant: RopeVariant; angles: "exact" | "torch"; axes: string };
+  headDim: number;
+  /** `"half"` (Hugging Face's `rotate_half`) or `"interleaved"` (`rope_interleave`, GLM). */
+  pairing: "interleaved" | "half";
+  /** `max_position_embeddings`, where given. */
+  maxPositionEmbeddings: number | null;
+  /** The multiplier of cos and sin (YaRN, LongRoPE; 1 otherwise). */
+  attentionFactor: number;
+}
+
+/** `frequenciesFor`: the R/2 inverse frequencies for a call whose largest position is given. */
+export interface RopeFrequencies {
+  invFreq: Float64Array;
+  /** 2π / invFreq, in positions per turn. */
+  wavelength: Float64Array;
+  /** The position axis each frequency takes. */
+  axis: Uint32Array;
+  attentionFactor: number;
+}
+
+/** `tableFor`: one row per token, `rows × pairs` f32 values each, attention factor included. */
+export interface RopeTableRows {
+  cos: Float32Array;
+  sin: Float32Array;
+  rows: number;
+  pairs: number;
+  attentionFactor: number;
+}
+"#;
+
+const RECIPE_KEYS: [&str; 5] = ["base", "rotaryDim", "variant", "angles", "axes"];
+
+/// The keys a variant object of `kind` may hold (with `type`).
+fn variant_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "default" => &["type"],
+        "linear" => &["type", "factor"],
+        "dynamic" => &["type", "factor", "maxPositionEmbeddings"],
+        "yarn" => &[
+            "type",
+            "factor",
+            "originalMaxPositionEmbeddings",
+            "betaFast",
+            "betaSlow",
+            "mscale",
+            "mscaleAllDim",
+            "attentionFactor",
+            "truncate",
+        ],
+        "llama3" => &[
+            "type",
+            "factor",
+            "lowFreqFactor",
+            "highFreqFactor",
+            "originalMaxPositionEmbeddings",
+        ],
+        "longrope" => &[
+            "type",
+            "shortFactor",
+            "longFactor",
+            "originalMaxPositionEmbeddings",
+            "factor",
+            "attentionFactor",
+        ],
+        "custom" => &["type", "invFreq"],
+        _ => return None,
+    })
+}
+
+/// An array or typed array of finite numbers.
+fn numbers(v: &JsValue, name: &str) -> Result<Vec<f64>, JsValue> {
+    if !Array::is_array(v) && !js_sys::ArrayBuffer::is_view(v) {
+        return Err(js_err(format!(
+            "{name} must be an array of numbers, not {}",
+            show(v)
+        )));
+    }
+    Array::from(v)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            e.as_f64()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| js_err(format!("{name}[{i}] {} is not a finite number", show(&e))))
+        })
+        .collect()
+}
+
+/// A position: an integer in `0..=2^53`.
+fn position(v: &JsValue, name: &str) -> Result<u64, JsValue> {
+    v.as_f64()
+        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= crate::table::MAX_POSITION as f64)
+        .map(|f| f as u64)
+        .ok_or_else(|| {
+            js_err(format!(
+                "{name} {} is not an integer position in 0..=2^53",
+                show(v)
+            ))
+        })
+}
+
+impl Fields<'_> {
+    fn required<T>(&self, key: &str, v: Option<T>) -> Result<T, JsValue> {
+        v.ok_or_else(|| js_err(format!("{} is missing", self.name(key))))
+    }
+
+    fn u64(&self, key: &str) -> Result<Option<u64>, JsValue> {
+        self.get(key)
+            .map(|v| position(&v, &self.name(key)))
+            .transpose()
+    }
+
+    fn numbers(&self, key: &str) -> Result<Option<Vec<f64>>, JsValue> {
+        self.get(key)
+            .map(|v| numbers(&v, &self.name(key)))
+            .transpose()
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, JsValue> {
+        self.get(key)
+            .map(|v| {
+                v.as_bool().ok_or_else(|| {
+                    js_err(format!("{} {} is not a boolean", self.name(key), show(&v)))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A [`Variant`](crate::Variant) from `"default"` or a `{type, ...}` object at `path`.
+fn variant_from(v: &JsValue, path: &'static str) -> Result<crate::Variant, JsValue> {
+    use crate::Variant;
+    if let Some(s) = v.as_string() {
+        return match s.as_str() {
+            "default" => Ok(Variant::Default),
+            other if variant_keys(other).is_some() => Err(js_err(format!(
+                "{path} {other:?} needs its parameters: give an object {{type: {other:?}, ...}}"
+            ))),
+            other => Err(js_err(format!(
+                "{path} {other:?} is not a rope type; expected default, linear, dynamic, yarn, llama3, longrope or custom"
+            ))),
+        };
+    }
+    let kind = Reflect::get(v, &"type".into())
+        .ok()
+        .filter(|t| !t.is_undefined())
+        .ok_or_else(|| js_err(format!("{path}.type is missing")))?;
+    let kind = kind
+        .as_string()
+        .ok_or_else(|| js_err(format!("{path}.type {} is not a string", show(&kind))))?;
+    let keys = variant_keys(&kind).ok_or_else(|| {
+        js_err(format!(
+            "{path}.type {kind:?} is not a rope type; expected default, linear, dynamic, yarn, llama3, longrope or custom"
+        ))
+    })?;
+    let f = Fields::new(v, path, keys)?;
+    let num = |k: &str| -> Result<f64, JsValue> { f.required(k, f.number(k)?) };
+    let int = |k: &str| -> Result<u64, JsValue> { f.required(k, f.u64(k)?) };
+    Ok(match kind.as_str() {
+        "default" => Variant::Default,
+        "linear" => Variant::Linear {
+            factor: num("factor")?,
+        },
+        "dynamic" => Variant::Dynamic {
+            factor: num("factor")?,
+            max_position_embeddings: int("maxPositionEmbeddings")?,
+        },
+        "yarn" => Variant::Yarn {
+            factor: num("factor")?,
+            original_max_position_embeddings: int("originalMaxPositionEmbeddings")?,
+            beta_fast: f.number("betaFast")?.unwrap_or(32.0),
+            beta_slow: f.number("betaSlow")?.unwrap_or(1.0),
+            mscale: f.number("mscale")?,
+            mscale_all_dim: f.number("mscaleAllDim")?,
+            attention_factor: f.number("attentionFactor")?,
+            truncate: f.boolean("truncate")?.unwrap_or(true),
+        },
+        "llama3" => Variant::Llama3 {
+            factor: num("factor")?,
+            low_freq_factor: num("lowFreqFactor")?,
+            high_freq_factor: num("highFreqFactor")?,
+            original_max_position_embeddings: int("originalMaxPositionEmbeddings")?,
+        },
+        "longrope" => Variant::LongRope {
+            short_factor: f.required("shortFactor", f.numbers("shortFactor")?)?,
+            long_factor: f.required("longFactor", f.numbers("longFactor")?)?,
+            original_max_position_embeddings: int("originalMaxPositionEmbeddings")?,
+            factor: num("factor")?,
+            attention_factor: f.number("attentionFactor")?,
+        },
+        _ => Variant::Custom(f.required("invFreq", f.numbers("invFreq")?)?),
+    })
+}
+
+/// The JS object of a variant (the form [`variant_from`] reads back to the same value).
+fn variant_object(v: &crate::Variant) -> Object {
+    use crate::Variant;
+    let o = Object::new();
+    set(&o, "type", v.name());
+    let list = |x: &[f64]| js_sys::Float64Array::from(x);
+    let orig = |o: &Object, n: u64| set(o, "originalMaxPositionEmbeddings", n as f64);
+    match v {
+        Variant::Default => {}
+        Variant::Linear { factor } => set(&o, "factor", *factor),
+        Variant::Dynamic {
+            factor,
+            max_position_embeddings,
+        } => {
+            set(&o, "factor", *factor);
+            set(&o, "maxPositionEmbeddings", *max_position_embeddings as f64);
+        }
+        Variant::Yarn {
+            factor,
+            original_max_position_embeddings,
+            beta_fast,
+            beta_slow,
+            mscale,
+            mscale_all_dim,
+            attention_factor,
+            truncate,
+        } => {
+            set(&o, "factor", *factor);
+            orig(&o, *original_max_position_embeddings);
+            set(&o, "betaFast", *beta_fast);
+            set(&o, "betaSlow", *beta_slow);
+            // Absent values stay absent, so the object reads back as the same variant.
+            for (k, x) in [
+                ("mscale", mscale),
+                ("mscaleAllDim", mscale_all_dim),
+                ("attentionFactor", attention_factor),
+            ] {
+                if let Some(x) = x {
+                    set(&o, k, *x);
+                }
+            }
+            set(&o, "truncate", *truncate);
+        }
+        Variant::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            set(&o, "factor", *factor);
+            set(&o, "lowFreqFactor", *low_freq_factor);
+            set(&o, "highFreqFactor", *high_freq_factor);
+            orig(&o, *original_max_position_embeddings);
+        }
+        Variant::LongRope {
+            short_factor,
+            long_factor,
+            original_max_position_embeddings,
+            factor,
+            attention_factor,
+        } => {
+            set(&o, "shortFactor", list(short_factor));
+            set(&o, "longFactor", list(long_factor));
+            orig(&o, *original_max_position_embeddings);
+            set(&o, "factor", *factor);
+            if let Some(a) = attention_factor {
+                set(&o, "attentionFactor", *a);
+            }
+        }
+        Variant::Custom(inv) => set(&o, "invFreq", list(inv)),
+    }
+    o
+}
+
+/// A [`TableRecipe`](crate::TableRecipe) from the fields of a recipe object; `rotary_dim`
+/// (the call's, for `rope`'s `options.table`) is used when the object has none and must
+/// agree with it otherwise.
+fn recipe_from_fields(
+    f: &Fields,
+    variant_path: &'static str,
+    rotary_dim: Option<usize>,
+) -> Result<crate::TableRecipe, JsValue> {
+    let r = match (f.uint("rotaryDim")?, rotary_dim) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(js_err(format!(
+                "{} {a} differs from the call's rotary dimension {b}",
+                f.name("rotaryDim")
+            )))
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => return Err(js_err(format!("{} is missing", f.name("rotaryDim")))),
+    };
+    let mut recipe = crate::TableRecipe::new(r);
+    if let Some(base) = f.number("base")? {
+        recipe.base = base;
+    }
+    if let Some(v) = f.get("variant") {
+        recipe.variant = variant_from(&v, variant_path)?;
+    }
+    if let Some(a) = f.string("angles")? {
+        recipe.angles = a.parse().map_err(js_err)?;
+    }
+    recipe.axes = match f.string("axes")?.as_deref() {
+        None | Some("single") => crate::Axes::Single,
+        Some(a) => a
+            .parse()
+            .map_err(|e| js_err(format!("{} {a:?}: {e}", f.name("axes"))))?,
+    };
+    Ok(recipe)
+}
+
+/// A standalone recipe (`ropeFromConfig`'s, `tableFor`'s), its variant's own values (factor
+/// lengths, signs) checked now. In `rope`'s `options.table` the call's checks come first.
+fn recipe_from(v: &JsValue) -> Result<crate::TableRecipe, JsValue> {
+    let f = Fields::new(v, "recipe", &RECIPE_KEYS)?;
+    let recipe = recipe_from_fields(&f, "recipe.variant", None)?;
+    recipe
+        .frequencies(0)
+        .map_err(|e| js_err(format!("recipe: {e}")))?;
+    Ok(recipe)
+}
+
+/// The JS object of a recipe (the form [`recipe_from`] reads).
+fn recipe_object(r: &crate::TableRecipe) -> Object {
+    let o = Object::new();
+    set(&o, "base", r.base);
+    set(&o, "rotaryDim", r.rotary_dim as u32);
+    set(&o, "variant", variant_object(&r.variant));
+    set(&o, "angles", r.angles.name());
+    set(&o, "axes", r.axes.name());
+    o
+}
+
+/// Reads a Hugging Face `config.json` (its text) as the CLI's `--hf-config` does:
+/// `{recipe, headDim, pairing, maxPositionEmbeddings, attentionFactor}` (`RopeConfig`).
+/// Unknown rope types and inconsistent values throw one sentence naming the key.
+#[wasm_bindgen(js_name = ropeFromConfig, unchecked_return_type = "RopeConfig")]
+pub fn rope_from_config(json: &str) -> Result<JsValue, JsValue> {
+    let hf = crate::HfRope::from_config_json(json).map_err(js_err)?;
+    let (freqs, _) = hf.recipe.frequencies(0).map_err(js_err)?;
+    let o = Object::new();
+    set(&o, "recipe", recipe_object(&hf.recipe));
+    set(&o, "headDim", hf.head_dim as u32);
+    set(
+        &o,
+        "pairing",
+        match hf.pairing {
+            Pairing::Interleaved => "interleaved",
+            Pairing::HalfSplit => "half",
+        },
+    );
+    set(
+        &o,
+        "maxPositionEmbeddings",
+        hf.max_position_embeddings
+            .map(|n| JsValue::from_f64(n as f64))
+            .unwrap_or(JsValue::NULL),
+    );
+    set(&o, "attentionFactor", freqs.attention);
+    Ok(o.into())
+}
+
+/// The inverse frequencies of `recipe` for a call whose largest position is `maxPosition`
+/// (dynamic NTK and LongRoPE depend on it): `{invFreq, wavelength, axis, attentionFactor}`
+/// (`RopeFrequencies`), for plotting how a variant bends the wavelengths.
+#[wasm_bindgen(js_name = frequenciesFor, unchecked_return_type = "RopeFrequencies")]
+pub fn frequencies_for(
+    #[wasm_bindgen(unchecked_param_type = "RopeRecipe")] recipe: JsValue,
+    #[wasm_bindgen(js_name = maxPosition)] max_position: f64,
+) -> Result<JsValue, JsValue> {
+    let recipe = recipe_from(&recipe)?;
+    let max = position(&JsValue::from_f64(max_position), "maxPosition")?;
+    let (f, axis) = recipe.frequencies(max).map_err(js_err)?;
+    let wavelength: Vec<f64> = f
+        .inv_freq
+        .iter()
+        .map(|&w| 2.0 * std::f64::consts::PI / w)
+        .collect();
+    let axis: Vec<u32> = axis.iter().map(|&a| a as u32).collect();
+    let o = Object::new();
+    set(&o, "invFreq", js_sys::Float64Array::from(&f.inv_freq[..]));
+    set(
+        &o,
+        "wavelength",
+        js_sys::Float64Array::from(&wavelength[..]),
+    );
+    set(&o, "axis", js_sys::Uint32Array::from(&axis[..]));
+    set(&o, "attentionFactor", f.attention);
+    Ok(o.into())
+}
+
+/// Builds the table of `recipe` with one row per token: `positions` holds one position per
+/// token (one axis), or an array of `A` such arrays for a multi-axis recipe (`axes`). The
+/// largest position decides dynamic NTK and LongRoPE, as in transformers. Returns
+/// `{cos, sin, rows, pairs, attentionFactor}` (`RopeTableRows`), the attention factor already
+/// multiplied into cos and sin.
+#[wasm_bindgen(js_name = tableFor, unchecked_return_type = "RopeTableRows")]
+pub fn table_for(
+    #[wasm_bindgen(unchecked_param_type = "RopeRecipe")] recipe: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ArrayLike<number> | ArrayLike<number>[]")]
+    positions: JsValue,
+) -> Result<JsValue, JsValue> {
+    let recipe = recipe_from(&recipe)?;
+    let axes = recipe.axes.count();
+    let rows: Vec<JsValue> = if axes == 1 {
+        vec![positions.clone()]
+    } else if Array::is_array(&positions) && Array::from(&positions).length() as usize == axes {
+        Array::from(&positions).iter().collect()
+    } else {
+        return Err(js_err(format!(
+            "positions must be an array of {axes} arrays (one per axis of {}), not {}",
+            recipe.axes.name(),
+            show(&positions)
+        )));
+    };
+    let mut ids = Vec::new();
+    let mut tokens = None;
+    for (a, row) in rows.iter().enumerate() {
+        let name = if axes == 1 {
+            "positions".to_string()
+        } else {
+            format!("positions[{a}]")
+        };
+        let p = numbers(row, &name)?;
+        if let Some(t) = tokens.filter(|&t| t != p.len()) {
+            return Err(js_err(format!(
+                "{name} holds {} positions but positions[0] holds {t}",
+                p.len()
+            )));
+        }
+        tokens = Some(p.len());
+        for (i, &x) in p.iter().enumerate() {
+            ids.push(position(&JsValue::from_f64(x), &format!("{name}[{i}]"))?);
+        }
+    }
+    let table = recipe.table_per_token(&ids).map_err(js_err)?;
+    let max = ids.iter().copied().max().unwrap_or(0);
+    let (f, _) = recipe.frequencies(max).map_err(js_err)?;
+    let (cos, sin): (Vec<f32>, Vec<f32>) = table.cos_sin().iter().map(|&[c, s]| (c, s)).unzip();
+    let o = Object::new();
+    set(&o, "cos", Float32Array::from(&cos[..]));
+    set(&o, "sin", Float32Array::from(&sin[..]));
+    set(&o, "rows", table.rows() as u32);
+    set(&o, "pairs", table.pairs() as u32);
+    set(&o, "attentionFactor", f.attention);
     Ok(o.into())
 }

@@ -74,9 +74,9 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
         .unwrap()
         .contains("bench --quick --json"));
     let rows = v["rows"].as_array().expect("rows");
-    // 2 shapes × {bshd, bhsd} × {interleaved, half}, and BSHD interleaved also on the
-    // contiguous kernel.
-    assert_eq!(rows.len(), 2 * 2 * 2 + 2, "{rows:?}");
+    // 2 shapes × {bshd, bhsd} × {interleaved, half}, each on a contiguous vec4 kernel and on
+    // the general kernel (both quick shapes have pairs per head a multiple of 8).
+    assert_eq!(rows.len(), 2 * 2 * 2 * 2, "{rows:?}");
     let mut kernels = std::collections::BTreeSet::new();
     for r in rows {
         kernels.insert(r["kernel"].as_str().unwrap().to_string());
@@ -110,7 +110,7 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
     }
     assert_eq!(
         kernels.into_iter().collect::<Vec<_>>(),
-        ["contiguous vec4", "general"]
+        ["contiguous vec4", "contiguous vec4 half", "general"]
     );
     let d = &v["decode"];
     assert_eq!(d["calls_per_pass"], 10);
@@ -186,10 +186,19 @@ fn conform_full_slice_passes_in_exact_mode() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["pass"], true);
     assert_eq!(v["x0_slice"], serde_json::json!([0x7F7F, 0x7F81]));
+    // Every kernel by default: both vec4 kernels, the general kernel on words and on halves.
+    assert_eq!(
+        v["kernels"],
+        serde_json::json!(["vec4", "vec4-half", "general", "halves"])
+    );
     let a = &v["adapters"][0];
-    assert_eq!(a["pairs_checked"], 2 * 65536 * 5 * 2);
+    assert_eq!(a["pairs_checked"], 2 * 65536 * 5 * 2 * 4);
     assert_eq!(a["mismatches"], 0);
     let checks = a["checks"].as_array().unwrap();
+    for kernel in ["vec4", "vec4-half", "general", "halves"] {
+        let n = checks.iter().filter(|c| c["kernel"] == kernel).count();
+        assert_eq!(n, 10, "{kernel}: five angles, two directions");
+    }
     let angles: std::collections::BTreeSet<&str> = checks
         .iter()
         .map(|c| c["angle"].as_str().unwrap())
@@ -226,8 +235,8 @@ fn conform_full_reports_the_mismatches_of_fast_mode() {
     let a = &v["adapters"][0];
     assert_eq!(
         a["pairs_checked"],
-        4 * 65536 * 10,
-        "chunks of 3 cover the slice"
+        4 * 65536 * 10 * 4,
+        "chunks of 3 cover the slice, four kernels"
     );
     let mismatches = a["mismatches"].as_u64().unwrap();
     // Exit status and report agree.
@@ -235,6 +244,17 @@ fn conform_full_reports_the_mismatches_of_fast_mode() {
     assert_eq!(v["pass"], mismatches == 0);
     if adapter["name"].as_str().unwrap().contains("llvmpipe") {
         assert!(mismatches > 0, "lavapipe's fast mode differs here: {v}");
+        // The sweep sees each kernel's own outputs: every one of them differs here.
+        for kernel in ["vec4", "vec4-half", "general", "halves"] {
+            let m: u64 = a["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["kernel"] == kernel)
+                .map(|c| c["mismatches"].as_u64().unwrap())
+                .sum();
+            assert!(m > 0, "{kernel}: lavapipe's fast mode differs here");
+        }
         let first = a["checks"].as_array().unwrap().iter().find_map(|c| {
             c["first_mismatches"]
                 .as_array()
@@ -248,8 +268,46 @@ fn conform_full_reports_the_mismatches_of_fast_mode() {
 fn conform_full_options_need_full() {
     assert_one_sentence_exit_2(&run(&["conform", "--full-slice", "0..2"]), &["--full"]);
     assert_one_sentence_exit_2(&run(&["conform", "--full", "--seed", "3"]), &["--seed"]);
+    assert_one_sentence_exit_2(&run(&["conform", "--kernel", "general"]), &["--full"]);
+    assert_one_sentence_exit_2(
+        &run(&["conform", "--full", "--kernel", "scalar"]),
+        &["scalar"],
+    );
     assert_one_sentence_exit_2(
         &run(&["conform", "--full", "--full-slice", "5..5"]),
         &["5..5"],
     );
+}
+
+/// The general kernel alone (`--kernel general`: whole words, half-split pairs), over x0 from
+/// the subnormals into the normals and the largest finite values: every pair's bits equal
+/// `cpu::rotate_pair`'s, and only that kernel's checks are reported.
+#[test]
+fn conform_full_slice_of_the_general_kernel() {
+    if adapter().is_none() {
+        return;
+    }
+    for (slice, kernel) in [("0x007F..0x0081", "general"), ("0xFF7E..0xFF81", "halves")] {
+        let o = run(&[
+            "conform",
+            "--full",
+            "--full-slice",
+            slice,
+            "--kernel",
+            kernel,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{kernel}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(v["kernels"], serde_json::json!([kernel]));
+        let a = &v["adapters"][0];
+        let x0s = if kernel == "general" { 2 } else { 3 };
+        assert_eq!(a["pairs_checked"], x0s * 65536 * 5 * 2, "{kernel}");
+        assert_eq!(a["mismatches"], 0, "{kernel}");
+        assert!(a["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kernel"] == kernel));
+    }
 }

@@ -331,3 +331,188 @@ fn cpu_simd_near_midpoints() {
     .unwrap();
     three_ways("cpu_simd[near_midpoints,d=16]", &x, shape, &t);
 }
+
+/// Checks `y` (the CPU path's answer for `call` on `x`) pair by pair against `rotate_pair`
+/// and the oracle, on every core; `case` names the first mismatch.
+fn check_view_pairs(case: &str, call: &bfrope::RopeCall, x: &[u16], y: &[u16]) {
+    let v = call.view;
+    let pairs = call.rotation.pairs();
+    let direction = call.rotation.direction;
+    let [nb, ns, nh, _] = v.dims;
+    let heads: Vec<(usize, usize, usize)> = (0..nb)
+        .flat_map(|b| (0..ns).flat_map(move |s| (0..nh).map(move |h| (b, s, h))))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let results: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = heads
+            .chunks(heads.len().div_ceil(threads))
+            .map(|part| {
+                scope.spawn(move || {
+                    let (mut count, mut first) = (0usize, String::new());
+                    for &(b, s, h) in part {
+                        let head = v.head_start(b, s, h);
+                        let row = call.positions.row(b, s, ns);
+                        for i in 0..pairs {
+                            let (e0, e1) = call.rotation.pairing.elements(i, pairs);
+                            let (x0, x1) = (x[head + e0], x[head + e1]);
+                            let [c, sn] = call.table.get(row, i);
+                            let scalar = cpu::rotate_pair(x0, x1, c, sn, direction);
+                            let exact = oracle_pair(
+                                x0,
+                                x1,
+                                c.to_bits(),
+                                sn.to_bits(),
+                                direction == Direction::Inverse,
+                            );
+                            let got = (y[head + e0], y[head + e1]);
+                            if got != scalar || scalar != exact {
+                                count += 1;
+                                if first.is_empty() {
+                                    first = format!(
+                                        "rope[x0={x0:#06x},x1={x1:#06x},cos={c:e},sin={sn:e},{direction:?}] at head ({b},{s},{h}) pair {i}: \
+                                         CPU path {got:04x?}, rotate_pair {scalar:04x?}, oracle {exact:04x?}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    (count, first)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let count: usize = results.iter().map(|r| r.0).sum();
+    let first: Vec<&str> = results
+        .iter()
+        .filter(|r| r.0 > 0)
+        .map(|r| r.1.as_str())
+        .collect();
+    assert!(
+        count == 0,
+        "{case}: {count} mismatches, first:\n{}",
+        first.join("\n")
+    );
+    // Elements outside the rotated dims are untouched.
+    let mut rotated = vec![false; x.len()];
+    for b in 0..nb {
+        for s in 0..ns {
+            for h in 0..nh {
+                let head = v.head_start(b, s, h);
+                rotated[head..head + 2 * pairs]
+                    .iter_mut()
+                    .for_each(|e| *e = true);
+            }
+        }
+    }
+    let moved = (0..x.len())
+        .filter(|&e| !rotated[e] && x[e] != y[e])
+        .count();
+    assert_eq!(
+        moved, 0,
+        "{case}: elements outside the rotated dims changed"
+    );
+}
+
+/// Half-split pairs through the general loop's vectorised halves (`simd::rotate_halves`,
+/// threaded over the heads of a BHSD view): every one of the 65,536 bf16 patterns as `x0`
+/// against the edge `x1` values, under every edge table, forward and inverse; CPU path ==
+/// `rotate_pair` == oracle.
+#[test]
+fn cpu_simd_half_split_all_x0_against_edge_x1_and_tables() {
+    let head_dim = 128;
+    let pairs = head_dim / 2;
+    let tables = edge_tables();
+    let values: Vec<(f32, f32)> = tables.iter().map(|t| (t.0, t.1)).collect();
+    let table = rows_table(&values, pairs);
+    let all: Vec<(u16, u16)> = EDGE_X1
+        .iter()
+        .flat_map(|&x1| (0..=u16::MAX).map(move |x0| (x0, x1)))
+        .collect();
+    let heads = all.len() / pairs;
+    // BHSD [1, heads, tables, head_dim]: token s (table row s) of every head holds the pairs.
+    let view = bfrope::TensorView::bhsd(1, heads, tables.len(), head_dim);
+    let mut x = vec![0u16; view.span()];
+    for s in 0..tables.len() {
+        for (h, run) in all.chunks_exact(pairs).enumerate() {
+            let at = view.head_start(0, s, h);
+            for (i, &(x0, x1)) in run.iter().enumerate() {
+                x[at + i] = x0;
+                x[at + pairs + i] = x1;
+            }
+        }
+    }
+    let positions = bfrope::Positions::Offset(0);
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let call = bfrope::RopeCall::new(view, &positions, &table)
+            .with_pairing(bfrope::Pairing::HalfSplit)
+            .with_direction(direction);
+        let y = cpu::apply(&call, &x).unwrap();
+        check_view_pairs(
+            &format!("cpu_simd[half,bhsd,all_x0,x1=edges,d={head_dim},{direction:?}]"),
+            &call,
+            &x,
+            &y,
+        );
+    }
+}
+
+/// Random bits through the threaded general loop: half-split and interleaved, rotary_dim
+/// with and without a tail after the blocks of eight pairs, partial rotary, BHSD and padded
+/// strided views at odd offsets with per-batch and per-token positions, each large enough to
+/// be threaded (and with an outer dim that does not divide among the workers).
+#[test]
+fn cpu_simd_general_views_random_bits() {
+    let mut r = rng(0x51D4);
+    let pad_strided = |dims: [usize; 4], pad: usize, offset: usize| {
+        let [_, s, h, d] = dims;
+        let sh = d + pad;
+        bfrope::TensorView {
+            dims,
+            strides: [s * (h * sh + 3) + 7, h * sh + 3, sh],
+            offset,
+        }
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(bfrope::TensorView, bfrope::Pairing, usize)> = vec![
+        (bfrope::TensorView::bhsd(3, 5, 700, 130), bfrope::Pairing::HalfSplit, 130),
+        (bfrope::TensorView::bhsd(1, 3, 4000, 128), bfrope::Pairing::HalfSplit, 96),
+        (pad_strided([3, 600, 5, 128], 6, 11), bfrope::Pairing::HalfSplit, 26),
+        (pad_strided([1, 900, 9, 130], 2, 1), bfrope::Pairing::Interleaved, 130),
+    ];
+    for (k, (view, pairing, rotary_dim)) in cases.into_iter().enumerate() {
+        let [b, s, _, _] = view.dims;
+        let pairs = rotary_dim / 2;
+        let rows = 2 * s + 5;
+        let cos: Vec<f32> = (0..rows * pairs)
+            .map(|_| f32::from_bits(r.random()))
+            .collect();
+        let sin: Vec<f32> = (0..rows * pairs)
+            .map(|_| f32::from_bits(r.random()))
+            .collect();
+        let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
+        let positions = if k % 2 == 0 {
+            bfrope::Positions::PerBatch((0..b).map(|i| (i * 3) % (s + 5)).collect())
+        } else {
+            bfrope::Positions::PerToken((0..b * s).map(|_| r.random_range(0..rows)).collect())
+        };
+        let x: Vec<u16> = (0..view.span() + 3).map(|_| r.random()).collect();
+        assert!(
+            x.len() >= 1 << 20,
+            "case {k} is large enough to be threaded"
+        );
+        for direction in [Direction::Forward, Direction::Inverse] {
+            let call = bfrope::RopeCall::new(view, &positions, &table)
+                .with_pairing(pairing)
+                .with_rotary_dim(rotary_dim)
+                .with_direction(direction);
+            let y = cpu::apply(&call, &x).unwrap();
+            check_view_pairs(
+                &format!("cpu_simd[general,{view:?},{pairing:?},r={rotary_dim},{direction:?}]"),
+                &call,
+                &x,
+                &y,
+            );
+        }
+    }
+}

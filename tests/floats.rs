@@ -1071,35 +1071,61 @@ fn gpu_general_kernel_strided_view_f16_f32_exact_and_hf_equal_cpu() {
     }
 }
 
-/// f16 through the contiguous kernels (`Gpu::apply` on a contiguous BSHD interleaved call):
-/// every f16 pattern against the edge partners, scalar (1 pair per head) and vec4 (4 pairs
-/// per head) kernels, both directions, == oracle.
+/// f16 through the contiguous kernels (`Gpu::apply` on a contiguous BSHD whole-head call):
+/// every f16 pattern against the edge partners, scalar (1 pair per head), vec4 (4 pairs per
+/// head) and half-split vec4 (8 pairs per head, pair i = elements i and i + 8: the
+/// `rope_vec4_half` kernel with DTYPE = 1) kernels, both directions, == oracle.
 #[test]
 fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
     let Some(gpu) = common::gpu() else { return };
     let c = f16_cases();
     let table = angle_table(&c.angles);
     let positions = Positions::Offset(0);
-    for (heads, d, kernel) in [(c.heads, 2, "scalar"), (c.heads / 4, 8, "vec4")] {
+    #[rustfmt::skip]
+    let kernels = [
+        (c.heads, 2, Pairing::Interleaved, "scalar"),
+        (c.heads / 4, 8, Pairing::Interleaved, "vec4"),
+        (c.heads / 8, 16, Pairing::HalfSplit, "vec4half"),
+    ];
+    for (heads, d, pairing, kernel) in kernels {
         let view = TensorView::bshd(1, c.angles.len(), heads, d);
+        let pairs = d / 2;
         // A head of d dims holds d / 2 consecutive pairs, all at the same angle (table row):
         // the table repeats the row's (cos, sin) for each pair.
-        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; d / 2]).collect();
-        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; d / 2]).collect();
+        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; pairs]).collect();
+        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; pairs]).collect();
         let table = if d == 2 {
             table.clone()
         } else {
-            RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), d / 2).unwrap()
+            RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), pairs).unwrap()
         };
+        // Where element `e` of the interleaved pair list (pair e / 2, half e % 2) lies in
+        // this layout: half-split heads keep pair i's x0 at i and its x1 at i + pairs.
+        let place = |e: usize| match pairing {
+            Pairing::Interleaved => e,
+            Pairing::HalfSplit => {
+                let (pair, half) = (e / 2, e % 2);
+                let (head, i) = (pair / pairs, pair % pairs);
+                head * d + i + half * pairs
+            }
+        };
+        let mut x = vec![0u16; c.x.len()];
+        for (e, &v) in c.x.iter().enumerate() {
+            x[place(e)] = v;
+        }
         let shape = bfrope::RopeShape::from_dims(&view.dims).unwrap();
-        let key = bfrope::gpu::KernelKey::for_shape(&shape, Precision::Exact, Dtype::F16);
+        let key =
+            bfrope::gpu::KernelKey::for_contiguous(&shape, pairing, Precision::Exact, Dtype::F16)
+                .expect("a contiguous kernel");
         assert_eq!(format!("{:?}", key.kernel).to_lowercase(), kernel);
         for direction in [Direction::Forward, Direction::Inverse] {
             let call = RopeCall::new(view, &positions, &table)
+                .with_pairing(pairing)
                 .with_direction(direction)
                 .with_dtype(Dtype::F16);
-            assert!(call.contiguous().is_some());
-            let got = gpu.apply_blocking(&call, &c.x).unwrap();
+            assert!(call.contiguous_pairs().is_some());
+            let out = gpu.apply_blocking(&call, &x).unwrap();
+            let got: Vec<u16> = (0..out.len()).map(|e| out[place(e)]).collect();
             compare(
                 &format!("f16 GPU {kernel} kernel, all patterns, {direction:?}"),
                 &got,
@@ -1115,6 +1141,17 @@ fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
                 },
             );
         }
+    }
+    // f32 never takes a contiguous kernel (one element per word: the general kernel).
+    let shape = bfrope::RopeShape::from_dims(&[1, 4, 2, 16]).unwrap();
+    for pairing in [Pairing::Interleaved, Pairing::HalfSplit] {
+        assert!(bfrope::gpu::KernelKey::for_contiguous(
+            &shape,
+            pairing,
+            Precision::Exact,
+            Dtype::F32
+        )
+        .is_none());
     }
 }
 

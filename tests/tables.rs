@@ -789,3 +789,34 @@ fn axes_parse_and_map_frequencies() {
     }
     assert!(Axes::Axial(vec![8, 12]).axis_map(32).is_err());
 }
+
+/// Phi-3 checkpoints name LongRoPE "su" (and some "yarn"); transformers' Phi3Config reads both
+/// as "longrope" (`_rope_scaling_adjustment`), and so does the builder — "yarn" only for Phi-3.
+#[test]
+fn phi3_legacy_rope_type_names_read_as_longrope() {
+    let factors = (0..48)
+        .map(|i| format!("{}", 1.0 + i as f64 / 10.0))
+        .collect::<Vec<_>>();
+    let scaling = |kind: &str| {
+        format!(
+            r#""rope_scaling": {{"type": "{kind}", "short_factor": [{f}], "long_factor": [{f}]}}"#,
+            f = factors.join(", ")
+        )
+    };
+    let config = |model: &str, kind: &str| {
+        format!(
+            r#"{{"model_type": "{model}", "hidden_size": 3072, "num_attention_heads": 32, "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, {}}}"#,
+            scaling(kind)
+        )
+    };
+    let longrope = HfRope::from_config_json(&config("phi3", "longrope")).unwrap();
+    for (model, kind) in [("phi3", "su"), ("phi3", "yarn"), ("mistral", "su")] {
+        let got = HfRope::from_config_json(&config(model, kind)).unwrap();
+        assert_eq!(got.recipe, longrope.recipe, "{model} {kind}");
+    }
+    // "yarn" elsewhere is YaRN, which needs its own keys and is not LongRoPE.
+    match HfRope::from_config_json(&config("mistral", "yarn")) {
+        Ok(r) => assert_ne!(r.recipe.variant, longrope.recipe.variant),
+        Err(e) => assert!(e.to_string().contains("yarn"), "{e}"),
+    }
+}

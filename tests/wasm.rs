@@ -568,3 +568,271 @@ async fn rope_f16_and_f32_arrays() {
     let e = rope(&x16, plain("f64")).await.unwrap_err();
     assert!(e.contains("dtype \"f64\""), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Table recipes: `ropeFromConfig`, `frequenciesFor`, `tableFor` and `rope`'s recipe table
+// against the library's own `HfRope` / `TableRecipe` on the same config.json.
+
+/// Llama-3.1-8B's rope settings, as its config.json gives them (transformers 4.x form).
+const LLAMA31_CONFIG: &str = r#"{"hidden_size": 4096, "num_attention_heads": 32,
+  "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 131072,
+  "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+  "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}"#;
+
+/// Qwen2.5-7B with YaRN x4 (the attention factor 0.1·ln 4 + 1 multiplied into cos and sin).
+const QWEN25_YARN_CONFIG: &str = r#"{"hidden_size": 3584, "num_attention_heads": 28,
+  "max_position_embeddings": 131072, "rope_theta": 1000000.0,
+  "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}"#;
+
+/// Positions on both sides of Llama 3.1's original context (8192) and up to its extended one.
+const RECIPE_POSITIONS: [u64; 8] = [0, 1, 2047, 8191, 8192, 70000, 70001, 131071];
+
+/// FNV-1a of the Llama-3.1 table's cos and sin bits at [`RECIPE_POSITIONS`], exact and torch
+/// angles: the native library gives the same (`tests/web_recipes.rs` checks it natively).
+const LLAMA31_TABLE_FNV: [(&str, u64); 2] = [
+    ("exact", LLAMA31_TABLE_FNV_EXACT),
+    ("torch", LLAMA31_TABLE_FNV_TORCH),
+];
+const LLAMA31_TABLE_FNV_EXACT: u64 = 0x96c9_089d_6ce7_254f;
+const LLAMA31_TABLE_FNV_TORCH: u64 = 0x6235_cc50_e2a8_09e8;
+
+fn table_fnv(cos: &[f32], sin: &[f32]) -> u64 {
+    let bits: Vec<u16> = cos
+        .iter()
+        .chain(sin)
+        .flat_map(|v| {
+            let b = v.to_bits();
+            [b as u16, (b >> 16) as u16]
+        })
+        .collect();
+    fnv1a(&bits)
+}
+
+fn field(o: &JsValue, k: &str) -> JsValue {
+    Reflect::get(o, &k.into()).expect("a property")
+}
+
+fn message(e: JsValue) -> String {
+    e.dyn_into::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|v| format!("not an Error: {v:?}"))
+}
+
+fn f32s(v: JsValue) -> Vec<f32> {
+    v.dyn_into::<Float32Array>()
+        .expect("a Float32Array")
+        .to_vec()
+}
+
+/// The recipe `ropeFromConfig` reads from Llama-3.1's config.json is the native
+/// `HfRope::from_config_json`'s: the same head dim, pairing and attention factor, the same
+/// inverse frequencies (bits) at several largest positions, and `tableFor` gives the same
+/// cos/sin bits as `TableRecipe::table_per_token`, in exact and torch angles, whose hash is
+/// the native build's.
+#[wasm_bindgen_test]
+fn config_recipe_equals_native_bit_for_bit() {
+    let native = bfrope::HfRope::from_config_json(LLAMA31_CONFIG).expect("native config");
+    let cfg = bfrope::web::rope_from_config(LLAMA31_CONFIG).expect("ropeFromConfig");
+    assert_eq!(field(&cfg, "headDim").as_f64(), Some(128.0));
+    assert_eq!(field(&cfg, "pairing").as_string().as_deref(), Some("half"));
+    assert_eq!(field(&cfg, "attentionFactor").as_f64(), Some(1.0));
+    assert_eq!(
+        field(&cfg, "maxPositionEmbeddings").as_f64(),
+        Some(131072.0)
+    );
+    let recipe = field(&cfg, "recipe");
+    assert_eq!(field(&recipe, "rotaryDim").as_f64(), Some(128.0));
+    assert_eq!(field(&recipe, "base").as_f64(), Some(500000.0));
+    assert_eq!(
+        field(&recipe, "axes").as_string().as_deref(),
+        Some("single")
+    );
+    let variant = field(&recipe, "variant");
+    assert_eq!(
+        field(&variant, "type").as_string().as_deref(),
+        Some("llama3")
+    );
+    assert_eq!(
+        field(&variant, "originalMaxPositionEmbeddings").as_f64(),
+        Some(8192.0)
+    );
+
+    for max in [0u64, 8191, 131071] {
+        let f = bfrope::web::frequencies_for(recipe.clone(), max as f64).expect("frequenciesFor");
+        let got = field(&f, "invFreq")
+            .dyn_into::<js_sys::Float64Array>()
+            .expect("Float64Array")
+            .to_vec();
+        let (want, _) = native.recipe.frequencies(max).expect("native frequencies");
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want.inv_freq), "inv_freq at max {max}");
+        let wl = field(&f, "wavelength")
+            .dyn_into::<js_sys::Float64Array>()
+            .expect("Float64Array")
+            .to_vec();
+        // Llama 3.1 keeps its fastest frequency and divides the slowest by 8.
+        assert_eq!(wl[0], 2.0 * std::f64::consts::PI);
+        let default_last = 2.0 * std::f64::consts::PI * 500000f64.powf(126.0 / 128.0);
+        assert!((wl[63] / default_last - 8.0).abs() < 1e-9, "{}", wl[63]);
+    }
+
+    let positions: Array = RECIPE_POSITIONS
+        .iter()
+        .map(|&p| JsValue::from_f64(p as f64))
+        .collect();
+    for (angles, fnv) in LLAMA31_TABLE_FNV {
+        Reflect::set(&recipe, &"angles".into(), &angles.into()).expect("set angles");
+        let t = bfrope::web::table_for(recipe.clone(), positions.clone().into()).expect("tableFor");
+        let mut r = native.recipe.clone();
+        r.angles = angles.parse().expect("angle mode");
+        let want = r.table_per_token(&RECIPE_POSITIONS).expect("native table");
+        let (cos, sin) = (f32s(field(&t, "cos")), f32s(field(&t, "sin")));
+        let (wc, ws): (Vec<f32>, Vec<f32>) = want.cos_sin().iter().map(|&[c, s]| (c, s)).unzip();
+        let differ = cos
+            .iter()
+            .zip(&wc)
+            .chain(sin.iter().zip(&ws))
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        let hash = table_fnv(&cos, &sin);
+        console_log!(
+            "tableFor(llama3.1, {angles}): {} rows x {} pairs, {differ} values differ from the library's, fnv {hash:#018x}",
+            field(&t, "rows").as_f64().unwrap_or(0.0),
+            field(&t, "pairs").as_f64().unwrap_or(0.0)
+        );
+        assert_eq!(cos.len(), RECIPE_POSITIONS.len() * 64);
+        assert_eq!(
+            differ, 0,
+            "tableFor differs from TableRecipe::table_per_token"
+        );
+        assert_eq!(
+            hash, fnv,
+            "{angles} table hash differs from the native build's"
+        );
+    }
+}
+
+/// `rope(x, {table: recipe})` with Qwen2.5's YaRN recipe (attention factor in cos/sin) at
+/// scattered decode positions gives `cpu::apply`'s bits on the native recipe's table.
+#[wasm_bindgen_test]
+async fn rope_with_a_config_recipe() {
+    let native = bfrope::HfRope::from_config_json(QWEN25_YARN_CONFIG).expect("native config");
+    let cfg = bfrope::web::rope_from_config(QWEN25_YARN_CONFIG).expect("ropeFromConfig");
+    let attention = field(&cfg, "attentionFactor").as_f64().expect("a number");
+    assert!(
+        (attention - (0.1 * 4f64.ln() + 1.0)).abs() < 1e-15,
+        "{attention}"
+    );
+    let (b, h, s, d) = (2, 2, 3, 128);
+    let ids = vec![0, 5, 32767, 32768, 100000, 131071];
+    let x = random_bf16(31, b * h * s * d);
+    let positions = Positions::PerToken(ids.clone());
+    let (table, rows) = positions
+        .built_table(&native.recipe, b, s)
+        .expect("native table");
+    let call = RopeCall {
+        view: TensorView::bhsd(b, h, s, d),
+        rotation: Rotation {
+            pairing: Pairing::HalfSplit,
+            ..Rotation::new(d)
+        },
+        positions: &rows,
+        table: &table,
+    };
+    let got = rope(
+        &x,
+        obj(&[
+            ("dims", nums(&[b, s, h, d])),
+            ("layout", "bhsd".into()),
+            ("rotation", "half".into()),
+            ("positions", nums(&ids)),
+            ("positionsPer", "token".into()),
+            ("table", field(&cfg, "recipe")),
+        ]),
+    )
+    .await
+    .expect("rope with a recipe");
+    check_rope("qwen2.5 yarn recipe, per-token positions", &x, &got, &call);
+}
+
+/// Bad configs and recipes are refused with one sentence naming the key.
+#[wasm_bindgen_test]
+fn config_and_recipe_errors_name_the_key() {
+    let configs = [
+        (
+            LLAMA31_CONFIG.replace("\"llama3\"", "\"llama4\""),
+            "rope_type \"llama4\"",
+        ),
+        (
+            LLAMA31_CONFIG.replace("\"low_freq_factor\": 1.0,", ""),
+            "low_freq_factor",
+        ),
+        (
+            LLAMA31_CONFIG.replace("\"head_dim\": 128", "\"head_dim\": \"128\""),
+            "head_dim",
+        ),
+        ("{\"rope_theta\": ".to_string(), "not valid JSON"),
+    ];
+    for (json, needle) in configs {
+        let err = message(bfrope::web::rope_from_config(&json).expect_err("refused"));
+        console_log!("refused config: {err}");
+        assert!(err.contains(needle), "{err:?} should name {needle:?}");
+    }
+    let recipes: Vec<(JsValue, &str)> = vec![
+        (
+            obj(&[("rotary_dim", JsValue::from_f64(64.0))]),
+            "unknown key \"rotary_dim\"",
+        ),
+        (
+            obj(&[("base", JsValue::from_f64(1e4))]),
+            "recipe.rotaryDim is missing",
+        ),
+        (
+            obj(&[
+                ("rotaryDim", JsValue::from_f64(64.0)),
+                (
+                    "variant",
+                    obj(&[("type", "yarn".into()), ("factor", JsValue::from_f64(4.0))]),
+                ),
+            ]),
+            "recipe.variant.originalMaxPositionEmbeddings is missing",
+        ),
+        (
+            obj(&[
+                ("rotaryDim", JsValue::from_f64(64.0)),
+                ("variant", "yarn".into()),
+            ]),
+            "needs its parameters",
+        ),
+        (
+            obj(&[
+                ("rotaryDim", JsValue::from_f64(8.0)),
+                (
+                    "variant",
+                    obj(&[
+                        ("type", "longrope".into()),
+                        ("shortFactor", nums(&[1, 1, 1])),
+                        ("longFactor", nums(&[1, 2, 3, 4])),
+                        ("originalMaxPositionEmbeddings", JsValue::from_f64(4096.0)),
+                        ("factor", JsValue::from_f64(32.0)),
+                    ]),
+                ),
+            ]),
+            "short_factor holds 3 values",
+        ),
+        (
+            obj(&[
+                ("rotaryDim", JsValue::from_f64(64.0)),
+                ("axes", "radial:1,2".into()),
+            ]),
+            "recipe.axes \"radial:1,2\"",
+        ),
+    ];
+    let positions: JsValue = nums(&[0, 1]);
+    for (recipe, needle) in recipes {
+        let err = message(bfrope::web::table_for(recipe, positions.clone()).expect_err("refused"));
+        console_log!("refused recipe: {err}");
+        assert!(err.contains(needle), "{err:?} should name {needle:?}");
+        assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    }
+}

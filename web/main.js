@@ -1,5 +1,7 @@
 // The bfrope page: controls, visualisations and live conformance, all through the wasm package.
-import init, { backend_info, build_table, rope, rope_bf16, run_conformance, precision_maps } from './pkg/bfrope.js';
+import init, {
+  backend_info, build_table, rope, rope_bf16, run_conformance, precision_maps, ropeFromConfig, frequenciesFor, tableFor,
+} from './pkg/bfrope.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,6 +79,171 @@ function drawTable(p, table) {
   ctx.fillStyle = '#5b6573'; ctx.fillText('pair i →', W / 2 - 20, H - 8);
   const beyond = lam.filter((l) => l > ctxLen).length;
   ctx.fillText(`${beyond} of ${pairs} pairs never complete a turn`, pad.l + 6, pad.t + 12);
+}
+
+
+// ---- scaling variants --------------------------------------------------------------------------
+// Real models' rope settings, as their config.json files give them (only the keys that matter).
+const BUILTIN_CONFIGS = {
+  llama31: {
+    name: 'Llama-3.1-8B',
+    json: {
+      model_type: 'llama', hidden_size: 4096, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128,
+      max_position_embeddings: 131072, rope_theta: 500000.0,
+      rope_scaling: { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 },
+    },
+  },
+  qwen25: {
+    // Qwen2.5-7B-Instruct's config.json with the rope_scaling its model card adds for 128K contexts.
+    name: 'Qwen2.5-7B + YaRN ×4',
+    json: {
+      model_type: 'qwen2', hidden_size: 3584, num_attention_heads: 28, num_key_value_heads: 4,
+      max_position_embeddings: 32768, rope_theta: 1000000.0,
+      rope_scaling: { type: 'yarn', factor: 4.0, original_max_position_embeddings: 32768 },
+    },
+  },
+  phi3: {
+    // Phi-3-vision-128k-instruct's factors (its config names the type "su", which transformers and bfrope read as "longrope").
+    name: 'Phi-3-vision-128k (LongRoPE)',
+    json: {
+      model_type: 'phi3', hidden_size: 3072, num_attention_heads: 32, num_key_value_heads: 32,
+      max_position_embeddings: 131072, original_max_position_embeddings: 4096, rope_theta: 10000.0,
+      rope_scaling: {
+        type: 'longrope',
+        long_factor: [1.0299999713897705, 1.0499999523162842, 1.0499999523162842, 1.0799999237060547, 1.2299998998641968,
+          1.2299998998641968, 1.2999999523162842, 1.4499999284744263, 1.5999999046325684, 1.6499998569488525,
+          1.8999998569488525, 2.859999895095825, 3.68999981880188, 5.419999599456787, 5.489999771118164, 5.489999771118164,
+          9.09000015258789, 11.579999923706055, 15.65999984741211, 15.769999504089355, 15.789999961853027,
+          18.360000610351562, 21.989999771118164, 23.079999923706055, 30.009998321533203, 32.35000228881836,
+          32.590003967285156, 35.56000518798828, 39.95000457763672, 53.840003967285156, 56.20000457763672,
+          57.95000457763672, 59.29000473022461, 59.77000427246094, 59.920005798339844, 61.190006256103516,
+          61.96000671386719, 62.50000762939453, 63.3700065612793, 63.48000717163086, 63.48000717163086, 63.66000747680664,
+          63.850006103515625, 64.08000946044922, 64.760009765625, 64.80001068115234, 64.81001281738281, 64.81001281738281],
+        short_factor: [1.05, 1.05, 1.05, 1.1, 1.1, 1.1, 1.2500000000000002, 1.2500000000000002, 1.4000000000000004,
+          1.4500000000000004, 1.5500000000000005, 1.8500000000000008, 1.9000000000000008, 2.000000000000001,
+          2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001,
+          2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001,
+          2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001, 2.000000000000001,
+          2.1000000000000005, 2.1000000000000005, 2.2, 2.3499999999999996, 2.3499999999999996, 2.3499999999999996,
+          2.3499999999999996, 2.3999999999999995, 2.3999999999999995, 2.6499999999999986, 2.6999999999999984,
+          2.8999999999999977, 2.9499999999999975, 3.049999999999997, 3.049999999999997, 3.049999999999997],
+      },
+    },
+  },
+};
+window.BFROPE_CONFIGS = BUILTIN_CONFIGS; // for other scripts (and the page test)
+let fileConfig = null; // {name, text} of the last config.json loaded from a file
+
+// An example recipe of each rope type, on the page's base, head_dim and table mode.
+function exampleRecipe(kind, p) {
+  const num = (id, lo, hi, d) => { const v = Number($(id).value); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : d; };
+  const factor = num('v-factor', 1, 1024, 4), orig = Math.round(num('v-orig', 16, 2 ** 20, 4096)), n = p.d / 2;
+  const ramp = (i) => (n > 1 ? i / (n - 1) : 0);
+  const variant = {
+    default: { type: 'default' },
+    linear: { type: 'linear', factor },
+    dynamic: { type: 'dynamic', factor, maxPositionEmbeddings: orig },
+    yarn: { type: 'yarn', factor, originalMaxPositionEmbeddings: orig },
+    llama3: { type: 'llama3', factor, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: orig },
+    // Factors growing from 1 (fast pairs kept) to the whole factor (slow pairs), as searched ones roughly do.
+    longrope: {
+      type: 'longrope', factor, originalMaxPositionEmbeddings: orig,
+      shortFactor: Array.from({ length: n }, (_, i) => 1 + 0.5 * ramp(i) ** 2),
+      longFactor: Array.from({ length: n }, (_, i) => 1 + (factor - 1) * ramp(i) ** 1.5),
+    },
+  }[kind];
+  return {
+    label: `example ${kind}`, source: 'example', pairing: null,
+    recipe: { base: p.base, rotaryDim: p.d, variant, angles: p.mode }, orig, extended: Math.round(orig * factor),
+  };
+}
+
+// A recipe from a config.json's text (throws the library's sentence naming the key).
+function configRecipe(label, source, text) {
+  const c = ropeFromConfig(text), v = c.recipe.variant;
+  const orig = v.originalMaxPositionEmbeddings ?? v.maxPositionEmbeddings ?? c.maxPositionEmbeddings ?? 4096;
+  const extended = Math.max(c.maxPositionEmbeddings ?? 0, v.factor ? Math.round(orig * v.factor) : 0, orig);
+  return { label, source, pairing: c.pairing, recipe: c.recipe, orig, extended };
+}
+
+function selectedRecipe(p) {
+  const which = $('variant').value;
+  if (which.startsWith('cfg:')) {
+    const b = BUILTIN_CONFIGS[which.slice(4)];
+    return configRecipe(b.name, 'builtin', JSON.stringify(b.json));
+  }
+  if (which === 'file') {
+    if (!fileConfig) throw new Error('choose a config.json file with the file input');
+    return configRecipe(fileConfig.name, 'config.json', fileConfig.text);
+  }
+  return exampleRecipe(which, p);
+}
+
+function drawVariants() {
+  const p = params(), info = $('variant-info'), cv = $('variants'), ctx = cv.getContext('2d'), W = cv.width, H = cv.height;
+  const pad = { l: 48, r: 150, t: 12, b: 30 };
+  info.dataset.selected = $('variant').value;
+  // factor and original context shape the examples only; a config.json says its own.
+  $('v-factor').disabled = $('v-orig').disabled = $('variant').value.startsWith('cfg:') || $('variant').value === 'file';
+  let sel, fr, frOrig, def, check;
+  try {
+    sel = selectedRecipe(p);
+    const r = sel.recipe;
+    fr = frequenciesFor(r, sel.extended - 1);
+    frOrig = frequenciesFor(r, sel.orig - 1);
+    def = frequenciesFor({ base: r.base, rotaryDim: r.rotaryDim, angles: r.angles }, 0);
+    // tableFor at position 0: cos is the attention factor there, rounded once to f32.
+    if (!r.axes || r.axes === 'single') {
+      const t = tableFor(r, [0, sel.extended - 1]);
+      check = { cos0: t.cos[0], ok: t.cos[0] === Math.fround(fr.attentionFactor) };
+    }
+  } catch (e) {
+    axes(ctx, W, H, pad);
+    ctx.fillStyle = '#b3261e'; ctx.font = '13px system-ui, sans-serif';
+    ctx.fillText(String(e.message ?? e).slice(0, 120), pad.l + 8, H / 2);
+    info.dataset.variant = ''; info.dataset.error = String(e.message ?? e); info.dataset.source = sel?.source ?? '';
+    info.textContent = `${$('variant').selectedOptions[0]?.textContent ?? ''}: ${e.message ?? e}`;
+    return;
+  }
+  const wl = fr.wavelength, wlOrig = frOrig.wavelength, wd = def.wavelength, n = wl.length;
+  axes(ctx, W, H, pad);
+  const all = [...wl, ...wlOrig, ...wd, sel.orig, sel.extended];
+  const lo = Math.floor(Math.log10(Math.min(...all, 1))), hi = Math.ceil(Math.log10(Math.max(...all) * 1.5));
+  const Y = (v) => H - pad.b - ((Math.log10(v) - lo) / (hi - lo)) * (H - pad.t - pad.b);
+  const X = (i) => pad.l + ((i + 0.5) / n) * (W - pad.l - pad.r);
+  for (let e = lo; e <= hi; e++) {
+    ctx.strokeStyle = '#eef0f3'; ctx.beginPath(); ctx.moveTo(pad.l, Y(10 ** e)); ctx.lineTo(W - pad.r, Y(10 ** e)); ctx.stroke();
+    ctx.fillStyle = '#5b6573'; ctx.fillText(`1e${e}`, 8, Y(10 ** e) + 4);
+  }
+  const line = (v, colour, width, dash) => {
+    ctx.strokeStyle = colour; ctx.lineWidth = width; ctx.setLineDash(dash); ctx.beginPath();
+    v.forEach((w, i) => (i ? ctx.lineTo(X(i), Y(w)) : ctx.moveTo(X(i), Y(w))));
+    ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
+  };
+  const hline = (v, colour, label) => {
+    ctx.strokeStyle = colour; ctx.setLineDash([6, 4]); ctx.beginPath(); ctx.moveTo(pad.l, Y(v)); ctx.lineTo(W - pad.r, Y(v)); ctx.stroke(); ctx.setLineDash([]);
+    ctx.fillStyle = colour; ctx.fillText(label, W - pad.r + 6, Y(v) + 4);
+  };
+  hline(sel.orig, '#5b6573', `original ${sel.orig.toLocaleString('en')}`);
+  hline(sel.extended, '#b3261e', `extended ${sel.extended.toLocaleString('en')}`);
+  line(wd, '#9aa4b1', 2, []);
+  const differsInside = wlOrig.some((w, i) => w !== wl[i]);
+  if (differsInside) line(wlOrig, '#d98a2b', 1.5, [4, 3]);
+  line(wl, '#2f6fd6', 2.5, []);
+  ctx.fillStyle = '#5b6573'; ctx.fillText(`pair i → (${n} pairs, rotary dim ${sel.recipe.rotaryDim})`, pad.l + 4, H - 10);
+  ctx.fillText('wavelength 2π/θᵢ (positions per turn)', pad.l + 6, pad.t + 10);
+  const key = [['#9aa4b1', 'default'], ['#2f6fd6', `${sel.recipe.variant.type} at extended`]];
+  if (differsInside) key.push(['#d98a2b', `${sel.recipe.variant.type} at original`]);
+  key.forEach(([c, t], k) => { ctx.fillStyle = c; ctx.fillRect(W - pad.r + 6, H - pad.b - 14 * (key.length - k) - 30, 12, 3); ctx.fillStyle = '#5b6573'; ctx.fillText(t, W - pad.r + 22, H - pad.b - 14 * (key.length - k) - 26); });
+  const stretched = wl.filter((w, i) => w > wd[i] * (1 + 1e-12)).length;
+  const beyond = (v) => v.filter((w) => w > sel.orig).length;
+  info.dataset.variant = sel.recipe.variant.type; info.dataset.source = sel.source; info.dataset.error = '';
+  info.dataset.rotaryDim = String(sel.recipe.rotaryDim); info.dataset.attention = String(fr.attentionFactor);
+  info.textContent = `${sel.label}: rope_type ${sel.recipe.variant.type}, base ${sel.recipe.base}, rotary dim ${sel.recipe.rotaryDim}` +
+    `${sel.pairing ? `, ${sel.pairing === 'half' ? 'half-split' : 'interleaved'} pairs` : ''}${sel.recipe.axes && sel.recipe.axes !== 'single' ? `, axes ${sel.recipe.axes}` : ''}; ` +
+    `${stretched} of ${n} pairs stretched at ${sel.extended.toLocaleString('en')} positions; pairs slower than the original context: ` +
+    `${beyond(wd)} by default, ${beyond(wl)} scaled; attention factor ${fr.attentionFactor.toFixed(6)}` +
+    (check ? ` (tableFor: cos at position 0 = ${check.cos0}${check.ok ? ', the factor rounded once' : ' — NOT the factor (a bug)'})` : '') + '.';
 }
 
 // ---- phasors -----------------------------------------------------------------------------------
@@ -179,10 +346,13 @@ async function computePrecision(p, gen) {
   for (const [which, first] of [['short', p.offset], ['long', long]]) {
     const m = await precision_maps(p.base, p.d, first, rows, p.mode, 8, 1);
     if (gen !== generation) return;
-    for (const method of ['kernel', 'f32', 'bf16']) {
-      const cv = $(`err-${method}-${which}`);
+    for (const method of ['kernel', 'hf', 'f32']) {
+      const cv = $(`err-${method}-${which}`), n = m.differ[method];
       drawGrid(cv, m.rows, m.pairs, (r, c) => m[method][r * m.pairs + c] / ERR_MAX, heat);
-      cv.nextElementSibling.querySelector('span').textContent = `(positions ${first}…${first + rows - 1}): max ${m.max[method].toFixed(3)} ulp`;
+      cv.dataset.differ = String(n); cv.dataset.outputs = String(m.outputs); cv.dataset.max = String(m.max[method]);
+      const share = (100 * n) / m.outputs;
+      cv.nextElementSibling.querySelector('span').textContent = `positions ${first}…${first + rows - 1}: max ${m.max[method] < 10 ? m.max[method].toFixed(3) : Math.round(m.max[method]).toLocaleString('en')} ulp; ` +
+        `${n.toLocaleString('en')} of ${m.outputs.toLocaleString('en')} outputs (${share < 0.1 && n ? share.toFixed(3) : share.toFixed(1)}%) differ from exact`;
     }
   }
   const sc = $('err-scale'), ctx = sc.getContext('2d');
@@ -233,6 +403,7 @@ async function update() {
     table = build_table(p.base, p.d, p.offset, p.seq, p.mode);
   } catch (e) { $('backend').textContent = `invalid parameters: ${e}`; return; }
   drawTable(p, table); // synchronous: the page is usable from here
+  drawVariants();
   await backendReady;
   if (gen !== generation) return;
   try {
@@ -272,6 +443,14 @@ async function main() {
   $('pos').addEventListener('input', () => { playing = false; $('play').textContent = 'play'; pos = Number($('pos').value); drawPhasors(); });
   $('play').addEventListener('click', () => { playing = !playing; $('play').textContent = playing ? 'pause' : 'play'; });
   $('full').addEventListener('click', () => conformance(true));
+  for (const id of ['variant', 'v-factor', 'v-orig']) $(id).addEventListener('change', drawVariants);
+  $('config-file').addEventListener('change', async (ev) => {
+    const f = ev.target.files?.[0];
+    if (!f) return;
+    fileConfig = { name: f.name, text: await f.text() };
+    $('variant').value = 'file';
+    drawVariants();
+  });
   const first = update();
   document.body.dataset.interactiveMs = performance.now().toFixed(0); // since navigation start
   requestAnimationFrame(tick);

@@ -1,5 +1,6 @@
-//! The CPU path's fast inner loop: blocks of interleaved pairs rotated by branch-free code the
-//! compiler vectorises, with the same proof-then-fallback structure as the GPU kernel. Every
+//! The CPU path's fast inner loop: blocks of interleaved pairs, or of half-split pairs (two
+//! contiguous runs of a head, [`rotate_halves`]), rotated by branch-free code the compiler
+//! vectorises, with the same proof-then-fallback structure as the GPU kernel. Every
 //! output the fast path cannot prove is recomputed by the exact scalar reference
 //! ([`super::rotate_pair`]), so the bits are those of the reference everywhere.
 //!
@@ -223,6 +224,93 @@ pub(crate) fn rotate_pairs_from(
     from_body(src, dst, cs, direction)
 }
 
+/// One block of half-split pairs: `x0s[i]` pairs with `x1s[i]` (two contiguous runs of a
+/// head, `(x[i], x[i + R/2])`), rotated in place by `cs[i]` with the lanes of [`block`]; the
+/// undecided pairs again by the exact reference, from the values read before the block.
+#[inline(always)]
+fn halves_block_then_fallback(
+    x0s: &mut [u16],
+    x1s: &mut [u16],
+    cs: &[[f32; 2]],
+    sin_sign: f32,
+    direction: Direction,
+) {
+    let a: [u16; BLOCK] = (&*x0s).try_into().expect("a block of x0");
+    let b: [u16; BLOCK] = (&*x1s).try_into().expect("a block of x1");
+    let cs: &[[f32; 2]; BLOCK] = cs.try_into().expect("a block of table pairs");
+    let mut y0 = [0u16; BLOCK];
+    let mut y1 = [0u16; BLOCK];
+    let mut undecided = [0u16; BLOCK];
+    for i in 0..BLOCK {
+        let p = widen(a[i]);
+        let q = widen(b[i]);
+        let c = cs[i][0] as f64;
+        let s = (cs[i][1] * sin_sign) as f64;
+        let (r0, f0) = round_fast(p * c + q * -s);
+        let (r1, f1) = round_fast(p * s + q * c);
+        y0[i] = r0;
+        y1[i] = r1;
+        undecided[i] = f0 | f1;
+    }
+    let mut mask = undecided
+        .iter()
+        .enumerate()
+        .fold(0u32, |m, (i, &u)| m | (u as u32) << i);
+    x0s.copy_from_slice(&y0);
+    x1s.copy_from_slice(&y1);
+    while mask != 0 {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        let [c, s] = cs[i];
+        let (r0, r1) = super::rotate_pair(a[i], b[i], c, s, direction);
+        x0s[i] = r0;
+        x1s[i] = r1;
+    }
+}
+
+/// The loop over the two halves of a head: fast blocks, the tail by the exact reference.
+#[inline(always)]
+fn halves_body(x0s: &mut [u16], x1s: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    let sign = sin_sign(direction);
+    let mut ab = x0s.chunks_exact_mut(BLOCK);
+    let mut bb = x1s.chunks_exact_mut(BLOCK);
+    let mut cb = cs.chunks_exact(BLOCK);
+    for ((a, b), c) in (&mut ab).zip(&mut bb).zip(&mut cb) {
+        halves_block_then_fallback(a, b, c, sign, direction);
+    }
+    let tail = ab.into_remainder().iter_mut().zip(bb.into_remainder());
+    for ((p, q), &[c, s]) in tail.zip(cb.remainder()) {
+        (*p, *q) = super::rotate_pair(*p, *q, c, s, direction);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must support AVX2.
+unsafe fn halves_avx2(x0s: &mut [u16], x1s: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+    halves_body(x0s, x1s, cs, direction)
+}
+
+/// Rotates half-split pairs in place: `x0s[i]` with `x1s[i]` by the angle of `cs[i]` (all
+/// three of one length), bit for bit as [`super::rotate_pair`] does pair by pair.
+pub(crate) fn rotate_halves(
+    x0s: &mut [u16],
+    x1s: &mut [u16],
+    cs: &[[f32; 2]],
+    direction: Direction,
+) {
+    debug_assert_eq!(x0s.len(), cs.len());
+    debug_assert_eq!(x1s.len(), cs.len());
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 is present, checked just above.
+        unsafe { halves_avx2(x0s, x1s, cs, direction) };
+        return;
+    }
+    halves_body(x0s, x1s, cs, direction)
+}
+
 /// The portable bodies alone (no AVX2), for tests that compare them with the dispatched ones.
 #[cfg(test)]
 fn rotate_pairs_portable(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
@@ -277,6 +365,51 @@ mod tests {
                      scalar {w:#06x}, dispatched {f:#06x}, portable {p:#06x}",
                     i % 2
                 );
+            }
+        }
+    }
+
+    /// The half-split blocks (dispatched and portable) against `rotate_pair`, pair by pair,
+    /// for run lengths with and without a tail.
+    #[test]
+    fn halves_match_the_scalar_reference() {
+        let mut r = Bits(0x5851_F42D_4C95_7F2D);
+        for n in [1usize, 7, 8, 13, 64] {
+            for _ in 0..2_000 {
+                let x: Vec<u16> = (0..2 * n).map(|_| r.next() as u16).collect();
+                let cs: Vec<[f32; 2]> = (0..n)
+                    .map(|_| {
+                        let v = r.next();
+                        [f32::from_bits(v as u32), f32::from_bits((v >> 32) as u32)]
+                    })
+                    .collect();
+                for direction in [Direction::Forward, Direction::Inverse] {
+                    let (a, b) = x.split_at(n);
+                    let want: Vec<(u16, u16)> = a
+                        .iter()
+                        .zip(b)
+                        .zip(&cs)
+                        .map(|((&p, &q), &[c, s])| super::super::rotate_pair(p, q, c, s, direction))
+                        .collect();
+                    let mut fast = x.clone();
+                    let (f0, f1) = fast.split_at_mut(n);
+                    rotate_halves(f0, f1, &cs, direction);
+                    let mut portable = x.clone();
+                    let (p0, p1) = portable.split_at_mut(n);
+                    halves_body(p0, p1, &cs, direction);
+                    for (i, &(w0, w1)) in want.iter().enumerate() {
+                        assert_eq!(
+                            (fast[i], fast[n + i]),
+                            (w0, w1),
+                            "dispatched, n {n} pair {i}"
+                        );
+                        assert_eq!(
+                            (portable[i], portable[n + i]),
+                            (w0, w1),
+                            "portable, n {n} pair {i}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::dtype::{Bits, Dtype};
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
-use crate::gpu::kernels::RopeKernels;
+use crate::gpu::kernels::{KernelKey, RopeKernels};
 use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
 use crate::spec::RopeCall;
 use crate::table::RopeTable;
@@ -392,8 +392,9 @@ impl Gpu {
     /// rotary_dim, come back bit for bit. Any view, pairing, rotary_dim and positions; any
     /// size up to the device's `max_buffer_size` (the library splits the work over the
     /// binding and grid limits; data moves through bounded staging). Contiguous BSHD
-    /// interleaved whole-head calls at an offset ([`RopeCall::contiguous`]) take the fast
-    /// kernels, others the general kernel.
+    /// and BHSD whole-head calls at an offset ([`RopeCall::contiguous_pairs`]; bf16 or f16,
+    /// half-split with pairs per head a multiple of 8) take the vec4 kernels, others (and
+    /// every f32 call) the general kernel.
     pub async fn apply<E: Bits>(&self, call: &RopeCall<'_>, x: &[E]) -> Result<Vec<E>> {
         call.rotation.dtype.check_bits::<E>()?;
         call.validate(x.len())?;
@@ -467,10 +468,16 @@ impl Rotator<'_> {
                 self.host_table.pairs()
             )));
         }
-        let contiguous = call
-            .contiguous()
-            .filter(|_| call.rotation.dtype != Dtype::F32);
-        if let Some((shape, row_offset)) = contiguous {
+        let contiguous = call.contiguous_pairs().filter(|(shape, _, pairing)| {
+            KernelKey::for_contiguous(
+                shape,
+                *pairing,
+                call.rotation.precision,
+                call.rotation.dtype,
+            )
+            .is_some()
+        });
+        if let Some((shape, row_offset, pairing)) = contiguous {
             // The fast kernels (bf16 and f16) rotate the tensor alone; the rest of the buffer
             // is copied here.
             let span = shape.elements();
@@ -495,6 +502,7 @@ impl Rotator<'_> {
                                 direction: rotation.direction,
                                 precision: rotation.precision,
                                 dtype: rotation.dtype,
+                                pairing,
                             },
                         )
                     },

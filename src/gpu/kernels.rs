@@ -25,6 +25,9 @@ struct CopyParams {
     pad: [u32; 3],
 }
 
+/// One dispatch of a contiguous plan: its bind group and grid.
+type ContiguousDispatch = (wgpu::BindGroup, (u32, u32, u32));
+
 /// One dispatch of the copy: its pipeline, bind group and grid.
 type CopyDispatch = (wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32));
 
@@ -36,6 +39,9 @@ pub enum Kernel {
     /// Contiguous BSHD, interleaved, whole head: four words per invocation, 16-byte accesses
     /// (pairs per head a multiple of 4).
     Vec4,
+    /// Contiguous, half-split pairs over the whole head: 8 elements of each half per
+    /// invocation, 16-byte accesses (pairs per head a multiple of 8).
+    Vec4Half,
     /// Any view, pairing and rotary_dim, any positions: one pair per invocation, out of place
     /// or in place (its own module: WebGPU bindings may not alias), one view or two (q and k
     /// in one dispatch).
@@ -65,17 +71,40 @@ pub struct KernelKey {
 }
 
 impl KernelKey {
-    /// The widest contiguous variant the shape allows.
-    pub fn for_shape(shape: &RopeShape, precision: Precision, dtype: Dtype) -> Self {
-        // The vec4 kernel divides in-token indices with an f32 reciprocal: exact below 2^24,
-        // and its x grid must fit one dimension.
+    /// The widest contiguous variant the shape allows (interleaved pairs, bf16 or f16; f32
+    /// has no contiguous kernel and takes the general one).
+    pub fn for_shape(shape: &RopeShape, precision: Precision, dtype: Dtype) -> Option<Self> {
+        Self::for_contiguous(shape, Pairing::Interleaved, precision, dtype)
+    }
+
+    /// The contiguous kernel for `shape` with `pairing` and `dtype`, if there is one: f32
+    /// never (one element per word: the general kernel's f32 modules); for bf16 and f16,
+    /// interleaved, the vec4 kernel (pairs per head a multiple of 4) or else the scalar one;
+    /// half-split, the half-split vec4 kernel when pairs per head is a multiple of 8 (else
+    /// `None`: the general kernel serves it).
+    pub fn for_contiguous(
+        shape: &RopeShape,
+        pairing: Pairing,
+        precision: Precision,
+        dtype: Dtype,
+    ) -> Option<Self> {
+        if dtype == Dtype::F32 {
+            return None;
+        }
+        // The vec4 kernels divide in-token indices with an f32 reciprocal: exact below 2^24.
         let token_words = shape.heads * shape.pairs();
-        let vec4 = shape.pairs() % 4 == 0 && token_words < (1 << 24);
-        Self {
+        let small = token_words < (1 << 24);
+        let kernel = match pairing {
+            Pairing::Interleaved if shape.pairs() % 4 == 0 && small => Kernel::Vec4,
+            Pairing::Interleaved => Kernel::Scalar,
+            Pairing::HalfSplit if shape.pairs() % 8 == 0 && small => Kernel::Vec4Half,
+            Pairing::HalfSplit => return None,
+        };
+        Some(Self {
             precision,
             dtype,
-            kernel: if vec4 { Kernel::Vec4 } else { Kernel::Scalar },
-        }
+            kernel,
+        })
     }
 
     /// A label naming the kernel and its constants, shown in validation errors.
@@ -88,6 +117,7 @@ impl KernelKey {
         match self.kernel {
             Kernel::Scalar => format!("bfrope::rope_scalar[{mode},wg={WORKGROUP_SIZE}]"),
             Kernel::Vec4 => format!("bfrope::rope_vec4[{mode},wg={WORKGROUP_SIZE}]"),
+            Kernel::Vec4Half => format!("bfrope::rope_vec4_half[{mode},wg={WORKGROUP_SIZE}]"),
             Kernel::General {
                 pairing,
                 in_place,
@@ -120,8 +150,8 @@ struct ViewCacheKey {
 #[derive(Debug)]
 pub struct RopeKernels {
     device: wgpu::Device,
-    /// Scalar (index 0) and vec4 (index 1).
-    variants: [RopeVariant; 2],
+    /// Scalar (index 0), vec4 (index 1) and half-split vec4 (index 2).
+    variants: [RopeVariant; 3],
     /// The general modules, built on first use: index 4·words + 2·in_place + (views − 1),
     /// then the f32 modules at 8 + 2·in_place + (views − 1).
     general: [std::sync::OnceLock<RopeVariant>; 12],
@@ -131,6 +161,9 @@ pub struct RopeKernels {
     /// [`VIEW_CACHE_ENTRIES`] entries (cleared when full); an entry keeps its buffers alive.
     view_cache: Mutex<HashMap<ViewCacheKey, wgpu::BindGroup>>,
     copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
+    /// Benchmark-only vec4 variants ([`RopeKernels::record_timed_variant`]), by source and
+    /// precision.
+    variant_pipelines: Mutex<HashMap<(String, Precision), wgpu::ComputePipeline>>,
     limits: PlanLimits,
 }
 
@@ -290,6 +323,13 @@ impl RopeKernels {
                 shaders::ROPE_VEC4_ENTRY,
                 16,
             ),
+            RopeVariant::contiguous(
+                device,
+                "rope_vec4_half",
+                shaders::rope_vec4_half_source(),
+                shaders::ROPE_VEC4_HALF_ENTRY,
+                16,
+            ),
         ];
         Self {
             device: device.clone(),
@@ -298,6 +338,7 @@ impl RopeKernels {
             view_cache: Mutex::new(HashMap::new()),
             general: Default::default(),
             copy: Mutex::new(None),
+            variant_pipelines: Mutex::new(HashMap::new()),
             limits: PlanLimits::of(device),
         }
     }
@@ -314,6 +355,7 @@ impl RopeKernels {
         match key.kernel {
             Kernel::Scalar => &self.variants[0],
             Kernel::Vec4 => &self.variants[1],
+            Kernel::Vec4Half => &self.variants[2],
             Kernel::General {
                 in_place,
                 views,
@@ -405,6 +447,71 @@ impl RopeKernels {
         self.record_plan(encoder, args, &plan, Some(timestamps))
     }
 
+    /// Benchmarks only: [`record_timed`](Self::record_timed) with the contiguous kernel's
+    /// module replaced by `source` (a complete module with the same entry point, bindings,
+    /// uniform block and grid as the kernel the plan picks), so `bfrope bench --variant` can
+    /// time kernel variants beside the built-in one in one process. Not part of the API.
+    #[doc(hidden)]
+    pub fn record_timed_variant(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        args: &RopeArgs,
+        timestamps: wgpu::ComputePassTimestampWrites,
+        source: &str,
+    ) -> Result<()> {
+        let plan = plan(args, self.limits)?;
+        let variant = self.variant(plan.key);
+        let pipeline = {
+            let mut cache = self
+                .variant_pipelines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            cache
+                .entry((source.to_string(), args.precision))
+                .or_insert_with(|| {
+                    let module = self
+                        .device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some("bfrope::variant"),
+                            source: wgpu::ShaderSource::Wgsl(source.to_string().into()),
+                        });
+                    let exact = match args.precision {
+                        Precision::Exact => 1.0,
+                        Precision::Fast => 0.0,
+                        Precision::Hf => 2.0,
+                    };
+                    self.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some("bfrope::variant"),
+                            layout: Some(&variant.pipeline_layout),
+                            module: &module,
+                            entry_point: Some(variant.entry),
+                            compilation_options: wgpu::PipelineCompilationOptions {
+                                constants: &[
+                                    ("EXACT", exact),
+                                    ("DTYPE", 0.0),
+                                    ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+                                ],
+                                zero_initialize_workgroup_memory: false,
+                            },
+                            cache: None,
+                        })
+                })
+                .clone()
+        };
+        let groups = self.contiguous_bind_groups(args, &plan, &plan.key.label())?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bfrope::variant"),
+            timestamp_writes: Some(timestamps),
+        });
+        pass.set_pipeline(&pipeline);
+        for (bind, grid) in &groups {
+            pass.set_bind_group(0, bind, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        }
+        Ok(())
+    }
+
     /// Records a call on any view ([`ViewArgs`]: strides and offset, pairing, rotary_dim,
     /// positions; q and k together; in place or not) with the general kernel, in a compute
     /// pass of its own in `encoder`. Every element of each view in its output is written
@@ -433,8 +540,9 @@ impl RopeKernels {
         Ok(())
     }
 
-    /// Checks a view call and returns the number of dispatches it takes: 1, or 2 when q and
-    /// k share a buffer one of them writes (bindings may not alias).
+    /// Checks a view call and returns the number of dispatches it takes: 1, 2 when q and
+    /// k share a buffer one of them writes (bindings may not alias), more when a view is
+    /// split over binding windows.
     pub fn validate_view(&self, args: &ViewArgs) -> Result<usize> {
         Ok(plan_view(args, self.limits)?.len())
     }
@@ -523,14 +631,34 @@ impl RopeKernels {
         let key = plan.key;
         let label = key.label();
         let pipeline = self.pipeline(key);
-        let groups = plan
-            .dispatches
+        let groups = self.contiguous_bind_groups(args, plan, &label)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&label),
+            timestamp_writes: timestamps,
+        });
+        pass.set_pipeline(&pipeline);
+        for (bind, grid) in &groups {
+            pass.set_bind_group(0, bind, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        }
+        Ok(())
+    }
+
+    /// The bind groups of a contiguous plan's dispatches, with their grids.
+    fn contiguous_bind_groups(
+        &self,
+        args: &RopeArgs,
+        plan: &Plan,
+        label: &str,
+    ) -> Result<Vec<ContiguousDispatch>> {
+        let variant = self.variant(plan.key);
+        plan.dispatches
             .iter()
             .map(|d| {
-                let uniform = self.uniform(&label, bytemuck::bytes_of(&d.params))?;
+                let uniform = self.uniform(label, bytemuck::bytes_of(&d.params))?;
                 let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&label),
-                    layout: &self.variant(key).layout,
+                    label: Some(label),
+                    layout: &variant.layout,
                     entries: &[
                         wgpu::BindGroupEntry {
                             binding: 0,
@@ -543,17 +671,7 @@ impl RopeKernels {
                 });
                 Ok((bind, d.grid))
             })
-            .collect::<Result<Vec<(wgpu::BindGroup, (u32, u32, u32))>>>()?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(&label),
-            timestamp_writes: timestamps,
-        });
-        pass.set_pipeline(&pipeline);
-        for (bind, grid) in &groups {
-            pass.set_bind_group(0, bind, &[]);
-            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-        }
-        Ok(())
+            .collect()
     }
 
     /// A uniform buffer holding `contents`, written through a mapping at creation; an

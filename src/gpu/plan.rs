@@ -34,6 +34,9 @@ pub struct RopeArgs<'a> {
     pub precision: Precision,
     /// bf16 or f16 (both packed two per word; f32 tensors take [`ViewArgs`]).
     pub dtype: Dtype,
+    /// Which elements pair up: interleaved (any shape) or half-split (pairs per head a
+    /// multiple of 8: the half-split vec4 kernel).
+    pub pairing: Pairing,
 }
 
 /// The uniform block of `rope.wgsl` (`Params`), byte for byte.
@@ -52,6 +55,10 @@ pub(crate) struct RopeParams {
     pub src_base: u32,
     pub table_base: u32,
     pub seq_start: u32,
+    pub units: u32,
+    pub chunk: u32,
+    pub group_tokens: u32,
+    pub inv_chunk: f32,
 }
 
 /// The device limits a plan respects.
@@ -147,7 +154,17 @@ pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// Splits a checked call into dispatches (no buffers needed: unit-testable).
 pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
-    let key = KernelKey::for_shape(shape, args.precision, args.dtype);
+    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
+        .ok_or_else(|| Error::Shape {
+            shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
+            reason: match args.dtype {
+                Dtype::F32 => "f32 tensors have no contiguous kernel (one element per word); the general kernel (record_view) takes them".to_string(),
+                _ => format!(
+                    "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 8; the general kernel (record_view) takes any",
+                    shape.pairs()
+                ),
+            },
+        })?;
     let token_words = (shape.heads * shape.pairs()) as u64;
     let token_bytes = token_words * 4;
     let row_bytes = shape.pairs() as u64 * 8;
@@ -156,13 +173,13 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let dim = limits.max_workgroups_per_dim as u64;
     let wg = WORKGROUP_SIZE as u64;
     // Tokens one grid can cover.
-    let by_grid = if key.kernel == Kernel::Vec4 {
-        if token_words.div_ceil(4 * wg) > dim {
+    let by_grid = if let Some((units, _, group)) = vec4_units(key.kernel, token_words) {
+        if units.div_ceil(wg) > dim {
             return Err(Error::Limit(format!(
                 "one token of {token_words} words needs more than {dim} workgroups"
             )));
         }
-        dim * dim
+        dim * dim * group
     } else {
         dim * dim * wg / token_words
     };
@@ -191,6 +208,18 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
         dispatches.push(dispatch(args, key, r, align, limits)?);
     }
     Ok(Plan { key, dispatches })
+}
+
+/// The vec4 kernels' grid for tokens of `token_words` words: (units per token, units per
+/// workgroup row, tokens per workgroup); `None` for the scalar kernel.
+fn vec4_units(kernel: Kernel, token_words: u64) -> Option<(u64, u64, u64)> {
+    let units = match kernel {
+        Kernel::Vec4 => token_words / 4,
+        Kernel::Vec4Half => token_words / 8,
+        _ => return None,
+    };
+    let chunk = units.min(WORKGROUP_SIZE as u64);
+    Some((units, chunk, WORKGROUP_SIZE as u64 / chunk))
 }
 
 fn dispatch(
@@ -224,9 +253,10 @@ fn dispatch(
     }
     let words = r.tokens as u64 * token_words;
     let dim = limits.max_workgroups_per_dim;
-    let grid = if key.kernel == Kernel::Vec4 {
-        let gx = (token_words as u32).div_ceil(4 * WORKGROUP_SIZE);
-        let (gy, gz) = dispatch_grid(r.tokens as u32, dim)?;
+    let (units, chunk, group) = vec4_units(key.kernel, token_words).unwrap_or((0, 1, 1));
+    let grid = if units > 0 {
+        let gx = units.div_ceil(chunk) as u32;
+        let (gy, gz) = dispatch_grid((r.tokens as u64).div_ceil(group) as u32, dim)?;
         (gx, gy, gz)
     } else {
         let (gx, gy) = dispatch_grid((words.div_ceil(WORKGROUP_SIZE as u64)) as u32, dim)?;
@@ -248,6 +278,10 @@ fn dispatch(
         src_base: ((start - off) / 4) as u32,
         table_base: (t_off / 8) as u32,
         seq_start: r.seq_start as u32,
+        units: units as u32,
+        chunk: chunk as u32,
+        group_tokens: group as u32,
+        inv_chunk: 1.0 / chunk as f32,
     };
     Ok(Dispatch {
         params,
@@ -303,7 +337,8 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
             "contiguous",
             size_of::<RopeParams>(),
             members!(RopeParams: words, pairs, heads, seq, row_offset, sin_sign, token_words,
-                tokens, inv_pairs, src_base, table_base, seq_start),
+                tokens, inv_pairs, src_base, table_base, seq_start, units, chunk, group_tokens,
+                inv_chunk),
         ),
         (
             "general",
@@ -373,8 +408,13 @@ fn words_of(elements: u64, size: u64) -> u64 {
 
 /// Checks a view call (the one validation of [`crate::spec`], then the buffers) and plans
 /// it: one dispatch, or two when q and k share a buffer that one of them writes (bindings
-/// may not alias). Binding windows start at aligned offsets; the rest of each offset is a
-/// parameter.
+/// may not alias). A view whose tensor or table window exceeds the binding limit (or 2^32
+/// invocations) is cut on its own into pieces of whole heads ([`cut`]: ranges of its
+/// outermost dims in memory), each dispatched as a view of its own: its dims, the element
+/// offset of its first head in a window bound at an aligned offset, and the table rows of
+/// its tokens (`rows`, re-based to the piece). A head never straddles two windows: one that
+/// does not fit alone is refused, and so is a split of a call whose rows are in a GPU
+/// buffer (the kernel indexes them from the piece's first token).
 pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewDispatch>> {
     let rot = &args.rotation;
     let size = rot.dtype.size() as u64;
@@ -437,9 +477,11 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         )));
     }
     let view = args.q.view;
-    let tokens = view.batch() * view.seq();
-    let (rows, per_token, first, last) = match (args.device_rows, args.positions) {
+    let seq = view.seq();
+    // The table rows of the tokens, as far as the host knows them.
+    let host_rows = match (args.device_rows, args.positions) {
         (Some(buf), _) => {
+            let tokens = view.batch() * seq;
             if buf.size() < tokens as u64 * 4 || !buf.usage().contains(wgpu::BufferUsages::STORAGE)
             {
                 return Err(Error::Argument(format!(
@@ -448,78 +490,28 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                     tokens * 4
                 )));
             }
-            // Any row may be read: the whole table is bound.
-            (None, true, 0, args.table_rows as u64)
+            HostRows::Device
         }
+        // Rows fit in u32: spec::check bounds rows × pairs by 2^32.
         (None, Positions::PerToken(ids)) => {
-            let lo = *ids.iter().min().expect("tokens >= 1") as u64;
-            let hi = *ids.iter().max().expect("tokens >= 1") as u64 + 1;
-            (
-                Some(ids.iter().map(|&r| r as u32).collect::<Vec<u32>>()),
-                true,
-                lo,
-                hi,
-            )
+            HostRows::PerToken(ids.iter().map(|&r| r as u32).collect())
         }
         (None, p) => {
-            let starts: Vec<u32> = (0..view.batch())
-                .map(|b| p.row(b, 0, view.seq()) as u32)
-                .collect();
-            let lo = *starts.iter().min().expect("batch >= 1") as u64;
-            let hi = *starts.iter().max().expect("batch >= 1") as u64 + view.seq() as u64;
-            (Some(starts), false, lo, hi)
+            HostRows::PerBatch((0..view.batch()).map(|b| p.row(b, 0, seq) as u32).collect())
         }
     };
     let align = limits.offset_alignment.max(16).next_power_of_two();
-    let t_off = first * pairs * 8 / align * align;
-    let t_end = last * pairs * 8;
-    if t_end - t_off > limits.max_binding {
-        return Err(Error::Limit(format!(
-            "a table window of {} bytes exceeds the storage binding limit of {} bytes",
-            t_end - t_off,
-            limits.max_binding
-        )));
-    }
-    // Windows and per-view parameters.
-    let window = |v: &TensorView| -> Result<(u64, u64)> {
-        let off = (v.offset as u64 * size) / align * align;
-        let end = words_of(v.span() as u64, size) * 4;
-        if end - off > limits.max_binding {
-            return Err(Error::Limit(format!(
-                "a view spanning {} bytes exceeds the storage binding limit of {} bytes (views other than contiguous BSHD interleaved tensors are not split into several dispatches yet)",
-                end - off,
-                limits.max_binding
-            )));
-        }
-        Ok((off, end - off))
-    };
-    let invocations = |v: &TensorView, slots: u32| -> Result<u64> {
-        let [b, s, h, _] = v.dims;
-        let n = (b * s * h) as u64 * slots as u64;
-        if n > u32::MAX as u64 {
-            return Err(Error::Limit(format!(
-                "{n} invocations exceed 32-bit indexing"
-            )));
-        }
-        Ok(n)
-    };
-    // q and k bound together unless a buffer one of them writes is also bound for the other.
-    let together = match &args.k {
-        None => true,
-        Some(k) => {
-            let q = &args.q;
-            let clash =
-                k.output == q.output || (!in_place && (k.output == q.input || q.output == k.input));
-            !clash
-        }
-    };
-    let groups: Vec<Vec<usize>> = match (&args.k, together) {
-        (None, _) => vec![vec![0]],
-        (Some(_), true) => vec![vec![0, 1]],
-        (Some(_), false) => vec![vec![0], vec![1]],
+    let max = limits.max_binding;
+    let table_rows = args.table_rows as u64;
+    // The table window `(offset, size)` a piece reads.
+    let table_window = |p: &Piece| -> (u64, u64) {
+        let (first, last) = host_rows.span(p, seq, table_rows);
+        let t_off = first * pairs * 8 / align * align;
+        (t_off, last * pairs * 8 - t_off)
     };
     // Whole words when every head of every view starts on a word and, half-split, the
-    // halves are whole words; else 16-bit halves.
+    // halves are whole words; else 16-bit halves. (Windows start at offsets of at least 16
+    // bytes, so a piece keeps its view's parity.)
     // (f32: every element is a word; the f32 modules index elements like halves do.)
     let f32 = rot.dtype == Dtype::F32;
     let words = f32
@@ -540,12 +532,79 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         (false, true) => pairs as u32,
         (false, false) => d / 2,
     };
-    let mut out = Vec::new();
+    let invocations = |p: &Piece| p.heads() * slots as u64;
+    // Does one dispatch over `pieces` (one per view of a group) fit the limits?
+    let fits = |group: &[usize], pieces: &[Piece]| {
+        let tensors_fit = group
+            .iter()
+            .zip(pieces)
+            .all(|(&n, p)| p.window(&tensors[n].view, size, align).1 <= max);
+        let total: u64 = pieces.iter().map(invocations).sum();
+        tensors_fit
+            && table_window(&pieces[0]).1 <= max
+            && total <= u32::MAX as u64
+            && total.div_ceil(WORKGROUP_SIZE as u64)
+                <= (limits.max_workgroups_per_dim as u64).pow(2)
+    };
+    // q and k bound together unless a buffer one of them writes is also bound for the other.
+    let together = match &args.k {
+        None => true,
+        Some(k) => {
+            let q = &args.q;
+            let clash =
+                k.output == q.output || (!in_place && (k.output == q.input || q.output == k.input));
+            !clash
+        }
+    };
+    let groups: Vec<Vec<usize>> = match (&args.k, together) {
+        (None, _) => vec![vec![0]],
+        (Some(_), true) => vec![vec![0, 1]],
+        (Some(_), false) => vec![vec![0], vec![1]],
+    };
+    // Each group in one dispatch when it fits; else each view on its own, cut into pieces
+    // of whole heads that do (the largest ranges of its outermost dims in memory).
+    let mut planned: Vec<(Vec<usize>, Vec<Piece>)> = Vec::new();
     for group in groups {
+        let whole: Vec<Piece> = group
+            .iter()
+            .map(|&n| Piece::whole(&tensors[n].view))
+            .collect();
+        if fits(&group, &whole) {
+            planned.push((group, whole));
+            continue;
+        }
+        if args.device_rows.is_some() {
+            let v = &tensors[group[0]].view;
+            return Err(Error::Limit(format!(
+                "a view spanning {} bytes exceeds the storage binding limit of {max} bytes, and a call whose positions are in a GPU buffer (device_rows) is not split; pass the positions from the host",
+                Piece::whole(v).window(v, size, align).1
+            )));
+        }
+        for &n in &group {
+            let v = &tensors[n].view;
+            let mut pieces = Vec::new();
+            let fits_one = |p: &Piece| fits(&[n], std::slice::from_ref(p));
+            let refuse = |p: &Piece| {
+                let (off, bytes) = p.window(v, size, align);
+                Error::Limit(format!(
+                    "one head of {} elements at element {} needs a {bytes}-byte tensor window (from the aligned byte offset {off}) and a {}-byte table window; this device's storage binding limit is {max} bytes",
+                    v.head_dim(),
+                    v.head_start(p.lo[0], p.lo[1], p.lo[2]),
+                    table_window(p).1
+                ))
+            };
+            cut(v, 0, [0; 3], &fits_one, &refuse, &mut pieces)?;
+            planned.extend(pieces.into_iter().map(|p| (vec![n], vec![p])));
+        }
+    }
+    let mut out = Vec::with_capacity(planned.len());
+    for (group, pieces) in planned {
+        let first = &pieces[0];
+        let (t_off, t_size) = table_window(first);
         let mut params = ViewParams {
-            batch: view.batch() as u32,
-            seq: view.seq() as u32,
-            head_dim: view.head_dim() as u32,
+            batch: first.n[0] as u32,
+            seq: first.n[1] as u32,
+            head_dim: d,
             pairs: pairs as u32,
             slots,
             rot_slots,
@@ -555,21 +614,21 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
             },
             table_base: (t_off / 8) as u32,
             table_rows: args.table_rows as u32,
-            per_token: u32::from(per_token),
+            per_token: u32::from(host_rows.per_token()),
             ..ViewParams::default()
         };
         let mut windows = Vec::new();
         let mut total = 0u64;
-        for (slot, &n) in group.iter().enumerate() {
+        for (slot, (&n, p)) in group.iter().zip(&pieces).enumerate() {
             let v = tensors[n].view;
-            let w = window(&v)?;
-            let inv = invocations(&v, slots)?;
+            let w = p.window(&v, size, align);
+            let inv = invocations(p);
             let fields = (
-                v.heads() as u32,
+                p.n[2] as u32,
                 v.strides[0] as u32,
                 v.strides[1] as u32,
                 v.strides[2] as u32,
-                (v.offset as u64 - w.0 / size) as u32,
+                (v.head_start(p.lo[0], p.lo[1], p.lo[2]) as u64 - w.0 / size) as u32,
             );
             if slot == 0 {
                 (
@@ -592,11 +651,6 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
             total += inv;
             windows.push(w);
         }
-        if total > u32::MAX as u64 {
-            return Err(Error::Limit(format!(
-                "{total} invocations exceed 32-bit indexing"
-            )));
-        }
         params.invocations = total as u32;
         let grid = dispatch_grid(
             total.div_ceil(WORKGROUP_SIZE as u64) as u32,
@@ -614,12 +668,215 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                 },
             },
             params,
-            rows: rows.clone(),
+            rows: host_rows.piece(first, seq),
             tensors: windows,
-            table: (t_off, t_end - t_off),
+            table: (t_off, t_size),
             grid,
             views: group,
         });
     }
     Ok(out)
+}
+
+/// The table rows of a view call's tokens as the host knows them.
+enum HostRows {
+    /// In a GPU buffer: any row may be read.
+    Device,
+    /// One start row per batch row: token `(b, s)` at `starts[b] + s`.
+    PerBatch(Vec<u32>),
+    /// One row per token `b · seq + s`.
+    PerToken(Vec<u32>),
+}
+
+impl HostRows {
+    fn per_token(&self) -> bool {
+        !matches!(self, HostRows::PerBatch(_))
+    }
+
+    /// The rows `first..last` the tokens of `p` read (the whole table for device rows).
+    fn span(&self, p: &Piece, seq: usize, table_rows: u64) -> (u64, u64) {
+        let bs = p.lo[0]..p.lo[0] + p.n[0];
+        match self {
+            HostRows::Device => (0, table_rows),
+            HostRows::PerBatch(starts) => {
+                let (lo, hi) = starts[bs]
+                    .iter()
+                    .fold((u32::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+                let s = p.lo[1] as u64;
+                (lo as u64 + s, hi as u64 + s + p.n[1] as u64)
+            }
+            HostRows::PerToken(ids) => {
+                let (lo, hi) = bs
+                    .flat_map(|b| &ids[b * seq + p.lo[1]..][..p.n[1]])
+                    .fold((u32::MAX, 0), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+                (lo as u64, hi as u64 + 1)
+            }
+        }
+    }
+
+    /// The `rows` binding of a dispatch over `p`, which the kernel indexes from the piece's
+    /// own first token: `rows[b] + s` or `rows[b · n_seq + s]` (`None`: the GPU buffer).
+    fn piece(&self, p: &Piece, seq: usize) -> Option<Vec<u32>> {
+        let bs = p.lo[0]..p.lo[0] + p.n[0];
+        match self {
+            HostRows::Device => None,
+            HostRows::PerBatch(starts) => {
+                Some(starts[bs].iter().map(|&r| r + p.lo[1] as u32).collect())
+            }
+            HostRows::PerToken(ids) => Some(
+                bs.flat_map(|b| &ids[b * seq + p.lo[1]..][..p.n[1]])
+                    .copied()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A box of whole heads of a view: batch rows, tokens and heads `lo[i] .. lo[i] + n[i]`
+/// (index 0: batch, 1: seq, 2: heads). One dispatch rotates it as a view of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    lo: [usize; 3],
+    n: [usize; 3],
+}
+
+impl Piece {
+    fn whole(v: &TensorView) -> Self {
+        Self {
+            lo: [0; 3],
+            n: [v.batch(), v.seq(), v.heads()],
+        }
+    }
+
+    fn heads(&self) -> u64 {
+        self.n.iter().map(|&n| n as u64).product()
+    }
+
+    /// The binding window `(offset, size)` in bytes holding the piece's elements of `size`
+    /// bytes (2: bf16/f16, two per word; 4: f32, one per word): from its first element
+    /// rounded down to `align`, to the word after its last.
+    fn window(&self, v: &TensorView, size: u64, align: u64) -> (u64, u64) {
+        let [b, s, h] = self.lo;
+        let start = v.head_start(b, s, h) as u64 * size;
+        let last = v.head_start(b + self.n[0] - 1, s + self.n[1] - 1, h + self.n[2] - 1);
+        let end = (last + v.head_dim()) as u64;
+        let off = start / align * align;
+        (off, words_of(end, size) * 4 - off)
+    }
+}
+
+/// Cuts the part of view `v` at the fixed outer indices `lo` into pieces that `fits`:
+/// the dims in memory order (largest stride first; dims of one index first), each level
+/// taking the largest ranges that fit, and an index that does not fit on its own cut at the
+/// next level down. A single head that does not fit is refused (`refuse` names it): a head
+/// is never split, so every invocation sees its whole pair.
+fn cut(
+    v: &TensorView,
+    level: usize,
+    lo: [usize; 3],
+    fits: &dyn Fn(&Piece) -> bool,
+    refuse: &dyn Fn(&Piece) -> Error,
+    out: &mut Vec<Piece>,
+) -> Result<()> {
+    let mut order = [0usize, 1, 2];
+    order.sort_by_key(|&i| (v.dims[i] > 1, std::cmp::Reverse(v.strides[i])));
+    let dim = order[level];
+    let total = v.dims[dim];
+    let piece = |a: usize, n: usize| {
+        let mut p = Piece { lo, n: [1; 3] };
+        p.lo[dim] = a;
+        p.n[dim] = n;
+        for &inner in &order[level + 1..] {
+            p.lo[inner] = 0;
+            p.n[inner] = v.dims[inner];
+        }
+        p
+    };
+    let mut a = 0;
+    while a < total {
+        if fits(&piece(a, 1)) {
+            // The largest count that fits: doubling, then bisection between fits(good) and
+            // not fits(bad) (a check may cost as much as the piece's tokens, so never more
+            // than twice the piece).
+            let rest = total - a;
+            let (mut good, mut bad) = (1, rest + 1);
+            while good < rest {
+                let n = (2 * good).min(rest);
+                if fits(&piece(a, n)) {
+                    good = n;
+                } else {
+                    bad = n;
+                    break;
+                }
+            }
+            while bad - good > 1 {
+                let mid = good + (bad - good) / 2;
+                if fits(&piece(a, mid)) {
+                    good = mid;
+                } else {
+                    bad = mid;
+                }
+            }
+            out.push(piece(a, good));
+            a += good;
+        } else if level == 2 {
+            return Err(refuse(&piece(a, 1)));
+        } else {
+            let mut inner = lo;
+            inner[dim] = a;
+            cut(v, level + 1, inner, fits, refuse, out)?;
+            a += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pieces cover every head of a view exactly once, each within the binding limit, for
+    /// BSHD, BHSD and padded strided views at odd offsets and limits from one head up.
+    #[test]
+    fn plan_pieces_cover_every_head_once_within_the_limit() {
+        let views = [
+            TensorView::bshd(2, 5, 3, 8),
+            TensorView::bhsd(3, 4, 7, 6).with_offset(5),
+            TensorView {
+                dims: [2, 3, 4, 6],
+                strides: [200, 60, 7],
+                offset: 3,
+            },
+            TensorView::bhsd(1, 1, 9, 16),
+        ];
+        for v in views {
+            let head = (v.head_dim() as u64 + 2) * 2;
+            for max in [16 + head, 16 + 2 * head + 6, 16 + 5 * head, 1 << 20] {
+                let fits = |p: &Piece| p.window(&v, 2, 16).1 <= max;
+                let refuse = |p: &Piece| Error::Limit(format!("{p:?}"));
+                let mut pieces = Vec::new();
+                cut(&v, 0, [0; 3], &fits, &refuse, &mut pieces).unwrap();
+                let [nb, ns, nh, _] = v.dims;
+                let mut seen = vec![0u32; nb * ns * nh];
+                for p in &pieces {
+                    assert!(fits(p), "{v:?} max {max}: {p:?} too large");
+                    for b in p.lo[0]..p.lo[0] + p.n[0] {
+                        for s in p.lo[1]..p.lo[1] + p.n[1] {
+                            for h in p.lo[2]..p.lo[2] + p.n[2] {
+                                seen[(b * ns + s) * nh + h] += 1;
+                            }
+                        }
+                    }
+                }
+                assert!(seen.iter().all(|&c| c == 1), "{v:?} max {max}: {seen:?}");
+                if max == 1 << 20 {
+                    assert_eq!(pieces.len(), 1, "{v:?}: one piece when it all fits");
+                }
+            }
+            let fits = |p: &Piece| p.window(&v, 2, 16).1 <= 8;
+            let refuse = |p: &Piece| Error::Limit(format!("head at {:?}", p.lo));
+            let e = cut(&v, 0, [0; 3], &fits, &refuse, &mut Vec::new()).unwrap_err();
+            assert!(e.to_string().contains("head at [0, 0, 0]"), "{e}");
+        }
+    }
 }

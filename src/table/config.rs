@@ -168,6 +168,17 @@ impl HfRope {
         }
         let rope = params.or(scaling).unwrap_or(&empty);
         let kind = t_params.or(t_scaling).unwrap_or_else(|| "default".into());
+        // transformers' Phi3Config maps the legacy names "su" and "yarn" of Phi-3 checkpoints
+        // to "longrope" (`_rope_scaling_adjustment`); "su" means nothing else anywhere.
+        let phi3 = top
+            .get("model_type")
+            .and_then(Value::as_str)
+            .is_some_and(|m| matches!(m, "phi3" | "phimoe"));
+        let kind = match kind.as_str() {
+            "su" => "longrope".to_string(),
+            "yarn" if phi3 => "longrope".to_string(),
+            _ => kind,
+        };
         let maps = [rope, top];
 
         let base = num_in(&maps, "rope_theta")?.unwrap_or(10000.0);

@@ -1,6 +1,9 @@
 // Loads the bfrope page in headless Chromium and checks what a visitor would see:
 // the self-check passes with 0 mismatches, every canvas has drawn, the page is interactive fast,
-// and the rotation / rotary_dim controls drive rope() (dims past rotary_dim come back unchanged).
+// and the rotation / rotary_dim controls drive rope() (dims past rotary_dim come back unchanged);
+// every scaling variant and built-in config draws its wavelengths, a config.json loaded through the
+// file input is read (a bad one is refused naming the key), the hf error map shows outputs that
+// differ from exact while the exact kernel's shows none, and the console holds no error.
 // Usage: node test/page.mjs [url] (default http://127.0.0.1:$PORT/, PORT 8123); OUT_DIR for the screenshot.
 // NO_WEBGPU=1 hides navigator.gpu from the page: the CPU fallback must then pass the same checks.
 import { chromium } from 'playwright-core';
@@ -73,6 +76,53 @@ try {
   const headDim = Number(await page.$eval('#head_dim', (e) => e.value));
   await page.waitForFunction((r) => { const d = document.getElementById('pairs-info').dataset; return d.rotation === 'half' && d.rotaryDim === r; }, String(headDim / 4), { timeout: timeoutMs });
   const pairsAfter = await page.evaluate(() => ({ ...document.getElementById('pairs-info').dataset, text: document.getElementById('pairs-info').textContent }));
+  // Scaling variants: each example and built-in config draws (pixel variance) with its rope type.
+  const variance = (id) => page.evaluate((id) => {
+    const c = document.getElementById(id), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0, sum = 0, sq = 0;
+    for (let i = 0; i < d.length; i += 4) { const v = d[i] * 0.3 + d[i + 1] * 0.59 + d[i + 2] * 0.11; sum += v; sq += v * v; n++; }
+    return sq / n - (sum / n) ** 2;
+  }, id);
+  const variantInfo = () => page.evaluate(() => { const e = document.getElementById('variant-info'); return { ...e.dataset, text: e.textContent }; });
+  const expectType = { default: 'default', linear: 'linear', dynamic: 'dynamic', yarn: 'yarn', llama3: 'llama3', longrope: 'longrope',
+    'cfg:llama31': 'llama3', 'cfg:qwen25': 'yarn', 'cfg:phi3': 'longrope' };
+  const variantShots = {};
+  for (const [value, type] of Object.entries(expectType)) {
+    await page.selectOption('#variant', value);
+    await page.waitForFunction((v) => document.getElementById('variant-info').dataset.selected === v, value, { timeout: 10000 });
+    const info = await variantInfo();
+    variantShots[value] = await variance('variants');
+    check(info.variant === type && info.error === '' && variantShots[value] > 1,
+      `variant ${value}: rope_type ${info.variant}, canvas variance ${variantShots[value].toFixed(1)}: ${info.text}`);
+  }
+  const builtin = await variantInfo(); // Phi-3, the last one
+  check(builtin.source === 'builtin' && builtin.rotaryDim === '96' && Math.abs(Number(builtin.attention) - 1.1902380714238083) < 1e-12,
+    `built-in Phi-3 config: rotary dim ${builtin.rotaryDim}, attention factor ${builtin.attention}`);
+  // A config.json through the file input (a built-in one's text), then a bad one.
+  const qwen = await page.evaluate(() => JSON.stringify(window.BFROPE_CONFIGS.qwen25.json));
+  await page.setInputFiles('#config-file', { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from(qwen) });
+  await page.waitForFunction(() => document.getElementById('variant-info').dataset.source === 'config.json', null, { timeout: 10000 });
+  const loaded = await variantInfo();
+  check(loaded.variant === 'yarn' && loaded.rotaryDim === '128' && Math.abs(Number(loaded.attention) - (0.1 * Math.log(4) + 1)) < 1e-12,
+    `config.json loaded from a file: ${loaded.text}`);
+  const loadedShot = await page.locator('#variants-section').screenshot({ path: join(outDir, noWebGpu ? 'variants-cpu.png' : 'variants.png') });
+  check(loadedShot.length > 0, 'variants section screenshot written');
+  const bad = JSON.stringify({ head_dim: 64, rope_scaling: { rope_type: 'ntk-by-parts', factor: 2 } });
+  await page.setInputFiles('#config-file', { name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from(bad) });
+  await page.waitForFunction(() => document.getElementById('variant-info').dataset.error !== '', null, { timeout: 10000 });
+  const refused = await variantInfo();
+  check(refused.error.includes('rope_type') && refused.error.includes('"ntk-by-parts"'), `a bad config.json is refused naming the key: ${refused.error}`);
+  await page.setInputFiles('#config-file', { name: 'config.json', mimeType: 'application/json', buffer: Buffer.from(qwen) });
+  await page.waitForFunction(() => document.getElementById('variant-info').dataset.error === '', null, { timeout: 10000 });
+  // The hf error maps: a share of outputs differs from exact; the exact kernel's none.
+  const maps = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('canvas.err')].map((c) => [c.id, { ...c.dataset }])));
+  for (const which of ['short', 'long']) {
+    const k = maps[`err-kernel-${which}`], h = maps[`err-hf-${which}`], f = maps[`err-f32-${which}`];
+    check(k.differ === '0' && Number(k.max) <= 0.5, `exact kernel (${which}): ${k.differ} of ${k.outputs} outputs differ from exact, max ${k.max} ulp`);
+    check(Number(h.differ) > 0 && Number(h.max) >= 1, `hf (${which}): ${h.differ} of ${h.outputs} outputs (${(100 * h.differ / h.outputs).toFixed(1)}%) differ from exact, max ${Number(h.max).toFixed(1)} ulp`);
+    console.log(`     plain f32 (${which}): ${f.differ} of ${f.outputs} outputs differ, max ${Number(f.max).toFixed(3)} ulp`);
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: shot, fullPage: true });
 
   console.log(`backend: ${selftest.backend} — ${selftest.banner}`);
@@ -88,6 +138,8 @@ try {
   check(pairsAfter.rotation === 'half' && pairsAfter.rotaryDim === String(headDim / 4) && pairsAfter.passthrough === 'unchanged',
     `rotation=half, rotary_dim=${headDim / 4} through rope(): ${pairsAfter.text}`);
   for (const c of canvases) check(c.variance > 1, `canvas #${c.id} has drawn (pixel variance ${c.variance.toFixed(1)})`);
+  const consoleErrors = logs.filter((l) => l.startsWith('[error]') || l.startsWith('[pageerror]'));
+  check(consoleErrors.length === 0, `no console errors (${consoleErrors.length}${consoleErrors.length ? `: ${consoleErrors.slice(0, 3).join(' | ')}` : ''})`);
   check(interactiveMs <= interactiveBudgetMs, `page interactive in ${interactiveMs} ms (budget ${interactiveBudgetMs} ms)`);
   console.log(`self-check finished ${selftestMs} ms after navigation; screenshot: ${shot}`);
   if (failures.length) console.log(`browser console:\n${logs.join('\n')}`);

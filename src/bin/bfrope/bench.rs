@@ -2,7 +2,8 @@
 //! GPU timestamp queries (DESIGN.md §5, §7).
 //!
 //! For every shape × layout × pairing × dtype it times the kernel the library picks for the
-//! call (the contiguous vec4 kernel for BSHD interleaved, also the general kernel there; the
+//! call (a contiguous vec4 kernel for contiguous BSHD and BHSD tensors, interleaved or half-split,
+//! also the general kernel there; the
 //! general kernel otherwise) in `fast` and `exact` mode beside a vec4 copy of the tensor's
 //! bytes, then checks the exact output against the CPU path. Decode — q `[64,1,32,128]` and
 //! GQA k `[64,1,8,128]` in one dispatch, positions in a GPU buffer — records many calls into
@@ -170,6 +171,11 @@ pub struct BenchArgs {
     /// How runs are recorded and submitted (diagnostic).
     #[arg(long, value_enum, default_value = "passes", hide = true)]
     timing: Timing,
+    /// Kernel variants to time beside the contiguous kernel (kernel work): NAME=FILE, a
+    /// complete WGSL module with the contiguous kernel's entry, bindings and grid; its exact
+    /// output is checked like the built-in one's.
+    #[arg(long, hide = true, value_parser = parse_variant, value_name = "NAME=FILE")]
+    variant: Vec<(String, String)>,
     /// Only the copy, for every fill and timing, per shape (the large-buffer diagnosis).
     #[arg(long, hide = true)]
     probe: bool,
@@ -196,6 +202,15 @@ fn parse_shape(s: &str) -> Result<[usize; 4], String> {
         return Err(format!("shape '{s}': head_dim {} must be even", dims[3]));
     }
     Ok(dims)
+}
+
+fn parse_variant(s: &str) -> Result<(String, String), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("variant {s:?} is not NAME=FILE"))?;
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read variant file {path:?}: {e}"))?;
+    Ok((name.to_string(), source))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -561,11 +576,27 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                     let copy_s = timer.time(&|e, ts| {
                         kernels.record_copy(e, &input, &output, tensor_bytes / 16 * 16, Some(ts))
                     })?;
-                    let mut kinds = vec!["general"];
-                    if let Some((shape, _)) = call.contiguous() {
-                        kinds.insert(0, contiguous_name(&shape));
+                    let mut kinds: Vec<(&'static str, Option<&str>)> = vec![("general", None)];
+                    let contiguous = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
+                        bfrope::gpu::KernelKey::for_contiguous(
+                            &shape,
+                            pairing,
+                            Precision::Exact,
+                            call.rotation.dtype,
+                        )
+                        .map(|key| (shape, pairing, key.kernel))
+                    });
+                    if let Some((_, _, kernel)) = contiguous {
+                        kinds.insert(0, (contiguous_name(kernel), None));
+                        // Variants keep the interleaved BSHD vec4 kernel's grid and indexing.
+                        let bshd_vec4 =
+                            kernel == bfrope::gpu::Kernel::Vec4 && call.view.is_contiguous_bshd();
+                        for (name, source) in a.variant.iter().filter(|_| bshd_vec4) {
+                            let name: &'static str = Box::leak(format!("variant {name}").into());
+                            kinds.insert(1, (name, Some(source.as_str())));
+                        }
                     }
-                    for kernel in kinds {
+                    for (kernel, variant) in kinds {
                         let time_mode = |precision| -> CliResult<f64> {
                             if kernel == "general" {
                                 let args = ViewArgs {
@@ -596,12 +627,19 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                     table: &table_buf,
                                     table_rows: table.rows(),
                                     row_offset: 0,
-                                    shape: RopeShape::from_dims(&dims)?,
+                                    shape: contiguous
+                                        .map_or(RopeShape::from_dims(&dims), |c| Ok(c.0))?,
                                     direction: Direction::Forward,
                                     precision,
                                     dtype: bfrope::Dtype::Bf16,
+                                    pairing: contiguous.map_or(Pairing::Interleaved, |c| c.1),
                                 };
-                                timer.time(&|e, ts| kernels.record_timed(e, &args, ts))
+                                match variant {
+                                    Some(src) => timer.time(&|e, ts| {
+                                        kernels.record_timed_variant(e, &args, ts, src)
+                                    }),
+                                    None => timer.time(&|e, ts| kernels.record_timed(e, &args, ts)),
+                                }
                             }
                         };
                         // Exact last: the output buffer then holds the exact result.
@@ -720,9 +758,10 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn contiguous_name(shape: &RopeShape) -> &'static str {
-    match bfrope::gpu::KernelKey::for_shape(shape, Precision::Exact, bfrope::Dtype::Bf16).kernel {
+fn contiguous_name(kernel: bfrope::gpu::Kernel) -> &'static str {
+    match kernel {
         bfrope::gpu::Kernel::Vec4 => "contiguous vec4",
+        bfrope::gpu::Kernel::Vec4Half => "contiguous vec4 half",
         _ => "contiguous scalar",
     }
 }

@@ -4,8 +4,11 @@
 //! tables, forward and inverse. Exit 1 on any mismatch.
 //!
 //! `--full` is the exhaustive check instead: all 2^32 `(x0, x1)` bf16 pairs at angles 0, π/4,
-//! π/2, 1 rad and one table value of position 1,000,000, forward and inverse, on the GPU
-//! (the contiguous vec4 kernel), each output compared with `cpu::rotate_pair` on every core.
+//! π/2, 1 rad and one table value of position 1,000,000, forward and inverse, on the GPU,
+//! through every kernel (`--kernel`: the contiguous vec4 kernels, interleaved and half-split;
+//! the general kernel on whole words, half-split pairs; the general kernel on 16-bit halves,
+//! half-split pairs at an odd element offset), each output compared with `cpu::rotate_pair` on
+//! every core.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -44,9 +47,29 @@ pub struct ConformArgs {
     /// With --full: only x0 bit patterns in START..END (hex 0x.. or decimal; a test's slice).
     #[arg(long, value_name = "START..END", value_parser = parse_slice, requires = "full", hide = true)]
     full_slice: Option<(u32, u32)>,
+    /// With --full: the kernels to sweep (vec4: contiguous interleaved; vec4-half: contiguous
+    /// half-split; general: any view,
+    /// whole words, half-split; halves: any view, 16-bit halves, half-split at an odd offset).
+    #[arg(long, value_enum, default_value = "all", requires = "full")]
+    kernel: FullKernelArg,
     /// With --full: x0 values per GPU call (each holds x0 × 65,536 pairs).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=4096), requires = "full", hide = true)]
     full_chunk: u32,
+}
+
+/// The kernels `conform --full` sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FullKernelArg {
+    /// The contiguous vec4 kernel (BSHD, interleaved pairs).
+    Vec4,
+    /// The contiguous half-split vec4 kernel (BSHD, half-split, 8 pairs per head).
+    Vec4Half,
+    /// The general kernel on whole words (half-split pairs).
+    General,
+    /// The general kernel on 16-bit halves with atomic stores (half-split, odd offset).
+    Halves,
+    /// All four.
+    All,
 }
 
 fn parse_slice(s: &str) -> Result<(u32, u32), String> {
@@ -128,7 +151,27 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     let precision = a.precision.into();
     if a.full {
         let (start, end) = a.full_slice.unwrap_or((0, 0x10000));
-        return full::run(&gpus, unopened, start..end, a.full_chunk, precision, a.json);
+        let kernels: &[full::Kernel] = match a.kernel {
+            FullKernelArg::Vec4 => &[full::Kernel::Vec4],
+            FullKernelArg::Vec4Half => &[full::Kernel::Vec4Half],
+            FullKernelArg::General => &[full::Kernel::General],
+            FullKernelArg::Halves => &[full::Kernel::Halves],
+            FullKernelArg::All => &[
+                full::Kernel::Vec4,
+                full::Kernel::Vec4Half,
+                full::Kernel::General,
+                full::Kernel::Halves,
+            ],
+        };
+        return full::run(
+            &gpus,
+            unopened,
+            start..end,
+            a.full_chunk,
+            kernels,
+            precision,
+            a.json,
+        );
     }
     // The cases and their reference results, shared by every adapter.
     let t = Instant::now();
@@ -282,7 +325,9 @@ mod full {
     use std::sync::mpsc;
     use std::time::Instant;
 
-    use bfrope::{Direction, Gpu, Positions, Precision, RopeCall, RopeShape, RopeTable, TableSpec};
+    use bfrope::{
+        Direction, Gpu, Pairing, Positions, Precision, RopeCall, RopeTable, TableSpec, TensorView,
+    };
 
     /// Every token of a chunk at table row 0 + s.
     static FROM_0: Positions = Positions::Offset(0);
@@ -293,8 +338,64 @@ mod full {
     const KEEP: usize = 5;
     /// Pairs per token: every x1 bit pattern, so token t holds x0 = start + t.
     const X1: usize = 1 << 16;
-    /// head_dim 8: four pairs per head, so the call takes the vec4 kernel (every real model's).
-    const HEAD_DIM: usize = 8;
+
+    /// A kernel the sweep runs the pairs through.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Kernel {
+        /// Contiguous BSHD, interleaved pairs: the vec4 kernel.
+        Vec4,
+        /// Contiguous BSHD, half-split pairs, 8 pairs per head: the half-split vec4 kernel.
+        Vec4Half,
+        /// BSHD, half-split pairs: the general kernel on whole words.
+        General,
+        /// BSHD at element offset 1, half-split pairs: the general kernel on 16-bit halves.
+        Halves,
+    }
+
+    impl Kernel {
+        fn name(self) -> &'static str {
+            match self {
+                Kernel::Vec4 => "vec4",
+                Kernel::Vec4Half => "vec4-half",
+                Kernel::General => "general",
+                Kernel::Halves => "halves",
+            }
+        }
+
+        /// Element offset of the view in its buffer.
+        fn offset(self) -> usize {
+            match self {
+                Kernel::Halves => 1,
+                _ => 0,
+            }
+        }
+
+        /// Elements per head: 8 (four pairs: the vec4 kernel, and two whole words of x0 and
+        /// two of x1 for the general kernel's word path), 16 for the half-split vec4 kernel
+        /// (which takes heads of a multiple of 8 pairs).
+        fn head_dim(self) -> usize {
+            match self {
+                Kernel::Vec4Half => 16,
+                _ => 8,
+            }
+        }
+
+        fn pairing(self) -> Pairing {
+            match self {
+                Kernel::Vec4 => Pairing::Interleaved,
+                _ => Pairing::HalfSplit,
+            }
+        }
+
+        /// Buffer index of pair `w`'s two elements (pair `w` of a token is pair `w % pairs` of
+        /// head `w / pairs`).
+        fn elements(self, token: usize, w: usize) -> (usize, usize) {
+            let pairs = self.head_dim() / 2;
+            let head = self.offset() + token * 2 * X1 + (w / pairs) * self.head_dim();
+            let (a, b) = self.pairing().elements(w % pairs, pairs);
+            (head + a, head + b)
+        }
+    }
 
     /// The angles: name, cos and sin as f32 table values.
     pub(super) fn angles() -> CliResult<Vec<(String, f32, f32)>> {
@@ -320,6 +421,7 @@ mod full {
 
     /// One angle and direction's tally on one adapter.
     struct Tally {
+        kernel: Kernel,
         angle: usize,
         direction: Direction,
         checked: u64,
@@ -340,6 +442,7 @@ mod full {
         unopened: usize,
         slice: Range<u32>,
         chunk: u32,
+        kernels: &[Kernel],
         precision: Precision,
         json: bool,
     ) -> CliResult<ExitCode> {
@@ -349,15 +452,16 @@ mod full {
         for gpu in gpus {
             if !json {
                 println!(
-                    "bfrope conform --full on {}: x0 0x{:04X}..0x{:04X} × all 65,536 x1, {} angles, forward and inverse",
+                    "bfrope conform --full on {}: x0 0x{:04X}..0x{:04X} × all 65,536 x1, {} angles, forward and inverse, kernels {}",
                     gpu.adapter().summary(),
                     slice.start,
                     slice.end,
-                    angles.len()
+                    angles.len(),
+                    kernels.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
                 );
             }
             let t = Instant::now();
-            let tallies = check_adapter(gpu, &angles, slice.clone(), chunk, precision)?;
+            let tallies = check_adapter(gpu, &angles, slice.clone(), chunk, kernels, precision)?;
             let seconds = t.elapsed().as_secs_f64();
             let checked: u64 = tallies.iter().map(|t| t.checked).sum();
             let mismatches: u64 = tallies.iter().map(|t| t.mismatches).sum();
@@ -367,7 +471,8 @@ mod full {
                 for t in &tallies {
                     let (name, c, s) = &angles[t.angle];
                     println!(
-                        "  angle {name} (cos {c:e}, sin {s:e}), {}: {} pairs checked, {} mismatching pairs",
+                        "  {} kernel, angle {name} (cos {c:e}, sin {s:e}), {}: {} pairs checked, {} mismatching pairs",
+                        t.kernel.name(),
                         format!("{:?}", t.direction).to_lowercase(),
                         t.checked,
                         t.mismatches
@@ -390,6 +495,7 @@ mod full {
                 "checks": tallies.iter().map(|t| {
                     let (name, c, s) = &angles[t.angle];
                     serde_json::json!({
+                        "kernel": t.kernel.name(),
                         "angle": name,
                         "cos": c,
                         "sin": s,
@@ -405,6 +511,7 @@ mod full {
             let doc = serde_json::json!({
                 "full": true,
                 "x0_slice": [slice.start, slice.end],
+                "kernels": kernels.iter().map(|k| k.name()).collect::<Vec<_>>(),
                 "pass": all_pass,
                 "adapters": reports,
             });
@@ -435,22 +542,29 @@ mod full {
         angles: &[(String, f32, f32)],
         slice: Range<u32>,
         chunk: u32,
+        kernels: &[Kernel],
         precision: Precision,
     ) -> CliResult<Vec<Tally>> {
         let dirs = [Direction::Forward, Direction::Inverse];
-        let mut tallies: Vec<Tally> = (0..angles.len())
-            .flat_map(|angle| {
-                dirs.iter().map(move |&direction| Tally {
-                    angle,
-                    direction,
-                    checked: 0,
-                    mismatches: 0,
-                    first: Vec::new(),
+        let mut tallies: Vec<Tally> = kernels
+            .iter()
+            .flat_map(|&kernel| {
+                (0..angles.len()).flat_map(move |angle| {
+                    dirs.into_iter().map(move |direction| Tally {
+                        kernel,
+                        angle,
+                        direction,
+                        checked: 0,
+                        mismatches: 0,
+                        first: Vec::new(),
+                    })
                 })
             })
             .collect();
-        let configs: Vec<(usize, Direction)> =
-            tallies.iter().map(|t| (t.angle, t.direction)).collect();
+        let configs: Vec<(Kernel, usize, Direction)> = tallies
+            .iter()
+            .map(|t| (t.kernel, t.angle, t.direction))
+            .collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let total = (slice.end - slice.start) as u64;
         let t0 = Instant::now();
@@ -498,35 +612,75 @@ mod full {
     }
 
     /// Rotates x0 in `start..start + count` × every x1 at every angle and direction on the
-    /// GPU, sending each result.
+    /// GPU through each kernel, sending each result as interleaved pairs `(x0, x1 = w)`.
     fn rotate_chunk(
         gpu: &Gpu,
         angles: &[(String, f32, f32)],
-        configs: &[(usize, Direction)],
+        configs: &[(Kernel, usize, Direction)],
         start: u32,
         count: u32,
         precision: Precision,
         tx: &mpsc::SyncSender<bfrope::Result<Piece>>,
     ) -> bfrope::Result<()> {
         let tokens = count as usize;
-        let mut x = vec![0u16; tokens * X1 * 2];
-        for (t, token) in x.chunks_exact_mut(X1 * 2).enumerate() {
-            for (w, pair) in token.chunks_exact_mut(2).enumerate() {
-                pair[0] = (start as usize + t) as u16;
-                pair[1] = w as u16;
+        // [1, tokens, heads, 8] at the kernel's offset: token t's 65,536 pairs, pair w with
+        // x0 = start + t and x1 = w; every table row and frequency holds the one angle.
+        let view = |k: Kernel| {
+            TensorView::bshd(1, tokens, X1 / (k.head_dim() / 2), k.head_dim())
+                .with_offset(k.offset())
+        };
+        let mut data: Option<(Kernel, Vec<u16>)> = None;
+        for (tally, &(kernel, angle, direction)) in configs.iter().enumerate() {
+            if data.as_ref().is_none_or(|(k, _)| *k != kernel) {
+                let mut x = vec![0u16; kernel.offset() + tokens * X1 * 2];
+                for t in 0..tokens {
+                    for w in 0..X1 {
+                        let (a, b) = kernel.elements(t, w);
+                        x[a] = (start as usize + t) as u16;
+                        x[b] = w as u16;
+                    }
+                }
+                data = Some((kernel, x));
             }
-        }
-        // [1, tokens, heads, 8]: token t's 65,536 words are its pairs; every table row and
-        // frequency holds the one angle.
-        let shape = RopeShape::from_dims(&[1, tokens, X1 / (HEAD_DIM / 2), HEAD_DIM])?;
-        for (tally, &(angle, direction)) in configs.iter().enumerate() {
+            let x = &data.as_ref().expect("built above").1;
             let (_, c, s) = &angles[angle];
-            let n = tokens * HEAD_DIM / 2;
-            let table = RopeTable::from_cos_sin(&vec![*c; n], &vec![*s; n], tokens, HEAD_DIM / 2)?;
-            let call = RopeCall::new(shape.into(), &FROM_0, &table)
+            let pairs = kernel.head_dim() / 2;
+            let n = tokens * pairs;
+            let table = RopeTable::from_cos_sin(&vec![*c; n], &vec![*s; n], tokens, pairs)?;
+            let call = RopeCall::new(view(kernel), &FROM_0, &table)
+                .with_pairing(kernel.pairing())
                 .with_direction(direction)
                 .with_precision(precision);
-            let got = gpu.apply_blocking(&call, &x)?;
+            // The call takes the kernel it is named for.
+            let key = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
+                bfrope::KernelKey::for_contiguous(&shape, pairing, precision, call.rotation.dtype)
+            });
+            let expect = match kernel {
+                Kernel::Vec4 => Some(bfrope::gpu::Kernel::Vec4),
+                Kernel::Vec4Half => Some(bfrope::gpu::Kernel::Vec4Half),
+                Kernel::General | Kernel::Halves => None,
+            };
+            assert_eq!(
+                key.map(|k| k.kernel),
+                expect,
+                "conform --full {}",
+                kernel.name()
+            );
+            let out = gpu.apply_blocking(&call, x)?;
+            let got = if kernel == Kernel::Vec4 {
+                out
+            } else {
+                let mut got = vec![0u16; tokens * X1 * 2];
+                for t in 0..tokens {
+                    for w in 0..X1 {
+                        let (a, b) = kernel.elements(t, w);
+                        let at = 2 * (t * X1 + w);
+                        got[at] = out[a];
+                        got[at + 1] = out[b];
+                    }
+                }
+                got
+            };
             if tx.send(Ok(Piece { start, tally, got })).is_err() {
                 return Ok(());
             }
