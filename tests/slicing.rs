@@ -692,14 +692,6 @@ fn slicing_f16_and_f32_views_over_many_windows() {
     let Some(gpu) = common::gpu() else { return };
     let align = (gpu.device().limits().min_storage_buffer_offset_alignment as u64).max(16);
     let positions = Positions::PerBatch(vec![2, 7]);
-    let t = table(20, 8);
-    let tb = gpu
-        .device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: t.as_bytes(),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
     let half = Rotation {
         pairing: Pairing::HalfSplit,
         ..Rotation::new(16)
@@ -718,6 +710,14 @@ fn slicing_f16_and_f32_views_over_many_windows() {
         let size = dtype.size();
         for (name, view, rot) in cases {
             let rot = Rotation { dtype, ..rot };
+            let t = table(20, rot.pairs());
+            let tb = gpu
+                .device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents: t.as_bytes(),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
             let len = view.span() + 1;
             // Random bit patterns of the dtype (NaNs, infinities, subnormals included): f16
             // as they come, f32 two random 16-bit halves.
