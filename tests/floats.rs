@@ -1156,8 +1156,8 @@ fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
 }
 
 /// `hf` on f16 tensors (transformers' f16 steps) on the GPU — the general kernel (halves and
-/// words) and the contiguous kernels — equals the CPU path on every f16 pattern against the
-/// edge partners at every angle, both directions.
+/// words) and the contiguous kernels (scalar, half-split vec4) — equals the CPU path on every
+/// f16 pattern against the edge partners at every angle, both directions.
 #[test]
 fn gpu_hf_f16_every_pattern_equals_cpu() {
     let Some(gpu) = common::gpu() else { return };
@@ -1202,6 +1202,48 @@ fn gpu_hf_f16_every_pattern_equals_cpu() {
         compare(
             &format!("f16 hf general, {direction:?}"),
             &general[1..],
+            &want,
+            name,
+        );
+        // The same pairs in half-split heads of 16 (pair i = elements i and i + 8) take the
+        // half-split vec4 kernel (rope_vec4_half, DTYPE = 1, hf): == the CPU path.
+        let d = 16;
+        let hs_view = TensorView::bshd(1, c.angles.len(), c.heads / 8, d);
+        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; d / 2]).collect();
+        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; d / 2]).collect();
+        let hs_table = RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), d / 2).unwrap();
+        let hs_call = RopeCall::new(hs_view, &positions, &hs_table)
+            .with_pairing(Pairing::HalfSplit)
+            .with_direction(direction)
+            .with_precision(Precision::Hf)
+            .with_dtype(Dtype::F16);
+        let shape = bfrope::RopeShape::from_dims(&hs_view.dims).unwrap();
+        let key = bfrope::gpu::KernelKey::for_contiguous(
+            &shape,
+            Pairing::HalfSplit,
+            Precision::Hf,
+            Dtype::F16,
+        );
+        assert_eq!(key.map(|k| k.kernel), Some(bfrope::gpu::Kernel::Vec4Half));
+        let place = |e: usize| {
+            let (pair, half) = (e / 2, e % 2);
+            (pair / 8) * d + pair % 8 + half * 8
+        };
+        let mut x = vec![0u16; c.x.len()];
+        for (e, &v) in c.x.iter().enumerate() {
+            x[place(e)] = v;
+        }
+        let hs_want = cpu::apply(&hs_call, &x).unwrap();
+        let back = |y: &[u16]| (0..y.len()).map(|e| y[place(e)]).collect::<Vec<u16>>();
+        assert_eq!(
+            back(&hs_want),
+            want,
+            "f16 hf CPU path: half-split heads vs interleaved ones"
+        );
+        let hs_got = gpu.apply_blocking(&hs_call, &x).unwrap();
+        compare(
+            &format!("f16 hf contiguous half-split vec4, {direction:?}"),
+            &back(&hs_got),
             &want,
             name,
         );
