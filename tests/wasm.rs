@@ -612,12 +612,6 @@ fn field(o: &JsValue, k: &str) -> JsValue {
     Reflect::get(o, &k.into()).expect("a property")
 }
 
-fn message(e: JsValue) -> String {
-    e.dyn_into::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|v| format!("not an Error: {v:?}"))
-}
-
 fn f32s(v: JsValue) -> Vec<f32> {
     v.dyn_into::<Float32Array>()
         .expect("a Float32Array")
