@@ -284,3 +284,78 @@ fn dot2_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
     }
     return dot2_exact_f16(a, b, c, d);
 }
+
+// f32 -> f16, round to nearest, ties to even, on the bits: 1·v + (-0)·0 through the exact
+// path (subnormals, overflow to infinity, the canonical NaN). For the `fast` and `hf` modes.
+fn f32_to_f16_rne(v: u32) -> u32 {
+    return dot2_exact_f16(0x3C00u, v, 0x8000u, 0u);
+}
+
+// The f32 pattern of the value of an f16 pattern, infinities and NaNs included.
+fn f16_to_f32_bits(h: u32) -> u32 {
+    if ((h & 0x7FFFu) >= F16_INF) {
+        return ((h & 0x8000u) << 16u) | F32_INF | ((h & 0x3FFu) << 13u);
+    }
+    return bitcast<u32>(widen_f16(h));
+}
+
+// Transformers' arithmetic on f16 tensors (EXACT = 2, DESIGN.md §2), torch's steps emulated on
+// the bits: the f16 product x·c is exact in f32 and then rounded to f16, so it is the
+// correctly rounded f16 of x·c (the exact path with a -0 partner: x·c + (-0) keeps a -0
+// product); the sum of two f16 is rounded to f32 (the exact f32 path), then to f16.
+fn hf_mul_f16(x: u32, c32: u32) -> u32 {
+    return dot2_exact_f16(x, c32, 0x8000u, 0u);
+}
+
+fn hf_add_f16(p: u32, q: u32) -> u32 {
+    let s = dot2_exact_f32(f16_to_f32_bits(p), 0x3F800000u, f16_to_f32_bits(q), 0x3F800000u);
+    return f32_to_f16_rne(s);
+}
+
+// One f16 pair (x0 low, x1 high half of `w`) in the `fast` (0) or `hf` (2) arithmetic, with
+// sinb already signed for the direction; the rotated pair packed the same way.
+//   fast: plain f32 arithmetic (driver-dependent: FMA contraction, flushed subnormals), one
+//         rounding to f16;
+//   hf:   c = f16(cos), s = f16(sin); y0 = f16(f16(x0·c) + f16(-x1·s)), y1 = f16(f16(x1·c) + f16(x0·s)).
+fn rotate_word_f16_mode(w: u32, cosb: u32, sinb: u32, mode: u32) -> u32 {
+    let x0 = w & 0xFFFFu;
+    let x1 = w >> 16u;
+    if (mode == 0u) {
+        let a = bitcast<f32>(f16_to_f32_bits(x0));
+        let b = bitcast<f32>(f16_to_f32_bits(x1));
+        let c = bitcast<f32>(cosb);
+        let s = bitcast<f32>(sinb);
+        let y0 = f32_to_f16_rne(bitcast<u32>(a * c - b * s));
+        let y1 = f32_to_f16_rne(bitcast<u32>(a * s + b * c));
+        return y0 | (y1 << 16u);
+    }
+    let c = f16_to_f32_bits(f32_to_f16_rne(cosb));
+    let s = f16_to_f32_bits(f32_to_f16_rne(sinb));
+    let y0 = hf_add_f16(hf_mul_f16(x0, c), hf_mul_f16(x1 ^ 0x8000u, s));
+    let y1 = hf_add_f16(hf_mul_f16(x1, c), hf_mul_f16(x0, s));
+    return y0 | (y1 << 16u);
+}
+
+// One f32 pair, sinb already signed for the direction: (x0·cos - x1·sin, x0·sin + x1·cos) in
+// the arithmetic `mode` names: 1 exact (the contract, integer path always: ARCHITECTURE.md),
+// 0 plain f32 (driver-dependent), 2 torch's f32 steps (`hf` on an f32 tensor: each product
+// rounded to f32, then the sum; emulated on the bits with -0 partners so -0 products stay -0).
+fn rotate_pair_f32(x0: u32, x1: u32, cosb: u32, sinb: u32, mode: u32) -> vec2<u32> {
+    let nsinb = sinb ^ 0x80000000u;
+    if (mode == 0u) {
+        let a = bitcast<f32>(x0);
+        let b = bitcast<f32>(x1);
+        let c = bitcast<f32>(cosb);
+        let s = bitcast<f32>(sinb);
+        return vec2<u32>(bitcast<u32>(a * c - b * s), bitcast<u32>(a * s + b * c));
+    }
+    if (mode == 2u) {
+        let one = 0x3F800000u;
+        let p0 = dot2_exact_f32(x0, cosb, 0x80000000u, 0u);
+        let q0 = dot2_exact_f32(x1, nsinb, 0x80000000u, 0u);
+        let p1 = dot2_exact_f32(x1, cosb, 0x80000000u, 0u);
+        let q1 = dot2_exact_f32(x0, sinb, 0x80000000u, 0u);
+        return vec2<u32>(dot2_exact_f32(p0, one, q0, one), dot2_exact_f32(p1, one, q1, one));
+    }
+    return vec2<u32>(dot2_exact_f32(x0, cosb, x1, nsinb), dot2_exact_f32(x0, sinb, x1, cosb));
+}

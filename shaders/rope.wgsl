@@ -14,8 +14,8 @@
 // only); 2 `hf`, Hugging Face transformers' eager bf16 steps (bit-parity mode, `dot2_hf`).
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
-// The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16, always exact: no
-// plain f16 arithmetic is offered, the host refuses `fast` for f16).
+// The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16; `fast` and `hf` in
+// rotate_word_f16_mode), 2 f32 (one per word: rope_general_f32.wgsl, not rotate_word).
 override DTYPE: u32 = 0u;
 
 // The one-dimensional index of an invocation of a one-dimensional launch laid out on a 2-D
@@ -55,6 +55,9 @@ fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
     let cosb = cs.x;
     let sinb = cs.y ^ params.sin_sign;
     let nsinb = sinb ^ 0x80000000u;
+    if (DTYPE == 1u && EXACT != 1u) {
+        return vec2<u32>(rotate_word_f16_mode(w, cosb, sinb, EXACT), 0u);
+    }
     if (EXACT == 0u && DTYPE == 0u) {
         return vec2<u32>(dot2_plain(x0, cosb, x1, nsinb) | (dot2_plain(x0, sinb, x1, cosb) << 16u), 0u);
     }

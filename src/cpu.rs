@@ -8,18 +8,15 @@
 //! special values of the contract directly (inf·0 and inf−inf are NaN, signed zeros);
 //! NaNs are made canonical. No f64 subnormal can occur (|products| ≥ 2⁻²⁸²).
 
-use half::bf16;
+use half::{bf16, f16};
 
-use crate::dtype::Dtype;
+use crate::dtype::{Bits, Dtype};
 use crate::error::Result;
 
 mod float;
 use crate::shape::{Direction, RopeShape};
 use crate::spec::{Pairing, RopeCall};
-pub use float::{
-    apply_f16_in_place, apply_f32_in_place, dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32,
-    F16_QNAN, F32_QNAN,
-};
+pub use float::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32, F16_QNAN, F32_QNAN};
 
 mod simd;
 
@@ -162,9 +159,21 @@ fn worker_count(_elements: usize) -> usize {
 
 /// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
-/// (Views whose heads overlap in memory are not supported.) Exact, or transformers' bf16
-/// arithmetic when the call's precision is [`Hf`](crate::Precision::Hf) ([`crate::hf`]).
-pub fn apply_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
+/// (Views whose heads overlap in memory are not supported.) `buf` holds the raw bits of the
+/// call's dtype ([`Rotation::dtype`](crate::Rotation::dtype)): `u16` for bf16 and f16, `u32`
+/// for f32; the output has the same dtype. Exact (also for `fast`: the CPU has one
+/// arithmetic), or transformers' arithmetic when the call's precision is
+/// [`Hf`](crate::Precision::Hf) ([`crate::hf`]).
+pub fn apply_in_place<E: Bits>(call: &RopeCall, buf: &mut [E]) -> Result<()> {
+    call.rotation.dtype.check_bits::<E>()?;
+    match call.rotation.dtype {
+        Dtype::Bf16 => bf16_in_place(call, bytemuck::cast_slice_mut(buf)),
+        Dtype::F16 => float::apply_f16_in_place(call, bytemuck::cast_slice_mut(buf)),
+        Dtype::F32 => float::apply_f32_in_place(call, bytemuck::cast_slice_mut(buf)),
+    }
+}
+
+fn bf16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     call.validate(buf.len())?;
     // The `hf` mode takes the general loop (the contiguous path is exact only).
     let hf = call.rotation.precision == crate::shape::Precision::Hf;
@@ -254,14 +263,17 @@ fn rotate_view(call: &RopeCall, buf: &mut [u16]) {
 }
 
 /// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.
-pub fn apply(call: &RopeCall, x: &[u16]) -> Result<Vec<u16>> {
-    let exact_contiguous = call.rotation.precision != crate::shape::Precision::Hf;
+pub fn apply<E: Bits>(call: &RopeCall, x: &[E]) -> Result<Vec<E>> {
+    call.rotation.dtype.check_bits::<E>()?;
+    let exact_contiguous = call.rotation.precision != crate::shape::Precision::Hf
+        && call.rotation.dtype == Dtype::Bf16;
     if let (Some((shape, _)), true) = (call.contiguous(), exact_contiguous) {
         if shape.elements() == x.len() {
             call.validate(x.len())?;
             // Read from `x`, written once: no copy first.
-            let mut out = vec![0u16; x.len()];
-            rotate_contiguous(call, shape, Some(x), &mut out);
+            let mut out = vec![E::default(); x.len()];
+            let dst = bytemuck::cast_slice_mut(&mut out);
+            rotate_contiguous(call, shape, Some(bytemuck::cast_slice(x)), dst);
             return Ok(out);
         }
     }
@@ -270,41 +282,24 @@ pub fn apply(call: &RopeCall, x: &[u16]) -> Result<Vec<u16>> {
     Ok(out)
 }
 
-/// [`apply`] on `half::bf16` data.
+/// [`apply`] on `half::bf16` data: the call is rotated as bf16 (the slice's type says so,
+/// whatever [`Rotation::dtype`](crate::Rotation::dtype) the call names).
 pub fn apply_bf16(call: &RopeCall, x: &[bf16]) -> Result<Vec<bf16>> {
-    let mut out = x.to_vec();
-    apply_in_place(call, bytemuck::cast_slice_mut(&mut out))?;
-    Ok(out)
+    let call = call.with_dtype(Dtype::Bf16);
+    let bits = apply(&call, bytemuck::cast_slice::<_, u16>(x))?;
+    Ok(bits.into_iter().map(bf16::from_bits).collect())
 }
 
-/// A buffer of raw element bits with its dtype: what [`apply_dtype_in_place`] rotates.
-#[derive(Debug)]
-pub enum Elements<'a> {
-    /// bf16 bit patterns.
-    Bf16(&'a mut [u16]),
-    /// f16 bit patterns.
-    F16(&'a mut [u16]),
-    /// f32 bit patterns.
-    F32(&'a mut [u32]),
+/// [`apply`] on `half::f16` data, rotated as f16.
+pub fn apply_f16(call: &RopeCall, x: &[f16]) -> Result<Vec<f16>> {
+    let call = call.with_dtype(Dtype::F16);
+    let bits = apply(&call, bytemuck::cast_slice::<_, u16>(x))?;
+    Ok(bits.into_iter().map(f16::from_bits).collect())
 }
 
-impl Elements<'_> {
-    /// The dtype of the elements.
-    pub fn dtype(&self) -> Dtype {
-        match self {
-            Elements::Bf16(_) => Dtype::Bf16,
-            Elements::F16(_) => Dtype::F16,
-            Elements::F32(_) => Dtype::F32,
-        }
-    }
-}
-
-/// [`apply_in_place`] for any dtype: the view of `call` rotated in the buffer's own dtype
-/// (output dtype = input dtype), correctly rounded.
-pub fn apply_dtype_in_place(call: &crate::spec::RopeCall, buf: Elements) -> Result<()> {
-    match buf {
-        Elements::Bf16(b) => apply_in_place(call, b),
-        Elements::F16(b) => apply_f16_in_place(call, b),
-        Elements::F32(b) => apply_f32_in_place(call, b),
-    }
+/// [`apply`] on `f32` data, rotated as f32.
+pub fn apply_f32(call: &RopeCall, x: &[f32]) -> Result<Vec<f32>> {
+    let call = call.with_dtype(Dtype::F32);
+    let bits = apply(&call, bytemuck::cast_slice::<_, u32>(x))?;
+    Ok(bits.into_iter().map(f32::from_bits).collect())
 }

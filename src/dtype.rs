@@ -51,6 +51,38 @@ impl Dtype {
             Dtype::F32 => 0x7FC0_0000,
         }
     }
+
+    /// Checks that host elements of type `E` hold this dtype's bits: `u16` for bf16 and f16,
+    /// `u32` for f32.
+    pub fn check_bits<E: Bits>(self) -> Result<()> {
+        if E::BYTES == self.size() {
+            return Ok(());
+        }
+        Err(Error::Argument(format!(
+            "dtype {self} elements travel as {} but the buffer holds {}-byte elements",
+            match self {
+                Dtype::F32 => "u32 words",
+                _ => "u16 values",
+            },
+            E::BYTES
+        )))
+    }
+}
+
+/// The raw bits of one element as host buffers hold them: `u16` (bf16 and f16 patterns) or
+/// `u32` (f32 patterns). [`Rotation::dtype`](crate::Rotation::dtype) says which format
+/// they are; the buffer's element type must match its size ([`Dtype::check_bits`]).
+pub trait Bits: bytemuck::Pod + Send + Sync + Default + std::fmt::Debug {
+    /// Bytes per element.
+    const BYTES: usize;
+}
+
+impl Bits for u16 {
+    const BYTES: usize = 2;
+}
+
+impl Bits for u32 {
+    const BYTES: usize = 4;
 }
 
 impl std::fmt::Display for Dtype {

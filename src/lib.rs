@@ -54,7 +54,7 @@ pub mod table;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use dtype::Dtype;
+pub use dtype::{Bits, Dtype};
 pub use error::{Error, Result};
 pub use gpu::{
     AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator, ViewArgs, ViewTensor,

@@ -18,6 +18,8 @@ pub const ROPE_GENERAL_WGSL: &str = include_str!("../shaders/rope_general.wgsl")
 pub const ROPE_GENERAL_HALVES_WGSL: &str = include_str!("../shaders/rope_general_halves.wgsl");
 /// Its entry on whole words (heads on word boundaries).
 pub const ROPE_GENERAL_WORDS_WGSL: &str = include_str!("../shaders/rope_general_words.wgsl");
+/// Its entry on f32 tensors (one element per word).
+pub const ROPE_GENERAL_F32_WGSL: &str = include_str!("../shaders/rope_general_f32.wgsl");
 /// Entry file: one pair per invocation, any shape.
 pub const ROPE_SCALAR_WGSL: &str = include_str!("../shaders/rope_scalar.wgsl");
 /// Entry file: four pairs per invocation with 16-byte accesses (pairs per head % 4 == 0).
@@ -48,7 +50,7 @@ pub const FLOAT_CHECK_ENTRY: &str = "float_check";
 pub const COPY_ENTRY: &str = "copy";
 
 /// Override constants of the RoPE kernels: `EXACT` (the arithmetic: 1 exact, 0 plain f32,
-/// 2 `hf`), `DTYPE` (0 bf16, 1 f16), `WORKGROUP_SIZE`.
+/// 2 `hf`), `DTYPE` (0 bf16, 1 f16, 2 f32), `WORKGROUP_SIZE`.
 pub const ROPE_OVERRIDES: [&str; 3] = ["EXACT", "DTYPE", "WORKGROUP_SIZE"];
 
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
@@ -180,6 +182,16 @@ pub fn rope_general_variant(in_place: bool, views: u32, words: bool) -> String {
     )
 }
 
+/// The full source of a general RoPE module for f32 tensors (entry [`ROPE_GENERAL_ENTRY`]):
+/// the f32 entry with the word io part (a word is an element), out of place or in place, one
+/// view or two.
+pub fn rope_general_f32_variant(in_place: bool, views: u32) -> String {
+    format!(
+        "{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{ROPE_GENERAL_F32_WGSL}\n{}",
+        general_io(in_place, views, true)
+    )
+}
+
 /// The out-of-place, one-view general module on halves.
 pub fn rope_general_source() -> String {
     rope_general_variant(false, 1, false)
@@ -204,6 +216,21 @@ pub fn rope_general_modules() -> Vec<(String, bool, u32, bool, String)> {
                     rope_general_variant(in_place, views, words),
                 ));
             }
+        }
+    }
+    for in_place in [false, true] {
+        for views in [1, 2] {
+            let name = format!(
+                "rope_general[f32,{},views={views}]",
+                if in_place { "in place" } else { "out of place" },
+            );
+            v.push((
+                name,
+                in_place,
+                views,
+                true,
+                rope_general_f32_variant(in_place, views),
+            ));
         }
     }
     v

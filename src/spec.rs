@@ -4,6 +4,7 @@
 //! is ([`Positions`]) and the table. [`RopeCall::validate`] is the one place that checks a
 //! call, with messages that print the values.
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::shape::{Direction, Precision, TokenRange};
 use crate::table::{RopeTable, TableRecipe};
@@ -51,7 +52,8 @@ impl std::str::FromStr for Pairing {
     }
 }
 
-/// How to rotate: pairing, how many dims, which way, in what arithmetic.
+/// How to rotate: pairing, how many dims, which way, in what arithmetic, on elements of
+/// which dtype (the output has the input's dtype).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rotation {
     /// Which elements pair up.
@@ -60,8 +62,12 @@ pub struct Rotation {
     pub rotary_dim: usize,
     /// Forward or inverse.
     pub direction: Direction,
-    /// Exact (the contract) or plain f32.
+    /// Exact (the contract), plain f32 or `hf`.
     pub precision: Precision,
+    /// The elements' dtype, in and out (DESIGN.md §8). Host buffers hold the raw bits:
+    /// `u16` for bf16 and f16, `u32` for f32; GPU buffers pack bf16 and f16 two per `u32`
+    /// word (element `2k` in the low half) and f32 one per word.
+    pub dtype: Dtype,
 }
 
 impl Rotation {
@@ -72,6 +78,7 @@ impl Rotation {
             rotary_dim,
             direction: Direction::Forward,
             precision: Precision::Exact,
+            dtype: Dtype::Bf16,
         }
     }
 
@@ -368,6 +375,12 @@ impl<'a> RopeCall<'a> {
     /// The same call in `precision`.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.rotation.precision = precision;
+        self
+    }
+
+    /// The same call on elements of `dtype` (bf16, f16 or f32), rotated in that dtype.
+    pub fn with_dtype(mut self, dtype: Dtype) -> Self {
+        self.rotation.dtype = dtype;
         self
     }
 

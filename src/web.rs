@@ -136,7 +136,7 @@ fn shape_of(shape: &JsValue) -> Result<RopeShape, JsValue> {
 
 /// Runs `call` on this page's backend: the library's calls on one Gpu take turns (their
 /// error scopes nest); the CPU path returns the same bits.
-async fn run(call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>, JsValue> {
+async fn run<E: crate::Bits>(call: &RopeCall<'_>, x: &[E]) -> Result<Vec<E>, JsValue> {
     match backend().await {
         Backend::WebGpu(gpu) => gpu.apply(call, x).await,
         Backend::Cpu(_) => cpu::apply(call, x),
@@ -272,6 +272,11 @@ export interface RopeOptions {
    * fallback is always exact) or `"hf"` (Hugging Face transformers' eager bf16 arithmetic,
    * bit for bit: cos, sin, each product and the sum rounded to bf16; WebGPU and CPU alike). */
   precision?: "exact" | "fast" | "hf";
+  /** The elements' dtype, output in the same dtype: a `Uint16Array` holds `"bf16"` (default)
+   * or `"f16"` bit patterns; a `Float32Array` holds f32 values (`"f32"`, the default for it).
+   * The same contract for each: correctly rounded in that dtype (`"hf"`: transformers'
+   * arithmetic on a tensor of that dtype). */
+  dtype?: "bf16" | "f16" | "f32";
   /** A number: token `s` of every batch row is at `positions + s` (default 0; with
    * `cuSeqlens`, the position of each sequence's first token). An array: one start per batch
    * row (`positionsPer: "batch"`, token `s` of row `b` at `positions[b] + s`) or one id per
@@ -289,7 +294,7 @@ export interface RopeOptions {
 }
 "#;
 
-const OPTION_KEYS: [&str; 12] = [
+const OPTION_KEYS: [&str; 13] = [
     "dims",
     "layout",
     "strides",
@@ -302,6 +307,7 @@ const OPTION_KEYS: [&str; 12] = [
     "positionsPer",
     "cuSeqlens",
     "table",
+    "dtype",
 ];
 const TABLE_KEYS: [&str; 9] = [
     "cos",
@@ -458,6 +464,8 @@ struct Request {
     rotation: Rotation,
     positions: Positions,
     table: TableSource,
+    /// `options.dtype`, when given (the array's type decides otherwise).
+    dtype: Option<crate::Dtype>,
 }
 
 impl Request {
@@ -524,6 +532,16 @@ impl Request {
                     "options.precision {p:?} is not a precision; expected exact, fast or hf"
                 ))
             })?,
+        };
+
+        let dtype = match o.string("dtype")?.as_deref() {
+            None => None,
+            Some(d @ ("bf16" | "f16" | "f32")) => Some(d.parse::<crate::Dtype>().map_err(js_err)?),
+            Some(other) => {
+                return Err(js_err(format!(
+                    "options.dtype {other:?} is not a dtype; expected bf16, f16 or f32"
+                )))
+            }
         };
 
         let per = o.string("positionsPer")?;
@@ -625,6 +643,7 @@ impl Request {
             rotation,
             positions,
             table,
+            dtype,
         })
     }
 
@@ -676,29 +695,73 @@ impl Request {
     }
 }
 
-/// Rotates the bf16 bit patterns `x` (the whole buffer) as `options` describes: the view
+/// Rotates the elements `x` (the whole buffer) as `options` describes: the view
 /// (`dims`, `layout` or `strides`, `offset`), the pairing and `rotaryDim`, the positions
 /// (an offset, one per batch row, one per token, or packed sequences from `cuSeqlens`), the
-/// table (supplied `cos`/`sin`, or built from a base for the positions used), `inverse` and
-/// `precision`; see the `RopeOptions` type. Resolves to a copy of `x` with the view rotated
-/// (every other element unchanged), computed on WebGPU when the browser has an adapter and
-/// on the CPU path otherwise (the same bits); rejects with one sentence naming the value.
-#[wasm_bindgen]
+/// table (supplied `cos`/`sin`, or built from a base for the positions used), `inverse`,
+/// `precision` and `dtype`; see the `RopeOptions` type. `x` is a `Uint16Array` of bf16
+/// (default) or f16 bit patterns (`dtype: "f16"`), or a `Float32Array` (f32). Resolves to a
+/// copy of `x` of the same type with the view rotated (every other element unchanged),
+/// computed on WebGPU when the browser has an adapter and on the CPU path otherwise (the
+/// same bits); rejects with one sentence naming the value.
+#[wasm_bindgen(unchecked_return_type = "Uint16Array | Float32Array")]
 pub async fn rope(
-    x: Uint16Array,
+    #[wasm_bindgen(unchecked_param_type = "Uint16Array | Float32Array")] x: JsValue,
     #[wasm_bindgen(unchecked_param_type = "RopeOptions")] options: JsValue,
-) -> Result<Uint16Array, JsValue> {
+) -> Result<JsValue, JsValue> {
     let request = Request::parse(&options)?;
-    let x = x.to_vec();
+    let mut rotation = request.rotation;
+    if let Some(a) = x.dyn_ref::<Float32Array>() {
+        match request.dtype {
+            None | Some(crate::Dtype::F32) => {}
+            Some(other) => {
+                return Err(js_err(format!(
+                    "options.dtype {:?} does not match x, a Float32Array (f32 values); pass a Uint16Array of {other} bit patterns",
+                    other.name()
+                )))
+            }
+        }
+        rotation.dtype = crate::Dtype::F32;
+        let x: Vec<u32> = a.to_vec().into_iter().map(f32::to_bits).collect();
+        let (table, positions) = request.table(x.len())?;
+        let call = RopeCall {
+            view: request.view,
+            rotation,
+            positions: &positions,
+            table: &table,
+        };
+        let y: Vec<f32> = run(&call, &x)
+            .await?
+            .into_iter()
+            .map(f32::from_bits)
+            .collect();
+        return Ok(Float32Array::from(&y[..]).into());
+    }
+    let Some(a) = x.dyn_ref::<Uint16Array>() else {
+        return Err(js_err(format!(
+            "x {} is not a Uint16Array (bf16 or f16 bit patterns) or a Float32Array",
+            show(&x)
+        )));
+    };
+    rotation.dtype = match request.dtype {
+        None => crate::Dtype::Bf16,
+        Some(crate::Dtype::F32) => {
+            return Err(js_err(
+                "options.dtype \"f32\" does not match x, a Uint16Array (16-bit patterns); pass a Float32Array",
+            ))
+        }
+        Some(d) => d,
+    };
+    let x = a.to_vec();
     let (table, positions) = request.table(x.len())?;
     let call = RopeCall {
         view: request.view,
-        rotation: request.rotation,
+        rotation,
         positions: &positions,
         table: &table,
     };
     let y = run(&call, &x).await?;
-    Ok(Uint16Array::from(&y[..]))
+    Ok(Uint16Array::from(&y[..]).into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -764,6 +827,7 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 shape,
                 direction: Direction::Forward,
                 precision: Precision::Exact,
+                dtype: crate::Dtype::Bf16,
                 pairing: crate::Pairing::Interleaved,
             },
             wgpu::ComputePassTimestampWrites {

@@ -490,8 +490,8 @@ fn bad_inputs_exit_2_with_one_sentence_and_no_output() {
     let d = dir.path();
     let input = standard_input(d);
     let out = d.join("out.safetensors");
-    // Wrong dtype of a selected tensor.
-    refused(d, &input, &out, &["--tensors", "w"], "\"w\" is F32");
+    // Wrong dtype of a selected tensor (F16 and F32 rotate; integers and F64 do not).
+    refused(d, &input, &out, &["--tensors", "ids"], "\"ids\" is I64");
     // A missing tensor name.
     refused(d, &input, &out, &["--tensors", "q,nope"], "nope");
     // Non-finite or non-positive base.
@@ -536,7 +536,7 @@ fn bad_inputs_exit_2_with_one_sentence_and_no_output() {
     );
     refused(d, &rank3, &out, &["--tensors", "x"], "[4, 2, 8]");
     // Nothing to rotate by default.
-    refused(d, &rank3, &out, &[], "no BF16 tensor of rank 4");
+    refused(d, &rank3, &out, &[], "no BF16, F16 or F32 tensor of rank 4");
 
     // Tables of the wrong shape: too few pairs, too few rows for the offset, mismatched.
     let (tables, _) = input_with_tables(d, QK[1], QK[3] / 2);

@@ -10,7 +10,7 @@ mod common;
 
 use bfrope::gpu::{Kernel, KernelKey};
 use bfrope::{
-    cpu, Direction, Pairing, Positions, Precision, RopeArgs, RopeCall, RopeShape, RopeTable,
+    cpu, Direction, Dtype, Pairing, Positions, Precision, RopeArgs, RopeCall, RopeShape, RopeTable,
     TableSpec, TensorView,
 };
 use common::oracle::{oracle_rotate_view, OracleView};
@@ -100,6 +100,7 @@ fn record_sentinel(gpu: &bfrope::Gpu, call: &RopeCall, x: &[u16], offset: usize)
                 direction: call.rotation.direction,
                 precision: Precision::Exact,
                 pairing,
+                dtype: call.rotation.dtype,
             },
         )
         .unwrap();
@@ -112,7 +113,8 @@ fn record_sentinel(gpu: &bfrope::Gpu, call: &RopeCall, x: &[u16], offset: usize)
 /// CPU, GPU (both paths) and oracle on one call.
 fn check_all(case: &str, call: &RopeCall, x: &[u16], offset: usize, want_kernel: Kernel) {
     let (shape, _, pairing) = call.contiguous_pairs().expect("a contiguous call");
-    let key = KernelKey::for_contiguous(&shape, pairing, Precision::Exact).expect("a kernel");
+    let key = KernelKey::for_contiguous(&shape, pairing, Precision::Exact, call.rotation.dtype)
+        .expect("a kernel");
     assert_eq!(key.kernel, want_kernel, "{case}: kernel");
     let want = oracle(call, x, offset);
     compare(
@@ -326,7 +328,10 @@ fn contiguous_bhsd_and_token_lengths_gpu_eq_cpu_eq_oracle() {
 #[test]
 fn contiguous_half_split_without_vec4_kernel() {
     let shape = RopeShape::new(1, 4, 2, 12).unwrap();
-    assert!(KernelKey::for_contiguous(&shape, Pairing::HalfSplit, Precision::Exact).is_none());
+    assert!(
+        KernelKey::for_contiguous(&shape, Pairing::HalfSplit, Precision::Exact, Dtype::Bf16)
+            .is_none()
+    );
     let table = RopeTable::build(&TableSpec::new(12, 4)).unwrap();
     let positions = Positions::Offset(0);
     let call = RopeCall::new(shape.into(), &positions, &table).with_pairing(Pairing::HalfSplit);
@@ -365,6 +370,7 @@ fn contiguous_half_split_without_vec4_kernel() {
             direction: Direction::Forward,
             precision: Precision::Exact,
             pairing: Pairing::HalfSplit,
+            dtype: Dtype::Bf16,
         })
         .unwrap_err();
     assert!(

@@ -14,8 +14,11 @@ mod common;
 
 use std::sync::OnceLock;
 
-use bfrope::cpu::{self, Elements};
-use bfrope::{Direction, Pairing, Positions, RopeCall, RopeTable, Rotation, TensorView};
+use bfrope::cpu;
+use bfrope::{
+    Bits, Direction, Dtype, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation,
+    TensorView,
+};
 use common::oracle::{oracle_pair_f16, oracle_pair_f32};
 use common::rng;
 use rand::Rng;
@@ -208,7 +211,7 @@ fn f16_exhaustive(direction: Direction) {
         table: &table,
     };
     let mut got = c.x.clone();
-    cpu::apply_dtype_in_place(&call, Elements::F16(&mut got)).unwrap();
+    cpu::apply_in_place(&call.with_dtype(Dtype::F16), &mut got).unwrap();
     let want = f16_expected(direction);
     compare(
         &format!("f16 all patterns, {direction:?}"),
@@ -236,9 +239,17 @@ fn f16_every_pattern_against_edge_partners_inverse() {
     f16_exhaustive(Direction::Inverse);
 }
 
-/// Rotates `x` (pairs `(x[2w], x[2w+1])`, pair `w` at table row `w % rows`) with the CPU path
-/// and compares with the oracle.
-fn f32_pairs(case: &str, x: &[u32], cos: &[f32], sin: &[f32], direction: Direction) {
+/// Rotates `x` (pairs `(x[2w], x[2w+1])`, pair `w` at table row `w / (pairs / rows)`) with the
+/// CPU path, or with `gpu`'s general kernel out of place (sentinel-filled output) and in
+/// place, and compares with the oracle.
+fn f32_pairs(
+    case: &str,
+    x: &[u32],
+    cos: &[f32],
+    sin: &[f32],
+    direction: Direction,
+    gpu: Option<&bfrope::Gpu>,
+) {
     let rows = cos.len();
     let pairs = x.len() / 2;
     assert_eq!(pairs % rows, 0);
@@ -252,8 +263,29 @@ fn f32_pairs(case: &str, x: &[u32], cos: &[f32], sin: &[f32], direction: Directi
         positions: &positions,
         table: &table,
     };
-    let mut got = x.to_vec();
-    cpu::apply_dtype_in_place(&call, Elements::F32(&mut got)).unwrap();
+    let call = call.with_dtype(Dtype::F32);
+    let runs: Vec<(String, Vec<u32>)> = match gpu {
+        None => {
+            let mut got = x.to_vec();
+            cpu::apply_in_place(&call, &mut got).unwrap();
+            vec![(case.to_string(), got)]
+        }
+        Some(gpu) => [false, true]
+            .into_iter()
+            .map(|in_place| {
+                let got = gpu_view(
+                    gpu,
+                    x,
+                    call.view,
+                    call.rotation,
+                    &positions,
+                    &table,
+                    in_place,
+                );
+                (format!("{case}, GPU, in_place={in_place}"), got)
+            })
+            .collect(),
+    };
     let heads = pairs / rows;
     let inverse = direction == Direction::Inverse;
     let want: Vec<[u32; 2]> = par_map(pairs, |w| {
@@ -267,20 +299,27 @@ fn f32_pairs(case: &str, x: &[u32], cos: &[f32], sin: &[f32], direction: Directi
         );
         [y0, y1]
     });
-    compare(case, &got, &want.concat(), |w| {
-        let row = w / heads;
-        format!(
-            "rope[f32,x0={:#010x},x1={:#010x},cos={:e},sin={:e},{direction:?}]",
-            x[2 * w],
-            x[2 * w + 1],
-            cos[row],
-            sin[row]
-        )
-    });
+    let want = want.concat();
+    for (case, got) in runs {
+        compare(&case, &got, &want, |w| {
+            let row = w / heads;
+            format!(
+                "rope[f32,x0={:#010x},x1={:#010x},cos={:e},sin={:e},{direction:?}]",
+                x[2 * w],
+                x[2 * w + 1],
+                cos[row],
+                sin[row]
+            )
+        });
+    }
 }
 
-#[test]
-fn f32_random_bit_patterns_with_edge_and_random_tables() {
+/// `(x, cos, sin)`: pairs `(x[2w], x[2w+1])`, pair `w` at table row `w / (pairs / rows)`.
+type F32Data = (Vec<u32>, Vec<f32>, Vec<f32>);
+
+/// Random f32 bit patterns (specials and subnormals included) against edge, random and
+/// random-bit table values.
+fn f32_random_bits_data() -> F32Data {
     let mut r = rng(0xF32);
     let mut cos: Vec<f32> = angles().iter().map(|a| a.1).collect();
     let mut sin: Vec<f32> = angles().iter().map(|a| a.2).collect();
@@ -296,24 +335,20 @@ fn f32_random_bit_patterns_with_edge_and_random_tables() {
     }
     let per_row = 12_000;
     let x: Vec<u32> = (0..2 * per_row * cos.len()).map(|_| r.random()).collect();
-    f32_pairs(
-        "f32 random bits, forward",
-        &x,
-        &cos,
-        &sin,
-        Direction::Forward,
-    );
-    f32_pairs(
-        "f32 random bits, inverse",
-        &x,
-        &cos,
-        &sin,
-        Direction::Inverse,
-    );
+    (x, cos, sin)
 }
 
 #[test]
-fn f32_normal_data_with_specials_and_subnormals() {
+fn f32_random_bit_patterns_with_edge_and_random_tables() {
+    let (x, cos, sin) = f32_random_bits_data();
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let case = format!("f32 random bits, {direction:?}");
+        f32_pairs(&case, &x, &cos, &sin, direction, None);
+    }
+}
+
+/// Normal f32 data with 2% specials (zeros, subnormals, extremes, infinities, NaNs).
+fn f32_normal_data() -> F32Data {
     let mut r = rng(0xF32_0002);
     #[rustfmt::skip]
     let specials: [u32; 12] = [
@@ -336,11 +371,24 @@ fn f32_normal_data_with_specials_and_subnormals() {
             }
         })
         .collect();
-    f32_pairs("f32 normal + specials", &x, &cos, &sin, Direction::Forward);
+    (x, cos, sin)
 }
 
 #[test]
-fn f32_near_cancellation() {
+fn f32_normal_data_with_specials_and_subnormals() {
+    let (x, cos, sin) = f32_normal_data();
+    f32_pairs(
+        "f32 normal + specials",
+        &x,
+        &cos,
+        &sin,
+        Direction::Forward,
+        None,
+    );
+}
+
+/// Pairs whose `y0` cancels almost completely.
+fn f32_cancellation_data() -> F32Data {
     // x1 = x0·cos/sin rounded, nudged by a few ulps: y0 = x0·cos − x1·sin cancels almost
     // completely, leaving the low bits of the exact products (where the sum of f32 products
     // is wrong by up to ~10⁹ ulp).
@@ -362,7 +410,20 @@ fn f32_near_cancellation() {
             x.push((x1.to_bits() as i32 + nudge) as u32);
         }
     }
-    f32_pairs("f32 near cancellation", &x, &cos, &sin, Direction::Forward);
+    (x, cos, sin)
+}
+
+#[test]
+fn f32_near_cancellation() {
+    let (x, cos, sin) = f32_cancellation_data();
+    f32_pairs(
+        "f32 near cancellation",
+        &x,
+        &cos,
+        &sin,
+        Direction::Forward,
+        None,
+    );
 }
 
 #[test]
@@ -400,7 +461,7 @@ fn f16_near_cancellation_and_random_data() {
         table: &table,
     };
     let mut got = x.clone();
-    cpu::apply_f16_in_place(&call, &mut got).unwrap();
+    cpu::apply_in_place(&call.with_dtype(Dtype::F16), &mut got).unwrap();
     let want: Vec<[u16; 2]> = par_map(x.len() / 2, |w| {
         let row = w / per_row;
         let (a, b) = oracle_pair_f16(
@@ -470,7 +531,7 @@ fn general_view_half_split_partial_per_token_both_dtypes() {
     }
     let x16: Vec<u16> = (0..len).map(|_| r.random()).collect();
     let mut got16 = x16.clone();
-    cpu::apply_dtype_in_place(&call, Elements::F16(&mut got16)).unwrap();
+    cpu::apply_in_place(&call.with_dtype(Dtype::F16), &mut got16).unwrap();
     let mut want16 = x16.clone();
     for &(a, c, row, i) in &pairs_at {
         let (y0, y1) = oracle_pair_f16(
@@ -488,7 +549,7 @@ fn general_view_half_split_partial_per_token_both_dtypes() {
     });
     let x32: Vec<u32> = (0..len).map(|_| r.random()).collect();
     let mut got32 = x32.clone();
-    cpu::apply_dtype_in_place(&call, Elements::F32(&mut got32)).unwrap();
+    cpu::apply_in_place(&call.with_dtype(Dtype::F32), &mut got32).unwrap();
     let mut want32 = x32.clone();
     for &(a, c, row, i) in &pairs_at {
         let (y0, y1) = oracle_pair_f32(
@@ -695,21 +756,23 @@ fn gpu_f32_random_bits_specials_and_near_cancellation() {
     compare("f32 GPU exact", &got, &want, name);
 }
 
-/// The general RoPE kernel on an f16 view (`record_view_dtype`), into an output pre-filled
-/// with the sentinel `0xEEEE` (what the kernel leaves outside the view).
-fn gpu_view_f16(
+/// The general RoPE kernel (`record_view`, the call's dtype) on a view of `x`: out of place
+/// into an output pre-filled with the sentinel byte `0xEE` (what the kernel leaves outside the
+/// view), or in place.
+fn gpu_view<E: Bits>(
     gpu: &bfrope::Gpu,
-    x: &[u16],
+    x: &[E],
     view: TensorView,
     rotation: Rotation,
     positions: &Positions,
     table: &RopeTable,
-) -> Vec<u16> {
+    in_place: bool,
+) -> Vec<E> {
     use wgpu::util::DeviceExt;
     let device = gpu.device();
-    let mut xin = x.to_vec();
-    xin.resize(x.len().div_ceil(2) * 2, 0);
-    let bytes = 2 * xin.len() as u64;
+    let mut xin: Vec<u8> = bytemuck::cast_slice(x).to_vec();
+    xin.resize(xin.len().div_ceil(4) * 4, 0);
+    let bytes = xin.len() as u64;
     let storage = wgpu::BufferUsages::STORAGE;
     let buffer = |contents: &[u8], usage| {
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -718,15 +781,19 @@ fn gpu_view_f16(
             usage,
         })
     };
-    let input = buffer(bytemuck::cast_slice(&xin), storage);
-    let output = buffer(
-        &vec![0xEE; bytes as usize],
-        storage | wgpu::BufferUsages::COPY_SRC,
-    );
+    let input = buffer(&xin, storage | wgpu::BufferUsages::COPY_SRC);
+    let output = if in_place {
+        input.clone()
+    } else {
+        buffer(
+            &vec![0xEE; bytes as usize],
+            storage | wgpu::BufferUsages::COPY_SRC,
+        )
+    };
     let tb = buffer(table.as_bytes(), storage);
     let mut encoder = device.create_command_encoder(&Default::default());
     gpu.kernels()
-        .record_view_dtype(
+        .record_view(
             &mut encoder,
             &bfrope::ViewArgs {
                 q: bfrope::ViewTensor {
@@ -741,13 +808,30 @@ fn gpu_view_f16(
                 positions,
                 device_rows: None,
             },
-            bfrope::Dtype::F16,
         )
         .unwrap();
     let words = pollster::block_on(gpu.read_back(encoder, &output, bytes)).unwrap();
-    let mut got: Vec<u16> = bytemuck::cast_slice(&words).to_vec();
-    got.truncate(x.len());
-    got
+    let got: &[u8] = bytemuck::cast_slice(&words);
+    let mut out = vec![E::default(); x.len()];
+    let n = std::mem::size_of_val(x);
+    bytemuck::cast_slice_mut::<E, u8>(&mut out).copy_from_slice(&got[..n]);
+    out
+}
+
+/// [`gpu_view`] for f16, out of place.
+fn gpu_view_f16(
+    gpu: &bfrope::Gpu,
+    x: &[u16],
+    view: TensorView,
+    rotation: Rotation,
+    positions: &Positions,
+    table: &RopeTable,
+) -> Vec<u16> {
+    let rotation = Rotation {
+        dtype: Dtype::F16,
+        ..rotation
+    };
+    gpu_view(gpu, x, view, rotation, positions, table, false)
 }
 
 #[test]
@@ -838,55 +922,407 @@ fn gpu_general_kernel_f16_strided_view_and_refusals() {
         table: &table,
     };
     let mut on_cpu = x.clone();
-    cpu::apply_f16_in_place(&call, &mut on_cpu).unwrap();
+    cpu::apply_in_place(&call.with_dtype(Dtype::F16), &mut on_cpu).unwrap();
     assert_eq!(
         &on_cpu[7..len - 5],
         &got[7..len - 5],
         "CPU vs GPU inside the view"
     );
 
-    // fast f16 and f32 on the GPU are refused with a sentence naming the value.
-    let device = gpu.device();
-    let buf = device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 4 * len as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let out = device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 4 * len as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let mut fast = rotation;
-    fast.precision = bfrope::Precision::Fast;
-    for (rot, dtype, says) in [
-        (fast, bfrope::Dtype::F16, "precision Fast"),
-        (rotation, bfrope::Dtype::F32, "dtype f32"),
+    // A host buffer whose element size is not the dtype's is refused, naming the dtype.
+    let err = cpu::apply(&call.with_dtype(Dtype::F32), &x)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dtype f32"), "{err}");
+    let err = gpu
+        .apply_blocking(&call.with_dtype(Dtype::F16), &vec![0u32; len])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dtype f16"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU kernels on f16 and f32 tensors, the dtype named by the call (Rotation::dtype).
+
+/// f32 through the general kernel's f32 modules: random bit patterns against edge, subnormal,
+/// huge and random-bit tables (both directions), normal data with specials, near
+/// cancellation; out of place into a sentinel-filled output and in place; == oracle.
+#[test]
+fn gpu_general_kernel_f32_random_bits_specials_cancellation_in_and_out_of_place() {
+    let Some(gpu) = common::gpu() else { return };
+    let (x, cos, sin) = f32_random_bits_data();
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let case = format!("f32 random bits, {direction:?}");
+        f32_pairs(&case, &x, &cos, &sin, direction, Some(&gpu));
+    }
+    let (x, cos, sin) = f32_normal_data();
+    f32_pairs(
+        "f32 normal + specials",
+        &x,
+        &cos,
+        &sin,
+        Direction::Forward,
+        Some(&gpu),
+    );
+    let (x, cos, sin) = f32_cancellation_data();
+    let case = "f32 near cancellation";
+    f32_pairs(case, &x, &cos, &sin, Direction::Inverse, Some(&gpu));
+}
+
+/// Elements of `view` in a buffer of `len` elements.
+fn in_view(view: &TensorView, len: usize) -> Vec<bool> {
+    let mut inside = vec![false; len];
+    let [b, s, h, d] = view.dims;
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                let start = view.head_start(bi, si, hi);
+                inside[start..start + d].iter_mut().for_each(|e| *e = true);
+            }
+        }
+    }
+    inside
+}
+
+/// A strided view (odd offset, BHSD, half-split over part of the head, per-token positions,
+/// inverse) in f16 and f32, in every arithmetic mode the GPU and the CPU share bit for bit
+/// (exact, hf): GPU out of place (the sentinel outside the view) and in place == CPU.
+#[test]
+fn gpu_general_kernel_strided_view_f16_f32_exact_and_hf_equal_cpu() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0x57F32);
+    let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
+    let rows = 9;
+    let pairs = rot / 2;
+    let cos: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let sin: Vec<f32> = (0..rows * pairs)
+        .map(|_| r.random_range(-1.5..1.5))
+        .collect();
+    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
+    let ids: Vec<usize> = (0..b * s).map(|_| r.random_range(0..rows)).collect();
+    let positions = Positions::PerToken(ids);
+    for (view, pairing) in [
+        (
+            TensorView::bhsd(b, h, s, d).with_offset(7),
+            Pairing::HalfSplit,
+        ),
+        (
+            TensorView::bshd(b, s, h, d).with_offset(3),
+            Pairing::Interleaved,
+        ),
     ] {
-        let mut encoder = device.create_command_encoder(&Default::default());
-        let err = gpu
-            .kernels()
-            .record_view_dtype(
-                &mut encoder,
-                &bfrope::ViewArgs {
-                    q: bfrope::ViewTensor {
-                        input: &buf,
-                        output: &out,
-                        view,
-                    },
-                    k: None,
-                    table: &buf,
-                    table_rows: rows,
-                    rotation: rot,
-                    positions: &positions,
-                    device_rows: None,
+        let len = view.span() + 5;
+        let inside = in_view(&view, len);
+        for precision in [Precision::Exact, Precision::Hf] {
+            for direction in [Direction::Forward, Direction::Inverse] {
+                let call = RopeCall::new(view, &positions, &table)
+                    .with_pairing(pairing)
+                    .with_rotary_dim(rot)
+                    .with_precision(precision)
+                    .with_direction(direction);
+                let name = format!("{pairing:?},{precision:?},{direction:?}");
+                let x16: Vec<u16> = (0..len).map(|_| r.random()).collect();
+                let x32: Vec<u32> = (0..len).map(|_| r.random()).collect();
+                let c16 = call.with_dtype(Dtype::F16);
+                let c32 = call.with_dtype(Dtype::F32);
+                let cpu16 = cpu::apply(&c16, &x16).unwrap();
+                let cpu32 = cpu::apply(&c32, &x32).unwrap();
+                for in_place in [false, true] {
+                    let g16 =
+                        gpu_view(&gpu, &x16, view, c16.rotation, &positions, &table, in_place);
+                    let g32 =
+                        gpu_view(&gpu, &x32, view, c32.rotation, &positions, &table, in_place);
+                    let want16: Vec<u16> = (0..len)
+                        .map(|e| {
+                            if inside[e] || in_place {
+                                cpu16[e]
+                            } else {
+                                0xEEEE
+                            }
+                        })
+                        .collect();
+                    let want32: Vec<u32> = (0..len)
+                        .map(|e| {
+                            if inside[e] || in_place {
+                                cpu32[e]
+                            } else {
+                                0xEEEE_EEEE
+                            }
+                        })
+                        .collect();
+                    let at = |w: usize| format!("elements {} and {}", 2 * w, 2 * w + 1);
+                    compare(
+                        &format!("f16 GPU vs CPU [{name},in_place={in_place}]"),
+                        &g16,
+                        &want16,
+                        at,
+                    );
+                    compare(
+                        &format!("f32 GPU vs CPU [{name},in_place={in_place}]"),
+                        &g32,
+                        &want32,
+                        at,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// f16 through the contiguous kernels (`Gpu::apply` on a contiguous BSHD whole-head call):
+/// every f16 pattern against the edge partners, scalar (1 pair per head), vec4 (4 pairs per
+/// head) and half-split vec4 (8 pairs per head, pair i = elements i and i + 8: the
+/// `rope_vec4_half` kernel with DTYPE = 1) kernels, both directions, == oracle.
+#[test]
+fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
+    let Some(gpu) = common::gpu() else { return };
+    let c = f16_cases();
+    let table = angle_table(&c.angles);
+    let positions = Positions::Offset(0);
+    #[rustfmt::skip]
+    let kernels = [
+        (c.heads, 2, Pairing::Interleaved, "scalar"),
+        (c.heads / 4, 8, Pairing::Interleaved, "vec4"),
+        (c.heads / 8, 16, Pairing::HalfSplit, "vec4half"),
+    ];
+    for (heads, d, pairing, kernel) in kernels {
+        let view = TensorView::bshd(1, c.angles.len(), heads, d);
+        let pairs = d / 2;
+        // A head of d dims holds d / 2 consecutive pairs, all at the same angle (table row):
+        // the table repeats the row's (cos, sin) for each pair.
+        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; pairs]).collect();
+        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; pairs]).collect();
+        let table = if d == 2 {
+            table.clone()
+        } else {
+            RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), pairs).unwrap()
+        };
+        // Where element `e` of the interleaved pair list (pair e / 2, half e % 2) lies in
+        // this layout: half-split heads keep pair i's x0 at i and its x1 at i + pairs.
+        let place = |e: usize| match pairing {
+            Pairing::Interleaved => e,
+            Pairing::HalfSplit => {
+                let (pair, half) = (e / 2, e % 2);
+                let (head, i) = (pair / pairs, pair % pairs);
+                head * d + i + half * pairs
+            }
+        };
+        let mut x = vec![0u16; c.x.len()];
+        for (e, &v) in c.x.iter().enumerate() {
+            x[place(e)] = v;
+        }
+        let shape = bfrope::RopeShape::from_dims(&view.dims).unwrap();
+        let key =
+            bfrope::gpu::KernelKey::for_contiguous(&shape, pairing, Precision::Exact, Dtype::F16)
+                .expect("a contiguous kernel");
+        assert_eq!(format!("{:?}", key.kernel).to_lowercase(), kernel);
+        for direction in [Direction::Forward, Direction::Inverse] {
+            let call = RopeCall::new(view, &positions, &table)
+                .with_pairing(pairing)
+                .with_direction(direction)
+                .with_dtype(Dtype::F16);
+            assert!(call.contiguous_pairs().is_some());
+            let out = gpu.apply_blocking(&call, &x).unwrap();
+            let got: Vec<u16> = (0..out.len()).map(|e| out[place(e)]).collect();
+            compare(
+                &format!("f16 GPU {kernel} kernel, all patterns, {direction:?}"),
+                &got,
+                f16_expected(direction),
+                |w| {
+                    let j = w % c.heads;
+                    format!(
+                        "rope[f16,{kernel},x0={:#06x},x1={},{},{direction:?}]",
+                        j % 65536,
+                        c.x1[j / 65536].1,
+                        c.angles[w / c.heads].0
+                    )
                 },
-                dtype,
+            );
+        }
+    }
+    // f32 never takes a contiguous kernel (one element per word: the general kernel).
+    let shape = bfrope::RopeShape::from_dims(&[1, 4, 2, 16]).unwrap();
+    for pairing in [Pairing::Interleaved, Pairing::HalfSplit] {
+        assert!(bfrope::gpu::KernelKey::for_contiguous(
+            &shape,
+            pairing,
+            Precision::Exact,
+            Dtype::F32
+        )
+        .is_none());
+    }
+}
+
+/// `hf` on f16 tensors (transformers' f16 steps) on the GPU — the general kernel (halves and
+/// words) and the contiguous kernels (scalar, half-split vec4) — equals the CPU path on every
+/// f16 pattern against the edge partners at every angle, both directions.
+#[test]
+fn gpu_hf_f16_every_pattern_equals_cpu() {
+    let Some(gpu) = common::gpu() else { return };
+    let c = f16_cases();
+    let table = angle_table(&c.angles);
+    let positions = Positions::Offset(0);
+    let view = TensorView::bshd(1, c.angles.len(), c.heads, 2);
+    for direction in [Direction::Forward, Direction::Inverse] {
+        let call = RopeCall::new(view, &positions, &table)
+            .with_direction(direction)
+            .with_precision(Precision::Hf)
+            .with_dtype(Dtype::F16);
+        let want = cpu::apply(&call, &c.x).unwrap();
+        let name = |w: usize| {
+            let j = w % c.heads;
+            format!(
+                "rope[f16,hf,x0={:#06x},x1={},{},{direction:?}]",
+                j % 65536,
+                c.x1[j / 65536].1,
+                c.angles[w / c.heads].0
             )
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(says), "{dtype}: {err}");
+        };
+        let contiguous = gpu.apply_blocking(&call, &c.x).unwrap();
+        compare(
+            &format!("f16 hf contiguous, {direction:?}"),
+            &contiguous,
+            &want,
+            name,
+        );
+        // The same data seen at an odd offset takes the general kernel on halves.
+        let mut shifted = vec![0x1234u16];
+        shifted.extend_from_slice(&c.x);
+        let general = gpu_view(
+            &gpu,
+            &shifted,
+            view.with_offset(1),
+            call.rotation,
+            &positions,
+            &table,
+            false,
+        );
+        compare(
+            &format!("f16 hf general, {direction:?}"),
+            &general[1..],
+            &want,
+            name,
+        );
+        // The same pairs in half-split heads of 16 (pair i = elements i and i + 8) take the
+        // half-split vec4 kernel (rope_vec4_half, DTYPE = 1, hf): == the CPU path.
+        let d = 16;
+        let hs_view = TensorView::bshd(1, c.angles.len(), c.heads / 8, d);
+        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; d / 2]).collect();
+        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; d / 2]).collect();
+        let hs_table = RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), d / 2).unwrap();
+        let hs_call = RopeCall::new(hs_view, &positions, &hs_table)
+            .with_pairing(Pairing::HalfSplit)
+            .with_direction(direction)
+            .with_precision(Precision::Hf)
+            .with_dtype(Dtype::F16);
+        let shape = bfrope::RopeShape::from_dims(&hs_view.dims).unwrap();
+        let key = bfrope::gpu::KernelKey::for_contiguous(
+            &shape,
+            Pairing::HalfSplit,
+            Precision::Hf,
+            Dtype::F16,
+        );
+        assert_eq!(key.map(|k| k.kernel), Some(bfrope::gpu::Kernel::Vec4Half));
+        let place = |e: usize| {
+            let (pair, half) = (e / 2, e % 2);
+            (pair / 8) * d + pair % 8 + half * 8
+        };
+        let mut x = vec![0u16; c.x.len()];
+        for (e, &v) in c.x.iter().enumerate() {
+            x[place(e)] = v;
+        }
+        let hs_want = cpu::apply(&hs_call, &x).unwrap();
+        let back = |y: &[u16]| (0..y.len()).map(|e| y[place(e)]).collect::<Vec<u16>>();
+        assert_eq!(
+            back(&hs_want),
+            want,
+            "f16 hf CPU path: half-split heads vs interleaved ones"
+        );
+        let hs_got = gpu.apply_blocking(&hs_call, &x).unwrap();
+        compare(
+            &format!("f16 hf contiguous half-split vec4, {direction:?}"),
+            &back(&hs_got),
+            &want,
+            name,
+        );
+    }
+}
+
+/// `fast` on f16 and f32 tensors runs plain f32 arithmetic and writes every element. f16:
+/// within one unit in the last place of the exact result (one f32 rounding, then one to
+/// f16). f32: under cancellation plain f32 is far from exact (hundreds of ulp here), but on
+/// an adapter that neither contracts into FMAs nor flushes (lavapipe) it is bit for bit
+/// torch's f32 arithmetic, the `hf` mode on f32 (CPU path).
+#[test]
+fn gpu_fast_f16_f32_plain_arithmetic() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0xFA57);
+    let rows = 16;
+    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..rows * 4)
+        .map(|k| ((k as f32 * 0.3).cos(), (k as f32 * 0.3).sin()))
+        .unzip();
+    let table = RopeTable::from_cos_sin(&cos, &sin, rows, 4).unwrap();
+    let positions = Positions::Offset(0);
+    let view = TensorView::bhsd(2, 3, rows, 8);
+    let call = RopeCall::new(view, &positions, &table).with_pairing(Pairing::HalfSplit);
+    let len = view.span();
+    let x16: Vec<u16> = (0..len)
+        .map(|_| half::f16::from_f32(r.random_range(-8.0..8.0)).to_bits())
+        .collect();
+    let x32: Vec<u32> = (0..len)
+        .map(|_| r.random_range(-8.0f32..8.0).to_bits())
+        .collect();
+    let fast = call.with_precision(Precision::Fast);
+
+    let got = gpu_view(
+        &gpu,
+        &x16,
+        view,
+        fast.with_dtype(Dtype::F16).rotation,
+        &positions,
+        &table,
+        false,
+    );
+    let want = cpu::apply(&call.with_dtype(Dtype::F16), &x16).unwrap();
+    let value = |h: u16| half::f16::from_bits(h).to_f64();
+    let mut worst = 0f64;
+    for (&g, &w) in got.iter().zip(&want) {
+        // One f16 ulp at w's magnitude (subnormal quantum below 2⁻¹⁴).
+        let ulp = 2f64.powi(value(w).abs().max(2f64.powi(-14)).log2().floor() as i32 - 10);
+        worst = worst.max((value(g) - value(w)).abs() / ulp);
+    }
+    eprintln!("fast f16: worst {worst} ulp from exact over {len} outputs");
+    assert!(worst <= 1.0, "fast f16: {worst} ulp from exact");
+
+    let got = gpu_view(
+        &gpu,
+        &x32,
+        view,
+        fast.with_dtype(Dtype::F32).rotation,
+        &positions,
+        &table,
+        false,
+    );
+    let exact = cpu::apply(&call.with_dtype(Dtype::F32), &x32).unwrap();
+    let torch = cpu::apply(
+        &call.with_dtype(Dtype::F32).with_precision(Precision::Hf),
+        &x32,
+    )
+    .unwrap();
+    let differ = got.iter().zip(&exact).filter(|(g, w)| g != w).count();
+    eprintln!("fast f32: {differ} of {len} outputs differ from exact");
+    assert!(
+        got.iter().all(|&g| g != 0xEEEE_EEEE),
+        "fast f32 left a sentinel"
+    );
+    if gpu.adapter().summary().contains("llvmpipe") {
+        compare(
+            "fast f32 on lavapipe vs torch's f32 steps",
+            &got,
+            &torch,
+            |w| format!("elements {} and {}", 2 * w, 2 * w + 1),
+        );
     }
 }

@@ -242,6 +242,7 @@ fn call<'a>(
             rotary_dim: view.dims[3],
             direction,
             precision: Precision::Hf,
+            dtype: bfrope::Dtype::Bf16,
         },
         positions,
         table,

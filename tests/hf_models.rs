@@ -57,6 +57,7 @@ fn hf_models_fed_their_own_tables_are_exact_on_gpu_and_cpu() {
                     rotary_dim,
                     direction: Direction::Forward,
                     precision: Precision::Exact,
+                    dtype: bfrope::Dtype::Bf16,
                 },
                 positions: &positions,
                 table: &table,
@@ -150,6 +151,7 @@ fn hf_models_in_hf_mode_reproduce_the_models_bf16_forward() {
                 rotary_dim,
                 direction: Direction::Forward,
                 precision,
+                dtype: bfrope::Dtype::Bf16,
             };
             let call = RopeCall {
                 view,

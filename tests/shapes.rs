@@ -279,6 +279,7 @@ fn shapes_validation_errors_name_the_values() {
         shape,
         direction: f,
         precision: p,
+        dtype: bfrope::Dtype::Bf16,
         pairing: bfrope::Pairing::Interleaved,
     };
     // The arguments claim 8 rows (256 bytes) but the table buffer holds 128 bytes.

@@ -8,10 +8,10 @@
 mod common;
 
 use bfrope::{
-    cpu, Direction, Gpu, Pairing, Positions, Precision, RopeArgs, RopeCall, RopeShape, RopeTable,
-    Rotation, TableSpec, TensorView, ViewArgs, ViewTensor,
+    cpu, Direction, Dtype, Gpu, Pairing, Positions, Precision, RopeArgs, RopeCall, RopeShape,
+    RopeTable, Rotation, TableSpec, TensorView, ViewArgs, ViewTensor,
 };
-use common::oracle::{oracle_rotate_view, OracleView};
+use common::oracle::{self, oracle_pair_in, oracle_rotate_view, OracleView};
 use common::oracle_rotate;
 use wgpu::util::DeviceExt;
 
@@ -44,6 +44,7 @@ fn dispatches(gpu: &Gpu, shape: RopeShape, t: &RopeTable, row_offset: usize) -> 
             shape,
             direction: Direction::Forward,
             precision: Precision::Exact,
+            dtype: bfrope::Dtype::Bf16,
             pairing: bfrope::Pairing::Interleaved,
         })
         .unwrap()
@@ -640,74 +641,205 @@ fn slicing_a_bhsd_half_split_view_over_the_real_binding_limit() {
     );
 }
 
-/// f16 tensors take the same split (two elements per word, like bf16): a BHSD half-split
-/// view and a padded strided one at an odd offset over many windows, in place, equal to the
-/// f16 CPU path.
+/// The oracle's rotation of `view` inside `x` (raw bits of `dtype`, f16 or f32): every pair
+/// through [`oracle_pair_in`] in the dtype's format; the rest of the buffer unchanged.
+fn oracle_view_in(
+    dtype: Dtype,
+    x: &[u64],
+    view: &TensorView,
+    rot: &Rotation,
+    positions: &Positions,
+    t: &RopeTable,
+) -> Vec<u64> {
+    let fmt = match dtype {
+        Dtype::F16 => oracle::F16,
+        Dtype::F32 => oracle::F32,
+        Dtype::Bf16 => oracle::BF16,
+    };
+    let mut y = x.to_vec();
+    let pairs = rot.pairs();
+    let [nb, ns, nh, _] = view.dims;
+    for b in 0..nb {
+        for s in 0..ns {
+            let row = positions.row(b, s, ns);
+            for h in 0..nh {
+                let start = view.head_start(b, s, h);
+                for i in 0..pairs {
+                    let (e0, e1) = rot.pairing.elements(i, pairs);
+                    let [c, sn] = t.cos_sin()[row * pairs + i];
+                    (y[start + e0], y[start + e1]) = oracle_pair_in(
+                        fmt,
+                        x[start + e0],
+                        x[start + e1],
+                        c.to_bits(),
+                        sn.to_bits(),
+                        rot.direction == Direction::Inverse,
+                    );
+                }
+            }
+        }
+    }
+    y
+}
+
+/// f16 and f32 views split over many windows (`plan_view`'s pieces in the dtype's element
+/// size: f16 two per word like bf16, f32 one per word, four bytes): a BHSD half-split view
+/// and a padded strided one at an odd offset, in place and out of place into a
+/// sentinel-filled output (nothing outside the view written), inverse too; GPU == CPU path
+/// == oracle in the dtype, 0 mismatches.
 #[test]
-fn slicing_f16_views_over_many_windows() {
+fn slicing_f16_and_f32_views_over_many_windows() {
     let Some(gpu) = common::gpu() else { return };
     let align = (gpu.device().limits().min_storage_buffer_offset_alignment as u64).max(16);
-    let rot = Rotation {
+    let positions = Positions::PerBatch(vec![2, 7]);
+    let half = Rotation {
         pairing: Pairing::HalfSplit,
         ..Rotation::new(16)
     };
-    let positions = Positions::PerBatch(vec![2, 7]);
-    let t = table(20, 8);
-    let tb = gpu
-        .device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: t.as_bytes(),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-    let views = [
-        TensorView::bhsd(2, 3, 6, 16),
-        TensorView {
-            dims: [2, 6, 3, 16],
-            strides: [401, 63, 19],
-            offset: 7,
-        },
+    let inverse_partial = Rotation {
+        direction: Direction::Inverse,
+        ..Rotation::new(12)
+    };
+    #[rustfmt::skip]
+    let cases = [
+        ("bhsd,half,d=16", TensorView::bhsd(2, 3, 6, 16), half),
+        ("strided,offset=7,half,d=16", TensorView { dims: [2, 6, 3, 16], strides: [401, 63, 19], offset: 7 }, half),
+        ("strided,offset=3,interleaved,d=16,r=12,inverse", TensorView { dims: [2, 5, 3, 16], strides: [300, 57, 18], offset: 3 }, inverse_partial),
     ];
-    for view in views {
-        let len = view.span() + 1;
-        let x = bfrope::conformance::random_bf16(9, len);
-        let call = RopeCall {
-            view,
-            rotation: rot,
-            positions: &positions,
-            table: &t,
-        };
-        let mut want = x.clone();
-        cpu::apply_f16_in_place(&call, &mut want).unwrap();
-        let small = gpu.clone().with_max_binding(align + 2 * 64 + 4);
-        let buf = upload(&small, &x);
-        let args = ViewArgs {
-            q: ViewTensor {
-                input: &buf,
-                output: &buf,
+    for dtype in [Dtype::F16, Dtype::F32] {
+        let size = dtype.size();
+        for (name, view, rot) in cases {
+            let rot = Rotation { dtype, ..rot };
+            let t = table(20, rot.pairs());
+            let tb = gpu
+                .device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: None,
+                    contents: t.as_bytes(),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+            let len = view.span() + 1;
+            // Random bit patterns of the dtype (NaNs, infinities, subnormals included): f16
+            // as they come, f32 two random 16-bit halves.
+            let lo = bfrope::conformance::random_bf16(9, len);
+            let hi = bfrope::conformance::random_bf16(10, len);
+            let x: Vec<u64> = match dtype {
+                Dtype::F32 => hi
+                    .iter()
+                    .zip(&lo)
+                    .map(|(&h, &l)| (u64::from(h) << 16) | u64::from(l))
+                    .collect(),
+                _ => lo.iter().map(|&l| u64::from(l)).collect(),
+            };
+            let call = RopeCall {
                 view,
-            },
-            k: None,
-            table: &tb,
-            table_rows: t.rows(),
-            rotation: rot,
-            positions: &positions,
-            device_rows: None,
-        };
-        let n = small.kernels().validate_view(&args).unwrap();
-        assert!(n > 4, "{view:?}: {n} dispatches");
-        let mut encoder = small
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        small
-            .kernels()
-            .record_view_dtype(&mut encoder, &args, bfrope::Dtype::F16)
-            .unwrap();
-        let words =
-            pollster::block_on(small.read_back(encoder, &buf, (len.div_ceil(2) * 4) as u64))
-                .unwrap();
-        let got = &bytemuck::cast_slice::<u32, u16>(&words)[..len];
-        let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-        assert_eq!(bad, 0, "{view:?} f16 over {n} dispatches: {bad} mismatches");
+                rotation: rot,
+                positions: &positions,
+                table: &t,
+            };
+            let want = oracle_view_in(dtype, &x, &view, &rot, &positions, &t);
+            // Host bytes of the buffer, padded to whole words, and back.
+            let bytes = |v: &[u64]| -> Vec<u8> {
+                let mut b: Vec<u8> = v
+                    .iter()
+                    .flat_map(|&e| e.to_le_bytes()[..size].to_vec())
+                    .collect();
+                b.resize(b.len().div_ceil(4) * 4, 0);
+                b
+            };
+            let elements = |b: &[u8]| -> Vec<u64> {
+                b.chunks(size)
+                    .take(len)
+                    .map(|c| c.iter().rev().fold(0u64, |a, &v| (a << 8) | u64::from(v)))
+                    .collect()
+            };
+            let cpu_bits = match dtype {
+                Dtype::F32 => {
+                    let x32: Vec<u32> = x.iter().map(|&e| e as u32).collect();
+                    let y = cpu::apply(&call, &x32).unwrap();
+                    y.iter().map(|&e| u64::from(e)).collect::<Vec<_>>()
+                }
+                _ => {
+                    let x16: Vec<u16> = x.iter().map(|&e| e as u16).collect();
+                    let y = cpu::apply(&call, &x16).unwrap();
+                    y.iter().map(|&e| u64::from(e)).collect()
+                }
+            };
+            let bad = cpu_bits.iter().zip(&want).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                bad, 0,
+                "{dtype} {name}: CPU path vs oracle: {bad} mismatches"
+            );
+            // One head of 16 elements (64 bytes in f32) or one table row (64 bytes) per
+            // window at least, a few at most: many dispatches either way.
+            let small = gpu.clone().with_max_binding(align + 2 * 64 + 4);
+            let make = |contents: &[u8]| {
+                small
+                    .device()
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: None,
+                        contents,
+                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    })
+            };
+            let sentinel = vec![0xEEEE_EEEEu64 & ((1u64 << (8 * size)) - 1); len];
+            let (input, output) = (make(&bytes(&x)), make(&bytes(&sentinel)));
+            let buf = make(&bytes(&x));
+            for in_place in [false, true] {
+                let (src, dst) = if in_place {
+                    (&buf, &buf)
+                } else {
+                    (&input, &output)
+                };
+                let args = ViewArgs {
+                    q: ViewTensor {
+                        input: src,
+                        output: dst,
+                        view,
+                    },
+                    k: None,
+                    table: &tb,
+                    table_rows: t.rows(),
+                    rotation: rot,
+                    positions: &positions,
+                    device_rows: None,
+                };
+                let n = small.kernels().validate_view(&args).unwrap();
+                assert!(n > 4, "{dtype} {name}: {n} dispatches");
+                let mut encoder = small
+                    .device()
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+                small.kernels().record_view(&mut encoder, &args).unwrap();
+                let words =
+                    pollster::block_on(small.read_back(encoder, dst, bytes(&x).len() as u64))
+                        .unwrap();
+                let got = elements(bytemuck::cast_slice(&words));
+                let inside = {
+                    let mut v = vec![false; len];
+                    let [nb, ns, nh, d] = view.dims;
+                    for b in 0..nb {
+                        for s in 0..ns {
+                            for h in 0..nh {
+                                let e = view.head_start(b, s, h);
+                                v[e..e + d].iter_mut().for_each(|i| *i = true);
+                            }
+                        }
+                    }
+                    v
+                };
+                for e in 0..len {
+                    let expect = if in_place || inside[e] {
+                        want[e]
+                    } else {
+                        sentinel[e]
+                    };
+                    assert_eq!(
+                        got[e], expect,
+                        "{dtype} {name} (in place: {in_place}, {n} dispatches): element {e} (in view: {})",
+                        inside[e]
+                    );
+                }
+            }
+        }
     }
 }

@@ -270,6 +270,7 @@ fn specials_gpu_record_sentinel_d8_forward_and_d2_inverse() {
                     shape,
                     direction,
                     precision: Precision::Exact,
+                    dtype: bfrope::Dtype::Bf16,
                     pairing: bfrope::Pairing::Interleaved,
                 },
             )

@@ -657,6 +657,7 @@ fn hf_models_from_their_parameters_are_within_one_ulp_of_their_own_tables() {
                         rotary_dim: recipe.rotary_dim,
                         direction: Direction::Forward,
                         precision: Precision::Exact,
+                        dtype: bfrope::Dtype::Bf16,
                     },
                     positions: &ids,
                     table: &table,

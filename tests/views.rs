@@ -156,6 +156,7 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
             Direction::Forward
         },
         precision: Precision::Exact,
+        dtype: bfrope::Dtype::Bf16,
     };
     let positions = c.positions();
     let rows = c.rows();
@@ -384,6 +385,7 @@ fn views_half_split_is_interleaved_after_the_permutation() {
             rotary_dim: r,
             direction: Direction::Forward,
             precision: Precision::Exact,
+            dtype: bfrope::Dtype::Bf16,
         },
         positions: &positions,
         table: &t,

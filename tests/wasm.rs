@@ -208,15 +208,29 @@ fn table_values(table: &RopeTable, repeated_halves: bool) -> JsValue {
     ])
 }
 
+fn message(e: JsValue) -> String {
+    e.dyn_into::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|v| format!("not an Error: {v:?}"))
+}
+
 async fn rope(x: &[u16], options: JsValue) -> Result<Vec<u16>, String> {
-    bfrope::web::rope(Uint16Array::from(x), options)
+    let y = bfrope::web::rope(Uint16Array::from(x).into(), options)
         .await
-        .map(|y| y.to_vec())
-        .map_err(|e| {
-            e.dyn_into::<js_sys::Error>()
-                .map(|e| String::from(e.message()))
-                .unwrap_or_else(|v| format!("not an Error: {v:?}"))
-        })
+        .map_err(message)?;
+    Ok(y.dyn_into::<Uint16Array>()
+        .map_err(|v| format!("rope() of a Uint16Array returned {v:?}"))?
+        .to_vec())
+}
+
+/// `rope()` on a `Float32Array`: the f32 values of the result.
+async fn rope_f32(x: &[f32], options: JsValue) -> Result<Vec<f32>, String> {
+    let y = bfrope::web::rope(Float32Array::from(x).into(), options)
+        .await
+        .map_err(message)?;
+    Ok(y.dyn_into::<Float32Array>()
+        .map_err(|v| format!("rope() of a Float32Array returned {v:?}"))?
+        .to_vec())
 }
 
 /// `rope()`'s output is `cpu::apply`'s on `call`, rotated where the view is (so the test
@@ -495,6 +509,66 @@ async fn rope_bf16_keeps_its_signature_and_bits() {
     );
 }
 
+/// f16 (`Uint16Array` with `dtype: "f16"`) and f32 (`Float32Array`) through `rope()`: the
+/// output has the input's type and `cpu::apply`'s bits in that dtype (exact and hf); a dtype
+/// that does not match the array is refused naming both.
+#[wasm_bindgen_test]
+async fn rope_f16_and_f32_arrays() {
+    log_backend().await;
+    let (b, s, h, d) = (2usize, 3usize, 2usize, 8usize);
+    let x16: Vec<u16> = random_bf16(0xF16, b * s * h * d);
+    // Random f32 bit patterns: a random high half (bf16 patterns, specials included) over a
+    // random low half.
+    let lo = random_bf16(0xF33, b * s * h * d);
+    let x32: Vec<u32> = random_bf16(0xF32, b * s * h * d)
+        .iter()
+        .zip(&lo)
+        .map(|(&hi, &lo)| (u32::from(hi) << 16) | u32::from(lo))
+        .collect();
+    let positions = Positions::Offset(0);
+    let table = RopeTable::build(&TableSpec::new(d, s)).expect("table");
+    for precision in ["exact", "hf"] {
+        let call = RopeCall::new(TensorView::bshd(b, s, h, d), &positions, &table)
+            .with_pairing(Pairing::HalfSplit)
+            .with_precision(precision.parse::<Precision>().expect("precision"));
+        let options = |dtype: &str| {
+            obj(&[
+                ("dims", nums(&[b, s, h, d])),
+                ("rotation", "half".into()),
+                ("precision", precision.into()),
+                ("dtype", dtype.into()),
+                ("table", table_values(&table, false)),
+            ])
+        };
+        let got = rope(&x16, options("f16")).await.expect("rope f16");
+        check_rope(
+            &format!("f16 {precision}"),
+            &x16,
+            &got,
+            &call.with_dtype(bfrope::Dtype::F16),
+        );
+        let xf: Vec<f32> = x32.iter().map(|&w| f32::from_bits(w)).collect();
+        let got = rope_f32(&xf, options("f32")).await.expect("rope f32");
+        let want = cpu::apply(&call.with_dtype(bfrope::Dtype::F32), &x32).expect("cpu");
+        let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want, "f32 {precision}: rope() differs from cpu::apply");
+    }
+    let plain = |dtype: &str| {
+        obj(&[
+            ("dims", nums(&[b, s, h, d])),
+            ("dtype", dtype.into()),
+            ("table", table_values(&table, false)),
+        ])
+    };
+    let e = rope(&x16, plain("f32")).await.unwrap_err();
+    assert!(e.contains("Float32Array") && e.contains("\"f32\""), "{e}");
+    let xf = vec![1.0f32; b * s * h * d];
+    let e = rope_f32(&xf, plain("f16")).await.unwrap_err();
+    assert!(e.contains("Float32Array") && e.contains("f16"), "{e}");
+    let e = rope(&x16, plain("f64")).await.unwrap_err();
+    assert!(e.contains("dtype \"f64\""), "{e}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Table recipes: `ropeFromConfig`, `frequenciesFor`, `tableFor` and `rope`'s recipe table
 // against the library's own `HfRope` / `TableRecipe` on the same config.json.
@@ -536,12 +610,6 @@ fn table_fnv(cos: &[f32], sin: &[f32]) -> u64 {
 
 fn field(o: &JsValue, k: &str) -> JsValue {
     Reflect::get(o, &k.into()).expect("a property")
-}
-
-fn message(e: JsValue) -> String {
-    e.dyn_into::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|v| format!("not an Error: {v:?}"))
 }
 
 fn f32s(v: JsValue) -> Vec<f32> {

@@ -17,7 +17,7 @@
 use half::f16;
 
 use crate::error::Result;
-use crate::shape::Direction;
+use crate::shape::{Direction, Precision};
 use crate::spec::RopeCall;
 
 /// The canonical quiet NaN of f16 results.
@@ -184,13 +184,21 @@ fn apply_view<T: Copy>(
     Ok(())
 }
 
-/// Rotates the view of `call` inside a buffer of f16 bit patterns, in place.
-pub fn apply_f16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
+/// Rotates the view of `call` inside a buffer of f16 bit patterns, in place (exact, or
+/// transformers' f16 steps for `hf`).
+pub(crate) fn apply_f16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
+    if call.rotation.precision == Precision::Hf {
+        return apply_view(call, buf, crate::hf::rotate_pair_hf_f16);
+    }
     apply_view(call, buf, rotate_pair_f16)
 }
 
-/// Rotates the view of `call` inside a buffer of f32 bit patterns, in place.
-pub fn apply_f32_in_place(call: &RopeCall, buf: &mut [u32]) -> Result<()> {
+/// Rotates the view of `call` inside a buffer of f32 bit patterns, in place (exact, or
+/// torch's f32 steps for `hf`).
+pub(crate) fn apply_f32_in_place(call: &RopeCall, buf: &mut [u32]) -> Result<()> {
+    if call.rotation.precision == Precision::Hf {
+        return apply_view(call, buf, crate::hf::rotate_pair_hf_f32);
+    }
     apply_view(call, buf, rotate_pair_f32)
 }
 

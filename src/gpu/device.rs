@@ -8,7 +8,9 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use half::bf16;
+use half::{bf16, f16};
+
+use crate::dtype::{Bits, Dtype};
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
@@ -384,25 +386,44 @@ impl Gpu {
         })
     }
 
-    /// Rotates the view of `call` in a copy of `x` (raw bf16 bit patterns, what the web page
-    /// and the CLI hold) and returns the buffer: elements outside the view, and dims past
+    /// Rotates the view of `call` in a copy of `x` (raw bit patterns of the call's dtype,
+    /// what the web page and the CLI hold: `u16` for bf16 and f16, `u32` for f32; output in
+    /// the same dtype) and returns the buffer: elements outside the view, and dims past
     /// rotary_dim, come back bit for bit. Any view, pairing, rotary_dim and positions; any
     /// size up to the device's `max_buffer_size` (the library splits the work over the
     /// binding and grid limits; data moves through bounded staging). Contiguous BSHD
-    /// and BHSD whole-head calls at an offset ([`RopeCall::contiguous_pairs`]; half-split with
-    /// pairs per head a multiple of 8) take the vec4 kernels, others the general kernel.
-    pub async fn apply(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
+    /// and BHSD whole-head calls at an offset ([`RopeCall::contiguous_pairs`]; bf16 or f16,
+    /// half-split with pairs per head a multiple of 8) take the vec4 kernels, others (and
+    /// every f32 call) the general kernel.
+    pub async fn apply<E: Bits>(&self, call: &RopeCall<'_>, x: &[E]) -> Result<Vec<E>> {
+        call.rotation.dtype.check_bits::<E>()?;
         call.validate(x.len())?;
         let mut rotator = self.rotator(call.table).await?;
-        let mut out = vec![0u16; x.len()];
+        let mut out = vec![E::default(); x.len()];
         rotator.apply_into(call, x, &mut out).await?;
         Ok(out)
     }
 
-    /// [`apply`](Self::apply) on `half::bf16` data.
+    /// [`apply`](Self::apply) on `half::bf16` data, rotated as bf16 (the slice's type says
+    /// so, whatever dtype the call names).
     pub async fn apply_bf16(&self, call: &RopeCall<'_>, x: &[bf16]) -> Result<Vec<bf16>> {
-        let bits = self.apply(call, bytemuck::cast_slice(x)).await?;
+        let call = call.with_dtype(Dtype::Bf16);
+        let bits = self.apply(&call, bytemuck::cast_slice::<_, u16>(x)).await?;
         Ok(bits.into_iter().map(bf16::from_bits).collect())
+    }
+
+    /// [`apply`](Self::apply) on `half::f16` data, rotated as f16.
+    pub async fn apply_f16(&self, call: &RopeCall<'_>, x: &[f16]) -> Result<Vec<f16>> {
+        let call = call.with_dtype(Dtype::F16);
+        let bits = self.apply(&call, bytemuck::cast_slice::<_, u16>(x)).await?;
+        Ok(bits.into_iter().map(f16::from_bits).collect())
+    }
+
+    /// [`apply`](Self::apply) on `f32` data, rotated as f32.
+    pub async fn apply_f32(&self, call: &RopeCall<'_>, x: &[f32]) -> Result<Vec<f32>> {
+        let call = call.with_dtype(Dtype::F32);
+        let bits = self.apply(&call, bytemuck::cast_slice::<_, u32>(x)).await?;
+        Ok(bits.into_iter().map(f32::from_bits).collect())
     }
 }
 
@@ -423,12 +444,13 @@ impl Rotator<'_> {
     /// Rotates the view of `call` in `x` into `out` (as long as `x`): `out` receives `x`
     /// with the view rotated, as [`Gpu::apply`] returns it. `call.table` must be the table
     /// this Rotator was made from ([`Gpu::rotator`]); [`RopeCall::validate`] checks the rest.
-    pub async fn apply_into(
+    pub async fn apply_into<E: Bits>(
         &mut self,
         call: &RopeCall<'_>,
-        x: &[u16],
-        out: &mut [u16],
+        x: &[E],
+        out: &mut [E],
     ) -> Result<()> {
+        call.rotation.dtype.check_bits::<E>()?;
         call.validate(x.len())?;
         if out.len() != x.len() {
             return Err(Error::Argument(format!(
@@ -447,10 +469,17 @@ impl Rotator<'_> {
             )));
         }
         let contiguous = call.contiguous_pairs().filter(|(shape, _, pairing)| {
-            KernelKey::for_contiguous(shape, *pairing, call.rotation.precision).is_some()
+            KernelKey::for_contiguous(
+                shape,
+                *pairing,
+                call.rotation.precision,
+                call.rotation.dtype,
+            )
+            .is_some()
         });
         if let Some((shape, row_offset, pairing)) = contiguous {
-            // The fast kernels rotate the tensor alone; the rest of the buffer is copied here.
+            // The fast kernels (bf16 and f16) rotate the tensor alone; the rest of the buffer
+            // is copied here.
             let span = shape.elements();
             out[span..].copy_from_slice(&x[span..]);
             let rotation = call.rotation;
@@ -458,8 +487,8 @@ impl Rotator<'_> {
             return self
                 .run(
                     "rotating",
-                    &x[..span],
-                    &mut out[..span],
+                    bytemuck::cast_slice(&x[..span]),
+                    bytemuck::cast_slice_mut(&mut out[..span]),
                     |kernels, encoder, input, output, table, _| {
                         kernels.record(
                             encoder,
@@ -472,6 +501,7 @@ impl Rotator<'_> {
                                 shape,
                                 direction: rotation.direction,
                                 precision: rotation.precision,
+                                dtype: rotation.dtype,
                                 pairing,
                             },
                         )
@@ -481,8 +511,8 @@ impl Rotator<'_> {
         }
         self.run(
             "rotating a view",
-            x,
-            out,
+            bytemuck::cast_slice(x),
+            bytemuck::cast_slice_mut(out),
             |kernels, encoder, input, output, table, bytes| {
                 // Out of place: the output starts as the input, then the view is rotated into it.
                 encoder.copy_buffer_to_buffer(input, 0, output, 0, bytes);
@@ -507,14 +537,14 @@ impl Rotator<'_> {
         .await
     }
 
-    /// Uploads `x` (padded to whole words) into the input buffer, lets `record` record the
-    /// work from input to output (it gets the padded byte count), and reads the output back
-    /// into `out`. Buffers grow to the largest call seen and are reused.
+    /// Uploads the bytes `x` (padded to whole words) into the input buffer, lets `record`
+    /// record the work from input to output (it gets the padded byte count), and reads the
+    /// output back into `out`. Buffers grow to the largest call seen and are reused.
     async fn run(
         &mut self,
         what: &str,
-        x: &[u16],
-        out: &mut [u16],
+        x: &[u8],
+        out: &mut [u8],
         record: impl FnOnce(
             &RopeKernels,
             &mut wgpu::CommandEncoder,
@@ -525,7 +555,7 @@ impl Rotator<'_> {
         ) -> Result<()>,
     ) -> Result<()> {
         let gpu = self.gpu;
-        let words = x.len().div_ceil(2);
+        let words = x.len().div_ceil(4);
         let bytes = words as u64 * 4;
         if bytes > gpu.report.max_buffer {
             return Err(Error::Limit(format!(
@@ -554,11 +584,11 @@ impl Rotator<'_> {
         let (input, output) = self.tensors.as_ref().expect("allocated above");
         let staging = self.staging.as_ref().expect("allocated above");
         let table = &self.table;
-        // Odd lengths travel with one padding element: copies move whole words.
-        let odd = x.len() % 2 == 1;
+        // Lengths that are not whole words travel padded: copies move whole words.
+        let odd = x.len() % 4 != 0;
         let padded_in;
-        let host: &[u16] = if odd {
-            padded_in = [x, &[0]].concat();
+        let host: &[u8] = if odd {
+            padded_in = [x, &[0; 3][..4 - x.len() % 4]].concat();
             &padded_in
         } else {
             x
@@ -572,7 +602,7 @@ impl Rotator<'_> {
                 });
             record(&gpu.kernels, &mut encoder, input, output, table, bytes)?;
             if odd {
-                let mut padded_out = vec![0u16; words * 2];
+                let mut padded_out = vec![0u32; words];
                 gpu.read_into(
                     Some(encoder),
                     output,
@@ -580,7 +610,7 @@ impl Rotator<'_> {
                     bytemuck::cast_slice_mut(&mut padded_out),
                 )
                 .await?;
-                out.copy_from_slice(&padded_out[..out.len()]);
+                out.copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&padded_out)[..out.len()]);
                 Ok(())
             } else {
                 gpu.read_into(
@@ -605,13 +635,23 @@ impl Gpu {
     }
 
     /// [`Gpu::apply`], blocking.
-    pub fn apply_blocking(&self, call: &RopeCall<'_>, x: &[u16]) -> Result<Vec<u16>> {
+    pub fn apply_blocking<E: Bits>(&self, call: &RopeCall<'_>, x: &[E]) -> Result<Vec<E>> {
         pollster::block_on(self.apply(call, x))
     }
 
     /// [`Gpu::apply_bf16`], blocking.
     pub fn apply_bf16_blocking(&self, call: &RopeCall<'_>, x: &[bf16]) -> Result<Vec<bf16>> {
         pollster::block_on(self.apply_bf16(call, x))
+    }
+
+    /// [`Gpu::apply_f16`], blocking.
+    pub fn apply_f16_blocking(&self, call: &RopeCall<'_>, x: &[f16]) -> Result<Vec<f16>> {
+        pollster::block_on(self.apply_f16(call, x))
+    }
+
+    /// [`Gpu::apply_f32`], blocking.
+    pub fn apply_f32_blocking(&self, call: &RopeCall<'_>, x: &[f32]) -> Result<Vec<f32>> {
+        pollster::block_on(self.apply_f32(call, x))
     }
 
     /// [`Gpu::rotator`], blocking.
@@ -623,11 +663,11 @@ impl Gpu {
 #[cfg(not(target_arch = "wasm32"))]
 impl Rotator<'_> {
     /// [`Rotator::apply_into`], blocking.
-    pub fn apply_into_blocking(
+    pub fn apply_into_blocking<E: Bits>(
         &mut self,
         call: &RopeCall<'_>,
-        x: &[u16],
-        out: &mut [u16],
+        x: &[E],
+        out: &mut [E],
     ) -> Result<()> {
         pollster::block_on(self.apply_into(call, x, out))
     }

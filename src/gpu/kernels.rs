@@ -63,28 +63,34 @@ pub enum Kernel {
 pub struct KernelKey {
     /// Exact (the contract), plain f32 or `hf`.
     pub precision: Precision,
-    /// The tensor's dtype (the `DTYPE` override: bf16 or f16).
+    /// The tensor's dtype (the `DTYPE` override: bf16 or f16 in every module; f32 selects
+    /// the general kernel's f32 modules, one element per word).
     pub dtype: Dtype,
     /// The kernel module.
     pub kernel: Kernel,
 }
 
 impl KernelKey {
-    /// The widest contiguous variant the shape allows (interleaved pairs).
-    pub fn for_shape(shape: &RopeShape, precision: Precision) -> Self {
-        Self::for_contiguous(shape, Pairing::Interleaved, precision)
-            .expect("interleaved shapes always have a contiguous kernel")
+    /// The widest contiguous variant the shape allows (interleaved pairs, bf16 or f16; f32
+    /// has no contiguous kernel and takes the general one).
+    pub fn for_shape(shape: &RopeShape, precision: Precision, dtype: Dtype) -> Option<Self> {
+        Self::for_contiguous(shape, Pairing::Interleaved, precision, dtype)
     }
 
-    /// The contiguous kernel for `shape` with `pairing`, if there is one: interleaved, the
-    /// vec4 kernel (pairs per head a multiple of 4) or else the scalar one; half-split, the
-    /// half-split vec4 kernel when pairs per head is a multiple of 8 (else `None`: the
-    /// general kernel serves it).
+    /// The contiguous kernel for `shape` with `pairing` and `dtype`, if there is one: f32
+    /// never (one element per word: the general kernel's f32 modules); for bf16 and f16,
+    /// interleaved, the vec4 kernel (pairs per head a multiple of 4) or else the scalar one;
+    /// half-split, the half-split vec4 kernel when pairs per head is a multiple of 8 (else
+    /// `None`: the general kernel serves it).
     pub fn for_contiguous(
         shape: &RopeShape,
         pairing: Pairing,
         precision: Precision,
+        dtype: Dtype,
     ) -> Option<Self> {
+        if dtype == Dtype::F32 {
+            return None;
+        }
         // The vec4 kernels divide in-token indices with an f32 reciprocal: exact below 2^24.
         let token_words = shape.heads * shape.pairs();
         let small = token_words < (1 << 24);
@@ -96,7 +102,7 @@ impl KernelKey {
         };
         Some(Self {
             precision,
-            dtype: Dtype::Bf16,
+            dtype,
             kernel,
         })
     }
@@ -146,8 +152,9 @@ pub struct RopeKernels {
     device: wgpu::Device,
     /// Scalar (index 0), vec4 (index 1) and half-split vec4 (index 2).
     variants: [RopeVariant; 3],
-    /// The general modules, built on first use: index 4·words + 2·in_place + (views − 1).
-    general: [std::sync::OnceLock<RopeVariant>; 8],
+    /// The general modules, built on first use: index 4·words + 2·in_place + (views − 1),
+    /// then the f32 modules at 8 + 2·in_place + (views − 1).
+    general: [std::sync::OnceLock<RopeVariant>; 12],
     pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
     /// Bind groups and parameter buffers of recent view calls, so a repeated call (a decode
     /// loop with positions on the GPU) allocates nothing. Holds at most
@@ -252,8 +259,15 @@ impl RopeVariant {
     }
 }
 
-/// The general module for in place or not, one view or two, with its layout.
-fn general(device: &wgpu::Device, in_place: bool, views: u32, words: bool) -> RopeVariant {
+/// The general module for in place or not, one view or two, on halves, words or (`f32`)
+/// f32 elements, with its layout.
+fn general(
+    device: &wgpu::Device,
+    in_place: bool,
+    views: u32,
+    words: bool,
+    f32: bool,
+) -> RopeVariant {
     let mut entries = vec![storage_entry(1, true, 8), storage_entry(4, true, 4)];
     let tensors: &[(u32, u32)] = if views == 2 {
         &[(2, 3), (5, 6)]
@@ -266,14 +280,25 @@ fn general(device: &wgpu::Device, in_place: bool, views: u32, words: bool) -> Ro
         }
         entries.push(storage_entry(dst, false, 4));
     }
+    let source = if f32 {
+        shaders::rope_general_f32_variant(in_place, views)
+    } else {
+        shaders::rope_general_variant(in_place, views, words)
+    };
     RopeVariant::new(
         device,
         &format!(
             "rope_general[{},{},views={views}]",
-            if words { "words" } else { "halves" },
+            if f32 {
+                "f32"
+            } else if words {
+                "words"
+            } else {
+                "halves"
+            },
             if in_place { "in place" } else { "out of place" }
         ),
-        shaders::rope_general_variant(in_place, views, words),
+        source,
         shaders::ROPE_GENERAL_ENTRY,
         std::mem::size_of::<ViewParams>() as u64,
         &entries,
@@ -337,9 +362,12 @@ impl RopeKernels {
                 words,
                 ..
             } => {
-                let index =
-                    4 * usize::from(words) + 2 * usize::from(in_place) + usize::from(views == 2);
-                self.general[index].get_or_init(|| general(&self.device, in_place, views, words))
+                let f32 = key.dtype == Dtype::F32;
+                let index = if f32 { 8 } else { 4 * usize::from(words) }
+                    + 2 * usize::from(in_place)
+                    + usize::from(views == 2);
+                self.general[index]
+                    .get_or_init(|| general(&self.device, in_place, views, words, f32))
             }
         }
     }
@@ -358,7 +386,11 @@ impl RopeKernels {
                     Precision::Hf => 2.0,
                 };
                 let variant = self.variant(key);
-                let dtype = f64::from(u8::from(key.dtype == Dtype::F16));
+                let dtype = match key.dtype {
+                    Dtype::Bf16 => 0.0,
+                    Dtype::F16 => 1.0,
+                    Dtype::F32 => 2.0,
+                };
                 let mut constants = vec![
                     ("EXACT", exact),
                     ("DTYPE", dtype),
@@ -495,54 +527,13 @@ impl RopeKernels {
 
     /// Records a view call into the caller's open compute pass (a decode loop pays no pass
     /// per call). Bind groups and parameter buffers are cached: repeating a call with the
-    /// same buffers and parameters (positions in a GPU buffer) allocates nothing.
+    /// same buffers and parameters (positions in a GPU buffer) allocates nothing. The
+    /// tensors hold elements of `args.rotation.dtype`: bf16 and f16 two per word, f32 one.
     pub fn record_view_in_pass(&self, pass: &mut wgpu::ComputePass, args: &ViewArgs) -> Result<()> {
-        self.record_view_dtype_in_pass(pass, args, Dtype::Bf16)
-    }
-
-    /// [`record_view`](Self::record_view) for tensors of `dtype`, rotated in that dtype:
-    /// bf16, or f16 (two per word like bf16, correctly rounded to f16; `exact` only). f32
-    /// tensors are refused here for now (the CPU path rotates them).
-    pub fn record_view_dtype(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        args: &ViewArgs,
-        dtype: Dtype,
-    ) -> Result<()> {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bfrope::rope_general"),
-            timestamp_writes: None,
-        });
-        self.record_view_dtype_in_pass(&mut pass, args, dtype)
-    }
-
-    /// [`record_view_in_pass`](Self::record_view_in_pass) for tensors of `dtype` (see
-    /// [`record_view_dtype`](Self::record_view_dtype)).
-    pub fn record_view_dtype_in_pass(
-        &self,
-        pass: &mut wgpu::ComputePass,
-        args: &ViewArgs,
-        dtype: Dtype,
-    ) -> Result<()> {
-        match (dtype, args.rotation.precision) {
-            (Dtype::Bf16, _) | (Dtype::F16, Precision::Exact) => {}
-            (Dtype::F16, other) => {
-                return Err(Error::Parameter(format!(
-                    "precision {other:?} is not available for f16 tensors on the GPU; use exact"
-                )))
-            }
-            (Dtype::F32, _) => {
-                return Err(Error::Parameter(
-                    "dtype f32 is not yet rotated by the GPU kernels; use the CPU path \
-                     (cpu::apply_dtype_in_place)"
-                        .into(),
-                ))
-            }
-        }
         let dispatches = plan_view(args, self.limits)?;
         for d in &dispatches {
             let bind = self.view_bind_group(args, d)?;
-            pass.set_pipeline(&self.pipeline(KernelKey { dtype, ..d.key }));
+            pass.set_pipeline(&self.pipeline(d.key));
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
         }

@@ -6,6 +6,7 @@
 //! `min_storage_buffer_offset_alignment`; the kernel adds the rest (`src_base`, in words,
 //! and `table_base`, in table entries, subtracted) so no data is ever copied per slice.
 
+use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, KernelKey};
 use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
@@ -29,8 +30,10 @@ pub struct RopeArgs<'a> {
     pub shape: RopeShape,
     /// Forward or inverse.
     pub direction: Direction,
-    /// Exact (default) or plain f32.
+    /// Exact (default), plain f32 or `hf`.
     pub precision: Precision,
+    /// bf16 or f16 (both packed two per word; f32 tensors take [`ViewArgs`]).
+    pub dtype: Dtype,
     /// Which elements pair up: interleaved (any shape) or half-split (pairs per head a
     /// multiple of 8: the half-split vec4 kernel).
     pub pairing: Pairing,
@@ -101,6 +104,13 @@ pub(crate) struct Plan {
 /// against the shape, then splits it within `limits`.
 pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
+    if args.dtype == Dtype::F32 {
+        return Err(Error::Argument(
+            "the contiguous kernels take bf16 or f16 tensors (two per word); record an f32 \
+             tensor with record_view"
+                .into(),
+        ));
+    }
     if args.input == args.output {
         return Err(Error::Argument(
             "input and output must be different buffers (bindings may not alias)".into(),
@@ -144,15 +154,17 @@ pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// Splits a checked call into dispatches (no buffers needed: unit-testable).
 pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
-    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision).ok_or_else(|| {
-        Error::Shape {
+    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
+        .ok_or_else(|| Error::Shape {
             shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
-            reason: format!(
-                "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 8; the general kernel (record_view) takes any",
-                shape.pairs()
-            ),
-        }
-    })?;
+            reason: match args.dtype {
+                Dtype::F32 => "f32 tensors have no contiguous kernel (one element per word); the general kernel (record_view) takes them".to_string(),
+                _ => format!(
+                    "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 8; the general kernel (record_view) takes any",
+                    shape.pairs()
+                ),
+            },
+        })?;
     let token_words = (shape.heads * shape.pairs()) as u64;
     let token_bytes = token_words * 4;
     let row_bytes = shape.pairs() as u64 * 8;
@@ -343,7 +355,8 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
 /// rotates in place (its own pipeline: WebGPU bindings may not alias).
 #[derive(Debug, Clone, Copy)]
 pub struct ViewTensor<'a> {
-    /// The buffer holding the view (`STORAGE`), bf16 elements packed two per word.
+    /// The buffer holding the view (`STORAGE`): bf16 and f16 elements packed two per word
+    /// (element `2k` in the low half), f32 one per word ([`Rotation::dtype`]).
     pub input: &'a wgpu::Buffer,
     /// The buffer the view is written into (`STORAGE`), same layout; `input` for in place.
     pub output: &'a wgpu::Buffer,
@@ -388,6 +401,11 @@ pub(crate) struct ViewDispatch {
     pub views: Vec<usize>,
 }
 
+/// Words holding `elements` elements of `size` bytes (2: two per word, 4: one per word).
+fn words_of(elements: u64, size: u64) -> u64 {
+    (elements * size).div_ceil(4)
+}
+
 /// Checks a view call (the one validation of [`crate::spec`], then the buffers) and plans
 /// it: one dispatch, or two when q and k share a buffer that one of them writes (bindings
 /// may not alias). A view whose tensor or table window exceeds the binding limit (or 2^32
@@ -399,6 +417,7 @@ pub(crate) struct ViewDispatch {
 /// buffer (the kernel indexes them from the piece's first token).
 pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewDispatch>> {
     let rot = &args.rotation;
+    let size = rot.dtype.size() as u64;
     let host_positions = match args.device_rows {
         Some(_) => &Positions::Offset(0),
         None => args.positions,
@@ -424,7 +443,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                 "q and k must both be in place or both out of place".into(),
             ));
         }
-        let need = (t.view.span() as u64).div_ceil(2) * 4;
+        let need = words_of(t.view.span() as u64, size) * 4;
         for (name, buf) in [("input", t.input), ("output", t.output)] {
             if buf.size() < need {
                 return Err(Error::Argument(format!(
@@ -493,10 +512,13 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
     // Whole words when every head of every view starts on a word and, half-split, the
     // halves are whole words; else 16-bit halves. (Windows start at offsets of at least 16
     // bytes, so a piece keeps its view's parity.)
-    let words = tensors
-        .iter()
-        .all(|t| t.view.offset % 2 == 0 && t.view.strides.iter().all(|st| st % 2 == 0))
-        && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0);
+    // (f32: every element is a word; the f32 modules index elements like halves do.)
+    let f32 = rot.dtype == Dtype::F32;
+    let words = f32
+        || tensors
+            .iter()
+            .all(|t| t.view.offset % 2 == 0 && t.view.strides.iter().all(|st| st % 2 == 0))
+            && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0);
     let d = view.head_dim() as u32;
     let rot_slots = match rot.pairing {
         Pairing::Interleaved => pairs as u32,
@@ -504,7 +526,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
     };
     // Invocations per head: the rotating ones, and out of place one per pass-through word
     // (words) or pair of elements (halves).
-    let slots = match (words, in_place) {
+    let slots = match (words && !f32, in_place) {
         (true, true) => rot_slots,
         (true, false) => rot_slots + d / 2 - pairs as u32,
         (false, true) => pairs as u32,
@@ -516,7 +538,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         let tensors_fit = group
             .iter()
             .zip(pieces)
-            .all(|(&n, p)| p.window(&tensors[n].view, align).1 <= max);
+            .all(|(&n, p)| p.window(&tensors[n].view, size, align).1 <= max);
         let total: u64 = pieces.iter().map(invocations).sum();
         tensors_fit
             && table_window(&pieces[0]).1 <= max
@@ -555,7 +577,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
             let v = &tensors[group[0]].view;
             return Err(Error::Limit(format!(
                 "a view spanning {} bytes exceeds the storage binding limit of {max} bytes, and a call whose positions are in a GPU buffer (device_rows) is not split; pass the positions from the host",
-                Piece::whole(v).window(v, align).1
+                Piece::whole(v).window(v, size, align).1
             )));
         }
         for &n in &group {
@@ -563,9 +585,9 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
             let mut pieces = Vec::new();
             let fits_one = |p: &Piece| fits(&[n], std::slice::from_ref(p));
             let refuse = |p: &Piece| {
-                let (off, size) = p.window(v, align);
+                let (off, bytes) = p.window(v, size, align);
                 Error::Limit(format!(
-                    "one head of {} elements at element {} needs a {size}-byte tensor window (from the aligned byte offset {off}) and a {}-byte table window; this device's storage binding limit is {max} bytes",
+                    "one head of {} elements at element {} needs a {bytes}-byte tensor window (from the aligned byte offset {off}) and a {}-byte table window; this device's storage binding limit is {max} bytes",
                     v.head_dim(),
                     v.head_start(p.lo[0], p.lo[1], p.lo[2]),
                     table_window(p).1
@@ -599,14 +621,14 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         let mut total = 0u64;
         for (slot, (&n, p)) in group.iter().zip(&pieces).enumerate() {
             let v = tensors[n].view;
-            let w = p.window(&v, align);
+            let w = p.window(&v, size, align);
             let inv = invocations(p);
             let fields = (
                 p.n[2] as u32,
                 v.strides[0] as u32,
                 v.strides[1] as u32,
                 v.strides[2] as u32,
-                (v.head_start(p.lo[0], p.lo[1], p.lo[2]) as u64 - w.0 / 2) as u32,
+                (v.head_start(p.lo[0], p.lo[1], p.lo[2]) as u64 - w.0 / size) as u32,
             );
             if slot == 0 {
                 (
@@ -637,7 +659,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         out.push(ViewDispatch {
             key: KernelKey {
                 precision: rot.precision,
-                dtype: crate::dtype::Dtype::Bf16,
+                dtype: rot.dtype,
                 kernel: Kernel::General {
                     pairing: rot.pairing,
                     in_place,
@@ -730,15 +752,16 @@ impl Piece {
         self.n.iter().map(|&n| n as u64).product()
     }
 
-    /// The binding window `(offset, size)` in bytes holding the piece's elements: from its
-    /// first element rounded down to `align`, to the word after its last.
-    fn window(&self, v: &TensorView, align: u64) -> (u64, u64) {
+    /// The binding window `(offset, size)` in bytes holding the piece's elements of `size`
+    /// bytes (2: bf16/f16, two per word; 4: f32, one per word): from its first element
+    /// rounded down to `align`, to the word after its last.
+    fn window(&self, v: &TensorView, size: u64, align: u64) -> (u64, u64) {
         let [b, s, h] = self.lo;
-        let start = v.head_start(b, s, h) as u64 * 2;
+        let start = v.head_start(b, s, h) as u64 * size;
         let last = v.head_start(b + self.n[0] - 1, s + self.n[1] - 1, h + self.n[2] - 1);
         let end = (last + v.head_dim()) as u64;
         let off = start / align * align;
-        (off, end.div_ceil(2) * 4 - off)
+        (off, words_of(end, size) * 4 - off)
     }
 }
 
@@ -829,7 +852,7 @@ mod tests {
         for v in views {
             let head = (v.head_dim() as u64 + 2) * 2;
             for max in [16 + head, 16 + 2 * head + 6, 16 + 5 * head, 1 << 20] {
-                let fits = |p: &Piece| p.window(&v, 16).1 <= max;
+                let fits = |p: &Piece| p.window(&v, 2, 16).1 <= max;
                 let refuse = |p: &Piece| Error::Limit(format!("{p:?}"));
                 let mut pieces = Vec::new();
                 cut(&v, 0, [0; 3], &fits, &refuse, &mut pieces).unwrap();
@@ -850,7 +873,7 @@ mod tests {
                     assert_eq!(pieces.len(), 1, "{v:?}: one piece when it all fits");
                 }
             }
-            let fits = |p: &Piece| p.window(&v, 16).1 <= 8;
+            let fits = |p: &Piece| p.window(&v, 2, 16).1 <= 8;
             let refuse = |p: &Piece| Error::Limit(format!("head at {:?}", p.lo));
             let e = cut(&v, 0, [0; 3], &fits, &refuse, &mut Vec::new()).unwrap_err();
             assert!(e.to_string().contains("head at [0, 0, 0]"), "{e}");

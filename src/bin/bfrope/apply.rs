@@ -1,4 +1,5 @@
-//! `bfrope apply INPUT -o OUTPUT [options]`: rotate BF16 tensors of a safetensors file.
+//! `bfrope apply INPUT -o OUTPUT [options]`: rotate BF16, F16 and F32 tensors of a safetensors file
+//! (output dtype = input dtype; F64 and integer tensors are refused).
 //!
 //! The output path (`-` for stdout) is settled before any work and written through a
 //! temporary file renamed at the end: see the `output` module.
@@ -18,7 +19,7 @@ use safetensors::tensor::Dtype;
 use crate::placement;
 use crate::stream::{Input, PIECE_BYTES};
 use crate::table_source;
-use crate::{le_from_bits, ms, output, CliError, CliResult};
+use crate::{ms, output, CliError, CliResult};
 
 /// Tensor layouts `apply` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,7 +94,9 @@ pub struct ApplyArgs {
     /// symlink's target is replaced; a directory, FIFO or device is refused.
     #[arg(short, long, value_name = "OUTPUT")]
     output: PathBuf,
-    /// Names of the tensors to rotate, comma-separated (default: every BF16 tensor of rank 4).
+    /// Names of the tensors to rotate, comma-separated (default: every BF16, F16 and F32 tensor
+    /// of rank 4, or 3 with --layout thd, other than those named by --cos, --sin, --positions,
+    /// --cu-seqlens and --inv-freq).
     #[arg(long, value_delimiter = ',')]
     tensors: Option<Vec<String>>,
     /// Tensor layout: the order of the four dimensions in memory.
@@ -185,6 +188,42 @@ struct Job {
     table: usize,
     /// The table row of each token of `shape` (the streamed order).
     positions: Positions,
+    /// Its dtype, in and out (BF16, F16 or F32).
+    dtype: bfrope::Dtype,
+}
+
+/// The dtype bfrope rotates a safetensors dtype in, or `None` (F64, integers, ...).
+fn rotatable(dtype: Dtype) -> Option<bfrope::Dtype> {
+    match dtype {
+        Dtype::BF16 => Some(bfrope::Dtype::Bf16),
+        Dtype::F16 => Some(bfrope::Dtype::F16),
+        Dtype::F32 => Some(bfrope::Dtype::F32),
+        _ => None,
+    }
+}
+
+/// Raw element bits decoded from and encoded to little-endian bytes.
+trait LeBits: bfrope::Bits {
+    fn from_le(b: &[u8]) -> Self;
+    fn put_le(self, out: &mut Vec<u8>);
+}
+
+impl LeBits for u16 {
+    fn from_le(b: &[u8]) -> Self {
+        u16::from_le_bytes([b[0], b[1]])
+    }
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl LeBits for u32 {
+    fn from_le(b: &[u8]) -> Self {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
 }
 
 /// Positions of a `[batch, seq]` tensor for its BHSD form streamed as BSHD
@@ -251,8 +290,26 @@ enum Engine<'a, 'g> {
 }
 
 /// Rotates one tensor's bytes piece by piece into `out`: at most [`PIECE_BYTES`] of
-/// whole tokens are resident at a time, on the GPU path and the CPU path alike.
+/// whole tokens are resident at a time, on the GPU path and the CPU path alike. Elements
+/// are the raw bits of the rotation's dtype (`u16` for BF16 and F16, `u32` for F32).
 fn rotate_streamed(
+    input: &Input,
+    data: &[u8],
+    job: &Job,
+    table: &RopeTable,
+    rotation: &Rotation,
+    engine: Engine,
+    out: &mut dyn Write,
+) -> bfrope::Result<Result<(), std::io::Error>> {
+    match rotation.dtype {
+        bfrope::Dtype::F32 => {
+            rotate_streamed_as::<u32>(input, data, job, table, rotation, engine, out)
+        }
+        _ => rotate_streamed_as::<u16>(input, data, job, table, rotation, engine, out),
+    }
+}
+
+fn rotate_streamed_as<E: LeBits>(
     input: &Input,
     data: &[u8],
     job: &Job,
@@ -262,21 +319,19 @@ fn rotate_streamed(
     out: &mut dyn Write,
 ) -> bfrope::Result<Result<(), std::io::Error>> {
     let shape = job.shape;
-    let token_bytes = shape.heads * shape.head_dim * 2;
+    let size = E::BYTES;
+    let token_bytes = shape.heads * shape.head_dim * size;
     let ranges = shape.token_ranges((PIECE_BYTES / token_bytes).max(1));
-    let largest = ranges.iter().map(|r| r.tokens).max().unwrap_or(0) * token_bytes / 2;
-    let mut x = Vec::with_capacity(largest);
+    let largest = ranges.iter().map(|r| r.tokens).max().unwrap_or(0) * token_bytes / size;
+    let mut x: Vec<E> = Vec::with_capacity(largest);
     let on_gpu = matches!(engine, Engine::Gpu(_));
-    let mut y = vec![0u16; if on_gpu { largest } else { 0 }];
+    let mut y = vec![E::default(); if on_gpu { largest } else { 0 }];
+    let mut bytes_out = Vec::with_capacity(largest * size);
     for r in ranges {
         let e = r.elements(&shape);
-        let bytes = &data[e.start * 2..e.end * 2];
+        let bytes = &data[e.start * size..e.end * size];
         x.clear();
-        x.extend(
-            bytes
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]])),
-        );
+        x.extend(bytes.chunks_exact(size).map(E::from_le));
         let positions = job.positions.piece(shape.seq, &r);
         let call = RopeCall {
             view: r.shape(&shape).into(),
@@ -284,7 +339,7 @@ fn rotate_streamed(
             positions: &positions,
             table,
         };
-        let result: &[u16] = match &mut engine {
+        let result: &[E] = match &mut engine {
             Engine::Gpu(rotator) => {
                 let y = &mut y[..x.len()];
                 rotator.apply_into_blocking(&call, &x, y)?;
@@ -296,7 +351,9 @@ fn rotate_streamed(
                 &x
             }
         };
-        if let Err(e) = out.write_all(&le_from_bits(result)) {
+        bytes_out.clear();
+        result.iter().for_each(|&b| b.put_le(&mut bytes_out));
+        if let Err(e) = out.write_all(&bytes_out) {
             return Ok(Err(e));
         }
         input.release(bytes);
@@ -520,14 +577,19 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 .names()
                 .into_iter()
                 .filter(|n| {
-                    input
-                        .info(n)
-                        .is_some_and(|t| t.dtype == Dtype::BF16 && t.shape.len() == rank)
+                    // Tensors named as tables, positions or sequence starts are never data.
+                    let named = [&a.cos, &a.sin, &a.positions, &a.cu_seqlens, &a.inv_freq]
+                        .into_iter()
+                        .any(|f| f.as_deref() == Some(n.as_str()));
+                    !named
+                        && input
+                            .info(n)
+                            .is_some_and(|t| rotatable(t.dtype).is_some() && t.shape.len() == rank)
                 })
                 .collect();
             if all.is_empty() {
                 return Err(CliError::usage(format!(
-                    "{} holds no BF16 tensor of rank {rank} to rotate",
+                    "{} holds no BF16, F16 or F32 tensor of rank {rank} to rotate",
                     a.input.display()
                 )));
             }
@@ -544,12 +606,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 input.names().join(", ")
             ))
         })?;
-        if t.dtype != Dtype::BF16 {
+        let Some(dtype) = rotatable(t.dtype) else {
             return Err(CliError::usage(format!(
-                "tensor {name:?} is {:?}, but only BF16 tensors can be rotated",
+                "tensor {name:?} is {:?}, but only BF16, F16 and F32 tensors can be rotated",
                 t.dtype
             )));
-        }
+        };
         let layout_name = match a.layout {
             Layout::Bshd => "[batch, seq, heads, head_dim]",
             Layout::Bhsd => "[batch, heads, seq, head_dim]",
@@ -726,6 +788,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             rotary_dim,
             table: tables.len() - 1,
             positions,
+            dtype,
         });
     }
 
@@ -785,6 +848,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             rotary_dim: job.rotary_dim,
             direction,
             precision,
+            dtype: job.dtype,
         };
         let engine = match &gpu {
             Some(g) => Engine::Gpu(match rotators.entry(job.table) {

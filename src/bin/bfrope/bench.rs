@@ -557,6 +557,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                         rotary_dim: d,
                         direction: Direction::Forward,
                         precision,
+                        dtype: bfrope::Dtype::Bf16,
                     };
                     let positions = Positions::Offset(0);
                     let call = RopeCall {
@@ -577,8 +578,13 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                     })?;
                     let mut kinds: Vec<(&'static str, Option<&str>)> = vec![("general", None)];
                     let contiguous = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
-                        bfrope::gpu::KernelKey::for_contiguous(&shape, pairing, Precision::Exact)
-                            .map(|key| (shape, pairing, key.kernel))
+                        bfrope::gpu::KernelKey::for_contiguous(
+                            &shape,
+                            pairing,
+                            Precision::Exact,
+                            call.rotation.dtype,
+                        )
+                        .map(|key| (shape, pairing, key.kernel))
                     });
                     if let Some((_, _, kernel)) = contiguous {
                         kinds.insert(0, (contiguous_name(kernel), None));
@@ -625,6 +631,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                         .map_or(RopeShape::from_dims(&dims), |c| Ok(c.0))?,
                                     direction: Direction::Forward,
                                     precision,
+                                    dtype: bfrope::Dtype::Bf16,
                                     pairing: contiguous.map_or(Pairing::Interleaved, |c| c.1),
                                 };
                                 match variant {

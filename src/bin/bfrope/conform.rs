@@ -653,7 +653,7 @@ mod full {
                 .with_precision(precision);
             // The call takes the kernel it is named for.
             let key = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
-                bfrope::KernelKey::for_contiguous(&shape, pairing, precision)
+                bfrope::KernelKey::for_contiguous(&shape, pairing, precision, call.rotation.dtype)
             });
             let expect = match kernel {
                 Kernel::Vec4 => Some(bfrope::gpu::Kernel::Vec4),
