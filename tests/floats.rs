@@ -488,15 +488,20 @@ fn f16_near_cancellation_and_random_data() {
     );
 }
 
-/// A general view for both dtypes: BHSD `[2, 3, 5, 12]` at an offset in a larger buffer,
-/// half-split pairs over 8 of 12 dims, per-token positions. Everything outside the rotated
-/// dims must stay as it was.
-#[test]
-fn general_view_half_split_partial_per_token_both_dtypes() {
-    let mut r = rng(0x71E3);
+/// The strided case two tests share: BHSD `[2, 3, 5, 12]` at element offset 7 in a buffer 5
+/// elements longer, half-split pairs over 8 of 12 dims, inverse, random per-token rows of a
+/// random 9-row table.
+struct StridedCase {
+    view: TensorView,
+    len: usize,
+    table: RopeTable,
+    ids: Vec<usize>,
+    positions: Positions,
+    rotation: Rotation,
+}
+
+fn strided_half_split_case(r: &mut impl Rng) -> StridedCase {
     let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
-    let view = TensorView::bhsd(b, h, s, d).with_offset(7);
-    let len = 7 + b * h * s * d + 5;
     let rows = 9;
     let pairs = rot / 2;
     let cos: Vec<f32> = (0..rows * pairs)
@@ -505,12 +510,36 @@ fn general_view_half_split_partial_per_token_both_dtypes() {
     let sin: Vec<f32> = (0..rows * pairs)
         .map(|_| r.random_range(-1.5..1.5))
         .collect();
-    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
     let ids: Vec<usize> = (0..b * s).map(|_| r.random_range(0..rows)).collect();
-    let positions = Positions::PerToken(ids.clone());
     let mut rotation = Rotation::new(rot);
     rotation.pairing = Pairing::HalfSplit;
     rotation.direction = Direction::Inverse;
+    StridedCase {
+        view: TensorView::bhsd(b, h, s, d).with_offset(7),
+        len: 7 + b * h * s * d + 5,
+        table: RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap(),
+        positions: Positions::PerToken(ids.clone()),
+        ids,
+        rotation,
+    }
+}
+
+/// A general view for both dtypes: BHSD `[2, 3, 5, 12]` at an offset in a larger buffer,
+/// half-split pairs over 8 of 12 dims, per-token positions. Everything outside the rotated
+/// dims must stay as it was.
+#[test]
+fn general_view_half_split_partial_per_token_both_dtypes() {
+    let mut r = rng(0x71E3);
+    let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
+    let StridedCase {
+        view,
+        len,
+        table,
+        ids,
+        positions,
+        rotation,
+    } = strided_half_split_case(&mut r);
+    let pairs = rot / 2;
     let call = RopeCall {
         view,
         rotation,
@@ -537,8 +566,8 @@ fn general_view_half_split_partial_per_token_both_dtypes() {
         let (y0, y1) = oracle_pair_f16(
             x16[a],
             x16[c],
-            cos[row * pairs + i].to_bits(),
-            sin[row * pairs + i].to_bits(),
+            table.get(row, i)[0].to_bits(),
+            table.get(row, i)[1].to_bits(),
             true,
         );
         want16[a] = y0;
@@ -555,8 +584,8 @@ fn general_view_half_split_partial_per_token_both_dtypes() {
         let (y0, y1) = oracle_pair_f32(
             x32[a],
             x32[c],
-            cos[row * pairs + i].to_bits(),
-            sin[row * pairs + i].to_bits(),
+            table.get(row, i)[0].to_bits(),
+            table.get(row, i)[1].to_bits(),
             true,
         );
         want32[a] = y0;
@@ -869,22 +898,15 @@ fn gpu_general_kernel_f16_strided_view_and_refusals() {
     let Some(gpu) = common::gpu() else { return };
     let mut r = rng(0x6E16);
     let (b, h, s, d, rot) = (2usize, 3usize, 5usize, 12usize, 8usize);
-    let view = TensorView::bhsd(b, h, s, d).with_offset(7);
-    let len = 7 + b * h * s * d + 5;
-    let rows = 9;
+    let StridedCase {
+        view,
+        len,
+        table,
+        ids,
+        positions,
+        rotation,
+    } = strided_half_split_case(&mut r);
     let pairs = rot / 2;
-    let cos: Vec<f32> = (0..rows * pairs)
-        .map(|_| r.random_range(-1.5..1.5))
-        .collect();
-    let sin: Vec<f32> = (0..rows * pairs)
-        .map(|_| r.random_range(-1.5..1.5))
-        .collect();
-    let table = RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap();
-    let ids: Vec<usize> = (0..b * s).map(|_| r.random_range(0..rows)).collect();
-    let positions = Positions::PerToken(ids.clone());
-    let mut rotation = Rotation::new(rot);
-    rotation.pairing = Pairing::HalfSplit;
-    rotation.direction = Direction::Inverse;
     let x: Vec<u16> = (0..len).map(|_| r.random()).collect();
     // Oracle, from first principles; elements outside the view keep the sentinel.
     let mut want = x.clone();
@@ -900,8 +922,8 @@ fn gpu_general_kernel_f16_strided_view_and_refusals() {
                     let (y0, y1) = oracle_pair_f16(
                         x[base + i],
                         x[base + pairs + i],
-                        cos[row * pairs + i].to_bits(),
-                        sin[row * pairs + i].to_bits(),
+                        table.get(row, i)[0].to_bits(),
+                        table.get(row, i)[1].to_bits(),
                         true,
                     );
                     want[base + i] = y0;
