@@ -103,11 +103,12 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Four words at a time (the contiguous vec4 kernels). The proof of dot2_fast split so that each
 // part runs once where it can: the table check once per four words, both outputs of a word
-// from shared products; the undecided outputs (rare) redone with integers in one loop whose
-// operands are picked by selects (a dynamically indexed private array would live in local
-// memory on NVIDIA, written by every invocation). Measured on the H100 (BENCHMARKS.md): this
-// f32 path alone runs at the speed of `fast`; the fallback loop's presence costs ~20%, and
-// moving it to a second dispatch over flagged units cost more than that.
+// from shared products. The undecided outputs (rare) are redone by the kernel (`vec4_fix`,
+// `half_fix`) with integers, one at a time, from operands it loads again: across that branch
+// only the rotated words, the pending bits and the place stay live, not the loaded words and
+// table entries. Measured on the H100 (BENCHMARKS.md): the f32 path alone runs at 97-99% of a
+// copy; with the integer fallback present but never taken, 85-89% (its registers); taken for
+// the ~1% of units that need it, 78% when it also kept the operands live, 82% reloading them.
 
 // Whether eight f32 table values are all normal and below 2^16 (dot2_fast's condition on its
 // table operands). Zero values fail (position 0's sin): their words take the exact path.
@@ -171,22 +172,11 @@ fn rotate4_fast(x: vec4<u32>, c01: vec4<u32>, c23: vec4<u32>) -> Rotated4 {
     return Rotated4(vec4<u32>(r0.x, r1.x, r2.x, r3.x), r0.y | (r1.y << 2u) | (r2.y << 4u) | (r3.y << 6u));
 }
 
-// Four words rotated exactly: rotate4_fast, then each pending output with integers.
-fn rotate4(x: vec4<u32>, c01: vec4<u32>, c23: vec4<u32>) -> vec4<u32> {
-    let r = rotate4_fast(x, c01, c23);
-    var y = r.y;
-    var pending = r.pending;
-    while (pending != 0u) {
-        let k = firstTrailingBit(pending);
-        pending = pending & (pending - 1u);
-        let j = k >> 1u;
-        let half = k & 1u;
-        let w = select(select(x.x, x.y, j == 1u), select(x.z, x.w, j == 3u), j >= 2u);
-        let cs = select(select(c01.xy, c01.zw, j == 1u), select(c23.xy, c23.zw, j == 3u), j >= 2u);
-        let e = rotate_half_exact(w, cs, half);
-        let keep = select(0x0000FFFFu, 0xFFFF0000u, half == 0u);
-        let put = (y & vec4<u32>(keep)) | vec4<u32>(e << (16u * half));
-        y = select(y, put, vec4<u32>(j) == vec4<u32>(0u, 1u, 2u, 3u));
-    }
-    return y;
+// Word j of y with output `half` (0: low, 1: high) replaced by the bf16/f16 bits e: the
+// vec4 kernels' fix-up loops insert each redone output with selects (a dynamically indexed
+// private array would live in local memory on NVIDIA).
+fn put_output(y: vec4<u32>, j: u32, half: u32, e: u32) -> vec4<u32> {
+    let keep = select(0x0000FFFFu, 0xFFFF0000u, half == 0u);
+    let put = (y & vec4<u32>(keep)) | vec4<u32>(e << (16u * half));
+    return select(y, put, vec4<u32>(j) == vec4<u32>(0u, 1u, 2u, 3u));
 }

@@ -21,6 +21,23 @@ fn vec4_place(token: u32, unit: u32) -> vec2<u32> {
     return vec2<u32>(v, table_entry(token, u32(i)) >> 1u);
 }
 
+// The outputs of the unit at `p` that rotate4_fast left undecided (`pending` bit 2j + half for
+// output half of word j), redone with integers one at a time, each from its word and table
+// entry loaded again (see rope.wgsl: the loaded operands need not stay live).
+fn vec4_fix(p: vec2<u32>, y_in: vec4<u32>, pending_in: u32) -> vec4<u32> {
+    var y = y_in;
+    var pending = pending_in;
+    while (pending != 0u) {
+        let k = firstTrailingBit(pending);
+        pending = pending & (pending - 1u);
+        let j = k >> 1u;
+        let t = table[p.y + (j >> 1u)];
+        let cs = select(t.xy, t.zw, (j & 1u) == 1u);
+        y = put_output(y, j, k & 1u, rotate_half_exact(src[p.x][j], cs, k & 1u));
+    }
+    return y;
+}
+
 // The grid (unit_of, rope_contiguous.wgsl): units of 4 words, whole tokens per workgroup row,
 // so the only integer division left is the token's position in the sequence (table_entry).
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -34,5 +51,10 @@ fn rope_vec4(
         return;
     }
     let p = vec4_place(u.x, u.y);
-    dst[p.x] = rotate4(src[p.x], table[p.y], table[p.y + 1u]);
+    let r = rotate4_fast(src[p.x], table[p.y], table[p.y + 1u]);
+    var y = r.y;
+    if (r.pending != 0u) {
+        y = vec4_fix(p, r.y, r.pending);
+    }
+    dst[p.x] = y;
 }

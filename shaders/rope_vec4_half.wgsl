@@ -36,6 +36,25 @@ fn half_hi(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
     return (a >> vec4<u32>(16u)) | (b & vec4<u32>(0xFFFF0000u));
 }
 
+// The outputs of `lo` (hi = false) or `hi` words that rotate4_fast left undecided (`pending`
+// bit 2j + half), redone with integers one at a time from the elements and table entry loaded
+// again (see rope.wgsl: the loaded operands need not stay live).
+fn half_fix(p: vec2<u32>, y_in: vec4<u32>, pending_in: u32, hi: bool) -> vec4<u32> {
+    var y = y_in;
+    var pending = pending_in;
+    while (pending != 0u) {
+        let k = firstTrailingBit(pending);
+        pending = pending & (pending - 1u);
+        let j = k >> 1u;
+        let a = src[p.x][j];
+        let b = src[p.x + (params.pairs >> 3u)][j];
+        let t = table[p.y + j];
+        let w = select((a & 0xFFFFu) | (b << 16u), (a >> 16u) | (b & 0xFFFF0000u), hi);
+        y = put_output(y, j, k & 1u, rotate_half_exact(w, select(t.xy, t.zw, hi), k & 1u));
+    }
+    return y;
+}
+
 fn half_store(va: u32, ylo: vec4<u32>, yhi: vec4<u32>) {
     dst[va] = (ylo & vec4<u32>(0xFFFFu)) | (yhi << vec4<u32>(16u));
     dst[va + (params.pairs >> 3u)] = (ylo >> vec4<u32>(16u)) | (yhi & vec4<u32>(0xFFFF0000u));
@@ -58,7 +77,13 @@ fn rope_vec4_half(
     let t3 = table[p.y + 3u];
     let a = src[p.x];
     let b = src[p.x + (params.pairs >> 3u)];
-    let ylo = rotate4(half_lo(a, b), vec4<u32>(t0.xy, t1.xy), vec4<u32>(t2.xy, t3.xy));
-    let yhi = rotate4(half_hi(a, b), vec4<u32>(t0.zw, t1.zw), vec4<u32>(t2.zw, t3.zw));
+    let lo = rotate4_fast(half_lo(a, b), vec4<u32>(t0.xy, t1.xy), vec4<u32>(t2.xy, t3.xy));
+    let hi = rotate4_fast(half_hi(a, b), vec4<u32>(t0.zw, t1.zw), vec4<u32>(t2.zw, t3.zw));
+    var ylo = lo.y;
+    var yhi = hi.y;
+    if ((lo.pending | hi.pending) != 0u) {
+        ylo = half_fix(p, lo.y, lo.pending, false);
+        yhi = half_fix(p, hi.y, hi.pending, true);
+    }
     half_store(p.x, ylo, yhi);
 }
