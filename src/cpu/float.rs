@@ -20,6 +20,8 @@ use crate::error::Result;
 use crate::shape::{Direction, Precision, RopeShape};
 use crate::spec::{Pairing, RopeCall};
 
+use super::simd::FastFloat;
+
 /// The canonical quiet NaN of f16 results.
 pub const F16_QNAN: u16 = 0x7E00;
 /// The canonical quiet NaN of f32 results.
@@ -247,13 +249,39 @@ fn from<T: Copy + Send + Sync>(
     });
 }
 
+/// [`in_place`] in the exact mode: each head through the vectorised blocks
+/// ([`super::simd::rotate_float_head`]: proven fast lanes, the rest by the exact pair).
+fn in_place_exact<T: FastFloat + Send + Sync>(call: &RopeCall, buf: &mut [T]) -> Result<()> {
+    call.validate(buf.len())?;
+    let rot = call.rotation;
+    let half_split = rot.pairing == Pairing::HalfSplit;
+    super::rotate_view(call, buf, |head, row| {
+        super::simd::rotate_float_head(None, head, row, half_split, rot.direction)
+    });
+    Ok(())
+}
+
+/// [`from`] in the exact mode, through the vectorised blocks.
+fn from_exact<T: FastFloat + Send + Sync>(
+    call: &RopeCall,
+    shape: RopeShape,
+    src: &[T],
+    dst: &mut [T],
+) {
+    let rot = call.rotation;
+    let half_split = rot.pairing == Pairing::HalfSplit;
+    super::rotate_contiguous(call, shape, Some(src), dst, |from, head, row| {
+        super::simd::rotate_float_head(from, head, row, half_split, rot.direction)
+    });
+}
+
 /// Rotates the view of `call` inside a buffer of f16 bit patterns, in place (exact, or
 /// transformers' f16 steps for `hf`).
 pub(crate) fn apply_f16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     if call.rotation.precision == Precision::Hf {
         return in_place(call, buf, crate::hf::rotate_pair_hf_f16);
     }
-    in_place(call, buf, rotate_pair_f16)
+    in_place_exact(call, buf)
 }
 
 /// Rotates the view of `call` inside a buffer of f32 bit patterns, in place (exact, or
@@ -262,7 +290,7 @@ pub(crate) fn apply_f32_in_place(call: &RopeCall, buf: &mut [u32]) -> Result<()>
     if call.rotation.precision == Precision::Hf {
         return in_place(call, buf, crate::hf::rotate_pair_hf_f32);
     }
-    in_place(call, buf, rotate_pair_f32)
+    in_place_exact(call, buf)
 }
 
 /// A whole contiguous f16 tensor rotated from `src` into `dst` (a validated call whose
@@ -271,7 +299,7 @@ pub(crate) fn f16_from(call: &RopeCall, shape: RopeShape, src: &[u16], dst: &mut
     if call.rotation.precision == Precision::Hf {
         return from(call, shape, src, dst, crate::hf::rotate_pair_hf_f16);
     }
-    from(call, shape, src, dst, rotate_pair_f16)
+    from_exact(call, shape, src, dst)
 }
 
 /// [`f16_from`] for f32 tensors.
@@ -279,7 +307,7 @@ pub(crate) fn f32_from(call: &RopeCall, shape: RopeShape, src: &[u32], dst: &mut
     if call.rotation.precision == Precision::Hf {
         return from(call, shape, src, dst, crate::hf::rotate_pair_hf_f32);
     }
-    from(call, shape, src, dst, rotate_pair_f32)
+    from_exact(call, shape, src, dst)
 }
 
 #[cfg(test)]
