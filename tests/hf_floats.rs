@@ -11,7 +11,8 @@
 //!   words and on halves, in place, q and k in one dispatch);
 //! - seeded random f32 bit patterns (specials, subnormals, near-cancellation) with tables
 //!   holding random f32 bits, on a strided view large enough for the CPU path's threads:
-//!   CPU and the GPU's general f32 modules (out of place, in place, q and k).
+//!   CPU and the GPU's general f32 modules (out of place, in place, q and k);
+//! - and the exact mode's vectorised CPU heads (blocks of 8 pairs) against the exact oracle.
 //!
 //! 0 mismatches; every NaN is the dtype's canonical one (`0x7E00`, `0x7FC00000`).
 #![cfg(not(target_arch = "wasm32"))]
@@ -838,5 +839,96 @@ fn hf_f32_random_bits_strided_views_cpu_and_gpu() {
         );
         compare(&format!("{case} GPU in place, q"), &q, &want, at);
         compare(&format!("{case} GPU in place, k"), &k.unwrap(), &want, at);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exact mode's vectorised heads (blocks of 8 pairs) against the exact oracle.
+
+/// The CPU path's exact f16/f32 heads of 128 dims (16 blocks of 8 pairs each way, plus a
+/// rotary_dim of 120: a tail of 4 pairs after 7 blocks) on random bit patterns, values near
+/// 1 and their neighbours (cancellations), tiny and huge values, with tables of angles and
+/// random f32 bits, interleaved and half-split, both directions: == the BigInt oracle of the
+/// contract (`oracle_pair_in`), which shares nothing with the blocks' proof.
+#[test]
+fn exact_f16_f32_vectorised_heads_match_the_oracle() {
+    use common::oracle::oracle_pair_in;
+    let mut r = rng(0xB10C);
+    let (b, h, s, d) = (1usize, 4usize, 48usize, 128usize);
+    let view = TensorView::bhsd(b, h, s, d);
+    let n = view.span();
+    for dtype in [Dtype::F16, Dtype::F32] {
+        for (pairing, rotary_dim) in [(Pairing::Interleaved, 128), (Pairing::HalfSplit, 120)] {
+            let pairs = rotary_dim / 2;
+            let (cos, sin): (Vec<f32>, Vec<f32>) = (0..s * pairs)
+                .map(|_| {
+                    if r.random_range(0..16) == 0 {
+                        (f32::from_bits(r.random()), f32::from_bits(r.random()))
+                    } else {
+                        let a: f64 = r.random_range(-1e4..1e4);
+                        (a.cos() as f32, a.sin() as f32)
+                    }
+                })
+                .unzip();
+            let table = RopeTable::from_cos_sin(&cos, &sin, s, pairs).unwrap();
+            let positions = Positions::Offset(0);
+            let bits: Vec<u32> = match dtype {
+                Dtype::F32 => f32_data(&mut r, n),
+                _ => (0..n)
+                    .map(|i| match i % 4 {
+                        0 => r.random::<u16>() as u32,
+                        1 => r.random_range(0x3800..0x4000u32) | (r.random::<u32>() & 0x8000),
+                        _ => r.random_range(0x3B00..0x3C10u32),
+                    })
+                    .collect(),
+            };
+            let fmt = if dtype == Dtype::F16 { F16 } else { F32 };
+            for direction in [Direction::Forward, Direction::Inverse] {
+                let call = RopeCall::new(view, &positions, &table)
+                    .with_pairing(pairing)
+                    .with_rotary_dim(rotary_dim)
+                    .with_direction(direction)
+                    .with_dtype(dtype);
+                let mut want = bits.clone();
+                for bi in 0..b {
+                    for si in 0..s {
+                        for hi in 0..h {
+                            let base = view.head_start(bi, si, hi);
+                            for i in 0..pairs {
+                                let (e0, e1) = match pairing {
+                                    Pairing::Interleaved => (base + 2 * i, base + 2 * i + 1),
+                                    Pairing::HalfSplit => (base + i, base + pairs + i),
+                                };
+                                let [c, sn] = table.get(si, i);
+                                let inverse = direction == Direction::Inverse;
+                                let (y0, y1) = oracle_pair_in(
+                                    fmt,
+                                    bits[e0] as u64,
+                                    bits[e1] as u64,
+                                    c.to_bits(),
+                                    sn.to_bits(),
+                                    inverse,
+                                );
+                                (want[e0], want[e1]) = (y0 as u32, y1 as u32);
+                            }
+                        }
+                    }
+                }
+                let case = format!("exact {dtype} [{pairing:?},rd={rotary_dim},{direction:?}]");
+                let at = |w: usize| format!("elements {} and {}", 2 * w, 2 * w + 1);
+                let got: Vec<u32> = match dtype {
+                    Dtype::F32 => cpu::apply(&call, &bits).unwrap(),
+                    _ => {
+                        let x: Vec<u16> = bits.iter().map(|&v| v as u16).collect();
+                        let mut y = cpu::apply(&call, &x).unwrap();
+                        let mut z = x.clone();
+                        cpu::apply_in_place(&call, &mut z).unwrap();
+                        assert_eq!(y, z, "{case}: out of place vs in place");
+                        y.drain(..).map(u32::from).collect()
+                    }
+                };
+                compare(&case, &got, &want, at);
+            }
+        }
     }
 }
