@@ -99,29 +99,31 @@ pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -
     (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
 }
 
-/// The threaded fast path of a contiguous BSHD call (interleaved, whole head): `dst` holds
-/// exactly the tensor, cut into runs of whole tokens, one per worker; with `src` the tokens
-/// are read from it (out of place, no copy first), else `dst` is rotated in place.
-fn rotate_contiguous(call: &RopeCall, shape: RopeShape, src: Option<&[u16]>, dst: &mut [u16]) {
+/// The threaded path of a contiguous call ([`RopeCall::contiguous_pairs`]: BSHD, or BHSD as
+/// `batch · heads` one-head sequences, whole heads): `dst` holds exactly the tensor, cut into
+/// runs of whole tokens, one per worker; `rotate_head(src, head, row)` rotates one head with
+/// its table row, reading from `src` (the same head of the input, out of place: no copy
+/// first) or, when `src` is `None`, in place. Every dtype's CPU path splits work here.
+fn rotate_contiguous<T: Copy + Send + Sync>(
+    call: &RopeCall,
+    shape: RopeShape,
+    src: Option<&[T]>,
+    dst: &mut [T],
+    rotate_head: impl Fn(Option<&[T]>, &mut [T], &[[f32; 2]]) + Sync,
+) {
     let token_len = shape.heads * shape.head_dim;
     let pairs = shape.pairs();
-    let direction = call.rotation.direction;
-    let rotate = |first_token: usize, src: Option<&[u16]>, chunk: &mut [u16]| {
+    let rotate = |first_token: usize, src: Option<&[T]>, chunk: &mut [T]| {
         for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
             let tok = first_token + t;
             let r = call
                 .positions
                 .row(tok / shape.seq, tok % shape.seq, shape.seq);
             let row = &call.table.cos_sin()[r * pairs..][..pairs];
-            let heads = token.chunks_exact_mut(shape.head_dim);
-            match src {
-                None => heads.for_each(|head| simd::rotate_pairs(head, row, direction)),
-                Some(src) => {
-                    let token_src = &src[t * token_len..][..token_len];
-                    for (head, from) in heads.zip(token_src.chunks_exact(shape.head_dim)) {
-                        simd::rotate_pairs_from(from, head, row, direction);
-                    }
-                }
+            let token_src = src.map(|s| &s[t * token_len..][..token_len]);
+            for (h, head) in token.chunks_exact_mut(shape.head_dim).enumerate() {
+                let from = token_src.map(|s| &s[h * shape.head_dim..][..shape.head_dim]);
+                rotate_head(from, head, row);
             }
         }
     };
@@ -139,6 +141,15 @@ fn rotate_contiguous(call: &RopeCall, shape: RopeShape, src: Option<&[u16]>, dst
             scope.spawn(move || f(k * per, src, chunk));
         }
     });
+}
+
+/// The bf16 exact head of a contiguous interleaved call: the vectorised blocks, from `src`
+/// or in place.
+fn bf16_contiguous_head(src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]], d: Direction) {
+    match src {
+        None => simd::rotate_pairs(head, row, d),
+        Some(from) => simd::rotate_pairs_from(from, head, row, d),
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -178,28 +189,26 @@ fn bf16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     // The `hf` mode takes the general loop (the contiguous path is exact only).
     let hf = call.rotation.precision == crate::shape::Precision::Hf;
     if let (Some((shape, _)), false) = (call.contiguous(), hf) {
-        rotate_contiguous(call, shape, None, &mut buf[..shape.elements()]);
+        let d = call.rotation.direction;
+        let head = |src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]]| {
+            bf16_contiguous_head(src, head, row, d)
+        };
+        rotate_contiguous(call, shape, None, &mut buf[..shape.elements()], head);
         return Ok(());
     }
-    rotate_view(call, buf);
+    rotate_view(call, buf, bf16_view_head(call));
     Ok(())
 }
 
-/// The general loop of a checked call, in place: every head of the view, threaded over
-/// ranges of the view's outermost dim in memory (the largest stride among the dims of more
-/// than one index). Since no element belongs to two heads ([`crate::spec::check`] refuses
-/// views that overlap themselves), each index of that dim owns the `stride` elements from
-/// its first head on, so the buffer splits into disjoint chunks, one per worker. Exact
-/// heads take the vectorised blocks (interleaved pairs, or the two half-split runs); `hf`
-/// goes pair by pair through [`crate::hf::rotate_pair_hf`].
-fn rotate_view(call: &RopeCall, buf: &mut [u16]) {
-    let v = call.view;
+/// The bf16 head of the general loop: exact heads take the vectorised blocks (interleaved
+/// pairs, or the two half-split runs); `hf` goes pair by pair through
+/// [`crate::hf::rotate_pair_hf`].
+fn bf16_view_head(call: &RopeCall) -> impl Fn(&mut [u16], &[[f32; 2]]) + Sync {
     let rot = call.rotation;
     let hf = rot.precision == crate::shape::Precision::Hf;
     let pairs = rot.pairs();
     let direction = rot.direction;
-    let table = call.table.cos_sin();
-    let rotate_head = |head: &mut [u16], row: &[[f32; 2]]| match (hf, rot.pairing) {
+    move |head: &mut [u16], row: &[[f32; 2]]| match (hf, rot.pairing) {
         (false, Pairing::Interleaved) => simd::rotate_pairs(&mut head[..2 * pairs], row, direction),
         (false, Pairing::HalfSplit) => {
             let (x0s, x1s) = head[..2 * pairs].split_at_mut(pairs);
@@ -212,11 +221,28 @@ fn rotate_view(call: &RopeCall, buf: &mut [u16]) {
                     crate::hf::rotate_pair_hf(head[e0], head[e1], c, sn, direction);
             }
         }
-    };
+    }
+}
+
+/// The general loop of a checked call, in place: `rotate_head(head, row)` on every head of
+/// the view (the head's `head_dim` elements and its table row), threaded over ranges of the
+/// view's outermost dim in memory (the largest stride among the dims of more than one
+/// index). Since no element belongs to two heads ([`crate::spec::check`] refuses views that
+/// overlap themselves), each index of that dim owns the `stride` elements from its first
+/// head on, so the buffer splits into disjoint chunks, one per worker. Every dtype's CPU path
+/// splits work here.
+fn rotate_view<T: Send>(
+    call: &RopeCall,
+    buf: &mut [T],
+    rotate_head: impl Fn(&mut [T], &[[f32; 2]]) + Sync,
+) {
+    let v = call.view;
+    let pairs = call.rotation.pairs();
+    let table = call.table.cos_sin();
     let dims = [v.batch(), v.seq(), v.heads()];
     // The heads whose index in dim `outer` lies in `lo..hi`, inside `chunk`, which starts at
     // element `base` of the buffer.
-    let work = |chunk: &mut [u16], base: usize, outer: usize, lo: usize, hi: usize| {
+    let work = |chunk: &mut [T], base: usize, outer: usize, lo: usize, hi: usize| {
         let mut ranges = dims.map(|n| 0..n);
         ranges[outer] = lo..hi;
         for b in ranges[0].clone() {
@@ -265,15 +291,36 @@ fn rotate_view(call: &RopeCall, buf: &mut [u16]) {
 /// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.
 pub fn apply<E: Bits>(call: &RopeCall, x: &[E]) -> Result<Vec<E>> {
     call.rotation.dtype.check_bits::<E>()?;
-    let exact_contiguous = call.rotation.precision != crate::shape::Precision::Hf
-        && call.rotation.dtype == Dtype::Bf16;
-    if let (Some((shape, _)), true) = (call.contiguous(), exact_contiguous) {
+    let hf = call.rotation.precision == crate::shape::Precision::Hf;
+    // A whole contiguous tensor is read from `x` and written once: no copy first. bf16 does
+    // so for exact interleaved calls (the vectorised blocks), f16 and f32 for every call
+    // with contiguous pairs.
+    let contiguous = match call.rotation.dtype {
+        Dtype::Bf16 if !hf => call.contiguous(),
+        Dtype::Bf16 => None,
+        Dtype::F16 | Dtype::F32 => call.contiguous_pairs().map(|(shape, o, _)| (shape, o)),
+    };
+    if let Some((shape, _)) = contiguous {
         if shape.elements() == x.len() {
             call.validate(x.len())?;
-            // Read from `x`, written once: no copy first.
             let mut out = vec![E::default(); x.len()];
-            let dst = bytemuck::cast_slice_mut(&mut out);
-            rotate_contiguous(call, shape, Some(bytemuck::cast_slice(x)), dst);
+            let (src, dst) = (bytemuck::cast_slice(x), &mut out);
+            match call.rotation.dtype {
+                Dtype::Bf16 => {
+                    let d = call.rotation.direction;
+                    let head = |src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]]| {
+                        bf16_contiguous_head(src, head, row, d)
+                    };
+                    rotate_contiguous(call, shape, Some(src), bytemuck::cast_slice_mut(dst), head);
+                }
+                Dtype::F16 => float::f16_from(call, shape, src, bytemuck::cast_slice_mut(dst)),
+                Dtype::F32 => float::f32_from(
+                    call,
+                    shape,
+                    bytemuck::cast_slice(x),
+                    bytemuck::cast_slice_mut(dst),
+                ),
+            }
             return Ok(out);
         }
     }

@@ -17,8 +17,10 @@
 use half::f16;
 
 use crate::error::Result;
-use crate::shape::{Direction, Precision};
-use crate::spec::RopeCall;
+use crate::shape::{Direction, Precision, RopeShape};
+use crate::spec::{Pairing, RopeCall};
+
+use super::simd::FastFloat;
 
 /// The canonical quiet NaN of f16 results.
 pub const F16_QNAN: u16 = 0x7E00;
@@ -155,51 +157,157 @@ pub fn rotate_pair_f32(x0: u32, x1: u32, cos: f32, sin: f32, direction: Directio
     (dot2_f32(x0, cos, x1, -sin), dot2_f32(x0, sin, x1, cos))
 }
 
-/// Rotates the view of `call` inside `buf` with `pair` on each rotated pair; the other dims
-/// and the rest of the buffer are left as they are.
-fn apply_view<T: Copy>(
-    call: &RopeCall,
-    buf: &mut [T],
-    pair: impl Fn(T, T, f32, f32, Direction) -> (T, T),
-) -> Result<()> {
-    call.validate(buf.len())?;
-    let v = call.view;
-    let rot = call.rotation;
-    let pairs = rot.pairs();
-    for b in 0..v.batch() {
-        for s in 0..v.seq() {
-            let r = call.positions.row(b, s, v.seq());
-            let row = &call.table.cos_sin()[r * pairs..][..pairs];
-            for h in 0..v.heads() {
-                let head = v.head_start(b, s, h);
-                for (i, &[c, sn]) in row.iter().enumerate() {
-                    let (e0, e1) = rot.pairing.elements(i, pairs);
-                    let (y0, y1) = pair(buf[head + e0], buf[head + e1], c, sn, rot.direction);
-                    buf[head + e0] = y0;
-                    buf[head + e1] = y1;
-                }
+/// Rotates the first `rows.len()` pairs of one head in place with `pair`, in the call's
+/// pairing: interleaved `(2i, 2i + 1)` or half-split `(i, i + pairs)`.
+#[inline(always)]
+fn head_in_place<T: Copy>(
+    head: &mut [T],
+    row: &[[f32; 2]],
+    pairing: Pairing,
+    direction: Direction,
+    pair: &impl Fn(T, T, f32, f32, Direction) -> (T, T),
+) {
+    let pairs = row.len();
+    match pairing {
+        Pairing::Interleaved => {
+            for (xy, &[c, s]) in head[..2 * pairs].chunks_exact_mut(2).zip(row) {
+                (xy[0], xy[1]) = pair(xy[0], xy[1], c, s, direction);
+            }
+        }
+        Pairing::HalfSplit => {
+            let (x0s, x1s) = head[..2 * pairs].split_at_mut(pairs);
+            for ((x0, x1), &[c, s]) in x0s.iter_mut().zip(x1s.iter_mut()).zip(row) {
+                (*x0, *x1) = pair(*x0, *x1, c, s, direction);
             }
         }
     }
+}
+
+/// [`head_in_place`] out of place: the head `src` rotated into `dst` (whole heads: every
+/// element of `dst` is written).
+#[inline(always)]
+fn head_from<T: Copy>(
+    src: &[T],
+    dst: &mut [T],
+    row: &[[f32; 2]],
+    pairing: Pairing,
+    direction: Direction,
+    pair: &impl Fn(T, T, f32, f32, Direction) -> (T, T),
+) {
+    let pairs = row.len();
+    match pairing {
+        Pairing::Interleaved => {
+            let (src, dst) = (
+                src[..2 * pairs].chunks_exact(2),
+                dst[..2 * pairs].chunks_exact_mut(2),
+            );
+            for ((xy, out), &[c, s]) in src.zip(dst).zip(row) {
+                (out[0], out[1]) = pair(xy[0], xy[1], c, s, direction);
+            }
+        }
+        Pairing::HalfSplit => {
+            let (x0s, x1s) = src[..2 * pairs].split_at(pairs);
+            let (y0s, y1s) = dst[..2 * pairs].split_at_mut(pairs);
+            let outs = y0s.iter_mut().zip(y1s.iter_mut());
+            for (((x0, x1), (y0, y1)), &[c, s]) in x0s.iter().zip(x1s).zip(outs).zip(row) {
+                (*y0, *y1) = pair(*x0, *x1, c, s, direction);
+            }
+        }
+    }
+}
+
+/// Rotates the view of `call` inside `buf` with `pair` on each rotated pair, on every core
+/// ([`super::rotate_view`]'s split over the view's outermost dim); the other dims and the
+/// rest of the buffer are left as they are.
+fn in_place<T: Copy + Send + Sync>(
+    call: &RopeCall,
+    buf: &mut [T],
+    pair: impl Fn(T, T, f32, f32, Direction) -> (T, T) + Sync,
+) -> Result<()> {
+    call.validate(buf.len())?;
+    let rot = call.rotation;
+    super::rotate_view(call, buf, |head, row| {
+        head_in_place(head, row, rot.pairing, rot.direction, &pair)
+    });
     Ok(())
+}
+
+/// The contiguous tensor `src` (a checked call with contiguous pairs of `shape`, `src` and
+/// `dst` exactly the tensor) rotated into `dst` with `pair`, on every core
+/// ([`super::rotate_contiguous`]'s split into runs of whole tokens).
+fn from<T: Copy + Send + Sync>(
+    call: &RopeCall,
+    shape: RopeShape,
+    src: &[T],
+    dst: &mut [T],
+    pair: impl Fn(T, T, f32, f32, Direction) -> (T, T) + Sync,
+) {
+    let rot = call.rotation;
+    super::rotate_contiguous(call, shape, Some(src), dst, |from, head, row| match from {
+        Some(from) => head_from(from, head, row, rot.pairing, rot.direction, &pair),
+        None => head_in_place(head, row, rot.pairing, rot.direction, &pair),
+    });
+}
+
+/// [`in_place`] in the exact mode: each head through the vectorised blocks
+/// ([`super::simd::rotate_float_head`]: proven fast lanes, the rest by the exact pair).
+fn in_place_exact<T: FastFloat + Send + Sync>(call: &RopeCall, buf: &mut [T]) -> Result<()> {
+    call.validate(buf.len())?;
+    let rot = call.rotation;
+    let half_split = rot.pairing == Pairing::HalfSplit;
+    super::rotate_view(call, buf, |head, row| {
+        super::simd::rotate_float_head(None, head, row, half_split, rot.direction)
+    });
+    Ok(())
+}
+
+/// [`from`] in the exact mode, through the vectorised blocks.
+fn from_exact<T: FastFloat + Send + Sync>(
+    call: &RopeCall,
+    shape: RopeShape,
+    src: &[T],
+    dst: &mut [T],
+) {
+    let rot = call.rotation;
+    let half_split = rot.pairing == Pairing::HalfSplit;
+    super::rotate_contiguous(call, shape, Some(src), dst, |from, head, row| {
+        super::simd::rotate_float_head(from, head, row, half_split, rot.direction)
+    });
 }
 
 /// Rotates the view of `call` inside a buffer of f16 bit patterns, in place (exact, or
 /// transformers' f16 steps for `hf`).
 pub(crate) fn apply_f16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
     if call.rotation.precision == Precision::Hf {
-        return apply_view(call, buf, crate::hf::rotate_pair_hf_f16);
+        return in_place(call, buf, crate::hf::rotate_pair_hf_f16);
     }
-    apply_view(call, buf, rotate_pair_f16)
+    in_place_exact(call, buf)
 }
 
 /// Rotates the view of `call` inside a buffer of f32 bit patterns, in place (exact, or
 /// torch's f32 steps for `hf`).
 pub(crate) fn apply_f32_in_place(call: &RopeCall, buf: &mut [u32]) -> Result<()> {
     if call.rotation.precision == Precision::Hf {
-        return apply_view(call, buf, crate::hf::rotate_pair_hf_f32);
+        return in_place(call, buf, crate::hf::rotate_pair_hf_f32);
     }
-    apply_view(call, buf, rotate_pair_f32)
+    in_place_exact(call, buf)
+}
+
+/// A whole contiguous f16 tensor rotated from `src` into `dst` (a validated call whose
+/// [`RopeCall::contiguous_pairs`] is `shape`): exact, or `hf`.
+pub(crate) fn f16_from(call: &RopeCall, shape: RopeShape, src: &[u16], dst: &mut [u16]) {
+    if call.rotation.precision == Precision::Hf {
+        return from(call, shape, src, dst, crate::hf::rotate_pair_hf_f16);
+    }
+    from_exact(call, shape, src, dst)
+}
+
+/// [`f16_from`] for f32 tensors.
+pub(crate) fn f32_from(call: &RopeCall, shape: RopeShape, src: &[u32], dst: &mut [u32]) {
+    if call.rotation.precision == Precision::Hf {
+        return from(call, shape, src, dst, crate::hf::rotate_pair_hf_f32);
+    }
+    from_exact(call, shape, src, dst)
 }
 
 #[cfg(test)]

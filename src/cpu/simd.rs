@@ -311,6 +311,255 @@ pub(crate) fn rotate_halves(
     halves_body(x0s, x1s, cs, direction)
 }
 
+// ---------------------------------------------------------------------------------------------
+// f16 and f32 tensors: the same structure (ARCHITECTURE.md, "f16 and f32 tensors").
+//
+// # The fast lanes
+//
+// Each lane decodes its two elements exactly to f64 (f16 through the bits: `em << 13` read
+// as an f32 and multiplied by 2¹¹², exact for normal and subnormal f16 alike; the f16
+// specials, exponent field 31, are flagged since that decoding makes them finite; f32 by
+// the widening conversion, specials included), forms the two f64 products and their f64
+// sum `r = fl64(a·b + c·d)`, exactly as the bf16 lanes do. Every product is exact (≤ 35 or
+// 48 significant bits, magnitudes in [2⁻²⁹⁸, 2²⁵⁶]), so `r = fl64(v)`, `v` the exact value,
+// and `r` is 0 only when `v` is, with IEEE's sign.
+//
+// *f16.* `t = fl32(r)`. A lane is decided when `t` is ±0, or when `t`'s exponent lies in
+// f16's normal binades [2⁻¹⁴, 2¹⁶) and the low 13 bits of `t` are not `0x1000`; its result
+// is then `t` rounded to f16 by integer operations (re-bias the exponent by 112, add
+// `0xFFF` + the kept lsb, shift by 13; a carry out of 2¹⁵'s binade gives `0x7C00`, which is
+// RNE's overflow since `t ≥ 65520` then). Why that is RN_f16(v): every f16 midpoint
+// (12 significant bits, exponent ≥ −25) is an f32 and an f64 number, and rounding to
+// nearest is monotonic and fixes the numbers of its format, so neither `r` nor `t` crosses
+// a midpoint; in a normal f16 binade the midpoints are exactly the f32 numbers whose low 13
+// bits are `0x1000`, so a `t` that is not one lies strictly inside the same open interval
+// between midpoints as `v`, where RN_f16 is constant. `t = ±0` means `|v| < 2⁻¹⁴⁹`, far
+// below half of f16's smallest subnormal: ±0 with `v`'s sign, or IEEE's sign when `v = 0`.
+// Everything else (f16 subnormal results, `|t| ≥ 2¹⁶`, inf, NaN, flagged inputs) is
+// undecided.
+//
+// *f32.* The output grid is f32 itself: `t = fl32(r)` is RN_f32(v) unless `r` is an f32
+// midpoint (25 significant bits: an f64 number, the same monotonicity argument). A lane is
+// decided when `r` = ±0, or when `r`'s f64 exponent lies in f32's normal binades
+// [2⁻¹²⁶, 2¹²⁸), `t` is finite, and the low 29 bits of `r`'s fraction are not
+// `0x1000_0000` (in those binades, exactly the f32 midpoints). The result is `t`'s bits.
+// f32 subnormal results, overflow, inf and NaN are undecided.
+//
+// Undecided pairs go to the exact scalar reference (`super::float`), from the values read
+// before the block; so the bits are the reference's everywhere. The loops are compiled
+// twice on x86-64 (plain, and with AVX2 chosen at run time); no FMA is enabled (Rust never
+// contracts `a·b + c·d` by itself, and an FMA would change `r`, though not the proof).
+
+/// An output format of the fast lanes (f16 as `u16`, f32 as `u32` bit patterns).
+pub(crate) trait FastFloat: Copy + Default {
+    /// The element decoded exactly, and 1 when it must not take the fast lanes.
+    fn decode(self) -> (f64, u32);
+    /// `r` rounded to the format, and 1 when the lane is undecided.
+    fn round(r: f64) -> (Self, u32);
+    /// The exact scalar reference for one pair.
+    fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self);
+}
+
+impl FastFloat for u16 {
+    #[inline(always)]
+    fn decode(self) -> (f64, u32) {
+        let em = (self & 0x7FFF) as u32;
+        // 2¹¹²: f16's exponent bias 15 re-based onto f32's 127, exact for subnormals too.
+        let mag = f32::from_bits(em << 13) * f32::from_bits(0x7780_0000);
+        let v = f32::from_bits(mag.to_bits() | ((self as u32 & 0x8000) << 16));
+        (v as f64, (em >= 0x7C00) as u32)
+    }
+
+    #[inline(always)]
+    fn round(r: f64) -> (Self, u32) {
+        let t = (r as f32).to_bits();
+        let sign = (t >> 16) & 0x8000;
+        let a = t & 0x7FFF_FFFF;
+        let e = a >> 23;
+        let zero = a == 0;
+        let normal = (113..=142).contains(&e);
+        let midpoint = (a & 0x1FFF) == 0x1000;
+        // Wrapping: lanes outside the normal binades compute garbage that is not used.
+        let rounded = a
+            .wrapping_sub(112 << 23)
+            .wrapping_add(0xFFF + ((a >> 13) & 1))
+            >> 13;
+        let bits = if zero { 0 } else { rounded };
+        let decided = zero | (normal & !midpoint);
+        ((sign | bits) as u16, (!decided) as u32)
+    }
+
+    #[inline(always)]
+    fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self) {
+        super::float::rotate_pair_f16(x0, x1, c, s, direction)
+    }
+}
+
+impl FastFloat for u32 {
+    #[inline(always)]
+    fn decode(self) -> (f64, u32) {
+        (f32::from_bits(self) as f64, 0)
+    }
+
+    #[inline(always)]
+    fn round(r: f64) -> (Self, u32) {
+        let t = (r as f32).to_bits();
+        let rb = r.to_bits();
+        let re = (rb >> 52) & 0x7FF;
+        let zero = rb << 1 == 0;
+        // f64 exponents 897..=1150 are the binades [2⁻¹²⁶, 2¹²⁸).
+        let normal = (897..=1150).contains(&re) & ((t & 0x7F80_0000) != 0x7F80_0000);
+        let midpoint = (rb & 0x1FFF_FFFF) == 0x1000_0000;
+        let decided = zero | (normal & !midpoint);
+        (t, (!decided) as u32)
+    }
+
+    #[inline(always)]
+    fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self) {
+        super::float::rotate_pair_f32(x0, x1, c, s, direction)
+    }
+}
+
+/// One block of pairs `(x0[i], x1[i])` at `cs[i]`: the fast results, and the undecided pairs
+/// one bit each.
+#[inline(always)]
+fn float_block<T: FastFloat>(
+    x0: &[T; BLOCK],
+    x1: &[T; BLOCK],
+    cs: &[[f32; 2]; BLOCK],
+    sin_sign: f32,
+) -> ([T; BLOCK], [T; BLOCK], u32) {
+    let mut y0 = [T::default(); BLOCK];
+    let mut y1 = [T::default(); BLOCK];
+    let mut undecided = [0u32; BLOCK];
+    for i in 0..BLOCK {
+        let (a, fa) = x0[i].decode();
+        let (b, fb) = x1[i].decode();
+        let c = cs[i][0] as f64;
+        let s = (cs[i][1] * sin_sign) as f64;
+        let (r0, f0) = T::round(a * c + b * -s);
+        let (r1, f1) = T::round(a * s + b * c);
+        y0[i] = r0;
+        y1[i] = r1;
+        undecided[i] = fa | fb | f0 | f1;
+    }
+    let mask = (0..BLOCK).fold(0u32, |m, i| m | (undecided[i] << i));
+    (y0, y1, mask)
+}
+
+/// The element indices of pair `i` in a head of `pairs` pairs.
+#[inline(always)]
+fn float_index(half_split: bool, i: usize, pairs: usize) -> (usize, usize) {
+    if half_split {
+        (i, i + pairs)
+    } else {
+        (2 * i, 2 * i + 1)
+    }
+}
+
+/// Rotates the first `cs.len()` pairs of one head (interleaved or half-split) with the fast
+/// blocks, reading from `src` (out of place) or from `head` itself (in place: each block is
+/// read before it is written); undecided pairs and the tail by the exact reference.
+#[inline(always)]
+fn float_head_body<T: FastFloat, const HALF: bool>(
+    src: Option<&[T]>,
+    head: &mut [T],
+    cs: &[[f32; 2]],
+    direction: Direction,
+) {
+    let pairs = cs.len();
+    let sign = sin_sign(direction);
+    let full = pairs - pairs % BLOCK;
+    for k in (0..full).step_by(BLOCK) {
+        let input = src.unwrap_or(head);
+        let (mut x0, mut x1) = ([T::default(); BLOCK], [T::default(); BLOCK]);
+        if HALF {
+            x0.copy_from_slice(&input[k..k + BLOCK]);
+            x1.copy_from_slice(&input[pairs + k..pairs + k + BLOCK]);
+        } else {
+            let pairs_in = &input[2 * k..2 * k + 2 * BLOCK];
+            for i in 0..BLOCK {
+                x0[i] = pairs_in[2 * i];
+                x1[i] = pairs_in[2 * i + 1];
+            }
+        }
+        let block_cs: &[[f32; 2]; BLOCK] = cs[k..k + BLOCK].try_into().expect("a block");
+        let (y0, y1, mut mask) = float_block(&x0, &x1, block_cs, sign);
+        if HALF {
+            head[k..k + BLOCK].copy_from_slice(&y0);
+            head[pairs + k..pairs + k + BLOCK].copy_from_slice(&y1);
+        } else {
+            let out = &mut head[2 * k..2 * k + 2 * BLOCK];
+            for i in 0..BLOCK {
+                out[2 * i] = y0[i];
+                out[2 * i + 1] = y1[i];
+            }
+        }
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let [c, s] = block_cs[i];
+            let (e0, e1) = float_index(HALF, k + i, pairs);
+            (head[e0], head[e1]) = T::exact(x0[i], x1[i], c, s, direction);
+        }
+    }
+    for (i, &[c, s]) in cs.iter().enumerate().skip(full) {
+        let (e0, e1) = float_index(HALF, i, pairs);
+        let input = src.unwrap_or(head);
+        let (a, b) = (input[e0], input[e1]);
+        (head[e0], head[e1]) = T::exact(a, b, c, s, direction);
+    }
+}
+
+#[inline(always)]
+fn float_head_portable<T: FastFloat>(
+    src: Option<&[T]>,
+    head: &mut [T],
+    cs: &[[f32; 2]],
+    half_split: bool,
+    direction: Direction,
+) {
+    if half_split {
+        float_head_body::<T, true>(src, head, cs, direction)
+    } else {
+        float_head_body::<T, false>(src, head, cs, direction)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must support AVX2.
+unsafe fn float_head_avx2<T: FastFloat>(
+    src: Option<&[T]>,
+    head: &mut [T],
+    cs: &[[f32; 2]],
+    half_split: bool,
+    direction: Direction,
+) {
+    float_head_portable(src, head, cs, half_split, direction)
+}
+
+/// Rotates one head of f16 (`T = u16`) or f32 (`T = u32`) bit patterns, exact: its first
+/// `cs.len()` pairs, interleaved or half-split, from `src` (the same head of the input, out
+/// of place; `head` then gets every rotated element) or in place; bit for bit as
+/// `rotate_pair_f16` / `rotate_pair_f32` pair by pair.
+pub(crate) fn rotate_float_head<T: FastFloat>(
+    src: Option<&[T]>,
+    head: &mut [T],
+    cs: &[[f32; 2]],
+    half_split: bool,
+    direction: Direction,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: AVX2 is present, checked just above.
+        unsafe { float_head_avx2(src, head, cs, half_split, direction) };
+        return;
+    }
+    float_head_portable(src, head, cs, half_split, direction)
+}
+
 /// The portable bodies alone (no AVX2), for tests that compare them with the dispatched ones.
 #[cfg(test)]
 fn rotate_pairs_portable(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
@@ -481,6 +730,183 @@ mod tests {
             assert_eq!(undecided_y0, want, "{what}: y0 undecided");
             assert_eq!(mask >> 1, 0, "{what}: other pairs decided");
             assert_eq!(mask & 1 == 1, want || round_fast(widen(x0) * s as f64 + widen(x1) * c as f64).1 == 1, "{what}: mask");
+        }
+    }
+
+    /// f16 / f32 heads: dispatched and portable, in place and out of place, interleaved and
+    /// half-split, against the exact pair (`rotate_pair_f16` / `_f32`, itself checked
+    /// against the BigInt oracle in tests/floats.rs), for heads of `cs.len()` pairs.
+    fn check_float_head<T: FastFloat + PartialEq + std::fmt::Debug>(x: &[T], cs: &[[f32; 2]]) {
+        let n = cs.len();
+        assert_eq!(x.len(), 2 * n);
+        for half_split in [false, true] {
+            for direction in [Direction::Forward, Direction::Inverse] {
+                let mut want = x.to_vec();
+                for (i, &[c, s]) in cs.iter().enumerate() {
+                    let (e0, e1) = float_index(half_split, i, n);
+                    (want[e0], want[e1]) = T::exact(x[e0], x[e1], c, s, direction);
+                }
+                let mut fast = x.to_vec();
+                rotate_float_head(None, &mut fast, cs, half_split, direction);
+                let mut portable = x.to_vec();
+                float_head_portable(None, &mut portable, cs, half_split, direction);
+                let mut from = vec![T::default(); x.len()];
+                rotate_float_head(Some(x), &mut from, cs, half_split, direction);
+                let mut from_portable = vec![T::default(); x.len()];
+                float_head_portable(Some(x), &mut from_portable, cs, half_split, direction);
+                for (got, path) in [
+                    (&fast, "dispatched"),
+                    (&portable, "portable"),
+                    (&from, "dispatched, from"),
+                    (&from_portable, "portable, from"),
+                ] {
+                    if *got != want {
+                        let e = (0..x.len()).find(|&e| got[e] != want[e]).unwrap();
+                        let i = if half_split { e % n } else { e / 2 };
+                        let (e0, e1) = float_index(half_split, i, n);
+                        panic!(
+                            "{path} [half_split={half_split},{direction:?}] pair {i}: \
+                             x = ({:?}, {:?}), cs = {:?}: got {:?}, exact {:?}",
+                            x[e0],
+                            x[e1],
+                            cs[i],
+                            (got[e0], got[e1]),
+                            (want[e0], want[e1])
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every f16 pattern as x0 against edge x1 values at angles that hit the lanes' edges,
+    /// in heads of 16 pairs (two blocks) and of 13 (a block and a tail).
+    #[test]
+    fn f16_every_pattern_matches_the_exact_pair() {
+        #[rustfmt::skip]
+        let x1s: [u16; 12] = [
+            0x0000, 0x8000, 0x3C00, 0xBC00, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00,
+            0x7E00, 0x3555,
+        ];
+        #[rustfmt::skip]
+        let angles: [[f32; 2]; 8] = [
+            [1.0, 0.0],
+            [std::f32::consts::FRAC_1_SQRT_2, std::f32::consts::FRAC_1_SQRT_2],
+            [0.540_302_3, 0.841_471],                  // angle 1
+            [1.0 + 2f32.powi(-11), 2f32.powi(-12)],   // f16 midpoints and ties
+            [1.0 - f32::EPSILON / 2.0, 1e-40],        // cos below 1, subnormal sin
+            [3.0e38, -1.0e30],                        // products beyond f16 and f32
+            [f32::MIN_POSITIVE, 6.0e-8],              // tiny results: f16 subnormals, zeros
+            [-1.0, -0.0],
+        ];
+        for n in [16usize, 13] {
+            for &[c, s] in &angles {
+                let cs = vec![[c, s]; n];
+                for &x1 in &x1s {
+                    for chunk in (0..=u16::MAX).collect::<Vec<u16>>().chunks(n) {
+                        if chunk.len() < n {
+                            continue;
+                        }
+                        let x: Vec<u16> = chunk.iter().flat_map(|&x0| [x0, x1]).collect();
+                        check_float_head(&x, &cs);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_random_bits_and_table_values_match_the_exact_pair() {
+        let mut r = Bits(0xD1B5_4A32_D192_ED03);
+        for round in 0..20_000 {
+            let n = if round % 2 == 0 { 16 } else { 11 };
+            let x: Vec<u32> = (0..2 * n)
+                .map(|_| {
+                    let v = r.next();
+                    match v % 4 {
+                        0 => (v >> 32) as u32,
+                        // Normal values near 1, and a low-bit neighbour: cancellations.
+                        _ => {
+                            0x3F00_0000
+                                | ((v >> 40) as u32 & 0x00FF_FFFF)
+                                | ((v as u32) & 0x8000_0000)
+                        }
+                    }
+                })
+                .collect();
+            let cs: Vec<[f32; 2]> = (0..n)
+                .map(|_| {
+                    let v = r.next();
+                    if v % 5 == 0 {
+                        [f32::from_bits(v as u32), f32::from_bits((v >> 32) as u32)]
+                    } else {
+                        let a = (v >> 11) as f64 * 2f64.powi(-53) * 1e4;
+                        [a.cos() as f32, a.sin() as f32]
+                    }
+                })
+                .collect();
+            check_float_head(&x, &cs);
+        }
+        // f64 sums that land on an f32 midpoint though the exact value does not (the `f32_edges`
+        // case of float.rs: 1 + 3·2⁻²⁴ − 2⁻⁷⁰), in every lane, beside lanes exactly on one.
+        let d = f32::from_bits(0x3F7F_FFFE);
+        let x: Vec<u32> = [0x3F80_0001u32, 0x3380_0001].repeat(16);
+        let cs: Vec<[f32; 2]> = (0..16)
+            .map(|i| [1.0, if i % 2 == 0 { -d } else { -1.0 }])
+            .collect();
+        check_float_head(&x, &cs);
+    }
+
+    /// Which f16 / f32 outputs the fast lanes leave undecided, for the cases the docs list.
+    #[rustfmt::skip]
+    #[test]
+    fn the_float_rounding_tests_flag_what_they_must() {
+        let p = |e: i32| 2f64.powi(e);
+        // (r, f16 undecided, what it exercises)
+        let f16_cases: [(f64, bool, &str); 10] = [
+            (1.0, false, "on the grid"),
+            (1.0 + p(-11), true, "a midpoint"),
+            (1.0 + p(-11) + p(-20), false, "beside a midpoint, within f32's precision"),
+            (1.0 + p(-11) + p(-40), true, "f32 rounds it onto the midpoint"),
+            (65519.0, false, "below the overflow midpoint: 65504"),
+            (65520.0, true, "the overflow midpoint"),
+            (65530.0, false, "above it: inf"),
+            (p(-15), true, "an f16 subnormal result"),
+            (p(-160), false, "far below f16's grid: +0"),
+            (f64::INFINITY, true, "inf"),
+        ];
+        for (r, want, what) in f16_cases {
+            let (bits, undecided) = <u16 as FastFloat>::round(r);
+            assert_eq!(undecided == 1, want, "f16 {what}: r = {r:e}");
+            if !want {
+                assert_eq!(bits, half::f16::from_f64(r).to_bits(), "f16 {what}");
+            }
+        }
+        let f32_cases: [(f64, bool, &str); 9] = [
+            (1.0, false, "on the grid"),
+            (1.0 + p(-24), true, "a midpoint"),
+            (1.0 + p(-24) + p(-52), false, "beside it: f64 keeps it"),
+            (-(1.0 + p(-24)), true, "a negative midpoint"),
+            (p(-126), false, "the smallest normal"),
+            (p(-126) - p(-150), true, "the midpoint below the smallest normal (a subnormal binade)"),
+            (p(-127) * 1.5, true, "an f32 subnormal result"),
+            (f32::MAX as f64 + p(103), true, "the overflow midpoint"),
+            (0.0, false, "zero"),
+        ];
+        for (r, want, what) in f32_cases {
+            let (bits, undecided) = <u32 as FastFloat>::round(r);
+            assert_eq!(undecided == 1, want, "f32 {what}: r = {r:e}");
+            if !want {
+                assert_eq!(bits, (r as f32).to_bits(), "f32 {what}");
+            }
+        }
+        // f16 specials are flagged on decoding (the decoding makes them finite).
+        for h in [0x7C00u16, 0xFC00, 0x7E00, 0xFD01] {
+            assert_eq!(h.decode().1, 1, "{h:#06x}");
+        }
+        for h in [0x0001u16, 0x03FF, 0x0400, 0x7BFF, 0x8001] {
+            let (v, flag) = h.decode();
+            assert_eq!((v, flag), (half::f16::from_bits(h).to_f64(), 0), "{h:#06x}");
         }
     }
 }

@@ -373,3 +373,85 @@ pub fn oracle_rotate_view(
     }
     y
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `hf` mode on f16 and f32 tensors (DESIGN.md §2), from first principles: transformers'
+// eager `apply_rotary_pos_emb` on a tensor of that dtype, each torch operation "the exact
+// value, rounded to f32 (torch computes a reduced-precision op in f32), then rounded to the
+// tensor's dtype", every rounding to nearest, ties to even, by `round_to` above (BigInt):
+//
+//   c = T(cos), s = T(sin)            (the f32 table rounded to the dtype T)
+//   y0 = T(f32(T(f32(x0·c)) + T(f32(−x1·s))))
+//   y1 = T(f32(T(f32(x1·c)) + T(f32(x0·s))))          (inverse: sin → −sin first)
+//
+// For T = f32 the outer roundings are the identity: fl(fl(x0·c) + fl(−x1·s)), no FMA. For
+// T = f16 the products are exact in f32 (22 bits) but a sum of two f16 need not be (their
+// exponents may lie 40 binades apart), so the f32 step of the sum is a real rounding before
+// the f16 one (double rounding, as torch does it). Every NaN is the dtype's canonical one.
+
+/// The exact value `v` rounded to `fmt`: NaN → the canonical NaN, infinities kept, a zero
+/// keeps its sign, a finite value rounded once (overflow to infinity, subnormals kept).
+pub fn round_val(fmt: Format, v: Val) -> u64 {
+    match v {
+        Val::Nan => fmt.qnan(),
+        Val::Inf { neg } => {
+            if neg {
+                fmt.sign_bit() | fmt.inf()
+            } else {
+                fmt.inf()
+            }
+        }
+        Val::Fin { neg, mant: 0, .. } => {
+            if neg {
+                fmt.sign_bit()
+            } else {
+                0
+            }
+        }
+        Val::Fin { neg, mant, exp } => round_to(fmt, neg, &BigInt::from(mant), exp),
+    }
+}
+
+/// One torch operation's result on a tensor of `fmt`: the exact value `v` rounded to f32,
+/// then that f32 rounded to `fmt`.
+fn torch_round(fmt: Format, v: Val) -> u64 {
+    round_val(fmt, F32.decode(round_val(F32, v)))
+}
+
+/// torch's product `a * b` of two `fmt` patterns.
+pub fn hf_mul_in(fmt: Format, a: u64, b: u64) -> u64 {
+    torch_round(fmt, mul(fmt.decode(a), fmt.decode(b)))
+}
+
+/// torch's sum `a + b` of two `fmt` patterns (IEEE specials and signed zeros: the exact sum
+/// rounded to f32 by [`add_round_to`], then to `fmt`).
+pub fn hf_add_in(fmt: Format, a: u64, b: u64) -> u64 {
+    let f = add_round_to(F32, fmt.decode(a), fmt.decode(b));
+    round_val(fmt, F32.decode(f))
+}
+
+/// `fmt(cos)` and `fmt(±sin)` as transformers hands them to the tensor's arithmetic.
+pub fn hf_table_in(fmt: Format, c: u32, s: u32, inverse: bool) -> (u64, u64) {
+    let s = if inverse { s ^ 0x8000_0000 } else { s };
+    (round_val(fmt, decode_f32(c)), round_val(fmt, decode_f32(s)))
+}
+
+/// The two outputs of one pair from the four rounded products: `y0 = x0·c + (−x1)·s`,
+/// `y1 = x1·c + x0·s`.
+pub fn hf_sums_in(fmt: Format, x0c: u64, nx1s: u64, x1c: u64, x0s: u64) -> (u64, u64) {
+    (hf_add_in(fmt, x0c, nx1s), hf_add_in(fmt, x1c, x0s))
+}
+
+/// One rotated pair of `fmt` values in the `hf` mode; `c`, `s` the f32 table bits, `s → −s`
+/// when `inverse`. `rotate_half` negates x1 in the dtype (exact: the sign bit).
+pub fn hf_pair_in(fmt: Format, x0: u64, x1: u64, c: u32, s: u32, inverse: bool) -> (u64, u64) {
+    let (cb, sb) = hf_table_in(fmt, c, s, inverse);
+    let neg_x1 = x1 ^ fmt.sign_bit();
+    hf_sums_in(
+        fmt,
+        hf_mul_in(fmt, x0, cb),
+        hf_mul_in(fmt, neg_x1, sb),
+        hf_mul_in(fmt, x1, cb),
+        hf_mul_in(fmt, x0, sb),
+    )
+}
