@@ -56,12 +56,16 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
         assert!(stderr(&o).contains("TIMESTAMP_QUERY"), "{}", stderr(&o));
         return;
     }
-    let o = run(&["bench", "--quick", "--json"]);
+    let o = run(&["bench", "--quick", "--dtypes", "bf16,f16,f32", "--json"]);
     assert!(o.status.success(), "bench --quick --json: {}", stderr(&o));
     // One JSON document on stdout; progress on stderr.
     let v: serde_json::Value =
         serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
-    assert!(stderr(&o).contains("bench 1/8"), "progress: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bench 1/24"),
+        "progress: {}",
+        stderr(&o)
+    );
     assert_eq!(v["card"], adapter["name"]);
     assert!(v["driver"].as_str().is_some_and(|d| !d.is_empty()));
     let date = v["date"].as_str().expect("date");
@@ -72,17 +76,32 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
     assert!(v["command"]
         .as_str()
         .unwrap()
-        .contains("bench --quick --json"));
+        .contains("bench --quick --dtypes bf16,f16,f32 --json"));
     let rows = v["rows"].as_array().expect("rows");
-    // 2 shapes × {bshd, bhsd} × {interleaved, half}, each on a contiguous vec4 kernel and on
-    // the general kernel (both quick shapes have pairs per head a multiple of 8).
-    assert_eq!(rows.len(), 2 * 2 * 2 * 2, "{rows:?}");
-    let mut kernels = std::collections::BTreeSet::new();
+    // 2 shapes × {bshd, bhsd} × {interleaved, half}: bf16 and f16 each on a contiguous vec4
+    // kernel and on the general kernel (both quick shapes have pairs per head a multiple of
+    // 8), f32 on the general kernel alone (it has no contiguous kernel).
+    assert_eq!(rows.len(), 2 * 2 * 2 * (2 + 2 + 1), "{rows:?}");
+    let mut kernels =
+        std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
     for r in rows {
-        kernels.insert(r["kernel"].as_str().unwrap().to_string());
+        let dtype = r["dtype"].as_str().expect("dtype").to_string();
+        kernels
+            .entry(dtype.clone())
+            .or_default()
+            .insert(r["kernel"].as_str().unwrap().to_string());
         let shape: Vec<u64> = serde_json::from_value(r["shape"].clone()).unwrap();
-        assert_eq!(r["dtype"], "bf16");
-        assert_eq!(r["tensor_bytes"], shape.iter().product::<u64>() * 2, "{r}");
+        let size = match dtype.as_str() {
+            "bf16" | "f16" => 2,
+            "f32" => 4,
+            other => panic!("dtype {other}"),
+        };
+        // The copy moves the tensor's bytes: f32 tensors are twice the bytes.
+        assert_eq!(
+            r["tensor_bytes"],
+            shape.iter().product::<u64>() * size,
+            "{r}"
+        );
         assert_eq!(r["verified"], true, "{r}");
         assert_eq!(r["mismatches"], 0, "exact output == CPU path: {r}");
         let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
@@ -108,10 +127,15 @@ fn bench_quick_json_holds_every_figure_and_exact_bits() {
             "{r}"
         );
     }
-    assert_eq!(
-        kernels.into_iter().collect::<Vec<_>>(),
-        ["contiguous vec4", "contiguous vec4 half", "general"]
-    );
+    let names = |d: &str| kernels[d].iter().cloned().collect::<Vec<_>>();
+    for d in ["bf16", "f16"] {
+        assert_eq!(
+            names(d),
+            ["contiguous vec4", "contiguous vec4 half", "general"],
+            "{d}"
+        );
+    }
+    assert_eq!(names("f32"), ["general"]);
     let d = &v["decode"];
     assert_eq!(d["calls_per_pass"], 10);
     for k in [
@@ -159,7 +183,7 @@ fn bench_refuses_bad_arguments() {
     assert_one_sentence_exit_2(&run(&["bench", "--shapes", "4x3000x32"]), &["4x3000x32"]);
     assert_one_sentence_exit_2(&run(&["bench", "--shapes", "1x2x3x5"]), &["1x2x3x5", "5"]);
     assert_one_sentence_exit_2(&run(&["bench", "--shapes", "0x2x3x4"]), &["0x2x3x4"]);
-    assert_one_sentence_exit_2(&run(&["bench", "--dtypes", "f16"]), &["f16"]);
+    assert_one_sentence_exit_2(&run(&["bench", "--dtypes", "f16,f64"]), &["f64"]);
     assert_one_sentence_exit_2(&run(&["bench", "--layouts", "thd"]), &["thd"]);
     assert_one_sentence_exit_2(&run(&["bench", "--reps", "1"]), &["1"]);
 }

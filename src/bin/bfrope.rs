@@ -6,8 +6,8 @@
 //! bfrope apply INPUT.safetensors -o OUTPUT.safetensors [options]   (-o - writes to stdout)
 //! bfrope table [--hf-config PATH | --base F | --inv-freq FILE:NAME] [--angles ..] [--axes ..]
 //!       --positions N0..N1 | --positions-from FILE:NAME  -o TABLE.safetensors
-//! bfrope conform [--adapter SUBSTRING | --all-adapters] [--full] [--json]
-//! bfrope bench [--adapter SUBSTRING] [--shapes BxSxHxD,...] [--quick] [--json]
+//! bfrope conform [--adapter SUBSTRING | --all-adapters] [--dtype bf16|f16|f32|all] [--full] [--json]
+//! bfrope bench [--adapter SUBSTRING] [--shapes BxSxHxD,...] [--dtypes bf16,f16,f32] [--quick] [--json]
 //! ```
 //!
 //! Errors are one sentence on stderr; exit 2 for bad usage or bad input, 1 for a failure

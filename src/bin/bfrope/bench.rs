@@ -5,7 +5,10 @@
 //! call (a contiguous vec4 kernel for contiguous BSHD and BHSD tensors, interleaved or half-split,
 //! also the general kernel there; the
 //! general kernel otherwise) in `fast` and `exact` mode beside a vec4 copy of the tensor's
-//! bytes, then checks the exact output against the CPU path. Decode — q `[64,1,32,128]` and
+//! bytes, then checks the exact output against the CPU path. `--dtypes bf16,f16,f32`: each
+//! dtype has its own seeded random data (mixed magnitudes, a sprinkle of specials) and
+//! buffers, and its copy moves the same bytes as its kernel (f32 tensors are twice the bytes
+//! of bf16 ones); f32 has no contiguous kernel, so its rows time the general kernel alone. Decode — q `[64,1,32,128]` and
 //! GQA k `[64,1,8,128]` in one dispatch, positions in a GPU buffer — records many calls into
 //! one compute pass and reports GPU µs per call and host µs to record one call.
 //!
@@ -53,15 +56,15 @@ pub enum PairingArg {
     Half,
 }
 
-/// Element types. The kernels take bf16 today; f16 and f32 are named so the table and the
-/// JSON already carry a dtype column, and are refused until their kernels exist.
+/// Element types. bf16 and f16 take the contiguous vec4 kernels where the call allows; f32
+/// (one element per word) always takes the general kernel, and its rows say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DtypeArg {
     /// bfloat16, two per word.
     Bf16,
-    /// IEEE half, two per word (no kernel yet).
+    /// IEEE half, two per word.
     F16,
-    /// IEEE single, one per word (no kernel yet).
+    /// IEEE single, one per word.
     F32,
 }
 
@@ -75,11 +78,124 @@ impl DtypeArg {
     }
 
     fn bytes(self) -> usize {
+        self.dtype().size()
+    }
+
+    fn dtype(self) -> bfrope::Dtype {
         match self {
-            Self::Bf16 | Self::F16 => 2,
-            Self::F32 => 4,
+            Self::Bf16 => bfrope::Dtype::Bf16,
+            Self::F16 => bfrope::Dtype::F16,
+            Self::F32 => bfrope::Dtype::F32,
         }
     }
+}
+
+/// A tensor's host bits: bf16 or f16 patterns, or f32 patterns.
+enum HostData {
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+}
+
+impl HostData {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            HostData::U16(v) => bytemuck::cast_slice(v),
+            HostData::U32(v) => bytemuck::cast_slice(v),
+        }
+    }
+
+    /// The CPU path's output for `call` on these bits.
+    fn expected(&self, call: &RopeCall) -> bfrope::Result<HostData> {
+        Ok(match self {
+            HostData::U16(v) => HostData::U16(bfrope::cpu::apply(call, v)?),
+            HostData::U32(v) => HostData::U32(bfrope::cpu::apply(call, v)?),
+        })
+    }
+
+    /// Elements of `got` (little-endian bytes, at least as long) that differ from these.
+    fn mismatches(&self, got: &[u8]) -> usize {
+        match self {
+            HostData::U16(want) => got
+                .chunks_exact(2)
+                .zip(want)
+                .filter(|(g, w)| u16::from_le_bytes([g[0], g[1]]) != **w)
+                .count(),
+            HostData::U32(want) => got
+                .chunks_exact(4)
+                .zip(want)
+                .filter(|(g, w)| u32::from_le_bytes([g[0], g[1], g[2], g[3]]) != **w)
+                .count(),
+        }
+    }
+}
+
+/// The input of a `dtype` tensor of `n` elements.
+fn make_host_data(kind: Data, dtype: DtypeArg, n: usize) -> HostData {
+    match (dtype, kind) {
+        (DtypeArg::Bf16, _) => HostData::U16(make_data(kind, n)),
+        (DtypeArg::F16, Data::Random) => HostData::U16(random_pieces(n, random_f16)),
+        (DtypeArg::F16, Data::Zeros) => HostData::U16(vec![0; n]),
+        (DtypeArg::F16, Data::Constant) => HostData::U16(vec![0x3C00; n]),
+        (DtypeArg::F32, Data::Random) => HostData::U32(random_pieces(n, random_f32)),
+        (DtypeArg::F32, Data::Zeros) => HostData::U32(vec![0; n]),
+        (DtypeArg::F32, Data::Constant) => HostData::U32(vec![0x3F80_0000; n]),
+    }
+}
+
+/// Special f16 values sprinkled into random data: signed zeros, subnormals, the largest
+/// finite values, ±inf, NaNs.
+const SPRINKLE_F16: [u16; 12] = [
+    0x0000, 0x8000, 0x0001, 0x83FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0xFE01, 0x7C01,
+];
+
+/// Special f32 values sprinkled into random data.
+const SPRINKLE_F32: [u32; 12] = [
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x807F_FFFF,
+    0x0080_0000,
+    0x7F7F_FFFF,
+    0xFF7F_FFFF,
+    0x7F80_0000,
+    0xFF80_0000,
+    0x7FC0_0000,
+    0xFFC0_0001,
+    0x7F80_0001,
+];
+
+/// `n` seeded f16 values: normal of standard deviation 2^k, k in −8..=8 (mixed magnitudes
+/// well inside f16's range), one in about every 1000 a value of [`SPRINKLE_F16`].
+fn random_f16(seed: u64, n: usize) -> Vec<u16> {
+    let mut rng = bfrope::conformance::SplitMix64(seed ^ 0xF16F_16F1_6F16_F16F);
+    (0..n)
+        .map(|_| {
+            let r = rng.next_u64();
+            if r % 1000 == 0 {
+                SPRINKLE_F16[((r >> 32) % SPRINKLE_F16.len() as u64) as usize]
+            } else {
+                let k = ((r >> 16) % 17) as i32 - 8;
+                half::f16::from_f64(rng.next_normal() * 2f64.powi(k)).to_bits()
+            }
+        })
+        .collect()
+}
+
+/// `n` seeded f32 values: normal of standard deviation 2^k, k in −20..=20, one in about
+/// every 1000 a value of [`SPRINKLE_F32`].
+fn random_f32(seed: u64, n: usize) -> Vec<u32> {
+    let mut rng = bfrope::conformance::SplitMix64(seed ^ 0xF32F_32F3_2F32_F32F);
+    (0..n)
+        .map(|_| {
+            let r = rng.next_u64();
+            if r % 1000 == 0 {
+                SPRINKLE_F32[((r >> 32) % SPRINKLE_F32.len() as u64) as usize]
+            } else {
+                let k = ((r >> 16) % 41) as i32 - 20;
+                ((rng.next_normal() * 2f64.powi(k)) as f32).to_bits()
+            }
+        })
+        .collect()
 }
 
 /// How the input buffer gets its bytes (a diagnostic: large-buffer behaviour may depend on it).
@@ -137,7 +253,7 @@ pub struct BenchArgs {
     /// Pair conventions (default both).
     #[arg(long, value_enum, value_delimiter = ',')]
     pairings: Vec<PairingArg>,
-    /// Element types (default bf16; f16 and f32 have no kernel yet).
+    /// Element types, comma-separated: bf16, f16, f32 (default bf16).
     #[arg(long, value_enum, value_delimiter = ',')]
     dtypes: Vec<DtypeArg>,
     /// Timed passes per measurement (default 20; 5 with --quick); the first is not counted.
@@ -327,22 +443,28 @@ impl<'g> Timer<'g> {
 /// Seeded random bf16 data (normal values of mixed signs and magnitudes, a sprinkle of
 /// specials), generated on every core.
 fn random_data(n: usize) -> Vec<u16> {
+    random_pieces(n, bfrope::conformance::random_bf16)
+}
+
+/// `n` values from `piece(seed, len)` over pieces of 4 Mi elements (seed 1000 + piece index),
+/// generated on every core.
+fn random_pieces<E: Copy + Default + Send>(n: usize, piece: fn(u64, usize) -> Vec<E>) -> Vec<E> {
     const PIECE: usize = 1 << 22;
-    let mut data = vec![0u16; n];
+    let mut data = vec![E::default(); n];
     std::thread::scope(|s| {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pieces: Vec<(usize, &mut [u16])> = data.chunks_mut(PIECE).enumerate().collect();
+        let pieces: Vec<(usize, &mut [E])> = data.chunks_mut(PIECE).enumerate().collect();
         let per = pieces.len().div_ceil(threads).max(1);
         let mut pieces = pieces.into_iter();
         loop {
-            let batch: Vec<(usize, &mut [u16])> = pieces.by_ref().take(per).collect();
+            let batch: Vec<(usize, &mut [E])> = pieces.by_ref().take(per).collect();
             if batch.is_empty() {
                 break;
             }
             s.spawn(move || {
-                for (i, piece) in batch {
-                    let len = piece.len();
-                    piece.copy_from_slice(&bfrope::conformance::random_bf16(1000 + i as u64, len));
+                for (i, part) in batch {
+                    let len = part.len();
+                    part.copy_from_slice(&piece(1000 + i as u64, len));
                 }
             });
         }
@@ -351,10 +473,9 @@ fn random_data(n: usize) -> Vec<u16> {
 }
 
 /// A storage buffer holding `data` (filled as `fill` says).
-fn tensor_buffer(gpu: &Gpu, label: &str, data: &[u16], fill: Fill) -> CliResult<wgpu::Buffer> {
+fn tensor_buffer(gpu: &Gpu, label: &str, bytes: &[u8], fill: Fill) -> CliResult<wgpu::Buffer> {
     let usage =
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let bytes: &[u8] = bytemuck::cast_slice(data);
     let size = (bytes.len() as u64).div_ceil(16) * 16;
     let device = gpu.device();
     if fill == Fill::Mapped {
@@ -470,10 +591,18 @@ fn or_all<T: Clone>(v: &[T], all: &[T]) -> Vec<T> {
 /// Runs `bfrope bench`.
 pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
     if let Some(d) = a.dtypes.iter().find(|d| **d != DtypeArg::Bf16) {
-        return Err(CliError::usage(format!(
-            "dtype {} has no kernel yet; bfrope bench runs bf16 only today",
-            d.name()
-        )));
+        if !a.variant.is_empty() {
+            return Err(CliError::usage(format!(
+                "--variant times bf16 vec4 kernel variants and does not apply to --dtypes {}",
+                d.name()
+            )));
+        }
+        if a.probe || a.probe_buffers.is_some() {
+            return Err(CliError::usage(format!(
+                "the copy probes copy bf16 tensors and do not apply to --dtypes {}",
+                d.name()
+            )));
+        }
     }
     let gpu = match Gpu::new_blocking(a.adapter.as_deref()) {
         Ok(g) => g,
@@ -522,7 +651,6 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
     for &dims in &shapes {
         let [b, s, h, d] = dims;
         let n = b * s * h * d;
-        let data = make_data(a.data, n);
         let table = RopeTable::build(&TableSpec::new(d, s))?;
         let table_buf = {
             use wgpu::util::DeviceExt;
@@ -533,9 +661,11 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                     usage: wgpu::BufferUsages::STORAGE,
                 })
         };
-        let input = tensor_buffer(&gpu, "bfrope bench input", &data, a.fill)?;
-        let output = empty_buffer(&gpu, "bfrope bench output", n as u64 * 2);
         for &dtype in &dtypes {
+            // Each dtype its own buffers: f32 tensors are twice the bytes.
+            let data = make_host_data(a.data, dtype, n);
+            let input = tensor_buffer(&gpu, "bfrope bench input", data.bytes(), a.fill)?;
+            let output = empty_buffer(&gpu, "bfrope bench output", (n * dtype.bytes()) as u64);
             for &layout in &layouts {
                 for &pairing in &pairings {
                     done += 1;
@@ -557,7 +687,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                         rotary_dim: d,
                         direction: Direction::Forward,
                         precision,
-                        dtype: bfrope::Dtype::Bf16,
+                        dtype: dtype.dtype(),
                     };
                     let positions = Positions::Offset(0);
                     let call = RopeCall {
@@ -569,7 +699,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                     let expected = if a.no_verify {
                         None
                     } else {
-                        Some(bfrope::cpu::apply(&call, &data)?)
+                        Some(data.expected(&call)?)
                     };
                     let tensor_bytes = (n * dtype.bytes()) as u64;
                     let kernels = gpu.kernels();
@@ -631,7 +761,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                         .map_or(RopeShape::from_dims(&dims), |c| Ok(c.0))?,
                                     direction: Direction::Forward,
                                     precision,
-                                    dtype: bfrope::Dtype::Bf16,
+                                    dtype: dtype.dtype(),
                                     pairing: contiguous.map_or(Pairing::Interleaved, |c| c.1),
                                 };
                                 match variant {
@@ -649,11 +779,10 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                 Some(want) => {
                                     let enc =
                                         gpu.device().create_command_encoder(&Default::default());
-                                    let bytes = (n as u64 * 2).div_ceil(4) * 4;
+                                    let bytes = (tensor_bytes).div_ceil(4) * 4;
                                     let words =
                                         pollster::block_on(gpu.read_back(enc, &output, bytes))?;
-                                    let got: &[u16] = bytemuck::cast_slice(&words);
-                                    Some(got.iter().zip(want).filter(|(g, w)| g != w).count())
+                                    Some(want.mismatches(bytemuck::cast_slice(&words)))
                                 }
                                 None => None,
                             };
@@ -950,7 +1079,14 @@ fn probe_buffers(gpu: &Gpu, shapes: &[[usize; 4]], reps: u32, count: usize) -> C
         let bytes = (n as u64 * 2) / 16 * 16;
         let data = random_data(n);
         let buffers = (0..count)
-            .map(|_| tensor_buffer(gpu, "bfrope probe buffer", &data, Fill::Write))
+            .map(|_| {
+                tensor_buffer(
+                    gpu,
+                    "bfrope probe buffer",
+                    bytemuck::cast_slice(&data),
+                    Fill::Write,
+                )
+            })
             .collect::<CliResult<Vec<_>>>()?;
         let gbs = |t: f64, b: u64| 2.0 * b as f64 / t / 1e9;
         for i in 0..count {
@@ -1014,7 +1150,8 @@ fn probe(
                 data = make_data(kind, n);
                 data_kind = Some(kind);
             }
-            let input = tensor_buffer(gpu, "bfrope probe input", &data, fill)?;
+            let input =
+                tensor_buffer(gpu, "bfrope probe input", bytemuck::cast_slice(&data), fill)?;
             let output = empty_buffer(gpu, "bfrope probe output", n as u64 * 2);
             let timer = Timer::new(gpu, reps, Timing::Passes, 0.0);
             let all =
