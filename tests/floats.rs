@@ -21,31 +21,14 @@ use bfrope::{
 };
 use common::oracle::{oracle_pair_f16, oracle_pair_f32};
 use common::rng;
+use common::sweep::{self, par_map, Angle, PerDirection, Sweep, EDGE_X1_F16};
 use rand::Rng;
 
-/// The `x1` partners of every f16 `x0` pattern.
-#[rustfmt::skip]
-const EDGE_X1_F16: [(u16, &str); 14] = [
-    (0x0000, "+0"),
-    (0x8000, "-0"),
-    (0x3C00, "+1"),
-    (0xBC00, "-1"),
-    (0x0001, "min_subnormal"),
-    (0x8001, "-min_subnormal"),
-    (0x03FF, "max_subnormal"),
-    (0x0400, "min_normal"),
-    (0x7BFF, "max_finite"),
-    (0xFBFF, "-max_finite"),
-    (0x7C00, "+inf"),
-    (0xFC00, "-inf"),
-    (0x7E00, "nan"),
-    (0xFD01, "-snan_payload"),
-];
-/// Seeded random `x1` patterns added to the edges.
+/// Seeded random `x1` patterns added to [`EDGE_X1_F16`].
 const RANDOM_X1: usize = 2;
 
 /// The angles, as `(name, cos, sin)` f32 values: the table's edges included.
-fn angles() -> Vec<(String, f32, f32)> {
+fn angles() -> Vec<Angle> {
     let of = |name: &str, a: f64| (name.to_string(), a.cos() as f32, a.sin() as f32);
     vec![
         ("angle=0".to_string(), 1.0, 0.0),
@@ -75,68 +58,9 @@ fn angles() -> Vec<(String, f32, f32)> {
 }
 
 /// All 65,536 f16 `x0` × the `x1` partners × the angles, as one `[1, angles, heads, 2]` view.
-struct F16Cases {
-    x1: Vec<(u16, String)>,
-    angles: Vec<(String, f32, f32)>,
-    heads: usize,
-    x: Vec<u16>,
-}
-
-fn f16_cases() -> &'static F16Cases {
-    static CASES: OnceLock<F16Cases> = OnceLock::new();
-    CASES.get_or_init(|| {
-        let mut r = rng(0xF16);
-        let mut x1: Vec<(u16, String)> = EDGE_X1_F16
-            .iter()
-            .map(|&(b, n)| (b, n.to_string()))
-            .collect();
-        for _ in 0..RANDOM_X1 {
-            let b: u16 = r.random();
-            x1.push((b, format!("random_{b:#06x}")));
-        }
-        let angles = angles();
-        let heads = 65536 * x1.len();
-        let mut x = Vec::with_capacity(2 * heads * angles.len());
-        for _ in &angles {
-            for &(b, _) in &x1 {
-                for x0 in 0..=u16::MAX {
-                    x.push(x0);
-                    x.push(b);
-                }
-            }
-        }
-        F16Cases {
-            x1,
-            angles,
-            heads,
-            x,
-        }
-    })
-}
-
-/// The table whose row `a` is angle `a` (one pair per row).
-fn angle_table(angles: &[(String, f32, f32)]) -> RopeTable {
-    let cos: Vec<f32> = angles.iter().map(|a| a.1).collect();
-    let sin: Vec<f32> = angles.iter().map(|a| a.2).collect();
-    RopeTable::from_cos_sin(&cos, &sin, angles.len(), 1).unwrap()
-}
-
-/// Runs `f(i)` for every `i < n` on every core, collecting the results in order.
-fn par_map<T: Send + Default + Clone>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::default(); n];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = n.div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for (k, part) in out.chunks_mut(chunk).enumerate() {
-            let f = &f;
-            s.spawn(move || {
-                for (j, o) in part.iter_mut().enumerate() {
-                    *o = f(k * chunk + j);
-                }
-            });
-        }
-    });
-    out
+fn f16_cases() -> &'static Sweep {
+    static CASES: OnceLock<Sweep> = OnceLock::new();
+    CASES.get_or_init(|| Sweep::new(0xF16, &EDGE_X1_F16, RANDOM_X1, angles()))
 }
 
 /// Panics with the first mismatches (named by `name(pair index)`) unless `got == want`.
@@ -146,66 +70,25 @@ fn compare<T: PartialEq + Copy + std::fmt::LowerHex>(
     want: &[T],
     name: impl Fn(usize) -> String,
 ) {
-    assert_eq!(got.len(), want.len(), "{case}: output length");
-    let mut bad = Vec::new();
-    let mut count = 0usize;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if g != w {
-            count += 1;
-            if bad.len() < 12 {
-                bad.push(format!(
-                    "{}.y{} = {g:#x}, oracle {w:#x}",
-                    name(i / 2),
-                    i % 2
-                ));
-            }
-        }
-    }
-    eprintln!(
-        "{case}: {count} mismatches vs oracle over {} elements",
-        got.len()
-    );
-    assert!(
-        count == 0,
-        "{case}: {count} mismatches, first:\n{}",
-        bad.join("\n")
-    );
+    sweep::compare(case, "oracle", got, want, name);
 }
 
 /// The oracle's output for the exhaustive f16 tensor, computed once per direction.
 fn f16_expected(direction: Direction) -> &'static [u16] {
-    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
-    static INV: OnceLock<Vec<u16>> = OnceLock::new();
-    let cell = match direction {
-        Direction::Forward => &FWD,
-        Direction::Inverse => &INV,
-    };
-    cell.get_or_init(|| {
-        let c = f16_cases();
-        let inverse = direction == Direction::Inverse;
-        let want: Vec<[u16; 2]> = par_map(c.x.len() / 2, |w| {
-            let (_, cos, sin) = &c.angles[w / c.heads];
-            let (y0, y1) = oracle_pair_f16(
-                c.x[2 * w],
-                c.x[2 * w + 1],
-                cos.to_bits(),
-                sin.to_bits(),
-                inverse,
-            );
-            [y0, y1]
-        });
-        want.concat()
+    static EXPECTED: PerDirection<Vec<u16>> = PerDirection::new();
+    EXPECTED.get(direction, || {
+        f16_cases().expected(direction, oracle_pair_f16)
     })
 }
 
 fn f16_exhaustive(direction: Direction) {
     let c = f16_cases();
-    let table = angle_table(&c.angles);
+    let table = c.table(1);
     let positions = Positions::Offset(0);
     let mut rotation = Rotation::new(2);
     rotation.direction = direction;
     let call = RopeCall {
-        view: TensorView::bshd(1, c.angles.len(), c.heads, 2),
+        view: c.view(2),
         rotation,
         positions: &positions,
         table: &table,
@@ -217,15 +100,7 @@ fn f16_exhaustive(direction: Direction) {
         &format!("f16 all patterns, {direction:?}"),
         &got,
         want,
-        |w| {
-            let j = w % c.heads;
-            format!(
-                "rope[f16,x0={:#06x},x1={},{},{direction:?}]",
-                j % 65536,
-                c.x1[j / 65536].1,
-                c.angles[w / c.heads].0
-            )
-        },
+        |w| c.name(w, "f16,", direction),
     );
 }
 
@@ -684,8 +559,8 @@ fn f16_ops_for_angle(angle: usize) -> Vec<[u32; 4]> {
     let c = f16_cases();
     let (_, cos, sin) = &c.angles[angle];
     let (cb, sb) = (cos.to_bits(), sin.to_bits());
-    let mut ops = Vec::with_capacity(2 * c.heads);
-    for w in 0..c.heads {
+    let mut ops = Vec::with_capacity(2 * c.per_angle);
+    for w in 0..c.per_angle {
         let (x0, x1) = (c.x[2 * w] as u32, c.x[2 * w + 1] as u32);
         ops.push([x0, cb, x1, sb ^ 0x8000_0000]);
         ops.push([x0, sb, x1, cb]);
@@ -867,26 +742,18 @@ fn gpu_view_f16(
 fn gpu_general_kernel_f16_every_pattern_against_edge_partners() {
     let Some(gpu) = common::gpu() else { return };
     let c = f16_cases();
-    let table = angle_table(&c.angles);
+    let table = c.table(1);
     let positions = Positions::Offset(0);
     for direction in [Direction::Forward, Direction::Inverse] {
         let mut rotation = Rotation::new(2);
         rotation.direction = direction;
-        let view = TensorView::bshd(1, c.angles.len(), c.heads, 2);
+        let view = c.view(2);
         let got = gpu_view_f16(&gpu, &c.x, view, rotation, &positions, &table);
         compare(
             &format!("f16 GPU general kernel, all patterns, {direction:?}"),
             &got,
             f16_expected(direction),
-            |w| {
-                let j = w % c.heads;
-                format!(
-                    "rope[f16,gpu,x0={:#06x},x1={},{},{direction:?}]",
-                    j % 65536,
-                    c.x1[j / 65536].1,
-                    c.angles[w / c.heads].0
-                )
-            },
+            |w| c.name(w, "f16,gpu,", direction),
         );
     }
 }
@@ -1101,40 +968,20 @@ fn gpu_general_kernel_strided_view_f16_f32_exact_and_hf_equal_cpu() {
 fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
     let Some(gpu) = common::gpu() else { return };
     let c = f16_cases();
-    let table = angle_table(&c.angles);
     let positions = Positions::Offset(0);
     #[rustfmt::skip]
     let kernels = [
-        (c.heads, 2, Pairing::Interleaved, "scalar"),
-        (c.heads / 4, 8, Pairing::Interleaved, "vec4"),
-        (c.heads / 8, 16, Pairing::HalfSplit, "vec4half"),
+        (2, Pairing::Interleaved, "scalar"),
+        (8, Pairing::Interleaved, "vec4"),
+        (16, Pairing::HalfSplit, "vec4half"),
     ];
-    for (heads, d, pairing, kernel) in kernels {
-        let view = TensorView::bshd(1, c.angles.len(), heads, d);
-        let pairs = d / 2;
+    for (d, pairing, kernel) in kernels {
+        let view = c.view(d);
         // A head of d dims holds d / 2 consecutive pairs, all at the same angle (table row):
         // the table repeats the row's (cos, sin) for each pair.
-        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; pairs]).collect();
-        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; pairs]).collect();
-        let table = if d == 2 {
-            table.clone()
-        } else {
-            RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), pairs).unwrap()
-        };
-        // Where element `e` of the interleaved pair list (pair e / 2, half e % 2) lies in
-        // this layout: half-split heads keep pair i's x0 at i and its x1 at i + pairs.
-        let place = |e: usize| match pairing {
-            Pairing::Interleaved => e,
-            Pairing::HalfSplit => {
-                let (pair, half) = (e / 2, e % 2);
-                let (head, i) = (pair / pairs, pair % pairs);
-                head * d + i + half * pairs
-            }
-        };
-        let mut x = vec![0u16; c.x.len()];
-        for (e, &v) in c.x.iter().enumerate() {
-            x[place(e)] = v;
-        }
+        let table = c.table(d / 2);
+        // Half-split heads keep pair i's x0 at i and its x1 at i + d / 2.
+        let x = c.laid_out(d, pairing);
         let shape = bfrope::RopeShape::from_dims(&view.dims).unwrap();
         let key =
             bfrope::gpu::KernelKey::for_contiguous(&shape, pairing, Precision::Exact, Dtype::F16)
@@ -1147,20 +994,12 @@ fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
                 .with_dtype(Dtype::F16);
             assert!(call.contiguous_pairs().is_some());
             let out = gpu.apply_blocking(&call, &x).unwrap();
-            let got: Vec<u16> = (0..out.len()).map(|e| out[place(e)]).collect();
+            let got = Sweep::gathered(&out, d, pairing);
             compare(
                 &format!("f16 GPU {kernel} kernel, all patterns, {direction:?}"),
                 &got,
                 f16_expected(direction),
-                |w| {
-                    let j = w % c.heads;
-                    format!(
-                        "rope[f16,{kernel},x0={:#06x},x1={},{},{direction:?}]",
-                        j % 65536,
-                        c.x1[j / 65536].1,
-                        c.angles[w / c.heads].0
-                    )
-                },
+                |w| c.name(w, &format!("f16,{kernel},"), direction),
             );
         }
     }
@@ -1184,24 +1023,16 @@ fn gpu_contiguous_kernels_f16_every_pattern_against_edge_partners() {
 fn gpu_hf_f16_every_pattern_equals_cpu() {
     let Some(gpu) = common::gpu() else { return };
     let c = f16_cases();
-    let table = angle_table(&c.angles);
+    let table = c.table(1);
     let positions = Positions::Offset(0);
-    let view = TensorView::bshd(1, c.angles.len(), c.heads, 2);
+    let view = c.view(2);
     for direction in [Direction::Forward, Direction::Inverse] {
         let call = RopeCall::new(view, &positions, &table)
             .with_direction(direction)
             .with_precision(Precision::Hf)
             .with_dtype(Dtype::F16);
         let want = cpu::apply(&call, &c.x).unwrap();
-        let name = |w: usize| {
-            let j = w % c.heads;
-            format!(
-                "rope[f16,hf,x0={:#06x},x1={},{},{direction:?}]",
-                j % 65536,
-                c.x1[j / 65536].1,
-                c.angles[w / c.heads].0
-            )
-        };
+        let name = |w: usize| c.name(w, "f16,hf,", direction);
         let contiguous = gpu.apply_blocking(&call, &c.x).unwrap();
         compare(
             &format!("f16 hf contiguous, {direction:?}"),
@@ -1230,10 +1061,8 @@ fn gpu_hf_f16_every_pattern_equals_cpu() {
         // The same pairs in half-split heads of 16 (pair i = elements i and i + 8) take the
         // half-split vec4 kernel (rope_vec4_half, DTYPE = 1, hf): == the CPU path.
         let d = 16;
-        let hs_view = TensorView::bshd(1, c.angles.len(), c.heads / 8, d);
-        let cos: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.1; d / 2]).collect();
-        let sin: Vec<f32> = c.angles.iter().flat_map(|a| vec![a.2; d / 2]).collect();
-        let hs_table = RopeTable::from_cos_sin(&cos, &sin, c.angles.len(), d / 2).unwrap();
+        let hs_view = c.view(d);
+        let hs_table = c.table(d / 2);
         let hs_call = RopeCall::new(hs_view, &positions, &hs_table)
             .with_pairing(Pairing::HalfSplit)
             .with_direction(direction)
@@ -1247,16 +1076,9 @@ fn gpu_hf_f16_every_pattern_equals_cpu() {
             Dtype::F16,
         );
         assert_eq!(key.map(|k| k.kernel), Some(bfrope::gpu::Kernel::Vec4Half));
-        let place = |e: usize| {
-            let (pair, half) = (e / 2, e % 2);
-            (pair / 8) * d + pair % 8 + half * 8
-        };
-        let mut x = vec![0u16; c.x.len()];
-        for (e, &v) in c.x.iter().enumerate() {
-            x[place(e)] = v;
-        }
+        let x = c.laid_out(d, Pairing::HalfSplit);
         let hs_want = cpu::apply(&hs_call, &x).unwrap();
-        let back = |y: &[u16]| (0..y.len()).map(|e| y[place(e)]).collect::<Vec<u16>>();
+        let back = |y: &[u16]| Sweep::gathered(y, d, Pairing::HalfSplit);
         assert_eq!(
             back(&hs_want),
             want,

@@ -28,6 +28,7 @@ use bfrope::{
 };
 use common::oracle::{hf_mul_in, hf_pair_in, hf_sums_in, hf_table_in, F16, F32};
 use common::rng;
+use common::sweep::{self, par_map, Angle, PerDirection, Sweep, EDGE_X1_F16};
 use rand::Rng;
 
 // ---------------------------------------------------------------------------------------------
@@ -169,27 +170,8 @@ fn hf_oracle_matches_f64_where_f64_is_exact() {
 // ---------------------------------------------------------------------------------------------
 // f16: every pattern against edge partners.
 
-/// The `x1` partners of every f16 `x0` pattern.
-#[rustfmt::skip]
-const EDGE_X1: [(u16, &str); 14] = [
-    (0x0000, "+0"),
-    (0x8000, "-0"),
-    (0x3C00, "+1"),
-    (0xBC00, "-1"),
-    (0x0001, "min_subnormal"),
-    (0x8001, "-min_subnormal"),
-    (0x03FF, "max_subnormal"),
-    (0x0400, "min_normal"),
-    (0x7BFF, "max_finite"),
-    (0xFBFF, "-max_finite"),
-    (0x7C00, "+inf"),
-    (0xFC00, "-inf"),
-    (0x7E00, "nan"),
-    (0xFD01, "-snan_payload"),
-];
-
 /// The table values, `(name, cos, sin)` f32: what their f16 roundings and products exercise.
-fn angles() -> Vec<(String, f32, f32)> {
+fn angles() -> Vec<Angle> {
     let of = |name: &str, a: f64| (name.to_string(), a.cos() as f32, a.sin() as f32);
     let v = |name: &str, c: f32, s: f32| (name.to_string(), c, s);
     vec![
@@ -218,60 +200,10 @@ fn angles() -> Vec<(String, f32, f32)> {
     ]
 }
 
-struct F16Cases {
-    x1: Vec<(u16, String)>,
-    angles: Vec<(String, f32, f32)>,
-    /// Pairs per angle: 65,536 × |x1|.
-    per_angle: usize,
-    /// Interleaved pairs: pair `a·per_angle + j` = (x0 = j % 65536, x1 = x1[j / 65536]).
-    x: Vec<u16>,
-}
-
-fn f16_cases() -> &'static F16Cases {
-    static CASES: OnceLock<F16Cases> = OnceLock::new();
-    CASES.get_or_init(|| {
-        let mut r = rng(0x4F16);
-        let mut x1: Vec<(u16, String)> = EDGE_X1.iter().map(|&(b, n)| (b, n.to_string())).collect();
-        for _ in 0..1 {
-            let b: u16 = r.random();
-            x1.push((b, format!("random_{b:#06x}")));
-        }
-        let angles = angles();
-        let per_angle = 65536 * x1.len();
-        let mut x = Vec::with_capacity(2 * per_angle * angles.len());
-        for _ in &angles {
-            for &(b, _) in &x1 {
-                for x0 in 0..=u16::MAX {
-                    x.push(x0);
-                    x.push(b);
-                }
-            }
-        }
-        F16Cases {
-            x1,
-            angles,
-            per_angle,
-            x,
-        }
-    })
-}
-
-/// Runs `f(i)` for every `i < n` on every core, in order.
-fn par_map<T: Send + Default + Clone>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::default(); n];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = n.div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for (k, part) in out.chunks_mut(chunk).enumerate() {
-            let f = &f;
-            s.spawn(move || {
-                for (j, o) in part.iter_mut().enumerate() {
-                    *o = f(k * chunk + j);
-                }
-            });
-        }
-    });
-    out
+/// Every f16 `x0` × the edge partners and one seeded random one × the angles.
+fn f16_cases() -> &'static Sweep {
+    static CASES: OnceLock<Sweep> = OnceLock::new();
+    CASES.get_or_init(|| Sweep::new(0x4F16, &EDGE_X1_F16, 1, angles()))
 }
 
 /// The oracle's output for the f16 cases (interleaved pairs), once per direction. The
@@ -279,13 +211,8 @@ fn par_map<T: Send + Default + Clone>(n: usize, f: impl Fn(usize) -> T + Sync) -
 /// oracle's `hf_mul_in` is evaluated once per (pattern, angle) and looked up; the sums are
 /// the oracle's `hf_sums_in` per pair.
 fn f16_expected(direction: Direction) -> &'static [u16] {
-    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
-    static INV: OnceLock<Vec<u16>> = OnceLock::new();
-    let cell = match direction {
-        Direction::Forward => &FWD,
-        Direction::Inverse => &INV,
-    };
-    cell.get_or_init(|| {
+    static EXPECTED: PerDirection<Vec<u16>> = PerDirection::new();
+    EXPECTED.get(direction, || {
         let c = f16_cases();
         let inverse = direction == Direction::Inverse;
         // products[a][0][x] = x·c, products[a][1][x] = x·s (torch's f16 products).
@@ -321,44 +248,12 @@ fn compare<T: PartialEq + Copy + std::fmt::LowerHex>(
     want: &[T],
     name: impl Fn(usize) -> String,
 ) {
-    assert_eq!(got.len(), want.len(), "{case}: output length");
-    let mut bad = Vec::new();
-    let mut count = 0usize;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if g != w {
-            count += 1;
-            if bad.len() < 12 {
-                bad.push(format!(
-                    "{}.y{} = {g:#x}, hf oracle {w:#x}",
-                    name(i / 2),
-                    i % 2
-                ));
-            }
-        }
-    }
-    eprintln!(
-        "{case}: {count} mismatches vs the hf oracle over {} elements",
-        got.len()
-    );
-    assert!(
-        count == 0,
-        "{case}: {count} mismatches, first:\n{}",
-        bad.join("\n")
-    );
+    sweep::compare(case, "hf oracle", got, want, name);
 }
 
 /// The name of pair `w` of the f16 cases.
 fn f16_name(kernel: &str, direction: Direction) -> impl Fn(usize) -> String + use<'_> {
-    move |w| {
-        let c = f16_cases();
-        let j = w % c.per_angle;
-        format!(
-            "rope[f16,hf,{kernel},x0={:#06x},x1={},{},{direction:?}]",
-            j % 65536,
-            c.x1[j / 65536].1,
-            c.angles[w / c.per_angle].0
-        )
-    }
+    move |w| f16_cases().name(w, &format!("f16,hf,{kernel},"), direction)
 }
 
 /// The f16 cases laid out in heads of `head_dim` with `pairing`: the call (BSHD
@@ -373,24 +268,10 @@ struct F16Layout {
 
 fn f16_layout(head_dim: usize, pairing: Pairing) -> F16Layout {
     let c = f16_cases();
-    let pairs = head_dim / 2;
-    let view = TensorView::bshd(1, c.angles.len(), 2 * c.per_angle / head_dim, head_dim);
-    let rep = |f: fn(&(String, f32, f32)) -> f32| -> Vec<f32> {
-        c.angles.iter().flat_map(|a| vec![f(a); pairs]).collect()
-    };
-    let table =
-        RopeTable::from_cos_sin(&rep(|a| a.1), &rep(|a| a.2), c.angles.len(), pairs).unwrap();
-    let place: Box<dyn Fn(usize) -> usize + Sync> = match pairing {
-        Pairing::Interleaved => Box::new(|e| e),
-        Pairing::HalfSplit => Box::new(move |e| {
-            let (pair, half) = (e / 2, e % 2);
-            (pair / pairs) * head_dim + pair % pairs + half * pairs
-        }),
-    };
-    let mut x = vec![0u16; c.x.len()];
-    for (e, &v) in c.x.iter().enumerate() {
-        x[place(e)] = v;
-    }
+    let view = c.view(head_dim);
+    let table = c.table(head_dim / 2);
+    let place: Box<dyn Fn(usize) -> usize + Sync> = Box::new(Sweep::place(head_dim, pairing));
+    let x = c.laid_out(head_dim, pairing);
     F16Layout {
         view,
         table,

@@ -18,29 +18,12 @@ use bfrope::{
 };
 use common::hf::{hf_pair, hf_rotate_view};
 use common::oracle::OracleView;
+use common::sweep::{compare, Angle, PerDirection, Sweep, EDGE_X1_BF16};
 use common::{gpu, is_nan, rng, Golden};
 use rand::Rng;
 
-/// The `x1` partners of every `x0` pattern.
-#[rustfmt::skip]
-const EDGE_X1: [(u16, &str); 13] = [
-    (0x0000, "+0"),
-    (0x8000, "-0"),
-    (0x3F80, "+1"),
-    (0xBF80, "-1"),
-    (0x0001, "min_subnormal"),
-    (0x8001, "-min_subnormal"),
-    (0x007F, "max_subnormal"),
-    (0x0080, "min_normal"),
-    (0x7F7F, "max_finite"),
-    (0x7F80, "+inf"),
-    (0xFF80, "-inf"),
-    (0x7FC0, "nan"),
-    (0xFFA5, "-nan_payload"),
-];
-
 /// The table values, as `(name, cos, sin)` f32 values: what their bf16 roundings exercise.
-fn angles() -> Vec<(String, f32, f32)> {
+fn angles() -> Vec<Angle> {
     let of = |name: &str, a: f64| (name.to_string(), a.cos() as f32, a.sin() as f32);
     let bits =
         |name: &str, c: u32, s: u32| (name.to_string(), f32::from_bits(c), f32::from_bits(s));
@@ -76,156 +59,34 @@ fn angles() -> Vec<(String, f32, f32)> {
     ]
 }
 
-struct Cases {
-    x1: Vec<(u16, String)>,
-    angles: Vec<(String, f32, f32)>,
-    /// Words per angle: 65,536 × |x1|.
-    per_angle: usize,
-    /// Word `a·per_angle + j` = (x0 = j % 65536, x1 = x1[j / 65536]).
-    x: Vec<u16>,
-}
-
-fn cases() -> &'static Cases {
-    static CASES: OnceLock<Cases> = OnceLock::new();
-    CASES.get_or_init(|| {
-        let mut r = rng(0x4F_5EC1);
-        let mut x1: Vec<(u16, String)> = EDGE_X1.iter().map(|&(b, n)| (b, n.to_string())).collect();
-        for _ in 0..3 {
-            let b: u16 = r.random();
-            x1.push((b, format!("random_{b:#06x}")));
-        }
-        let angles = angles();
-        let per_angle = 65536 * x1.len();
-        let mut x = Vec::with_capacity(2 * per_angle * angles.len());
-        for _ in &angles {
-            for &(b, _) in &x1 {
-                for x0 in 0..=u16::MAX {
-                    x.push(x0);
-                    x.push(b);
-                }
-            }
-        }
-        Cases {
-            x1,
-            angles,
-            per_angle,
-            x,
-        }
-    })
+/// Every bf16 `x0` × the edge and 3 seeded random partners × the angles.
+fn cases() -> &'static Sweep {
+    static CASES: OnceLock<Sweep> = OnceLock::new();
+    CASES.get_or_init(|| Sweep::new(0x4F_5EC1, &EDGE_X1_BF16, 3, angles()))
 }
 
 /// The hf oracle's output for the whole tensor (interleaved words), once per direction.
 fn expected(direction: Direction) -> &'static [u16] {
-    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
-    static INV: OnceLock<Vec<u16>> = OnceLock::new();
-    let cell = match direction {
-        Direction::Forward => &FWD,
-        Direction::Inverse => &INV,
-    };
-    cell.get_or_init(|| {
-        let c = cases();
-        let inverse = direction == Direction::Inverse;
-        let mut y = vec![0u16; c.x.len()];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = c.x.len().div_ceil(threads * 2) * 2;
-        std::thread::scope(|s| {
-            for (k, out) in y.chunks_mut(chunk).enumerate() {
-                s.spawn(move || {
-                    for (j, pair) in out.chunks_exact_mut(2).enumerate() {
-                        let w = (k * chunk) / 2 + j;
-                        let (_, cos, sin) = &c.angles[w / c.per_angle];
-                        let (y0, y1) = hf_pair(
-                            c.x[2 * w],
-                            c.x[2 * w + 1],
-                            cos.to_bits(),
-                            sin.to_bits(),
-                            inverse,
-                        );
-                        pair[0] = y0;
-                        pair[1] = y1;
-                    }
-                });
-            }
-        });
-        y
-    })
+    static EXPECTED: PerDirection<Vec<u16>> = PerDirection::new();
+    EXPECTED.get(direction, || cases().expected(direction, hf_pair))
 }
 
 /// `[1, angles, heads, head_dim]`: token `a` holds angle `a`'s cases.
 fn shape_for(head_dim: usize) -> RopeShape {
-    let c = cases();
-    RopeShape::new(1, c.angles.len(), 2 * c.per_angle / head_dim, head_dim).unwrap()
+    cases().shape(head_dim)
 }
 
 /// Row `a` holds angle `a` in each of the `pairs` frequencies.
 fn table_for(pairs: usize) -> RopeTable {
-    let c = cases();
-    let rep = |f: fn(&(String, f32, f32)) -> f32| -> Vec<f32> {
-        c.angles
-            .iter()
-            .flat_map(|a| std::iter::repeat_n(f(a), pairs))
-            .collect()
-    };
-    RopeTable::from_cos_sin(&rep(|a| a.1), &rep(|a| a.2), c.angles.len(), pairs).unwrap()
+    cases().table(pairs)
 }
 
 /// Compares `got` (interleaved words) with the oracle; NaN must be exactly `0x7FC0`.
 fn check(case: &str, got: &[u16], direction: Direction) {
-    let c = cases();
     let want = expected(direction);
-    assert_eq!(got.len(), want.len(), "{case}: output length");
-    let mut bad = Vec::new();
-    let mut count = 0usize;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if g != w {
-            count += 1;
-            if bad.len() < 12 {
-                let word = i / 2;
-                let (angle, _, _) = &c.angles[word / c.per_angle];
-                let j = word % c.per_angle;
-                bad.push(format!(
-                    "rope[hf,x0={:#06x},x1={},{angle},{direction:?}].y{} = {g:#06x}, hf oracle {w:#06x}",
-                    j % 65536,
-                    c.x1[j / 65536].1,
-                    i % 2
-                ));
-            }
-        }
-    }
-    eprintln!(
-        "{case}: {count} mismatches vs the hf oracle over {} elements",
-        got.len()
-    );
-    assert!(
-        count == 0,
-        "{case}: {count} mismatches, first:\n{}",
-        bad.join("\n")
-    );
-}
-
-/// Interleaved words → half-split heads of `head_dim` (pair i at (i, i + head_dim/2)).
-fn to_half_split(x: &[u16], head_dim: usize) -> Vec<u16> {
-    let h = head_dim / 2;
-    let mut y = vec![0u16; x.len()];
-    for (src, dst) in x.chunks_exact(head_dim).zip(y.chunks_exact_mut(head_dim)) {
-        for i in 0..h {
-            dst[i] = src[2 * i];
-            dst[h + i] = src[2 * i + 1];
-        }
-    }
-    y
-}
-
-fn from_half_split(y: &[u16], head_dim: usize) -> Vec<u16> {
-    let h = head_dim / 2;
-    let mut x = vec![0u16; y.len()];
-    for (src, dst) in y.chunks_exact(head_dim).zip(x.chunks_exact_mut(head_dim)) {
-        for i in 0..h {
-            dst[2 * i] = src[i];
-            dst[2 * i + 1] = src[h + i];
-        }
-    }
-    x
+    compare(case, "hf oracle", got, want, |w| {
+        cases().name(w, "hf,", direction)
+    });
 }
 
 fn call<'a>(
@@ -309,7 +170,7 @@ fn hf_gpu_general_kernel_words_half_split_and_halves_odd_offset() {
     let table = table_for(head_dim / 2);
     let view = TensorView::bshd(shape.batch, shape.seq, shape.heads, head_dim);
 
-    let x = to_half_split(&c.x, head_dim);
+    let x = c.laid_out(head_dim, Pairing::HalfSplit);
     let got = gpu
         .apply_blocking(
             &call(
@@ -324,7 +185,7 @@ fn hf_gpu_general_kernel_words_half_split_and_halves_odd_offset() {
         .unwrap();
     check(
         "hf_gpu_general[words,half,d=8,Forward]",
-        &from_half_split(&got, head_dim),
+        &Sweep::gathered(&got, head_dim, Pairing::HalfSplit),
         Direction::Forward,
     );
 

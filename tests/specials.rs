@@ -13,32 +13,16 @@ mod common;
 use std::sync::OnceLock;
 
 use bfrope::{cpu, Direction, Precision, RopeArgs, RopeShape, RopeTable};
+use common::sweep::{compare, Angle, PerDirection, Sweep, EDGE_X1_BF16};
 use common::{bshd_call, gpu, oracle_dot2, oracle_pair, rng};
 use rand::Rng;
 use wgpu::util::DeviceExt;
 
-/// The `x1` partners of every `x0` pattern.
-#[rustfmt::skip]
-const EDGE_X1: [(u16, &str); 13] = [
-    (0x0000, "+0"),
-    (0x8000, "-0"),
-    (0x3F80, "+1"),
-    (0xBF80, "-1"),
-    (0x0001, "min_subnormal"),
-    (0x8001, "-min_subnormal"),
-    (0x007F, "max_subnormal"),
-    (0x0080, "min_normal"),
-    (0x7F7F, "max_finite"),
-    (0x7F80, "+inf"),
-    (0xFF80, "-inf"),
-    (0x7FC0, "nan"),
-    (0xFFA5, "-nan_payload"),
-];
-/// Seeded random `x1` patterns added to [`EDGE_X1`].
+/// Seeded random `x1` patterns added to [`EDGE_X1_BF16`].
 const RANDOM_X1: usize = 3;
 
 /// The angles, as `(name, cos, sin)` f32 values.
-fn angles() -> Vec<(String, f32, f32)> {
+fn angles() -> Vec<Angle> {
     let of = |name: &str, a: f64| (name.to_string(), a.cos() as f32, a.sin() as f32);
     vec![
         ("angle=0".to_string(), 1.0, 0.0),
@@ -61,135 +45,33 @@ fn angles() -> Vec<(String, f32, f32)> {
     ]
 }
 
-struct Cases {
-    x1: Vec<(u16, String)>,
-    angles: Vec<(String, f32, f32)>,
-    /// Words per angle: 65,536 × |x1|.
-    per_angle: usize,
-    /// Flat bf16 data: word `a·per_angle + j` = (x0 = j % 65536, x1 = x1[j / 65536]).
-    x: Vec<u16>,
-}
-
-fn cases() -> &'static Cases {
-    static CASES: OnceLock<Cases> = OnceLock::new();
-    CASES.get_or_init(|| {
-        let mut r = rng(0x5EC1A1);
-        let mut x1: Vec<(u16, String)> = EDGE_X1.iter().map(|&(b, n)| (b, n.to_string())).collect();
-        for _ in 0..RANDOM_X1 {
-            let b: u16 = r.random();
-            x1.push((b, format!("random_{b:#06x}")));
-        }
-        let angles = angles();
-        let per_angle = 65536 * x1.len();
-        let mut x = Vec::with_capacity(2 * per_angle * angles.len());
-        for _ in &angles {
-            for &(b, _) in &x1 {
-                for x0 in 0..=u16::MAX {
-                    x.push(x0);
-                    x.push(b);
-                }
-            }
-        }
-        Cases {
-            x1,
-            angles,
-            per_angle,
-            x,
-        }
-    })
+/// Every bf16 `x0` × the edge and random partners × the angles.
+fn cases() -> &'static Sweep {
+    static CASES: OnceLock<Sweep> = OnceLock::new();
+    CASES.get_or_init(|| Sweep::new(0x5EC1A1, &EDGE_X1_BF16, RANDOM_X1, angles()))
 }
 
 /// The oracle's output for the whole tensor, computed once per direction on every core.
 fn expected(direction: Direction) -> &'static [u16] {
-    static FWD: OnceLock<Vec<u16>> = OnceLock::new();
-    static INV: OnceLock<Vec<u16>> = OnceLock::new();
-    let cell = match direction {
-        Direction::Forward => &FWD,
-        Direction::Inverse => &INV,
-    };
-    cell.get_or_init(|| {
-        let c = cases();
-        let inverse = direction == Direction::Inverse;
-        let mut y = vec![0u16; c.x.len()];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = c.x.len().div_ceil(threads * 2) * 2;
-        std::thread::scope(|s| {
-            for (k, out) in y.chunks_mut(chunk).enumerate() {
-                s.spawn(move || {
-                    for (j, pair) in out.chunks_exact_mut(2).enumerate() {
-                        let w = (k * chunk) / 2 + j;
-                        let (_, cos, sin) = &c.angles[w / c.per_angle];
-                        let (y0, y1) = oracle_pair(
-                            c.x[2 * w],
-                            c.x[2 * w + 1],
-                            cos.to_bits(),
-                            sin.to_bits(),
-                            inverse,
-                        );
-                        pair[0] = y0;
-                        pair[1] = y1;
-                    }
-                });
-            }
-        });
-        y
-    })
+    static EXPECTED: PerDirection<Vec<u16>> = PerDirection::new();
+    EXPECTED.get(direction, || cases().expected(direction, oracle_pair))
 }
 
 fn shape_for(head_dim: usize) -> RopeShape {
-    let c = cases();
-    RopeShape::new(1, c.angles.len(), 2 * c.per_angle / head_dim, head_dim).unwrap()
+    cases().shape(head_dim)
 }
 
 /// Row `a` holds angle `a` in each of the `pairs` frequencies.
 fn table_for(pairs: usize) -> RopeTable {
-    let c = cases();
-    let rows = c.angles.len();
-    let cos: Vec<f32> = c
-        .angles
-        .iter()
-        .flat_map(|a| std::iter::repeat_n(a.1, pairs))
-        .collect();
-    let sin: Vec<f32> = c
-        .angles
-        .iter()
-        .flat_map(|a| std::iter::repeat_n(a.2, pairs))
-        .collect();
-    RopeTable::from_cos_sin(&cos, &sin, rows, pairs).unwrap()
+    cases().table(pairs)
 }
 
 /// Compares `got` with the oracle; panics listing the first mismatches by their parameters.
 fn check(case: &str, got: &[u16], direction: Direction) {
-    let c = cases();
     let want = expected(direction);
-    assert_eq!(got.len(), want.len(), "{case}: output length");
-    let mut bad = Vec::new();
-    let mut count = 0usize;
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if g != w {
-            count += 1;
-            if bad.len() < 12 {
-                let word = i / 2;
-                let (angle, _, _) = &c.angles[word / c.per_angle];
-                let j = word % c.per_angle;
-                let x1 = &c.x1[j / 65536].1;
-                bad.push(format!(
-                    "rope[x0={:#06x},x1={x1},{angle},{direction:?}].y{} = {g:#06x}, oracle {w:#06x}",
-                    j % 65536,
-                    i % 2
-                ));
-            }
-        }
-    }
-    eprintln!(
-        "{case}: {count} mismatches vs oracle over {} elements",
-        got.len()
-    );
-    assert!(
-        count == 0,
-        "{case}: {count} mismatches vs oracle, first:\n{}",
-        bad.join("\n")
-    );
+    compare(case, "oracle", got, want, |w| {
+        cases().name(w, "", direction)
+    });
 }
 
 fn run_gpu(head_dim: usize, direction: Direction) {
@@ -371,7 +253,7 @@ fn specials_non_finite_tables_follow_the_contract() {
         0x3F80_0000, 0x3F00_0000,              // 1, 0.5
         0x7F7F_FFFF, 0x0000_0001, 0xBF35_04F3, // max finite, min subnormal, -cos(π/4)
     ];
-    let xs: Vec<u16> = EDGE_X1.iter().map(|&(b, _)| b).collect();
+    let xs: Vec<u16> = EDGE_X1_BF16.iter().map(|&(b, _)| b).collect();
     let mut pair_x = Vec::new();
     for &a in &xs {
         for &b in &xs {
