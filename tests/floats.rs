@@ -16,10 +16,10 @@ use std::sync::OnceLock;
 
 use bfrope::cpu;
 use bfrope::{
-    Bits, Direction, Dtype, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation,
-    TensorView,
+    Direction, Dtype, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation, TensorView,
 };
 use common::oracle::{oracle_pair_f16, oracle_pair_f32};
+use common::record::gpu_view;
 use common::rng;
 use common::sweep::{self, par_map, Angle, PerDirection, Sweep, EDGE_X1_F16};
 use rand::Rng;
@@ -658,68 +658,6 @@ fn gpu_f32_random_bits_specials_and_near_cancellation() {
     compare("f32 CPU dot2", &cpu, &want, name);
     let got = gpu_dot2(&gpu, &ops, 2, 0);
     compare("f32 GPU exact", &got, &want, name);
-}
-
-/// The general RoPE kernel (`record_view`, the call's dtype) on a view of `x`: out of place
-/// into an output pre-filled with the sentinel byte `0xEE` (what the kernel leaves outside the
-/// view), or in place.
-fn gpu_view<E: Bits>(
-    gpu: &bfrope::Gpu,
-    x: &[E],
-    view: TensorView,
-    rotation: Rotation,
-    positions: &Positions,
-    table: &RopeTable,
-    in_place: bool,
-) -> Vec<E> {
-    use wgpu::util::DeviceExt;
-    let device = gpu.device();
-    let mut xin: Vec<u8> = bytemuck::cast_slice(x).to_vec();
-    xin.resize(xin.len().div_ceil(4) * 4, 0);
-    let bytes = xin.len() as u64;
-    let storage = wgpu::BufferUsages::STORAGE;
-    let buffer = |contents: &[u8], usage| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents,
-            usage,
-        })
-    };
-    let input = buffer(&xin, storage | wgpu::BufferUsages::COPY_SRC);
-    let output = if in_place {
-        input.clone()
-    } else {
-        buffer(
-            &vec![0xEE; bytes as usize],
-            storage | wgpu::BufferUsages::COPY_SRC,
-        )
-    };
-    let tb = buffer(table.as_bytes(), storage);
-    let mut encoder = device.create_command_encoder(&Default::default());
-    gpu.kernels()
-        .record_view(
-            &mut encoder,
-            &bfrope::ViewArgs {
-                q: bfrope::ViewTensor {
-                    input: &input,
-                    output: &output,
-                    view,
-                },
-                k: None,
-                table: &tb,
-                table_rows: table.rows(),
-                rotation,
-                positions,
-                device_rows: None,
-            },
-        )
-        .unwrap();
-    let words = pollster::block_on(gpu.read_back(encoder, &output, bytes)).unwrap();
-    let got: &[u8] = bytemuck::cast_slice(&words);
-    let mut out = vec![E::default(); x.len()];
-    let n = std::mem::size_of_val(x);
-    bytemuck::cast_slice_mut::<E, u8>(&mut out).copy_from_slice(&got[..n]);
-    out
 }
 
 /// [`gpu_view`] for f16, out of place.

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod hf;
 pub mod oracle;
+pub mod record;
 pub mod sweep;
 
 use std::collections::HashMap;
