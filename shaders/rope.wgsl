@@ -106,9 +106,10 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
 // from shared products. The undecided outputs (rare) are redone by the kernel (`vec4_fix`,
 // `half_fix`) with integers, one at a time, from operands it loads again: across that branch
 // only the rotated words, the pending bits and the place stay live, not the loaded words and
-// table entries. Measured on the H100 (BENCHMARKS.md): the f32 path alone runs at 97-99% of a
-// copy; with the integer fallback present but never taken, 85-89% (its registers); taken for
-// the ~1% of units that need it, 78% when it also kept the operands live, 82% reloading them.
+// table entries. Measured on the H100 (BENCHMARKS.md, session 4): the f32 path alone runs at
+// 96-98% of a copy; with the integer fallback present but never taken, 85-91% (its registers);
+// taken for the ~1% of units that need it, 78-79% when it kept the operands live, 82-84%
+// reloading them.
 
 // Whether eight f32 table values are all normal and below 2^16 (dot2_fast's condition on its
 // table operands). Zero values fail (position 0's sin): their words take the exact path.
