@@ -217,6 +217,135 @@ fn dot2_exact(a: u32, b: u32, c: u32, d: u32) -> u32 {
     return (sb << 15u) | mag;
 }
 
+// The second stage: error-free f32 steps for the outputs dot2_fast leaves undecided.
+
+// x * t exactly as (hi, lo), hi = fl(x * t): x a widened bf16 (8 significant bits), t an f32
+// split into its top 8 significant bits and the rest (at most 16 bits), so both partial
+// products are exact; hi - p1 is exact (|p2| < 2^-7 |p1|) and lo is the rounding error of hi.
+// Exact whatever the driver contracts into FMAs (every product is exact), given no result
+// below 2^-126 (callers scale so that every product is a multiple of 2^-120).
+fn two_prod_split(x: f32, t: f32) -> vec2<f32> {
+    let th = bitcast<f32>(bitcast<u32>(t) & 0xFFFF0000u);
+    let tl = t - th;
+    let p1 = x * th;
+    let p2 = x * tl;
+    let h = opaque(p1 + p2);
+    return vec2<f32>(h, (p1 - h) + p2);
+}
+
+// a + b exactly as (s, e), s = fl(a + b) (Knuth's TwoSum: additions only).
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+    let s = opaque(a + b);
+    let bb = opaque(s - a);
+    return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}
+
+// x, through a value the compiler cannot know (a runtime zero of the kernel's uniforms,
+// `runtime_zero`): shader compilers treat f32 arithmetic as real-number algebra where the
+// SPIR-V does not forbid it (Mesa's NIR folds (a + b) - a into b), which would erase the
+// rounding errors these steps compute.
+fn opaque(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ runtime_zero());
+}
+
+// Correctly rounded bf16 of a*b + c*d (a, c bf16 patterns; b, d f32 patterns) with
+// error-free f32 steps, or UNDECIDED where this stage cannot prove the rounding (dot2_exact
+// then decides): table values not zero and not in [2^-90, 2^16), both x tiny, cancellation of
+// 20 bits or more, an exact or near tie, a subnormal result.
+//
+// The x are scaled by a power of two so that the larger one with a nonzero product lies in
+// [1, 2); a smaller one whose product would fall below 2^-89 there (or a subnormal one) is left
+// out and counted in the error bound. Every product kept is then a multiple of 2^-120 and at
+// least 2^-90, and so is every exact sum and error below: no subnormal arises, so flushing
+// cannot change anything. With A = x0*b = Ah + Al and B = x1*d = Bh + Bl exactly, (S, E) the
+// TwoSum of Ah and Bh, tau = fl(fl(E + Al) + Bl) and (H, L) the TwoSum of S and tau, the exact
+// value is H + L + err with |err| <= 2^-46 (|Ah| + |Bh|)(1 + 2^-22) (+ 2^-89 for a term left
+// out). If H is not a bf16 midpoint, the nearest midpoint is at least ulp(H) away and
+// |L| <= ulp(H)/2, so H's rounding is correct when |err| < 2^-24 |H|. If H is a midpoint, the
+// sign of L decides when |L| > |err|.
+fn dot2_split(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let am = a & 0x7FFFu;
+    let cm = c & 0x7FFFu;
+    let bm = b & 0x7FFFFFFFu;
+    let dm = d & 0x7FFFFFFFu;
+    let bf = bm >> 23u;
+    let df = dm >> 23u;
+    if ((bm != 0u && (bf - 37u) > 105u) || (dm != 0u && (df - 37u) > 105u)) {
+        return UNDECIDED;
+    }
+    let s1 = ((a >> 15u) ^ (b >> 31u)) & 1u;
+    let s2 = ((c >> 15u) ^ (d >> 31u)) & 1u;
+    if (am >= BF16_INF || cm >= BF16_INF) {
+        // An infinite x times a nonzero (finite) table value is infinite, times zero NaN.
+        let n1 = am > BF16_INF || (am == BF16_INF && bm == 0u);
+        let n2 = cm > BF16_INF || (cm == BF16_INF && dm == 0u);
+        let i1 = am == BF16_INF && bm != 0u;
+        let i2 = cm == BF16_INF && dm != 0u;
+        if (n1 || n2 || (i1 && i2 && s1 != s2)) {
+            return BF16_QNAN;
+        }
+        return (select(s2, s1, i1) << 15u) | BF16_INF;
+    }
+    let z1 = am == 0u || bm == 0u;
+    let z2 = cm == 0u || dm == 0u;
+    if (z1 && z2) {
+        // IEEE: the sum of two zeros is -0 only when both are -0.
+        return (s1 & s2) << 15u;
+    }
+    // Exponent fields: k of the larger x with a nonzero product (0: only subnormal x).
+    let ar = am >> 7u;
+    let cr = cm >> 7u;
+    let k = max(select(ar, 0u, z1), select(cr, 0u, z2));
+    if (k == 0u) {
+        return UNDECIDED;
+    }
+    // Scaled fields f' = f + 127 - k (a subnormal x counts as field 0): a product is kept when
+    // f' + (table field) >= 164, else it is below 2^(f' + field - 252) <= 2^-89 and left out.
+    // A subnormal x whose product matters is left to dot2_exact.
+    let keep1 = !z1 && ar + bf >= 37u + k;
+    let keep2 = !z2 && cr + df >= 37u + k;
+    let a2 = ar + 127u - k;
+    let c2 = cr + 127u - k;
+    if ((keep1 && ar == 0u) || (keep2 && cr == 0u)) {
+        return UNDECIDED;
+    }
+    let dropped = (!z1 && !keep1) || (!z2 && !keep2);
+    let x0 = select(0.0, bitcast<f32>(((a & 0x807Fu) | (a2 << 7u)) << 16u), keep1);
+    let x1 = select(0.0, bitcast<f32>(((c & 0x807Fu) | (c2 << 7u)) << 16u), keep2);
+    let pa = two_prod_split(x0, bitcast<f32>(b));
+    let pb = two_prod_split(x1, bitcast<f32>(d));
+    let se = two_sum(pa.x, pb.x);
+    let tau = (se.y + pa.y) + pb.y;
+    let hl = two_sum(se.x, tau);
+    let m = abs(pa.x) + abs(pb.x);
+    let hb = bitcast<u32>(hl.x);
+    let mid = (hb & 0xFFFF0000u) | 0x8000u;
+    var r: u32;
+    if (hb != mid) {
+        // |err| < 2^-24 |H|, checked as 2^24 |err| <= 2^-20 m (+ 2^-64) < |H|.
+        if (!(abs(hl.x) > m * 0x1p-20 + select(0.0, 0x1p-64, dropped))) {
+            return UNDECIDED;
+        }
+        r = (hb + 0x8000u) >> 16u;
+    } else {
+        // |L| > |err|, checked as 2^44 |L| > m (+ 2^-44).
+        if (!(abs(hl.y) * 0x1p44 > m + select(0.0, 0x1p-44, dropped))) {
+            return UNDECIDED;
+        }
+        r = (hb >> 16u) + select(0u, 1u, (bitcast<u32>(hl.y) >> 31u) == (hb >> 31u));
+    }
+    // Back to the true exponent: field + k - 127; 255 or more overflows to infinity (the
+    // rounding with an unbounded exponent reached 2^128), 0 or less is a subnormal result.
+    let rf = i32((r >> 7u) & 0xFFu) + i32(k) - 127;
+    if (rf >= 255) {
+        return (r & 0x8000u) | BF16_INF;
+    }
+    if (rf <= 0) {
+        return UNDECIDED;
+    }
+    return (r & 0x807Fu) | (u32(rf) << 7u);
+}
+
 // Widen a bf16 pattern to the f32 with the same value (exact).
 fn widen(h: u32) -> f32 {
     return bitcast<f32>(h << 16u);
@@ -224,12 +353,13 @@ fn widen(h: u32) -> f32 {
 
 // a*b + c*d in f32 arithmetic, rounded to bf16 when that rounding is proven correct, else
 // UNDECIDED. Whatever the driver does (FMA contraction or not, flushed tiny products), the f32
-// result r is within 2^-24 (|p1| + |p2|) + ulp(r)/2 <= 2^-23 M of the exact value, with
-// M = |p1| + |p2|. The bf16 rounding of r is the correct one when r is further than 4x that
-// bound from the midpoint m of its bf16 interval (same bf16 pattern, low half 0x8000;
-// r - m is exact) and M is normal, not tiny and well inside the f32 range. A flushed
-// subnormal bf16 operand errs by at most 2^-126 |table value| <= 2^-110, far below ulp(r) >=
-// 2^-100; callers ensure the table values are normal (or zero) and at most 2^16.
+// result r is within 2^-24 (|p1| + |p2|) + ulp(r)/2 <= 2^-23 M (1 + 2^-22) of the exact
+// value, with M = |p1| + |p2|. The bf16 rounding of r is the correct one when r is further
+// than twice that bound (PROOF_MARGIN says why twice) from the midpoint mid above its bf16
+// truncation (same bf16 pattern, low half 0x8000; r - mid is exact) and M is normal, not tiny
+// and well inside the f32 range. A flushed subnormal bf16 operand errs by at most
+// 2^-126 |table value| <= 2^-110, inside the margin; callers ensure the table values are
+// normal (or zero) and at most 2^16.
 // Non-finite values are rejected on the bits, never by float comparisons.
 fn dot2_fast(a: u32, b: u32, c: u32, d: u32) -> u32 {
     let p1 = widen(a) * bitcast<f32>(b);
@@ -238,13 +368,25 @@ fn dot2_fast(a: u32, b: u32, c: u32, d: u32) -> u32 {
     let m = abs(p1) + abs(p2);
     let rb = bitcast<u32>(r);
     let mid = bitcast<f32>((rb & 0xFFFF0000u) | 0x8000u);
-    // M in [2^-80, 2^126): finite, and the midpoint test below then forces
-    // |r| > 2^7 |r - mid| > 2^-94 (|r - mid| < 2^-7 |r| within one bf16 interval), so r is
-    // normal and tiny flushed terms (<= 2^-110) are far below the margin.
-    let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - 0x17800000u) < 0x67000000u;
-    let ok = m_ok && abs(r - mid) > m * 0x1p-21;
+    // M in [2^-64, 2^126): finite, and the midpoint test below then forces
+    // |r| > 2^8 |r - mid| > 2^-78 (|r - mid| <= 2^-8 |r| within one bf16 interval), so r is
+    // normal and tiny flushed terms (<= 2^-109 together) are inside the margin.
+    let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - 0x1F800000u) < 0x5F000000u;
+    let ok = m_ok && abs(r - mid) > m * PROOF_MARGIN;
     return select(UNDECIDED, (rb + 0x8000u) >> 16u, ok);
 }
+
+// The proof's threshold on |r - mid| per unit of M = |p1| + |p2|: 2^-22 (1 + 2^-20), twice
+// the bound on |r - exact|. The f32 result is within 2^-24 (|p1| + |p2|) + ulp(r)/2 <=
+// 2^-23 M (1 + 2^-22) of the exact value (fused or not); computed M is at least
+// M (1 - 2^-23) and its product with the threshold rounds down by at most 2^-24, so
+// |r - exact| stays below half the threshold, flushed subnormal terms (<= 2^-109, below
+// 2^-43 M (1 - 2^-19) for M >= 2^-64) included. Twice, not once: r - mid is only the distance
+// to the midpoint above r's bf16 truncation T; the other midpoint near r, below T, is at least
+// a quarter of T's bf16 ulp from r (T a power of two: the ulp below T is half), while the test
+// passing means the threshold is below half an ulp, so |r - exact| < a quarter ulp can cross
+// neither midpoint.
+const PROOF_MARGIN: f32 = 0x1.00001p-22;
 
 // Whether an f32 table value lets `dot2_fast` be trusted: zero, or normal with |v| < 2^16.
 fn f32_fast_ok(v: u32) -> bool {

@@ -1,8 +1,10 @@
 // float_check.wgsl — the f16/f32 arithmetic on a list of operands, for conformance and tests:
 // case i reads the four words ops[4i .. 4i + 4] = (a, b, c, d) and writes a·b + c·d,
-// correctly rounded to the format DTYPE names (1: f16, 2: f32), to out[i]. With FAST = 1 the
+// correctly rounded to the format DTYPE names (1: f16, 2: f32), to out[i] (which the caller
+// fills with u32::MAX first). With FAST = 1 the
 // f16 case takes the proven f32 path first (what the RoPE kernel does), with 0 the exact
-// integer path alone, so both are checked on their own.
+// integer path alone, so both are checked on their own. DTYPE 0 (bf16) runs one stage of the
+// bf16 arithmetic alone: FAST 0 dot2_exact, 1 dot2_fast, 2 dot2_split (0x10000: undecided).
 
 override DTYPE: u32 = 1u;
 override FAST: u32 = 1u;
@@ -18,9 +20,20 @@ fn float_check(@builtin(global_invocation_id) gid: vec3<u32>,
     if (i >= arrayLength(&out)) {
         return;
     }
+    zero_at_run_time = ~out[i];
     let o = ops[i];
     var y: u32;
-    if (DTYPE == 2u) {
+    if (DTYPE == 0u) {
+        // bf16: each stage alone; an undecided output is written as 0x10000.
+        if (FAST == 1u) {
+            y = dot2_fast(o.x, o.y, o.z, o.w);
+        } else if (FAST == 2u) {
+            y = dot2_split(o.x, o.y, o.z, o.w);
+        } else {
+            y = dot2_exact(o.x, o.y, o.z, o.w);
+        }
+        y = select(y, 0x10000u, y == UNDECIDED);
+    } else if (DTYPE == 2u) {
         y = dot2_exact_f32(o.x, o.y, o.z, o.w);
     } else if (FAST == 1u) {
         y = dot2_f16(o.x, o.y, o.z, o.w);
@@ -28,4 +41,13 @@ fn float_check(@builtin(global_invocation_id) gid: vec3<u32>,
         y = dot2_exact_f16(o.x, o.y, o.z, o.w);
     }
     out[i] = y;
+}
+
+// Zero at run time (bf16.wgsl's `opaque`): the complement of the sentinel u32::MAX the caller
+// fills `out` with, read before the result is written (a value the compiler cannot know;
+// arrayLength(&out) >> 31 is not: Mesa folds it to 0 and then the error-free steps away).
+var<private> zero_at_run_time: u32;
+
+fn runtime_zero() -> u32 {
+    return zero_at_run_time;
 }

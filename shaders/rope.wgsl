@@ -40,10 +40,14 @@ fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
         }
         return dot2_exact_f16(x0, sinb, x1, cs.x);
     }
-    if (half == 0u) {
-        return dot2_exact(x0, cs.x, x1, sinb ^ 0x80000000u);
+    // The error-free f32 stage first (dot2_split); the integer path where it cannot decide.
+    let b = select(sinb, cs.x, half == 0u);
+    let d = select(cs.x, sinb ^ 0x80000000u, half == 0u);
+    let r = dot2_split(x0, b, x1, d);
+    if (r != UNDECIDED) {
+        return r;
     }
-    return dot2_exact(x0, sinb, x1, cs.x);
+    return dot2_exact(x0, b, x1, d);
 }
 
 // Rotates one word with the f32 unit where the rounding is proven, else leaves the halves
@@ -140,10 +144,10 @@ fn rotate_word_proven(w: u32, c: u32, s: u32) -> vec2<u32> {
     let u1 = bitcast<u32>(r1);
     let d0 = abs(r0 - bitcast<f32>((u0 & 0xFFFF0000u) | 0x8000u));
     let d1 = abs(r1 - bitcast<f32>((u1 & 0xFFFF0000u) | 0x8000u));
-    let range = max(bitcast<u32>(m0) - 0x17800000u, bitcast<u32>(m1) - 0x17800000u);
+    let range = max(bitcast<u32>(m0) - 0x1F800000u, bitcast<u32>(m1) - 0x1F800000u);
     let word = ((u0 + 0x8000u) >> 16u) | ((u1 + 0x8000u) & 0xFFFF0000u);
-    let undecided = select(0u, 3u, range >= 0x67000000u) | select(0u, 1u, !(d0 > m0 * 0x1p-21))
-        | select(0u, 2u, !(d1 > m1 * 0x1p-21));
+    let undecided = select(0u, 3u, range >= 0x5F000000u) | select(0u, 1u, !(d0 > m0 * PROOF_MARGIN))
+        | select(0u, 2u, !(d1 > m1 * PROOF_MARGIN));
     return vec2<u32>(word, undecided);
 }
 

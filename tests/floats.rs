@@ -1108,3 +1108,95 @@ fn gpu_fast_f16_f32_plain_arithmetic() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// bf16's stages on their own (float_check with DTYPE 0): the first f32 stage (dot2_fast), the
+// error-free second stage (dot2_split) and the integer path (dot2_exact) each decide only
+// correct roundings, and the second stage leaves almost nothing to the integer path.
+
+/// One stage over `ops` in pieces of 2^20 (lavapipe binds at most 128 MiB).
+fn gpu_bf16_stage(gpu: &bfrope::Gpu, ops: &[[u32; 4]], stage: u32) -> Vec<u32> {
+    ops.chunks(1 << 20)
+        .flat_map(|c| gpu_dot2(gpu, c, 0, stage))
+        .collect()
+}
+
+/// (outputs decided, outputs undecided); panics on a decided output that is not the oracle's.
+fn check_stage(name: &str, got: &[u32], want: &[u32], ops: &[[u32; 4]]) -> (usize, usize) {
+    let mut undecided = 0;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if g == 0x10000 {
+            undecided += 1;
+        } else if g != w {
+            let [a, b, c, d] = ops[i];
+            panic!(
+                "{name}: {a:#06x}·{:e} + {c:#06x}·{:e} = {g:#06x}, oracle {w:#06x}",
+                f32::from_bits(b),
+                f32::from_bits(d)
+            );
+        }
+    }
+    (got.len() - undecided, undecided)
+}
+
+#[test]
+fn gpu_bf16_stages_decide_only_correct_roundings() {
+    let Some(gpu) = common::gpu() else { return };
+    use common::oracle::oracle_dot2;
+    // Every bf16 x0 against edge x1 values and tables (y0 = x0·cos + x1·(−sin), y1 =
+    // x0·sin + x1·cos): identity, real angles, the second stage's range edges (2^-90, 2^16),
+    // a subnormal, an infinite and a NaN table value, a midpoint maker (1 + 2^-9).
+    let x1s: [u16; 8] = [0x0000, 0x8000, 0x0001, 0x0080, 0x3F9F, 0xBFC0, 0x7F7F, 0xFFC1];
+    let tables: [(f32, f32); 8] = [
+        (1.0, 0.0),
+        (1f64.cos() as f32, 1f64.sin() as f32),
+        (1e6f64.cos() as f32, 1e6f64.sin() as f32),
+        (std::f32::consts::FRAC_1_SQRT_2, std::f32::consts::FRAC_1_SQRT_2),
+        (2f32.powi(-90), 65535.5),
+        (f32::from_bits(0x0040_0000), -0.75),
+        (f32::INFINITY, f32::NAN),
+        (1.0 + 2f32.powi(-9), -0.5),
+    ];
+    let mut ops = Vec::new();
+    for &(c, s) in &tables {
+        for &x1 in &x1s {
+            for x0 in 0..=u16::MAX {
+                let (x0, x1) = (x0 as u32, x1 as u32);
+                ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
+                ops.push([x0, s.to_bits(), x1, c.to_bits()]);
+            }
+        }
+    }
+    let edge = ops.len();
+    // Random normal data at random angles: where the stages' undecided outputs come from.
+    let mut r = rng(0x57A6E);
+    let normal = |r: &mut rand_chacha::ChaCha8Rng| {
+        let (u, v): (f64, f64) = (r.gen_range(1e-12..1.0), r.gen());
+        let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+        (half::bf16::from_f32(z as f32).to_bits()) as u32
+    };
+    for _ in 0..1 << 20 {
+        let t: f64 = r.gen_range(0.0..1e4);
+        let (c, s) = (t.cos() as f32, t.sin() as f32);
+        let (x0, x1) = (normal(&mut r), normal(&mut r));
+        ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
+        ops.push([x0, s.to_bits(), x1, c.to_bits()]);
+    }
+    let want: Vec<u32> = par_map(ops.len(), |i| {
+        let [a, b, c, d] = ops[i];
+        oracle_dot2(a as u16, b, c as u16, d) as u32
+    });
+    let exact = gpu_bf16_stage(&gpu, &ops, 0);
+    assert_eq!(check_stage("dot2_exact", &exact, &want, &ops).1, 0);
+    let first = gpu_bf16_stage(&gpu, &ops, 1);
+    check_stage("dot2_fast", &first, &want, &ops);
+    let second = gpu_bf16_stage(&gpu, &ops, 2);
+    check_stage("dot2_split", &second, &want, &ops);
+    // On the random data the first stage leaves some outputs undecided (near a midpoint or
+    // cancelling), and the second decides all but a few of those.
+    let (_, u1) = check_stage("dot2_fast, random", &first[edge..], &want[edge..], &ops[edge..]);
+    let u2 = (edge..ops.len()).filter(|&i| first[i] == 0x10000 && second[i] == 0x10000).count();
+    eprintln!("random normal data: {} outputs, first stage undecided {u1}, both {u2}", ops.len() - edge);
+    assert!(u1 >= 100, "the first stage left only {u1} outputs undecided: the test lost its cases");
+    assert!(u2 * 50 <= u1, "the second stage left {u2} of the first stage's {u1} undecided");
+}
