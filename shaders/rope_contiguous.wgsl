@@ -28,7 +28,7 @@ struct Params {
     // Sequence index of this dispatch's first token.
     seq_start: u32,
     // The vec4 kernels: units per token (a unit is what one invocation rotates: 4 words
-    // interleaved, 8 + 8 elements half-split), units per workgroup row `chunk` =
+    // interleaved, 4 + 4 elements half-split), units per workgroup row `chunk` =
     // min(units, WORKGROUP_SIZE), tokens per workgroup `group_tokens` = WORKGROUP_SIZE / chunk
     // (short tokens share a workgroup), and 1 / chunk rounded to f32.
     units: u32,

@@ -1,63 +1,63 @@
 // rope_vec4_half.wgsl — contiguous tensors with half-split pairs (x[i], x[i + pairs]),
-// rotate_half: per invocation 8 consecutive elements of the first half of a head and the
-// matching 8 of the second half (two 16-byte loads and stores) with their 8 table entries
-// (four 16-byte loads). Needs pairs per head a multiple of 8 (every real head_dim).
+// rotate_half: per invocation 4 consecutive elements of the first half of a head and the
+// matching 4 of the second half (two 8-byte loads and stores) with their 4 table entries (two
+// 16-byte loads): the same 4 words and 2 table loads per invocation as rope_vec4.wgsl, so the
+// same registers (an earlier form with 8 + 8 elements held twice the operands: 39 registers
+// on the H100, above the 32 that let every thread slot of an SM run). The host keeps pairs per
+// head a multiple of 8 (every real head_dim).
 
 @group(0) @binding(1) var<storage, read> table: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read_write> dst: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> src: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read_write> dst: array<vec2<u32>>;
 
-// Where unit `unit` of token `token` lies: (first half's vec4 index, table vec4 index of its
-// first entry); the second half's vec4 is pairs / 8 later.
+// Where unit `unit` of token `token` lies: (first half's vec2 index, table vec4 index of its
+// first entry); the second half's vec2 is pairs / 4 later.
 fn half_place(token: u32, unit: u32) -> vec2<u32> {
-    // Element column e8 (a multiple of 8) of head `head`: 8 * unit = head * pairs + e8.
-    let e = 8u * unit;
+    // Element column e4 (a multiple of 4) of head `head`: 4 * unit = head * pairs + e4.
+    let e = 4u * unit;
     var head = u32(f32(e) * params.inv_pairs);
-    var e8 = i32(e) - i32(head * params.pairs);
-    if (e8 < 0) {
-        e8 = e8 + i32(params.pairs);
+    var e4 = i32(e) - i32(head * params.pairs);
+    if (e4 < 0) {
+        e4 = e4 + i32(params.pairs);
         head = head - 1u;
-    } else if (e8 >= i32(params.pairs)) {
-        e8 = e8 - i32(params.pairs);
+    } else if (e4 >= i32(params.pairs)) {
+        e4 = e4 - i32(params.pairs);
         head = head + 1u;
     }
-    // A head is `pairs` words: the first half's words e8/2.., the second half's pairs/2 later.
-    let va = (params.src_base + token * params.token_words + head * params.pairs + u32(e8) / 2u) >> 2u;
-    return vec2<u32>(va, table_entry(token, u32(e8)) >> 1u);
+    // A head is `pairs` words: the first half's words e4/2.., the second half's pairs/2 later.
+    let va = (params.src_base + token * params.token_words + head * params.pairs + u32(e4) / 2u) >> 1u;
+    return vec2<u32>(va, table_entry(token, u32(e4)) >> 1u);
 }
 
-// Word m of `lo` pairs element 2m of each half (column e8 + 2m), of `hi` element 2m + 1; their
-// table entries are (t0.xy, t1.xy, t2.xy, t3.xy) and (t0.zw, ...).
-fn half_lo(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
-    return (a & vec4<u32>(0xFFFFu)) | (b << vec4<u32>(16u));
+// The four rotated words of a unit from its elements a (first half, columns e4..e4 + 3) and b
+// (second half): words 0 and 1 pair columns e4 and e4 + 2 (the low halves of a and b), words 2
+// and 3 columns e4 + 1 and e4 + 3 (the high halves); their table entries are t0.xy, t1.xy,
+// t0.zw, t1.zw.
+fn half_words(a: vec2<u32>, b: vec2<u32>) -> vec4<u32> {
+    let lo = (a & vec2<u32>(0xFFFFu)) | (b << vec2<u32>(16u));
+    let hi = (a >> vec2<u32>(16u)) | (b & vec2<u32>(0xFFFF0000u));
+    return vec4<u32>(lo, hi);
 }
 
-fn half_hi(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
-    return (a >> vec4<u32>(16u)) | (b & vec4<u32>(0xFFFF0000u));
-}
-
-// The outputs of `lo` (hi = false) or `hi` words that rotate4_fast left undecided (`pending`
-// bit 2j + half), redone with integers one at a time from the elements and table entry loaded
-// again (see rope.wgsl: the loaded operands need not stay live).
-fn half_fix(p: vec2<u32>, y_in: vec4<u32>, pending_in: u32, hi: bool) -> vec4<u32> {
+// The outputs that rotate4_fast left undecided (`pending` bit 2j + half for word j of
+// half_words), redone one at a time from the elements and table entry loaded again (see
+// rope.wgsl: the loaded operands need not stay live).
+fn half_fix(p: vec2<u32>, y_in: vec4<u32>, pending_in: u32) -> vec4<u32> {
     var y = y_in;
     var pending = pending_in;
     while (pending != 0u) {
         let k = firstTrailingBit(pending);
         pending = pending & (pending - 1u);
         let j = k >> 1u;
-        let a = src[p.x][j];
-        let b = src[p.x + (params.pairs >> 3u)][j];
-        let t = table[p.y + j];
+        let m = j & 1u;
+        let hi = j >= 2u;
+        let a = src[p.x][m];
+        let b = src[p.x + (params.pairs >> 2u)][m];
+        let t = table[p.y + m];
         let w = select((a & 0xFFFFu) | (b << 16u), (a >> 16u) | (b & 0xFFFF0000u), hi);
         y = put_output(y, j, k & 1u, rotate_half_exact(w, select(t.xy, t.zw, hi), k & 1u));
     }
     return y;
-}
-
-fn half_store(va: u32, ylo: vec4<u32>, yhi: vec4<u32>) {
-    dst[va] = (ylo & vec4<u32>(0xFFFFu)) | (yhi << vec4<u32>(16u));
-    dst[va + (params.pairs >> 3u)] = (ylo >> vec4<u32>(16u)) | (yhi & vec4<u32>(0xFFFF0000u));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -73,17 +73,16 @@ fn rope_vec4_half(
     let p = half_place(u.x, u.y);
     let t0 = table[p.y];
     let t1 = table[p.y + 1u];
-    let t2 = table[p.y + 2u];
-    let t3 = table[p.y + 3u];
-    let a = src[p.x];
-    let b = src[p.x + (params.pairs >> 3u)];
-    let lo = rotate4_fast(half_lo(a, b), vec4<u32>(t0.xy, t1.xy), vec4<u32>(t2.xy, t3.xy));
-    let hi = rotate4_fast(half_hi(a, b), vec4<u32>(t0.zw, t1.zw), vec4<u32>(t2.zw, t3.zw));
-    var ylo = lo.y;
-    var yhi = hi.y;
-    if ((lo.pending | hi.pending) != 0u) {
-        ylo = half_fix(p, lo.y, lo.pending, false);
-        yhi = half_fix(p, hi.y, hi.pending, true);
+    let r = rotate4_fast(
+        half_words(src[p.x], src[p.x + (params.pairs >> 2u)]),
+        vec4<u32>(t0.xy, t1.xy),
+        vec4<u32>(t0.zw, t1.zw),
+    );
+    var y = r.y;
+    if (r.pending != 0u) {
+        y = half_fix(p, r.y, r.pending);
     }
-    half_store(p.x, ylo, yhi);
+    // Back to the halves: element 2m of a half is word m's output, element 2m + 1 word m + 2's.
+    dst[p.x] = (y.xy & vec2<u32>(0xFFFFu)) | (y.zw << vec2<u32>(16u));
+    dst[p.x + (params.pairs >> 2u)] = (y.xy >> vec2<u32>(16u)) | (y.zw & vec2<u32>(0xFFFF0000u));
 }

@@ -215,7 +215,7 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 fn vec4_units(kernel: Kernel, token_words: u64) -> Option<(u64, u64, u64)> {
     let units = match kernel {
         Kernel::Vec4 => token_words / 4,
-        Kernel::Vec4Half => token_words / 8,
+        Kernel::Vec4Half => token_words / 4,
         _ => return None,
     };
     let chunk = units.min(WORKGROUP_SIZE as u64);
