@@ -1,0 +1,569 @@
+//! `kernel-stats`: what the Vulkan driver says about each of bfrope's compiled kernels
+//! (register count, shared memory, ... as `VK_KHR_pipeline_executable_properties` reports
+//! them; names vary by driver), for issue 10. See `--help`.
+
+mod compile;
+mod vulkan;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use compile::Wgsl;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Prints the Vulkan driver's per-pipeline statistics (VK_KHR_pipeline_executable_properties)
+/// for each of bfrope's WGSL kernels, one row per kernel and override values.
+///
+/// The WGSL is compiled to SPIR-V with naga as wgpu 30 does on Vulkan. Exit status 2: the
+/// device does not support the extension.
+#[derive(Parser, Debug)]
+#[command(name = "kernel-stats", version)]
+struct Cli {
+    /// Use the first Vulkan device whose name contains this (case-insensitive); default:
+    /// the first discrete GPU, else integrated, virtual, other, CPU.
+    #[arg(long)]
+    adapter: Option<String>,
+    /// One JSON document on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also a full WGSL module, as NAME=PATH:ENTRY (same override names: EXACT, DTYPE,
+    /// HALF_SPLIT, WORKGROUP_SIZE, set where the module declares them). Repeatable.
+    #[arg(long = "file", value_name = "NAME=PATH:ENTRY")]
+    files: Vec<String>,
+    /// Only the kernels whose name contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Skip bfrope's built-in kernels (only the --file modules).
+    #[arg(long)]
+    no_builtin: bool,
+    /// EXACT values (0 fast, 1 exact, 2 hf).
+    #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1, 2])]
+    exact: Vec<u32>,
+    /// DTYPE values (0 bf16, 1 f16, 2 f32): the built-in kernels keep those they serve
+    /// (bf16 and f16; f32 for the general f32 modules); --file modules use these as given.
+    #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1, 2])]
+    dtypes: Vec<u32>,
+    /// HALF_SPLIT values for modules that declare it (the general kernel).
+    #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1])]
+    half_split: Vec<u32>,
+    /// WORKGROUP_SIZE (bfrope's own by default).
+    #[arg(long, default_value_t = bfrope::gpu::WORKGROUP_SIZE)]
+    workgroup_size: u32,
+    /// Write each pipeline's SPIR-V to DIR (one .spv per row), e.g. for spirv-val.
+    #[arg(long, value_name = "DIR")]
+    spv_out: Option<PathBuf>,
+    /// Build the pipelines without capturing statistics (a device without the extension
+    /// still checks that the driver compiles every kernel).
+    #[arg(long)]
+    compile_only: bool,
+}
+
+/// A WGSL module and the entry point to build.
+struct Module {
+    name: String,
+    entry: String,
+    wgsl: Wgsl,
+    /// DTYPE values it serves (built-ins) or None (a --file: the --dtypes list).
+    dtypes: Option<Vec<u32>>,
+}
+
+/// One pipeline to build: a module with override values.
+struct Job<'a> {
+    module: &'a Module,
+    exact: Option<u32>,
+    dtype: Option<u32>,
+    half_split: Option<u32>,
+    constants: Vec<(String, f64)>,
+}
+
+impl Job<'_> {
+    fn file_stem(&self) -> String {
+        let mut s: String = self
+            .module
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        for (tag, v) in [("e", self.exact), ("d", self.dtype), ("h", self.half_split)] {
+            if let Some(v) = v {
+                s += &format!(".{tag}{v}");
+            }
+        }
+        s
+    }
+}
+
+fn builtin_modules() -> Vec<(String, String, &'static str, Vec<u32>)> {
+    use bfrope::shaders as s;
+    let mut v = vec![
+        (
+            "rope_vec4".to_string(),
+            s::rope_vec4_source(),
+            s::ROPE_VEC4_ENTRY,
+            vec![0, 1],
+        ),
+        (
+            "rope_vec4_half".to_string(),
+            s::rope_vec4_half_source(),
+            s::ROPE_VEC4_HALF_ENTRY,
+            vec![0, 1],
+        ),
+        (
+            "rope_scalar".to_string(),
+            s::rope_source(),
+            s::ROPE_ENTRY,
+            vec![0, 1],
+        ),
+    ];
+    for (name, _in_place, _views, _words, source) in s::rope_general_modules() {
+        // The f32 modules serve DTYPE 2 only; the others bf16 and f16 (src/gpu/kernels.rs).
+        let dtypes = if name.contains("f32") {
+            vec![2]
+        } else {
+            vec![0, 1]
+        };
+        v.push((name, source, s::ROPE_GENERAL_ENTRY, dtypes));
+    }
+    v.push(("copy".to_string(), s::copy_source(), s::COPY_ENTRY, vec![]));
+    v
+}
+
+fn load_modules(cli: &Cli) -> Result<Vec<Module>> {
+    let keep =
+        |name: &str| cli.only.is_empty() || cli.only.iter().any(|o| name.contains(o.as_str()));
+    let mut out = Vec::new();
+    if !cli.no_builtin {
+        for (name, source, entry, dtypes) in builtin_modules() {
+            if !keep(&name) {
+                continue;
+            }
+            let wgsl = Wgsl::parse(&name, &source)?;
+            out.push(Module {
+                name,
+                entry: entry.to_string(),
+                wgsl,
+                dtypes: Some(dtypes),
+            });
+        }
+    }
+    for spec in &cli.files {
+        let (name, rest) = spec
+            .split_once('=')
+            .with_context(|| format!("--file \"{spec}\" is not NAME=PATH:ENTRY (no '=')"))?;
+        let (path, entry) = rest
+            .rsplit_once(':')
+            .with_context(|| format!("--file \"{spec}\" is not NAME=PATH:ENTRY (no ':ENTRY')"))?;
+        if name.is_empty() || path.is_empty() || entry.is_empty() {
+            bail!("--file \"{spec}\" is not NAME=PATH:ENTRY (an empty part)");
+        }
+        if !keep(name) {
+            continue;
+        }
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("--file {name}: reading {path}"))?;
+        let wgsl = Wgsl::parse(path, &source)?;
+        if !wgsl.has_compute_entry(entry) {
+            bail!(
+                "--file {name}: {path} has no compute entry point `{entry}` (it has: {})",
+                wgsl.compute_entries().join(", ")
+            );
+        }
+        out.push(Module {
+            name: name.to_string(),
+            entry: entry.to_string(),
+            wgsl,
+            dtypes: None,
+        });
+    }
+    if out.is_empty() {
+        bail!("no kernel left to build (check --only and --no-builtin)");
+    }
+    Ok(out)
+}
+
+fn jobs<'a>(cli: &Cli, modules: &'a [Module]) -> Result<Vec<Job<'a>>> {
+    let mut out = Vec::new();
+    for m in modules {
+        let overrides = m.wgsl.overrides();
+        let has = |n: &str| overrides.iter().any(|o| o == n);
+        let list =
+            |values: &[u32]| -> Vec<Option<u32>> { values.iter().map(|&v| Some(v)).collect() };
+        let exacts = if has("EXACT") {
+            list(&cli.exact)
+        } else {
+            vec![None]
+        };
+        let dtypes = if has("DTYPE") {
+            match &m.dtypes {
+                Some(served) => list(
+                    &served
+                        .iter()
+                        .copied()
+                        .filter(|d| cli.dtypes.contains(d))
+                        .collect::<Vec<_>>(),
+                ),
+                None => list(&cli.dtypes),
+            }
+        } else {
+            vec![None]
+        };
+        let halves = if has("HALF_SPLIT") {
+            list(&cli.half_split)
+        } else {
+            vec![None]
+        };
+        for &exact in &exacts {
+            for &dtype in &dtypes {
+                for &half_split in &halves {
+                    let mut constants = Vec::new();
+                    for (n, v) in [
+                        ("EXACT", exact),
+                        ("DTYPE", dtype),
+                        ("HALF_SPLIT", half_split),
+                    ] {
+                        if let Some(v) = v {
+                            constants.push((n.to_string(), f64::from(v)));
+                        }
+                    }
+                    if has("WORKGROUP_SIZE") {
+                        constants.push(("WORKGROUP_SIZE".into(), f64::from(cli.workgroup_size)));
+                    }
+                    out.push(Job {
+                        module: m,
+                        exact,
+                        dtype,
+                        half_split,
+                        constants,
+                    });
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no (kernel, EXACT, DTYPE) combination left (check --exact, --dtypes, --half-split)");
+    }
+    Ok(out)
+}
+
+/// One built pipeline.
+struct Row<'a> {
+    job: Job<'a>,
+    spirv_words: usize,
+    executables: Vec<vulkan::Executable>,
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map_or("-".to_string(), |v| v.to_string())
+}
+
+fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row], stats: bool) {
+    println!(
+        "# device: {} ({}, vendor 0x{:04x}, device 0x{:04x}, Vulkan {}, driver {} {})",
+        info.name,
+        info.kind,
+        info.vendor_id,
+        info.device_id,
+        info.api(),
+        info.driver_name,
+        info.driver_info
+    );
+    println!(
+        "# SPIR-V {}.{} from naga 30 as wgpu 30 writes it; buffer bounds checks: {}; WGSL \
+         overrides EXACT (0 fast, 1 exact, 2 hf), DTYPE (0 bf16, 1 f16, 2 f32), HALF_SPLIT",
+        target.lang_version.0,
+        target.lang_version.1,
+        if target.robust_buffer_access2 {
+            "none in SPIR-V (robustBufferAccess2)"
+        } else {
+            "naga Restrict"
+        }
+    );
+    // Columns: every statistic name, in first-seen order.
+    let mut names: Vec<String> = Vec::new();
+    for r in rows {
+        for e in &r.executables {
+            for s in &e.statistics {
+                if !names.contains(&s.name) {
+                    names.push(s.name.clone());
+                }
+            }
+        }
+    }
+    let mut header = vec![
+        "kernel".to_string(),
+        "EXACT".into(),
+        "DTYPE".into(),
+        "HALF".into(),
+        "words".into(),
+    ];
+    if stats {
+        header.push("exe".into());
+        header.extend(names.iter().cloned());
+    } else {
+        header.push("status".into());
+    }
+    let mut table: Vec<Vec<String>> = vec![header];
+    for r in rows {
+        let base = vec![
+            r.job.module.name.clone(),
+            opt(r.job.exact),
+            opt(r.job.dtype),
+            opt(r.job.half_split),
+            r.spirv_words.to_string(),
+        ];
+        if !stats {
+            let mut line = base;
+            line.push("compiled".into());
+            table.push(line);
+            continue;
+        }
+        if r.executables.is_empty() {
+            let mut line = base;
+            line.push("none".into());
+            line.extend(names.iter().map(|_| "-".to_string()));
+            table.push(line);
+            continue;
+        }
+        for (i, e) in r.executables.iter().enumerate() {
+            let mut line = base.clone();
+            line.push(i.to_string());
+            for n in &names {
+                let v = e.statistics.iter().find(|s| &s.name == n);
+                line.push(v.map_or("-".to_string(), |s| s.value.to_string()));
+            }
+            table.push(line);
+        }
+    }
+    let columns = table[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            table
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in &table {
+        let cells: Vec<String> = line
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c == 0 {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    if stats {
+        // Legend: executables and statistics as the driver describes them.
+        let mut seen: Vec<String> = Vec::new();
+        for r in rows {
+            for (i, e) in r.executables.iter().enumerate() {
+                let line = format!(
+                    "# exe {i}: {} — {} (subgroup size {})",
+                    e.name, e.description, e.subgroup_size
+                );
+                if !seen.contains(&line) {
+                    println!("{line}");
+                    seen.push(line);
+                }
+                for s in &e.statistics {
+                    let line = format!("# {} ({}): {}", s.name, s.value.format(), s.description);
+                    if !seen.contains(&line) {
+                        println!("{line}");
+                        seen.push(line);
+                    }
+                }
+            }
+        }
+        let empty = rows.iter().filter(|r| r.executables.is_empty()).count();
+        if empty > 0 {
+            println!("# {empty} pipeline(s) reported no executable (exe \"none\")");
+        }
+    }
+}
+
+fn json_doc(
+    info: &vulkan::DeviceInfo,
+    target: compile::Target,
+    rows: &[Row],
+    stats: bool,
+) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let overrides: serde_json::Map<String, serde_json::Value> = r
+                .job
+                .constants
+                .iter()
+                .map(|(n, v)| (n.clone(), json!(v)))
+                .collect();
+            let executables: Vec<serde_json::Value> = r
+                .executables
+                .iter()
+                .map(|e| {
+                    let statistics: Vec<serde_json::Value> = e
+                        .statistics
+                        .iter()
+                        .map(|s| {
+                            let value = match s.value {
+                                vulkan::Value::Bool(b) => json!(b),
+                                vulkan::Value::I64(v) => json!(v),
+                                vulkan::Value::U64(v) => json!(v),
+                                vulkan::Value::F64(v) => json!(v),
+                            };
+                            json!({
+                                "name": s.name,
+                                "description": s.description,
+                                "format": s.value.format(),
+                                "value": value,
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "name": e.name,
+                        "description": e.description,
+                        "subgroup_size": e.subgroup_size,
+                        "statistics": statistics,
+                    })
+                })
+                .collect();
+            json!({
+                "kernel": r.job.module.name,
+                "entry": r.job.module.entry,
+                "exact": r.job.exact,
+                "dtype": r.job.dtype,
+                "half_split": r.job.half_split,
+                "overrides": overrides,
+                "spirv_words": r.spirv_words,
+                "executables": executables,
+            })
+        })
+        .collect();
+    json!({
+        "tool": "bfrope-kernel-stats",
+        "statistics_captured": stats,
+        "device": {
+            "name": info.name,
+            "type": info.kind,
+            "vendor_id": info.vendor_id,
+            "device_id": info.device_id,
+            "api_version": info.api(),
+            "driver_version": info.driver_version,
+            "driver_name": info.driver_name,
+            "driver_info": info.driver_info,
+        },
+        "spirv": {
+            "version": format!("{}.{}", target.lang_version.0, target.lang_version.1),
+            "buffer_bounds_checks": if target.robust_buffer_access2 { "none (robustBufferAccess2)" } else { "restrict" },
+        },
+        "rows": rows,
+    })
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let modules = load_modules(cli)?;
+    let jobs = jobs(cli, &modules)?;
+    let instance = vulkan::Instance::new(cli.adapter.as_deref())?;
+    let info = instance.info.clone();
+    let target = instance.target();
+
+    // SPIR-V for every job first: the device is created with what all of them need.
+    let mut spirv = Vec::with_capacity(jobs.len());
+    let mut capabilities = Vec::new();
+    let bindings: Vec<Vec<compile::Binding>> = jobs
+        .iter()
+        .map(|j| {
+            j.module
+                .wgsl
+                .bindings()
+                .with_context(|| format!("kernel {}", j.module.name))
+        })
+        .collect::<Result<_>>()?;
+    for (index, job) in jobs.iter().enumerate() {
+        let words = job
+            .module
+            .wgsl
+            .spirv(&job.module.entry, &job.constants, &bindings[index], target)
+            .with_context(|| format!("kernel {}", job.module.name))?;
+        for cap in compile::capabilities(&words)? {
+            if !capabilities.contains(&cap) {
+                capabilities.push(cap);
+            }
+        }
+        if let Some(dir) = &cli.spv_out {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(format!("{}.spv", job.file_stem()));
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
+        spirv.push(words);
+    }
+    if let Some(dir) = &cli.spv_out {
+        eprintln!("wrote {} SPIR-V modules to {}", spirv.len(), dir.display());
+    }
+
+    let stats = !cli.compile_only;
+    if stats && !info.executable_properties {
+        eprintln!(
+            "The Vulkan device {} ({} {}) does not support VK_KHR_pipeline_executable_properties \
+             with its pipelineExecutableInfo feature, so the driver cannot report kernel \
+             statistics on it.",
+            info.name, info.driver_name, info.driver_info
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let device = instance.device(&capabilities, stats)?;
+    let mut rows = Vec::with_capacity(jobs.len());
+    for ((job, words), bindings) in jobs.into_iter().zip(&spirv).zip(&bindings) {
+        if job.module.wgsl.has_immediates() {
+            bail!(
+                "kernel {}: the module declares immediate data (push constants), which this \
+                 tool does not lay out",
+                job.module.name
+            );
+        }
+        let executables = device
+            .pipeline_stats(words, &job.module.entry, bindings)
+            .with_context(|| {
+                format!(
+                    "kernel {} with overrides {:?} on {}",
+                    job.module.name, job.constants, info.name
+                )
+            })?;
+        if stats && executables.is_empty() {
+            eprintln!(
+                "warning: the driver reported no executable for kernel {} {:?}",
+                job.module.name, job.constants
+            );
+        }
+        rows.push(Row {
+            job,
+            spirv_words: words.len(),
+            executables,
+        });
+    }
+    if cli.json {
+        let doc = json_doc(&info, target, &rows, stats);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_table(&info, target, &rows, stats);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
