@@ -40,10 +40,11 @@ struct Cli {
     /// EXACT values (0 fast, 1 exact, 2 hf).
     #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1, 2])]
     exact: Vec<u32>,
-    /// DTYPE values (0 bf16, 1 f16, 2 f32): the built-in kernels keep those they serve
-    /// (bf16 and f16; f32 for the general f32 modules); --file modules use these as given.
-    #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1, 2])]
-    dtypes: Vec<u32>,
+    /// DTYPE values (0 bf16, 1 f16, 2 f32). Default: the built-in kernels each build those
+    /// they serve (bf16 and f16; f32 for the general f32 modules), --file modules 0 and 1;
+    /// given, the built-in kernels keep those they serve among them.
+    #[arg(long, value_delimiter = ',')]
+    dtypes: Option<Vec<u32>>,
     /// HALF_SPLIT values for modules that declare it (the general kernel).
     #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1])]
     half_split: Vec<u32>,
@@ -200,10 +201,10 @@ fn jobs<'a>(cli: &Cli, modules: &'a [Module]) -> Result<Vec<Job<'a>>> {
                     &served
                         .iter()
                         .copied()
-                        .filter(|d| cli.dtypes.contains(d))
+                        .filter(|d| cli.dtypes.as_ref().is_none_or(|given| given.contains(d)))
                         .collect::<Vec<_>>(),
                 ),
-                None => list(&cli.dtypes),
+                None => list(cli.dtypes.as_deref().unwrap_or(&[0, 1])),
             }
         } else {
             vec![None]
@@ -565,5 +566,158 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("kernel-stats").chain(args.iter().copied()))
+    }
+
+    /// The `(set, binding)` decorations of a SPIR-V module, by result id.
+    fn decorations(words: &[u32]) -> Vec<(u32, u32)> {
+        const OP_DECORATE: u32 = 71;
+        const DESCRIPTOR_SET: u32 = 34;
+        const BINDING: u32 = 33;
+        let (mut sets, mut bindings) = (Vec::new(), Vec::new());
+        let mut at = 5;
+        while at < words.len() {
+            let count = (words[at] >> 16) as usize;
+            if words[at] & 0xFFFF == OP_DECORATE && count == 4 {
+                match words[at + 2] {
+                    DESCRIPTOR_SET => sets.push((words[at + 1], words[at + 3])),
+                    BINDING => bindings.push((words[at + 1], words[at + 3])),
+                    _ => {}
+                }
+            }
+            at += count;
+        }
+        let mut out: Vec<(u32, u32)> = bindings
+            .iter()
+            .map(|&(id, b)| (sets.iter().find(|s| s.0 == id).unwrap().1, b))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn default_rows_are_every_kernel_exact_and_dtype_it_serves() {
+        let c = cli(&[]);
+        let modules = load_modules(&c).unwrap();
+        let rows = jobs(&c, &modules).unwrap();
+        // 3 contiguous kernels x 3 EXACT x 2 DTYPE, 8 general bf16/f16 modules x 3 x 2 x 2
+        // HALF_SPLIT, 4 general f32 modules x 3 x 1 x 2, the copy kernel once.
+        assert_eq!(rows.len(), 3 * 3 * 2 + 8 * 3 * 2 * 2 + 4 * 3 * 2 + 1);
+        for j in &rows {
+            let f32 = j.module.name.contains("f32");
+            match j.dtype {
+                Some(2) => assert!(f32, "{}", j.module.name),
+                Some(_) => assert!(!f32, "{}", j.module.name),
+                None => assert_eq!(j.module.name, "copy"),
+            }
+            assert!(j.constants.contains(&(
+                "WORKGROUP_SIZE".to_string(),
+                f64::from(bfrope::gpu::WORKGROUP_SIZE)
+            )));
+        }
+        let c = cli(&["--only", "vec4_half", "--exact", "1", "--dtypes", "1,2"]);
+        let modules = load_modules(&c).unwrap();
+        let rows = jobs(&c, &modules).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].exact, rows[0].dtype), (Some(1), Some(1)));
+    }
+
+    #[test]
+    fn spirv_bindings_are_dense_per_set_and_every_kernel_compiles() {
+        let c = cli(&[]);
+        let modules = load_modules(&c).unwrap();
+        for target in [
+            compile::Target::new(ash::vk::API_VERSION_1_3, true),
+            compile::Target::new(ash::vk::API_VERSION_1_1, false),
+        ] {
+            for j in jobs(&c, &modules).unwrap() {
+                let b = j.module.wgsl.bindings().unwrap();
+                let words = j
+                    .module
+                    .wgsl
+                    .spirv(&j.module.entry, &j.constants, &b, target)
+                    .unwrap();
+                assert_eq!(words[1] >> 16 & 0xFF, 1);
+                assert_eq!(words[1] >> 8 & 0xFF, u32::from(target.lang_version.1));
+                let caps = compile::capabilities(&words).unwrap();
+                assert!(caps.contains(&naga::back::spv::Capability::Shader));
+                // Every declared binding is used by these entry points, so each appears
+                // once, renumbered 0.. in WGSL order.
+                let want: Vec<(u32, u32)> = b.iter().map(|b| (b.group, b.vk_binding)).collect();
+                assert_eq!(decorations(&words), want, "{}", j.module.name);
+                assert_eq!(
+                    b.iter().map(|b| b.vk_binding).collect::<Vec<_>>(),
+                    (0..b.len() as u32).collect::<Vec<_>>()
+                );
+            }
+        }
+        // The two-view in-place general module binds 0, 1, 3, 4, 6 in WGSL.
+        let m = modules
+            .iter()
+            .find(|m| m.name == "rope_general[halves,in place,views=2]")
+            .unwrap();
+        let wgsl: Vec<u32> = m
+            .wgsl
+            .bindings()
+            .unwrap()
+            .iter()
+            .map(|b| b.binding)
+            .collect();
+        assert_eq!(wgsl, [0, 1, 3, 4, 6]);
+    }
+
+    #[test]
+    fn file_specs_are_checked() {
+        let dir = std::env::temp_dir().join(format!("kernel-stats-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.wgsl");
+        std::fs::write(&path, bfrope::shaders::rope_vec4_source()).unwrap();
+        let spec = format!("mine={}:rope_vec4", path.display());
+        let c = cli(&["--no-builtin", "--file", &spec]);
+        let modules = load_modules(&c).unwrap();
+        let rows = jobs(&c, &modules).unwrap();
+        // EXACT 0..=2 x DTYPE 0, 1 (a file's default).
+        assert_eq!(rows.len(), 6);
+        assert!(rows.iter().all(|j| j.module.name == "mine"));
+        let bad = format!("mine={}:nope", path.display());
+        let e = load_modules(&cli(&["--no-builtin", "--file", &bad]))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("no compute entry point `nope`"),
+            "{e}"
+        );
+        let e = load_modules(&cli(&["--file", "nocolon"])).err().unwrap();
+        assert!(e.to_string().contains("NAME=PATH:ENTRY"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn capabilities_rejects_what_is_not_spirv() {
+        assert!(compile::capabilities(&[0, 1, 2, 3, 4]).is_err());
+        // Header, then OpCapability Int64 (11) and a truncated instruction.
+        let words = [
+            0x0723_0203,
+            0x10600,
+            0,
+            1,
+            0,
+            (2 << 16) | 17,
+            11,
+            5 << 16 | 17,
+        ];
+        assert!(compile::capabilities(&words).is_err());
+        assert_eq!(
+            compile::capabilities(&words[..7]).unwrap(),
+            [naga::back::spv::Capability::Int64]
+        );
     }
 }
