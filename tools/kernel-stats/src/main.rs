@@ -258,8 +258,11 @@ fn opt(v: Option<u32>) -> String {
     v.map_or("-".to_string(), |v| v.to_string())
 }
 
-fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row], stats: bool) {
-    println!(
+fn table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row], stats: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    writeln!(
+        out,
         "# device: {} ({}, vendor 0x{:04x}, device 0x{:04x}, Vulkan {}, driver {} {})",
         info.name,
         info.kind,
@@ -268,8 +271,10 @@ fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row],
         info.api(),
         info.driver_name,
         info.driver_info
-    );
-    println!(
+    )
+    .unwrap();
+    writeln!(
+        out,
         "# SPIR-V {}.{} from naga 30 as wgpu 30 writes it; buffer bounds checks: {}; WGSL \
          overrides EXACT (0 fast, 1 exact, 2 hf), DTYPE (0 bf16, 1 f16, 2 f32), HALF_SPLIT",
         target.lang_version.0,
@@ -279,7 +284,8 @@ fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row],
         } else {
             "naga Restrict"
         }
-    );
+    )
+    .unwrap();
     // Columns: every statistic name, in first-seen order.
     let mut names: Vec<String> = Vec::new();
     for r in rows {
@@ -358,7 +364,7 @@ fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row],
                 }
             })
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        writeln!(out, "{}", cells.join("  ").trim_end()).unwrap();
     }
     if stats {
         // Legend: executables and statistics as the driver describes them.
@@ -370,13 +376,13 @@ fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row],
                     e.name, e.description, e.subgroup_size
                 );
                 if !seen.contains(&line) {
-                    println!("{line}");
+                    writeln!(out, "{line}").unwrap();
                     seen.push(line);
                 }
                 for s in &e.statistics {
                     let line = format!("# {} ({}): {}", s.name, s.value.format(), s.description);
                     if !seen.contains(&line) {
-                        println!("{line}");
+                        writeln!(out, "{line}").unwrap();
                         seen.push(line);
                     }
                 }
@@ -384,9 +390,14 @@ fn print_table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row],
         }
         let empty = rows.iter().filter(|r| r.executables.is_empty()).count();
         if empty > 0 {
-            println!("# {empty} pipeline(s) reported no executable (exe \"none\")");
+            writeln!(
+                out,
+                "# {empty} pipeline(s) reported no executable (exe \"none\")"
+            )
+            .unwrap();
         }
     }
+    out
 }
 
 fn json_doc(
@@ -553,7 +564,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         let doc = json_doc(&info, target, &rows, stats);
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print_table(&info, target, &rows, stats);
+        print!("{}", table(&info, target, &rows, stats));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -719,5 +730,102 @@ mod tests {
             compile::capabilities(&words[..7]).unwrap(),
             [naga::back::spv::Capability::Int64]
         );
+    }
+
+    #[test]
+    fn statistics_become_columns_and_json() {
+        let c = cli(&[
+            "--only",
+            "copy,rope_vec4_half",
+            "--exact",
+            "1",
+            "--dtypes",
+            "0",
+        ]);
+        let modules = load_modules(&c).unwrap();
+        let mut jobs = jobs(&c, &modules).unwrap().into_iter();
+        let stat = |name: &str, value| vulkan::Statistic {
+            name: name.into(),
+            description: format!("what {name} is"),
+            value,
+        };
+        let exe = |statistics| vulkan::Executable {
+            name: "Compute Shader".into(),
+            description: "the only one".into(),
+            subgroup_size: 32,
+            statistics,
+        };
+        let rows = vec![
+            Row {
+                job: jobs.next().unwrap(),
+                spirv_words: 100,
+                executables: vec![exe(vec![
+                    stat("Register Count", vulkan::Value::U64(40)),
+                    stat("Spills", vulkan::Value::Bool(false)),
+                ])],
+            },
+            Row {
+                job: jobs.next().unwrap(),
+                spirv_words: 7,
+                executables: vec![exe(vec![stat("Occupancy", vulkan::Value::F64(0.5))])],
+            },
+        ];
+        assert!(jobs.next().is_none());
+        let info = vulkan::DeviceInfo {
+            name: "GPU".into(),
+            kind: "DISCRETE_GPU".into(),
+            vendor_id: 0x10de,
+            device_id: 1,
+            api_version: ash::vk::API_VERSION_1_3,
+            driver_version: 0,
+            driver_name: "d".into(),
+            driver_info: "i".into(),
+            executable_properties: true,
+        };
+        let target = compile::Target::new(ash::vk::API_VERSION_1_3, true);
+        let text = table(&info, target, &rows, true);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let cells = |l: &str| l.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "kernel",
+                "EXACT",
+                "DTYPE",
+                "HALF",
+                "words",
+                "exe",
+                "Register",
+                "Count",
+                "Spills",
+                "Occupancy"
+            ]
+        );
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "rope_vec4_half",
+                "1",
+                "0",
+                "-",
+                "100",
+                "0",
+                "40",
+                "false",
+                "-"
+            ]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            ["copy", "-", "-", "-", "7", "0", "-", "-", "0.5"]
+        );
+        assert!(text.contains("# Register Count (uint64): what Register Count is"));
+        let doc = json_doc(&info, target, &rows, true);
+        let s0 = &doc["rows"][0]["executables"][0]["statistics"][0];
+        assert_eq!(s0["value"], 40);
+        assert_eq!(s0["format"], "uint64");
+        assert_eq!(doc["rows"][0]["overrides"]["EXACT"], 1.0);
+        assert_eq!(doc["rows"][1]["exact"], serde_json::Value::Null);
+        assert_eq!(doc["spirv"]["version"], "1.6");
     }
 }
