@@ -1146,12 +1146,17 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
     // Every bf16 x0 against edge x1 values and tables (y0 = x0·cos + x1·(−sin), y1 =
     // x0·sin + x1·cos): identity, real angles, the second stage's range edges (2^-90, 2^16),
     // a subnormal, an infinite and a NaN table value, a midpoint maker (1 + 2^-9).
-    let x1s: [u16; 8] = [0x0000, 0x8000, 0x0001, 0x0080, 0x3F9F, 0xBFC0, 0x7F7F, 0xFFC1];
+    let x1s: [u16; 8] = [
+        0x0000, 0x8000, 0x0001, 0x0080, 0x3F9F, 0xBFC0, 0x7F7F, 0xFFC1,
+    ];
     let tables: [(f32, f32); 8] = [
         (1.0, 0.0),
         (1f64.cos() as f32, 1f64.sin() as f32),
         (1e6f64.cos() as f32, 1e6f64.sin() as f32),
-        (std::f32::consts::FRAC_1_SQRT_2, std::f32::consts::FRAC_1_SQRT_2),
+        (
+            std::f32::consts::FRAC_1_SQRT_2,
+            std::f32::consts::FRAC_1_SQRT_2,
+        ),
         (2f32.powi(-90), 65535.5),
         (f32::from_bits(0x0040_0000), -0.75),
         (f32::INFINITY, f32::NAN),
@@ -1171,12 +1176,12 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
     // Random normal data at random angles: where the stages' undecided outputs come from.
     let mut r = rng(0x57A6E);
     let normal = |r: &mut rand_chacha::ChaCha8Rng| {
-        let (u, v): (f64, f64) = (r.gen_range(1e-12..1.0), r.gen());
+        let (u, v): (f64, f64) = (r.random_range(1e-12..1.0), r.random());
         let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
         (half::bf16::from_f32(z as f32).to_bits()) as u32
     };
     for _ in 0..1 << 20 {
-        let t: f64 = r.gen_range(0.0..1e4);
+        let t: f64 = r.random_range(0.0..1e4);
         let (c, s) = (t.cos() as f32, t.sin() as f32);
         let (x0, x1) = (normal(&mut r), normal(&mut r));
         ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
@@ -1194,9 +1199,25 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
     check_stage("dot2_split", &second, &want, &ops);
     // On the random data the first stage leaves some outputs undecided (near a midpoint or
     // cancelling), and the second decides all but a few of those.
-    let (_, u1) = check_stage("dot2_fast, random", &first[edge..], &want[edge..], &ops[edge..]);
-    let u2 = (edge..ops.len()).filter(|&i| first[i] == 0x10000 && second[i] == 0x10000).count();
-    eprintln!("random normal data: {} outputs, first stage undecided {u1}, both {u2}", ops.len() - edge);
-    assert!(u1 >= 100, "the first stage left only {u1} outputs undecided: the test lost its cases");
-    assert!(u2 * 50 <= u1, "the second stage left {u2} of the first stage's {u1} undecided");
+    let (_, u1) = check_stage(
+        "dot2_fast, random",
+        &first[edge..],
+        &want[edge..],
+        &ops[edge..],
+    );
+    let u2 = (edge..ops.len())
+        .filter(|&i| first[i] == 0x10000 && second[i] == 0x10000)
+        .count();
+    eprintln!(
+        "random normal data: {} outputs, first stage undecided {u1}, both {u2}",
+        ops.len() - edge
+    );
+    assert!(
+        u1 >= 100,
+        "the first stage left only {u1} outputs undecided: the test lost its cases"
+    );
+    assert!(
+        u2 * 50 <= u1,
+        "the second stage left {u2} of the first stage's {u1} undecided"
+    );
 }
