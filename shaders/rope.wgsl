@@ -27,7 +27,14 @@ fn grid_invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 }
 
 // The kernel file after this one declares `params` (its own uniform block) with a
-// `sin_sign` member: 0x80000000 to rotate backwards (flips the sign of sin), else 0.
+// `sin_sign` member: 0x80000000 to rotate backwards (flips the sign of sin), else 0; and a
+// `pairs` member (pairs per head, below 2^31).
+
+// Zero, read from the uniforms at run time (bf16.wgsl's `opaque`).
+fn runtime_zero() -> u32 {
+    return params.pairs >> 31u;
+}
+
 // The exact operands of output `half` (0: y0, 1: y1) of word w: y0 = x0*cos + x1*(-sin),
 // y1 = x0*sin + x1*cos, with sin already signed for the direction.
 fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
@@ -108,12 +115,13 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
 // Four words at a time (the contiguous vec4 kernels). The proof of dot2_fast split so that each
 // part runs once where it can: the table check once per four words, both outputs of a word
 // from shared products. The undecided outputs (rare) are redone by the kernel (`vec4_fix`,
-// `half_fix`) with integers, one at a time, from operands it loads again: across that branch
-// only the rotated words, the pending bits and the place stay live, not the loaded words and
-// table entries. Measured on the H100 (BENCHMARKS.md, session 4): the f32 path alone runs at
-// 96-98% of a copy; with the integer fallback present but never taken, 85-91% (its registers);
-// taken for the ~1% of units that need it, 78-79% when it kept the operands live, 82-84%
-// reloading them.
+// `half_fix`) through rotate_half_exact (dot2_split, then dot2_exact), one at a time, from
+// operands it loads again: across that branch only the rotated words, the pending bits and the
+// place stay live, not the loaded words and table entries. Measured on the H100 (BENCHMARKS.md,
+// session 5; registers from tools/kernel-stats): the f32 path alone runs at 98-100% of a copy
+// (25 registers); with the fix-up present but never taken, ~94% (31); taken for the ~0.4% of
+// units that need it, 86-91%. Above 32 registers an SM holds fewer warps: keep this path's
+// live values few (a variant with 37 lost 6-9 points).
 
 // Whether eight f32 table values are all normal and below 2^16 (dot2_fast's condition on its
 // table operands). Zero values fail (position 0's sin): their words take the exact path.

@@ -58,8 +58,3 @@ fn unit_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec3<u32> {
     let ok = lt < params.group_tokens && token < params.tokens && unit < params.units;
     return vec3<u32>(token, unit, select(0u, 1u, ok));
 }
-
-// Zero, read from the uniforms at run time (bf16.wgsl's `opaque`): pairs per head is below 2^31.
-fn runtime_zero() -> u32 {
-    return params.pairs >> 31u;
-}

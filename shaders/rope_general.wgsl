@@ -104,8 +104,3 @@ fn cos_sin(p: Place, pair: u32) -> vec2<u32> {
     row = min(row, params.table_rows - 1u);
     return table[row * params.pairs + pair - params.table_base];
 }
-
-// Zero, read from the uniforms at run time (bf16.wgsl's `opaque`): pairs per head is below 2^31.
-fn runtime_zero() -> u32 {
-    return params.pairs >> 31u;
-}
