@@ -1174,16 +1174,14 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
     }
     let edge = ops.len();
     // Random normal data at random angles: where the stages' undecided outputs come from.
-    let mut r = rng(0x57A6E);
-    let normal = |r: &mut rand_chacha::ChaCha8Rng| {
-        let (u, v): (f64, f64) = (r.random_range(1e-12..1.0), r.random());
-        let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
-        (half::bf16::from_f32(z as f32).to_bits()) as u32
+    let mut r = bfrope::conformance::SplitMix64(0x57A6E);
+    let normal = |r: &mut bfrope::conformance::SplitMix64| {
+        half::bf16::from_f32(r.next_normal() as f32).to_bits() as u32
     };
     for _ in 0..1 << 20 {
-        let t: f64 = r.random_range(0.0..1e4);
-        let (c, s) = (t.cos() as f32, t.sin() as f32);
         let (x0, x1) = (normal(&mut r), normal(&mut r));
+        let t = 1e4 * r.next_f64();
+        let (c, s) = (t.cos() as f32, t.sin() as f32);
         ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
         ops.push([x0, s.to_bits(), x1, c.to_bits()]);
     }
