@@ -133,10 +133,10 @@ impl HostData {
 fn make_host_data(kind: Data, dtype: DtypeArg, n: usize) -> HostData {
     match (dtype, kind) {
         (DtypeArg::Bf16, _) => HostData::U16(make_data(kind, n)),
-        (DtypeArg::F16, Data::Random) => HostData::U16(random_pieces(n, random_f16)),
+        (DtypeArg::F16, Data::Random | Data::Normal) => HostData::U16(random_pieces(n, random_f16)),
         (DtypeArg::F16, Data::Zeros) => HostData::U16(vec![0; n]),
         (DtypeArg::F16, Data::Constant) => HostData::U16(vec![0x3C00; n]),
-        (DtypeArg::F32, Data::Random) => HostData::U32(random_pieces(n, random_f32)),
+        (DtypeArg::F32, Data::Random | Data::Normal) => HostData::U32(random_pieces(n, random_f32)),
         (DtypeArg::F32, Data::Zeros) => HostData::U32(vec![0; n]),
         (DtypeArg::F32, Data::Constant) => HostData::U32(vec![0x3F80_0000; n]),
     }
@@ -214,6 +214,8 @@ pub enum Fill {
 pub enum Data {
     /// Seeded random bf16 values (normal, mixed magnitudes, a sprinkle of specials).
     Random,
+    /// Seeded normal values with standard deviation 1 and no specials (activation-like).
+    Normal,
     /// All zeros.
     Zeros,
     /// Every element 1.0 (0x3F80).
@@ -223,6 +225,7 @@ pub enum Data {
 fn make_data(kind: Data, n: usize) -> Vec<u16> {
     match kind {
         Data::Random => random_data(n),
+        Data::Normal => random_pieces(n, normal_bf16),
         Data::Zeros => vec![0; n],
         Data::Constant => vec![0x3F80; n],
     }
@@ -444,6 +447,12 @@ impl<'g> Timer<'g> {
 /// specials), generated on every core.
 fn random_data(n: usize) -> Vec<u16> {
     random_pieces(n, bfrope::conformance::random_bf16)
+}
+
+/// `n` seeded bf16 values, normal with standard deviation 1, no specials (`--data normal`).
+fn normal_bf16(seed: u64, n: usize) -> Vec<u16> {
+    let mut rng = bfrope::conformance::SplitMix64(seed);
+    (0..n).map(|_| half::bf16::from_f32(rng.next_normal() as f32).to_bits()).collect()
 }
 
 /// `n` values from `piece(seed, len)` over pieces of 4 Mi elements (seed 1000 + piece index),
