@@ -368,13 +368,21 @@ fn dot2_fast(a: u32, b: u32, c: u32, d: u32) -> u32 {
     let m = abs(p1) + abs(p2);
     let rb = bitcast<u32>(r);
     let mid = bitcast<f32>((rb & 0xFFFF0000u) | 0x8000u);
-    // M in [2^-64, 2^126): finite, and the midpoint test below then forces
+    // M in [2^-64, 2^128 (1 - 2^-8)): finite, and the midpoint test below then forces
     // |r| > 2^8 |r - mid| > 2^-78 (|r - mid| <= 2^-8 |r| within one bf16 interval), so r is
-    // normal and tiny flushed terms (<= 2^-109 together) are inside the margin.
-    let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - 0x1F800000u) < 0x5F000000u;
+    // normal and tiny flushed terms (<= 2^-109 together) are inside the margin; at the top,
+    // |r| <= |p1| + |p2| < M (1 + 2^-22) stays finite (fused or not), so mid is finite too,
+    // and r's bf16 rounding may reach infinity only past bf16's largest value plus half an
+    // ulp, the midpoint the test keeps r away from.
+    let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - FAST_MIN) < FAST_SPAN;
     let ok = m_ok && abs(r - mid) > m * PROOF_MARGIN;
     return select(UNDECIDED, (rb + 0x8000u) >> 16u, ok);
 }
+
+// The range of M (as f32 bits) where the proof decides: [2^-64, 2^128 (1 - 2^-8)), the top
+// being bf16's largest value (0x7F7F0000).
+const FAST_MIN: u32 = 0x1F800000u;
+const FAST_SPAN: u32 = 0x7F7F0000u - FAST_MIN;
 
 // The proof's threshold on |r - mid| per unit of M = |p1| + |p2|: 2^-22 (1 + 2^-20), twice
 // the bound on |r - exact|. The f32 result is within 2^-24 (|p1| + |p2|) + ulp(r)/2 <=

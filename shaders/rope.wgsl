@@ -152,9 +152,9 @@ fn rotate_word_proven(w: u32, c: u32, s: u32) -> vec2<u32> {
     let u1 = bitcast<u32>(r1);
     let d0 = abs(r0 - bitcast<f32>((u0 & 0xFFFF0000u) | 0x8000u));
     let d1 = abs(r1 - bitcast<f32>((u1 & 0xFFFF0000u) | 0x8000u));
-    let range = max(bitcast<u32>(m0) - 0x1F800000u, bitcast<u32>(m1) - 0x1F800000u);
+    let range = max(bitcast<u32>(m0) - FAST_MIN, bitcast<u32>(m1) - FAST_MIN);
     let word = ((u0 + 0x8000u) >> 16u) | ((u1 + 0x8000u) & 0xFFFF0000u);
-    let undecided = select(0u, 3u, range >= 0x5F000000u) | select(0u, 1u, !(d0 > m0 * PROOF_MARGIN))
+    let undecided = select(0u, 3u, range >= FAST_SPAN) | select(0u, 1u, !(d0 > m0 * PROOF_MARGIN))
         | select(0u, 2u, !(d1 > m1 * PROOF_MARGIN));
     return vec2<u32>(word, undecided);
 }
