@@ -1220,3 +1220,28 @@ fn probe(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--data normal` is what it says: finite, nonzero, normal bf16 values of both signs
+    /// spread around 1, none of the specials `--data random` sprinkles in.
+    #[test]
+    fn normal_data_has_no_specials() {
+        let n = 1 << 20;
+        let x = make_data(Data::Normal, n);
+        assert_eq!(x.len(), n);
+        let exponent = |b: u16| (b >> 7) & 0xFF;
+        assert!(x.iter().all(|&b| exponent(b) != 0 && exponent(b) != 0xFF));
+        let negative = x.iter().filter(|&&b| b & 0x8000 != 0).count();
+        assert!((n * 49 / 100..n * 51 / 100).contains(&negative), "{negative}");
+        let within_one = x.iter().filter(|&&b| b & 0x7FFF <= 0x3F80).count();
+        // P(|z| <= 1) = 0.683 for a standard normal.
+        assert!((n * 67 / 100..n * 70 / 100).contains(&within_one), "{within_one}");
+        // The random data does hold specials (one in about 1000).
+        let r = make_data(Data::Random, n);
+        let specials = r.iter().filter(|&&b| exponent(b) == 0 || exponent(b) == 0xFF).count();
+        assert!((n / 2000..n / 500).contains(&specials), "{specials}");
+    }
+}
