@@ -452,7 +452,9 @@ fn random_data(n: usize) -> Vec<u16> {
 /// `n` seeded bf16 values, normal with standard deviation 1, no specials (`--data normal`).
 fn normal_bf16(seed: u64, n: usize) -> Vec<u16> {
     let mut rng = bfrope::conformance::SplitMix64(seed);
-    (0..n).map(|_| half::bf16::from_f32(rng.next_normal() as f32).to_bits()).collect()
+    (0..n)
+        .map(|_| half::bf16::from_f32(rng.next_normal() as f32).to_bits())
+        .collect()
 }
 
 /// `n` values from `piece(seed, len)` over pieces of 4 Mi elements (seed 1000 + piece index),
@@ -1235,13 +1237,22 @@ mod tests {
         let exponent = |b: u16| (b >> 7) & 0xFF;
         assert!(x.iter().all(|&b| exponent(b) != 0 && exponent(b) != 0xFF));
         let negative = x.iter().filter(|&&b| b & 0x8000 != 0).count();
-        assert!((n * 49 / 100..n * 51 / 100).contains(&negative), "{negative}");
+        assert!(
+            (n * 49 / 100..n * 51 / 100).contains(&negative),
+            "{negative}"
+        );
         let within_one = x.iter().filter(|&&b| b & 0x7FFF <= 0x3F80).count();
         // P(|z| <= 1) = 0.683 for a standard normal.
-        assert!((n * 67 / 100..n * 70 / 100).contains(&within_one), "{within_one}");
+        assert!(
+            (n * 67 / 100..n * 70 / 100).contains(&within_one),
+            "{within_one}"
+        );
         // The random data does hold specials (one in about 1000).
         let r = make_data(Data::Random, n);
-        let specials = r.iter().filter(|&&b| exponent(b) == 0 || exponent(b) == 0xFF).count();
+        let specials = r
+            .iter()
+            .filter(|&&b| exponent(b) == 0 || exponent(b) == 0xFF)
+            .count();
         assert!((n / 2000..n / 500).contains(&specials), "{specials}");
     }
 }
