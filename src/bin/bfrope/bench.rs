@@ -133,10 +133,12 @@ impl HostData {
 fn make_host_data(kind: Data, dtype: DtypeArg, n: usize) -> HostData {
     match (dtype, kind) {
         (DtypeArg::Bf16, _) => HostData::U16(make_data(kind, n)),
-        (DtypeArg::F16, Data::Random | Data::Normal) => HostData::U16(random_pieces(n, random_f16)),
+        (DtypeArg::F16, Data::Random) => HostData::U16(random_pieces(n, random_f16)),
+        (DtypeArg::F16, Data::Normal) => HostData::U16(random_pieces(n, normal_f16)),
         (DtypeArg::F16, Data::Zeros) => HostData::U16(vec![0; n]),
         (DtypeArg::F16, Data::Constant) => HostData::U16(vec![0x3C00; n]),
-        (DtypeArg::F32, Data::Random | Data::Normal) => HostData::U32(random_pieces(n, random_f32)),
+        (DtypeArg::F32, Data::Random) => HostData::U32(random_pieces(n, random_f32)),
+        (DtypeArg::F32, Data::Normal) => HostData::U32(random_pieces(n, normal_f32)),
         (DtypeArg::F32, Data::Zeros) => HostData::U32(vec![0; n]),
         (DtypeArg::F32, Data::Constant) => HostData::U32(vec![0x3F80_0000; n]),
     }
@@ -214,7 +216,8 @@ pub enum Fill {
 pub enum Data {
     /// Seeded random bf16 values (normal, mixed magnitudes, a sprinkle of specials).
     Random,
-    /// Seeded normal values with standard deviation 1 and no specials (activation-like).
+    /// Seeded normal values with standard deviation 1 and no specials (activation-like),
+    /// for every dtype.
     Normal,
     /// All zeros.
     Zeros,
@@ -449,12 +452,23 @@ fn random_data(n: usize) -> Vec<u16> {
     random_pieces(n, bfrope::conformance::random_bf16)
 }
 
-/// `n` seeded bf16 values, normal with standard deviation 1, no specials (`--data normal`).
-fn normal_bf16(seed: u64, n: usize) -> Vec<u16> {
+/// `n` seeded values of one element type, normal with standard deviation 1 and no specials
+/// (`--data normal`): `to_bits` turns each f32 sample into the element's bits.
+fn normal_values<E>(seed: u64, n: usize, to_bits: impl Fn(f32) -> E) -> Vec<E> {
     let mut rng = bfrope::conformance::SplitMix64(seed);
-    (0..n)
-        .map(|_| half::bf16::from_f32(rng.next_normal() as f32).to_bits())
-        .collect()
+    (0..n).map(|_| to_bits(rng.next_normal() as f32)).collect()
+}
+
+fn normal_bf16(seed: u64, n: usize) -> Vec<u16> {
+    normal_values(seed, n, |v| half::bf16::from_f32(v).to_bits())
+}
+
+fn normal_f16(seed: u64, n: usize) -> Vec<u16> {
+    normal_values(seed, n, |v| half::f16::from_f32(v).to_bits())
+}
+
+fn normal_f32(seed: u64, n: usize) -> Vec<u32> {
+    normal_values(seed, n, f32::to_bits)
 }
 
 /// `n` values from `piece(seed, len)` over pieces of 4 Mi elements (seed 1000 + piece index),
@@ -1228,9 +1242,24 @@ mod tests {
     use super::*;
 
     /// `--data normal` is what it says: finite, nonzero, normal bf16 values of both signs
-    /// spread around 1, none of the specials `--data random` sprinkles in.
+    /// spread around 1, none of the specials `--data random` sprinkles in; f16 and f32 too.
     #[test]
     fn normal_data_has_no_specials() {
+        let f16 = match make_host_data(Data::Normal, DtypeArg::F16, 1 << 16) {
+            HostData::U16(v) => v,
+            HostData::U32(_) => panic!("f16 data is 16-bit"),
+        };
+        // f16's normal range starts at 2^-14: a few samples below it are subnormal there (as
+        // real activations would be), none is zero, infinite or NaN.
+        assert!(f16.iter().all(|&b| {
+            let v = half::f16::from_bits(b);
+            v.is_finite() && v != half::f16::ZERO && v != half::f16::NEG_ZERO
+        }));
+        let f32s = match make_host_data(Data::Normal, DtypeArg::F32, 1 << 16) {
+            HostData::U32(v) => v,
+            HostData::U16(_) => panic!("f32 data is 32-bit"),
+        };
+        assert!(f32s.iter().all(|&b| f32::from_bits(b).is_normal()));
         let n = 1 << 20;
         let x = make_data(Data::Normal, n);
         assert_eq!(x.len(), n);
