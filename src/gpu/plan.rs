@@ -214,8 +214,8 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// workgroup row, tokens per workgroup); `None` for the scalar kernel.
 fn vec4_units(kernel: Kernel, token_words: u64) -> Option<(u64, u64, u64)> {
     let units = match kernel {
-        Kernel::Vec4 => token_words / 4,
-        Kernel::Vec4Half => token_words / 4,
+        // Both rotate 4 words per invocation (interleaved: 4 pairs; half-split: 4 + 4 elements).
+        Kernel::Vec4 | Kernel::Vec4Half => token_words / 4,
         _ => return None,
     };
     let chunk = units.min(WORKGROUP_SIZE as u64);
