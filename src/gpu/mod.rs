@@ -28,9 +28,9 @@ pub use plan::{PlanLimits, RopeArgs, ViewArgs, ViewTensor};
 use crate::error::{Error, Result};
 
 /// Threads per workgroup of every kernel (the bench's copy yardstick included). 128 rather
-/// than 256: on the H100 the exact vec4 kernels ran 0–2.5 points of a copy faster with it and
-/// nothing measured slower (BENCHMARKS.md, session 6) — plausibly because a workgroup whose
-/// one lane runs the fix-up then keeps half as many thread slots waiting.
+/// than 256: on the H100 the exact vec4 kernels ran up to 2.5 points of a copy faster with it
+/// and at most 0.7 slower on any row (BENCHMARKS.md, session 6) — plausibly because a
+/// workgroup whose one lane runs the fix-up then keeps half as many thread slots waiting.
 pub const WORKGROUP_SIZE: u32 = 128;
 
 /// Splits `groups` workgroups into a balanced 2-D grid within the per-dimension limit:
