@@ -14,6 +14,12 @@
 // only); 2 `hf`, Hugging Face transformers' eager bf16 steps (bit-parity mode, `dot2_hf`).
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
+// 1: the host has checked that every table value is zero or normal below 2^16 in magnitude
+// (f32_fast_ok; `RopeTable::in_fast_range`), so the contiguous kernels skip testing the table
+// operands of every word (rotate_word_fast) or unit (rotate4_fast); 0: they test them. On the
+// H100 the per-unit test alone cost the vec4 kernels 3-7 points of a copy (BENCHMARKS.md,
+// session 7), whether branching, selecting, on integers or on floats.
+override TABLE_IN_RANGE: u32 = 0u;
 // The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16; `fast` and `hf` in
 // rotate_word_f16_mode), 2 f32 (one per word: rope_general_f32.wgsl, not rotate_word).
 override DTYPE: u32 = 0u;
@@ -81,8 +87,8 @@ fn rotate_word_fast(w: u32, cs: vec2<u32>) -> vec2<u32> {
         let y1 = dot2_hf(x1, cb, x0, sb);
         return vec2<u32>(y0 | (y1 << 16u), 0u);
     }
-    // Zero, subnormal or huge table values (rare: position 0, user tables) go the exact way.
-    if (!(f32_fast_ok(cosb) && f32_fast_ok(sinb))) {
+    // Subnormal or huge table values (user tables) go the exact way.
+    if (TABLE_IN_RANGE == 0u && !(f32_fast_ok(cosb) && f32_fast_ok(sinb))) {
         return vec2<u32>(0u, 3u);
     }
     var y0: u32;
@@ -124,7 +130,9 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
 // live values few (a variant with 37 lost 6-9 points).
 
 // Whether eight f32 table values are all normal and below 2^16 (dot2_fast's condition on its
-// table operands). Zero values fail (position 0's sin): their words take the exact path.
+// table operands, f32_fast_ok, which also allows zero). Zero values fail here (position 0's
+// sin: one integer range test for all eight): their words take the exact path. Skipped when
+// the host checked the table (TABLE_IN_RANGE).
 fn table_fast_ok(a: vec4<u32>, b: vec4<u32>) -> bool {
     let k = vec4<u32>(0x00800000u);
     let m = vec4<u32>(0x7FFFFFFFu);
@@ -169,7 +177,7 @@ struct Rotated4 {
 // Words x with table entries (cos, sin) c01 = (x.x's, x.y's), c23 = (x.z's, x.w's).
 fn rotate4_fast(x: vec4<u32>, c01: vec4<u32>, c23: vec4<u32>) -> Rotated4 {
     if (EXACT == 1u && DTYPE == 0u) {
-        if (!table_fast_ok(c01, c23)) {
+        if (TABLE_IN_RANGE == 0u && !table_fast_ok(c01, c23)) {
             return Rotated4(x, 0xFFu);
         }
         let r0 = rotate_word_proven(x.x, c01.x, c01.y);

@@ -50,11 +50,20 @@ pub const FLOAT_CHECK_ENTRY: &str = "float_check";
 pub const COPY_ENTRY: &str = "copy";
 
 /// Override constants of the RoPE kernels: `EXACT` (the arithmetic: 1 exact, 0 plain f32,
-/// 2 `hf`), `DTYPE` (0 bf16, 1 f16, 2 f32), `WORKGROUP_SIZE`.
-pub const ROPE_OVERRIDES: [&str; 3] = ["EXACT", "DTYPE", "WORKGROUP_SIZE"];
+/// 2 `hf`), `DTYPE` (0 bf16, 1 f16, 2 f32), `TABLE_IN_RANGE` (1: the host checked the table's
+/// values, [`crate::RopeTable::in_fast_range`], and the kernel skips testing them),
+/// `WORKGROUP_SIZE`.
+pub const ROPE_OVERRIDES: [&str; 4] = ["EXACT", "DTYPE", "TABLE_IN_RANGE", "WORKGROUP_SIZE"];
 
-/// Override constants of the general kernel: those of the others and `HALF_SPLIT`.
-pub const ROPE_GENERAL_OVERRIDES: [&str; 4] = ["EXACT", "DTYPE", "HALF_SPLIT", "WORKGROUP_SIZE"];
+/// Override constants of the general kernel: those of the others and `HALF_SPLIT` (its
+/// `TABLE_IN_RANGE` stays 0: it tests the table values it reads).
+pub const ROPE_GENERAL_OVERRIDES: [&str; 5] = [
+    "EXACT",
+    "DTYPE",
+    "HALF_SPLIT",
+    "TABLE_IN_RANGE",
+    "WORKGROUP_SIZE",
+];
 
 /// Override constants of the check kernel: `DTYPE` (1 f16, 2 f32), `FAST` (1: the f16 fast
 /// path first, 0: the exact integer path alone), `WORKGROUP_SIZE`.

@@ -829,6 +829,7 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 precision: Precision::Exact,
                 dtype: crate::Dtype::Bf16,
                 pairing: crate::Pairing::Interleaved,
+                table_in_range: case.table.in_fast_range(),
             },
             wgpu::ComputePassTimestampWrites {
                 query_set: &queries,

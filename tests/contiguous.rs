@@ -64,8 +64,16 @@ fn compare(case: &str, got: &[u16], want: &[u16]) {
 }
 
 /// Records the call through `RopeKernels::record` (the contiguous kernels alone) into an
-/// output filled with the sentinel `u32::MAX`, and returns what the kernel wrote.
-fn record_sentinel(gpu: &bfrope::Gpu, call: &RopeCall, x: &[u16], offset: usize) -> Vec<u16> {
+/// output filled with the sentinel `u32::MAX`, and returns what the kernel wrote; with
+/// `table_in_range` the kernel skips testing table values (the pipeline `Gpu::apply` runs for
+/// a table in range), without it tests them (a raw table not known to be).
+fn record_sentinel(
+    gpu: &bfrope::Gpu,
+    call: &RopeCall,
+    x: &[u16],
+    offset: usize,
+    table_in_range: bool,
+) -> Vec<u16> {
     let (shape, row_offset, pairing) = call.contiguous_pairs().expect("a contiguous call");
     let device = gpu.device();
     let storage = wgpu::BufferUsages::STORAGE;
@@ -101,6 +109,7 @@ fn record_sentinel(gpu: &bfrope::Gpu, call: &RopeCall, x: &[u16], offset: usize)
                 precision: Precision::Exact,
                 pairing,
                 dtype: call.rotation.dtype,
+                table_in_range,
             },
         )
         .unwrap();
@@ -129,10 +138,17 @@ fn check_all(case: &str, call: &RopeCall, x: &[u16], offset: usize, want_kernel:
         &want,
     );
     compare(
-        &format!("{case}[gpu record, sentinel]"),
-        &record_sentinel(&gpu, call, x, offset),
+        &format!("{case}[gpu record, sentinel, table tested]"),
+        &record_sentinel(&gpu, call, x, offset, false),
         &want,
     );
+    if call.table.in_fast_range() {
+        compare(
+            &format!("{case}[gpu record, sentinel, table in range]"),
+            &record_sentinel(&gpu, call, x, offset, true),
+            &want,
+        );
+    }
 }
 
 /// Every bf16 code as the first-half element of a pair, against edge and random partners, at
@@ -371,6 +387,7 @@ fn contiguous_half_split_without_vec4_kernel() {
             precision: Precision::Exact,
             pairing: Pairing::HalfSplit,
             dtype: Dtype::Bf16,
+            table_in_range: false,
         })
         .unwrap_err();
     assert!(

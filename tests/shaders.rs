@@ -141,13 +141,20 @@ fn shader_rope_validates_and_translates_for_every_variant() {
         got.sort();
         assert_eq!(got, want, "{name}: override constants vs ROPE_OVERRIDES");
         for exact in [1.0, 0.0, 2.0] {
-            for (wg, dtype) in [(64.0, 0.0), (256.0, 0.0), (256.0, 1.0)] {
-                let case = format!("{name}[exact={exact},wg={wg},dtype={dtype}]");
+            for (wg, dtype, table) in [
+                (64.0, 0.0, 0.0),
+                (256.0, 0.0, 0.0),
+                (128.0, 0.0, 1.0),
+                (256.0, 1.0, 0.0),
+                (128.0, 1.0, 1.0),
+            ] {
+                let case = format!("{name}[exact={exact},wg={wg},dtype={dtype},table={table}]");
                 let constants: Vec<(&str, f64)> = bfrope::shaders::ROPE_OVERRIDES
                     .iter()
                     .map(|&k| match k {
                         "EXACT" => (k, exact),
                         "DTYPE" => (k, dtype),
+                        "TABLE_IN_RANGE" => (k, table),
                         "WORKGROUP_SIZE" => (k, wg),
                         other => panic!("no test value for override {other}"),
                     })

@@ -281,6 +281,7 @@ fn shapes_validation_errors_name_the_values() {
         precision: p,
         dtype: bfrope::Dtype::Bf16,
         pairing: bfrope::Pairing::Interleaved,
+        table_in_range: false,
     };
     // The arguments claim 8 rows (256 bytes) but the table buffer holds 128 bytes.
     assert_err_names(

@@ -46,6 +46,7 @@ fn dispatches(gpu: &Gpu, shape: RopeShape, t: &RopeTable, row_offset: usize) -> 
             precision: Precision::Exact,
             dtype: bfrope::Dtype::Bf16,
             pairing: bfrope::Pairing::Interleaved,
+            table_in_range: t.in_fast_range(),
         })
         .unwrap()
 }

@@ -154,6 +154,7 @@ fn specials_gpu_record_sentinel_d8_forward_and_d2_inverse() {
                     precision: Precision::Exact,
                     dtype: bfrope::Dtype::Bf16,
                     pairing: bfrope::Pairing::Interleaved,
+                    table_in_range: table.in_fast_range(),
                 },
             )
             .unwrap();

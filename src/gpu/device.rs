@@ -380,6 +380,7 @@ impl Gpu {
         Ok(Rotator {
             gpu: self,
             host_table: table,
+            table_in_range: table.in_fast_range(),
             table: buffer,
             tensors: None,
             staging: None,
@@ -435,6 +436,9 @@ impl Gpu {
 pub struct Rotator<'a> {
     gpu: &'a Gpu,
     host_table: &'a RopeTable,
+    /// What [`RopeTable::in_fast_range`] says of it (the contiguous kernels then skip testing
+    /// table values).
+    table_in_range: bool,
     table: wgpu::Buffer,
     tensors: Option<(wgpu::Buffer, wgpu::Buffer)>,
     staging: Option<wgpu::Buffer>,
@@ -484,6 +488,7 @@ impl Rotator<'_> {
             out[span..].copy_from_slice(&x[span..]);
             let rotation = call.rotation;
             let table_rows = call.table.rows();
+            let table_in_range = self.table_in_range;
             return self
                 .run(
                     "rotating",
@@ -503,6 +508,7 @@ impl Rotator<'_> {
                                 precision: rotation.precision,
                                 dtype: rotation.dtype,
                                 pairing,
+                                table_in_range,
                             },
                         )
                     },

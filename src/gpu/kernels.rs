@@ -68,6 +68,10 @@ pub struct KernelKey {
     pub dtype: Dtype,
     /// The kernel module.
     pub kernel: Kernel,
+    /// The `TABLE_IN_RANGE` override: the table's values are known to be zero or normal
+    /// below 2^16 ([`RopeArgs::table_in_range`](crate::gpu::RopeArgs::table_in_range)), so
+    /// the kernel does not test them. Only the exact contiguous kernels set it.
+    pub table_in_range: bool,
 }
 
 impl KernelKey {
@@ -104,6 +108,7 @@ impl KernelKey {
             precision,
             dtype,
             kernel,
+            table_in_range: false,
         })
     }
 
@@ -161,9 +166,9 @@ pub struct RopeKernels {
     /// [`VIEW_CACHE_ENTRIES`] entries (cleared when full); an entry keeps its buffers alive.
     view_cache: Mutex<HashMap<ViewCacheKey, wgpu::BindGroup>>,
     copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
-    /// Benchmark-only vec4 variants ([`RopeKernels::record_timed_variant`]), by source and
-    /// precision.
-    variant_pipelines: Mutex<HashMap<(String, Precision), wgpu::ComputePipeline>>,
+    /// Benchmark-only vec4 variants ([`RopeKernels::record_timed_variant`]), by source,
+    /// precision and `TABLE_IN_RANGE`.
+    variant_pipelines: Mutex<HashMap<(String, Precision, bool), wgpu::ComputePipeline>>,
     limits: PlanLimits,
 }
 
@@ -394,6 +399,7 @@ impl RopeKernels {
                 let mut constants = vec![
                     ("EXACT", exact),
                     ("DTYPE", dtype),
+                    ("TABLE_IN_RANGE", f64::from(u8::from(key.table_in_range))),
                     ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
                 ];
                 if let Kernel::General { pairing, .. } = key.kernel {
@@ -467,7 +473,7 @@ impl RopeKernels {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             cache
-                .entry((source.to_string(), args.precision))
+                .entry((source.to_string(), args.precision, plan.key.table_in_range))
                 .or_insert_with(|| {
                     let module = self
                         .device
@@ -480,6 +486,16 @@ impl RopeKernels {
                         Precision::Fast => 0.0,
                         Precision::Hf => 2.0,
                     };
+                    let mut constants = vec![
+                        ("EXACT", exact),
+                        ("DTYPE", 0.0),
+                        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+                    ];
+                    // Modules older than the override keep their own table test.
+                    if source.contains("override TABLE_IN_RANGE") {
+                        let in_range = f64::from(u8::from(plan.key.table_in_range));
+                        constants.push(("TABLE_IN_RANGE", in_range));
+                    }
                     self.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                             label: Some("bfrope::variant"),
@@ -487,11 +503,7 @@ impl RopeKernels {
                             module: &module,
                             entry_point: Some(variant.entry),
                             compilation_options: wgpu::PipelineCompilationOptions {
-                                constants: &[
-                                    ("EXACT", exact),
-                                    ("DTYPE", 0.0),
-                                    ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-                                ],
+                                constants: &constants,
                                 zero_initialize_workgroup_memory: false,
                             },
                             cache: None,

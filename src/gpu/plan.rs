@@ -37,6 +37,13 @@ pub struct RopeArgs<'a> {
     /// Which elements pair up: interleaved (any shape) or half-split (pairs per head a
     /// multiple of 8: the half-split vec4 kernel).
     pub pairing: Pairing,
+    /// Whether every value in `table` is zero or a normal f32 below 2^16 in magnitude, as
+    /// [`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range) says of a host table
+    /// (every table bfrope builds is). `true` lets the exact kernels skip testing the table
+    /// operands of each unit (a few points of a copy on the H100); `false` is always
+    /// correct. `true` for a table with a subnormal, huge, infinite or NaN value breaks the
+    /// exactness of the result.
+    pub table_in_range: bool,
 }
 
 /// The uniform block of `rope.wgsl` (`Params`), byte for byte.
@@ -154,7 +161,7 @@ pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// Splits a checked call into dispatches (no buffers needed: unit-testable).
 pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
-    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
+    let mut key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
         .ok_or_else(|| Error::Shape {
             shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
             reason: match args.dtype {
@@ -165,6 +172,8 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
                 ),
             },
         })?;
+    // Only the exact arithmetic tests table values (one pipeline for the other modes).
+    key.table_in_range = args.table_in_range && args.precision == Precision::Exact;
     let token_words = (shape.heads * shape.pairs()) as u64;
     let token_bytes = token_words * 4;
     let row_bytes = shape.pairs() as u64 * 8;
@@ -666,6 +675,7 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                     views: group.len() as u32,
                     words,
                 },
+                table_in_range: false,
             },
             params,
             rows: host_rows.piece(first, seq),

@@ -243,6 +243,32 @@ impl RopeTable {
     pub fn as_bytes(&self) -> &[u8] {
         bytemuck::cast_slice(&self.cos_sin)
     }
+
+    /// Whether every value is ±0 or a normal f32 below 2^16 in magnitude: the table values
+    /// the GPU kernels' f32 proof accepts (a subnormal one may be flushed, a huge one makes
+    /// a flushed subnormal element matter). Every table built from a base is; a table from
+    /// [`from_cos_sin`](Self::from_cos_sin) may not be. The GPU path passes this as
+    /// [`RopeArgs::table_in_range`](crate::gpu::RopeArgs::table_in_range).
+    ///
+    /// ```
+    /// use bfrope::RopeTable;
+    /// let t = RopeTable::from_cos_sin(&[1.0, 0.5], &[0.0, -0.25], 2, 1).unwrap();
+    /// assert!(t.in_fast_range());
+    /// let tiny = RopeTable::from_cos_sin(&[1.0, 1e-40], &[0.0, 1.0], 2, 1).unwrap();
+    /// assert!(!tiny.in_fast_range());
+    /// let huge = RopeTable::from_cos_sin(&[65536.0], &[0.0], 1, 1).unwrap();
+    /// assert!(!huge.in_fast_range());
+    /// ```
+    pub fn in_fast_range(&self) -> bool {
+        self.cos_sin.iter().flatten().all(|v| f32_in_fast_range(*v))
+    }
+}
+
+/// Whether `v` is ±0 or a normal f32 below 2^16 in magnitude (`f32_fast_ok` in
+/// shaders/bf16.wgsl).
+fn f32_in_fast_range(v: f32) -> bool {
+    let m = v.to_bits() & 0x7FFF_FFFF;
+    m == 0 || (0x0080_0000..0x4780_0000).contains(&m)
 }
 
 /// PyTorch's f32 inverse frequencies: `1.0 / (base ** (arange(0, d, 2).float() / d))`.
@@ -398,5 +424,37 @@ impl TableRecipe {
             pairs,
             cos_sin,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fast_range_is_zero_or_normal_below_2_16() {
+        use super::f32_in_fast_range as ok;
+        for v in [
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1.0,
+            -0.5,
+            65535.996,
+        ] {
+            assert!(ok(v), "{v:e} is in range");
+        }
+        let below = f32::from_bits(0x4780_0000 - 1);
+        assert!(ok(below) && below < 65536.0);
+        for v in [
+            f32::from_bits(1),
+            -f32::from_bits(0x007F_FFFF),
+            65536.0,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ] {
+            assert!(!ok(v), "{v:e} is out of range");
+        }
     }
 }

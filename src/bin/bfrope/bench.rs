@@ -294,10 +294,15 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "passes", hide = true)]
     timing: Timing,
     /// Kernel variants to time beside the contiguous kernel (kernel work): NAME=FILE, a
-    /// complete WGSL module with the contiguous kernel's entry, bindings and grid; its exact
-    /// output is checked like the built-in one's.
+    /// complete WGSL module with a vec4 kernel's entry (`rope_vec4` or `rope_vec4_half`),
+    /// bindings and grid, timed on the tensors that kernel runs; its exact output is checked
+    /// like the built-in one's.
     #[arg(long, hide = true, value_parser = parse_variant, value_name = "NAME=FILE")]
     variant: Vec<(String, String)>,
+    /// Have the contiguous kernels test every unit's table values, as they do for a table
+    /// not known to be in range (diagnostic: what `RopeArgs::table_in_range` saves).
+    #[arg(long, hide = true)]
+    table_tested: bool,
     /// Only the copy, for every fill and timing, per shape (the large-buffer diagnosis).
     #[arg(long, hide = true)]
     probe: bool,
@@ -677,6 +682,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
         let [b, s, h, d] = dims;
         let n = b * s * h * d;
         let table = RopeTable::build(&TableSpec::new(d, s))?;
+        let table_in_range = table.in_fast_range() && !a.table_tested;
         let table_buf = {
             use wgpu::util::DeviceExt;
             gpu.device()
@@ -743,10 +749,15 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                     });
                     if let Some((_, _, kernel)) = contiguous {
                         kinds.insert(0, (contiguous_name(kernel), None));
-                        // Variants keep the interleaved BSHD vec4 kernel's grid and indexing.
-                        let bshd_vec4 =
-                            kernel == bfrope::gpu::Kernel::Vec4 && call.view.is_contiguous_bshd();
-                        for (name, source) in a.variant.iter().filter(|_| bshd_vec4) {
+                        // A variant times in place of the vec4 kernel whose entry it defines
+                        // (keeping that kernel's bindings, grid and indexing).
+                        let entry = match kernel {
+                            bfrope::gpu::Kernel::Vec4 => Some("fn rope_vec4("),
+                            bfrope::gpu::Kernel::Vec4Half => Some("fn rope_vec4_half("),
+                            _ => None,
+                        };
+                        let fits = |source: &str| entry.is_some_and(|e| source.contains(e));
+                        for (name, source) in a.variant.iter().filter(|v| fits(&v.1)) {
                             let name: &'static str = Box::leak(format!("variant {name}").into());
                             kinds.insert(1, (name, Some(source.as_str())));
                         }
@@ -788,6 +799,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                     precision,
                                     dtype: dtype.dtype(),
                                     pairing: contiguous.map_or(Pairing::Interleaved, |c| c.1),
+                                    table_in_range,
                                 };
                                 match variant {
                                     Some(src) => timer.time(&|e, ts| {
