@@ -3,7 +3,7 @@
 //
 // Concatenated after bf16.wgsl and float.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
 // rope_scalar.wgsl (any shape) or rope_vec4.wgsl (pairs per head a multiple of 4), for
-// contiguous interleaved tensors, or rope_vec4_half.wgsl (pairs a multiple of 8) for
+// contiguous interleaved tensors, or rope_vec4_half.wgsl (pairs a multiple of 4) for
 // contiguous half-split ones; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
 // (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
 // f32 bit patterns per (row, frequency). Tensor layout [batch, seq, heads, head_dim].

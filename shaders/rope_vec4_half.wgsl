@@ -4,7 +4,8 @@
 // 16-byte loads): the same 4 words and 2 table loads per invocation as rope_vec4.wgsl, so the
 // same registers (an earlier form with 8 + 8 elements held twice the operands: 39 registers
 // on the H100, above the 32 that let every thread slot of an SM run). The host keeps pairs per
-// head a multiple of 8 (every real head_dim).
+// head a multiple of 4 (the unit's 4 columns stay in one half; both halves' vec2 and the 4
+// table entries' two vec4 stay aligned).
 
 @group(0) @binding(1) var<storage, read> table: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> src: array<vec2<u32>>;

@@ -25,7 +25,7 @@ pub const ROPE_SCALAR_WGSL: &str = include_str!("../shaders/rope_scalar.wgsl");
 /// Entry file: four pairs per invocation with 16-byte accesses (pairs per head % 4 == 0).
 pub const ROPE_VEC4_WGSL: &str = include_str!("../shaders/rope_vec4.wgsl");
 /// Entry file: half-split pairs, 4 + 4 elements per invocation with 8-byte accesses (the host
-/// keeps pairs per head % 8 == 0).
+/// keeps pairs per head % 4 == 0).
 pub const ROPE_VEC4_HALF_WGSL: &str = include_str!("../shaders/rope_vec4_half.wgsl");
 /// f16 and f32 codecs, the exact two-product sum on 64-bit products and the proven f16 fast
 /// path (needs [`BF16_WGSL`] before it).

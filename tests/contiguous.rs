@@ -271,12 +271,14 @@ fn contiguous_special_table_values_both_pairings() {
 #[test]
 fn contiguous_bhsd_and_token_lengths_gpu_eq_cpu_eq_oracle() {
     #[rustfmt::skip]
-    let cases: [(&str, [usize; 4], usize); 8] = [
+    let cases: [(&str, [usize; 4], usize); 10] = [
         // (layout, memory dims, position offset)
         ("bhsd", [2, 3, 37, 128], 0),
-        ("bhsd", [1, 5, 19, 16], 3),    // one unit per token (half-split): 256 tokens a workgroup
+        ("bhsd", [1, 5, 19, 16], 3),    // two units per token: 64 tokens a workgroup
+        ("bhsd", [2, 3, 11, 8], 1),     // pairs 4: one unit per token (both pairings)
+        ("bshd", [2, 5, 3, 24], 4),     // pairs 12 (% 8 == 4): half-split units across heads
         ("bhsd", [3, 2, 1, 64], 7),     // decode: one token per sequence
-        ("bhsd", [1, 1, 300, 48], 1),   // pairs 24: half-split units of 8 in a 24-pair head
+        ("bhsd", [1, 1, 300, 48], 1),   // pairs 24: half-split units of 4 + 4 in a 24-pair head
         ("bshd", [3, 7, 3, 64], 0),
         ("bshd", [1, 9, 40, 128], 5),   // 640 vec4 per token: three workgroups, the last partial
         ("bshd", [2, 65, 1, 16], 0),    // one head of 16 per token
@@ -338,7 +340,7 @@ fn contiguous_bhsd_and_token_lengths_gpu_eq_cpu_eq_oracle() {
     }
 }
 
-/// Half-split heads whose pairs are not a multiple of 8 have no vec4 kernel: the library
+/// Half-split heads whose pairs are not a multiple of 4 have no vec4 kernel: the library
 /// routes them to the general kernel (still exact), and the recording API refuses them with
 /// a message naming the pair count.
 #[test]

@@ -394,7 +394,7 @@ impl Gpu {
     /// size up to the device's `max_buffer_size` (the library splits the work over the
     /// binding and grid limits; data moves through bounded staging). Contiguous BSHD
     /// and BHSD whole-head calls at an offset ([`RopeCall::contiguous_pairs`]; bf16 or f16,
-    /// half-split with pairs per head a multiple of 8) take the vec4 kernels, others (and
+    /// half-split with pairs per head a multiple of 4) take the vec4 kernels, others (and
     /// every f32 call) the general kernel.
     pub async fn apply<E: Bits>(&self, call: &RopeCall<'_>, x: &[E]) -> Result<Vec<E>> {
         call.rotation.dtype.check_bits::<E>()?;

@@ -39,8 +39,8 @@ pub enum Kernel {
     /// Contiguous BSHD, interleaved, whole head: four words per invocation, 16-byte accesses
     /// (pairs per head a multiple of 4).
     Vec4,
-    /// Contiguous, half-split pairs over the whole head: 8 elements of each half per
-    /// invocation, 16-byte accesses (pairs per head a multiple of 8).
+    /// Contiguous, half-split pairs over the whole head: 4 elements of each half per
+    /// invocation, 8-byte accesses (pairs per head a multiple of 4).
     Vec4Half,
     /// Any view, pairing and rotary_dim, any positions: one pair per invocation, out of place
     /// or in place (its own module: WebGPU bindings may not alias), one view or two (q and k
@@ -84,7 +84,7 @@ impl KernelKey {
     /// The contiguous kernel for `shape` with `pairing` and `dtype`, if there is one: f32
     /// never (one element per word: the general kernel's f32 modules); for bf16 and f16,
     /// interleaved, the vec4 kernel (pairs per head a multiple of 4) or else the scalar one;
-    /// half-split, the half-split vec4 kernel when pairs per head is a multiple of 8 (else
+    /// half-split, the half-split vec4 kernel when pairs per head is a multiple of 4 (else
     /// `None`: the general kernel serves it).
     pub fn for_contiguous(
         shape: &RopeShape,
@@ -101,7 +101,7 @@ impl KernelKey {
         let kernel = match pairing {
             Pairing::Interleaved if shape.pairs() % 4 == 0 && small => Kernel::Vec4,
             Pairing::Interleaved => Kernel::Scalar,
-            Pairing::HalfSplit if shape.pairs() % 8 == 0 && small => Kernel::Vec4Half,
+            Pairing::HalfSplit if shape.pairs() % 4 == 0 && small => Kernel::Vec4Half,
             Pairing::HalfSplit => return None,
         };
         Some(Self {

@@ -35,7 +35,7 @@ pub struct RopeArgs<'a> {
     /// bf16 or f16 (both packed two per word; f32 tensors take [`ViewArgs`]).
     pub dtype: Dtype,
     /// Which elements pair up: interleaved (any shape) or half-split (pairs per head a
-    /// multiple of 8: the half-split vec4 kernel).
+    /// multiple of 4: the half-split vec4 kernel).
     pub pairing: Pairing,
     /// Whether every value in `table` is zero or a normal f32 below 2^16 in magnitude, as
     /// [`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range) says of a host table
@@ -167,7 +167,7 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
             reason: match args.dtype {
                 Dtype::F32 => "f32 tensors have no contiguous kernel (one element per word); the general kernel (record_view) takes them".to_string(),
                 _ => format!(
-                    "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 8; the general kernel (record_view) takes any",
+                    "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 4; the general kernel (record_view) takes any",
                     shape.pairs()
                 ),
             },

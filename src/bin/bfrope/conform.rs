@@ -1183,7 +1183,7 @@ mod full {
 
         /// Elements per head: 8 (four pairs: the vec4 kernel, and two whole words of x0 and
         /// two of x1 for the general kernel's word path), 16 for the half-split vec4 kernel
-        /// (which takes heads of a multiple of 8 pairs), 4 for the scalar kernel (pairs per
+        /// (which takes heads of a multiple of 4 pairs), 4 for the scalar kernel (pairs per
         /// head not a multiple of 4).
         pub(crate) fn head_dim(self) -> usize {
             match self {
