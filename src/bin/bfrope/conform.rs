@@ -1173,10 +1173,14 @@ mod full {
             }
         }
 
-        /// Element offset of the view in its buffer.
+        /// Element offset of the view in its buffer: 1 puts heads off word boundaries (the
+        /// general kernel on 16-bit halves), 2 keeps them on words but makes the view no
+        /// contiguous tensor, so the library picks the general kernel (its word path) for any
+        /// head_dim.
         fn offset(self) -> usize {
             match self {
                 Kernel::Halves => 1,
+                Kernel::General => 2,
                 _ => 0,
             }
         }

@@ -48,6 +48,11 @@ struct Cli {
     /// HALF_SPLIT values for modules that declare it (the general kernel).
     #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1])]
     half_split: Vec<u32>,
+    /// TABLE_IN_RANGE for the contiguous kernels and --file modules that declare it: 1 (what
+    /// bfrope runs for the tables it builds: no per-unit table test) or 0 (a raw table not
+    /// known to be in range). The general kernels always build 0, as bfrope does.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=1))]
+    table_in_range: u32,
     /// WORKGROUP_SIZE (bfrope's own by default).
     #[arg(long, default_value_t = bfrope::gpu::WORKGROUP_SIZE)]
     workgroup_size: u32,
@@ -230,6 +235,10 @@ fn jobs<'a>(cli: &Cli, modules: &'a [Module]) -> Result<Vec<Job<'a>>> {
                     if has("WORKGROUP_SIZE") {
                         constants.push(("WORKGROUP_SIZE".into(), f64::from(cli.workgroup_size)));
                     }
+                    if has("TABLE_IN_RANGE") && !has("HALF_SPLIT") {
+                        let v = f64::from(cli.table_in_range);
+                        constants.push(("TABLE_IN_RANGE".into(), v));
+                    }
                     out.push(Job {
                         module: m,
                         exact,
@@ -276,7 +285,9 @@ fn table(info: &vulkan::DeviceInfo, target: compile::Target, rows: &[Row], stats
     writeln!(
         out,
         "# SPIR-V {}.{} from naga 30 as wgpu 30 writes it; buffer bounds checks: {}; WGSL \
-         overrides EXACT (0 fast, 1 exact, 2 hf), DTYPE (0 bf16, 1 f16, 2 f32), HALF_SPLIT",
+         overrides EXACT (0 fast, 1 exact, 2 hf), DTYPE (0 bf16, 1 f16, 2 f32), HALF_SPLIT, \
+         TABLE_IN_RANGE (--table-in-range on the contiguous kernels and --file modules, 0 on the \
+         general ones)",
         target.lang_version.0,
         target.lang_version.1,
         if target.robust_buffer_access2 {
