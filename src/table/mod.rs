@@ -246,8 +246,9 @@ impl RopeTable {
 
     /// Whether every value is ±0 or a normal f32 below 2^16 in magnitude: the table values
     /// the GPU kernels' f32 proof accepts (a subnormal one may be flushed, a huge one makes
-    /// a flushed subnormal element matter). Every table built from a base is; a table from
-    /// [`from_cos_sin`](Self::from_cos_sin) may not be. The GPU path passes this as
+    /// a flushed subnormal element matter). Tables built from a base are, in practice (cos
+    /// and sin, scaled by at most a few units); one from [`from_cos_sin`](Self::from_cos_sin)
+    /// may not be. The GPU path passes this as
     /// [`RopeArgs::table_in_range`](crate::gpu::RopeArgs::table_in_range).
     ///
     /// ```
