@@ -17,7 +17,7 @@ override WORKGROUP_SIZE: u32 = 256u;
 // 1: the host has checked that every table value is zero or normal below 2^16 in magnitude
 // (f32_fast_ok; `RopeTable::in_fast_range`), so the contiguous kernels skip testing the table
 // operands of every word (rotate_word_fast) or unit (rotate4_fast); 0: they test them. On the
-// H100 the per-unit test alone cost the vec4 kernels 3-7 points of a copy (BENCHMARKS.md,
+// H100 the per-unit test alone cost the vec4 kernels 2-7 points of a copy (BENCHMARKS.md,
 // session 7), whether branching, selecting, on integers or on floats.
 override TABLE_IN_RANGE: u32 = 0u;
 // The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16; `fast` and `hf` in
