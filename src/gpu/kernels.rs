@@ -112,6 +112,33 @@ impl KernelKey {
         })
     }
 
+    /// The values of the module's override constants for this key (shaders/rope.wgsl):
+    /// `EXACT` the arithmetic, `DTYPE`, `TABLE_IN_RANGE`, `WORKGROUP_SIZE`, and the general
+    /// kernel's `HALF_SPLIT`.
+    fn overrides(&self) -> Vec<(&'static str, f64)> {
+        let exact = match self.precision {
+            Precision::Exact => 1.0,
+            Precision::Fast => 0.0,
+            Precision::Hf => 2.0,
+        };
+        let dtype = match self.dtype {
+            Dtype::Bf16 => 0.0,
+            Dtype::F16 => 1.0,
+            Dtype::F32 => 2.0,
+        };
+        let mut constants = vec![
+            ("EXACT", exact),
+            ("DTYPE", dtype),
+            ("TABLE_IN_RANGE", f64::from(u8::from(self.table_in_range))),
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+        ];
+        if let Kernel::General { pairing, .. } = self.kernel {
+            let half = f64::from(u8::from(pairing == Pairing::HalfSplit));
+            constants.push(("HALF_SPLIT", half));
+        }
+        constants
+    }
+
     /// A label naming the kernel and its constants, shown in validation errors.
     pub fn label(&self) -> String {
         let mode = self.precision.name();
@@ -166,9 +193,9 @@ pub struct RopeKernels {
     /// [`VIEW_CACHE_ENTRIES`] entries (cleared when full); an entry keeps its buffers alive.
     view_cache: Mutex<HashMap<ViewCacheKey, wgpu::BindGroup>>,
     copy: Mutex<Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>>,
-    /// Benchmark-only vec4 variants ([`RopeKernels::record_timed_variant`]), by source,
-    /// precision and `TABLE_IN_RANGE`.
-    variant_pipelines: Mutex<HashMap<(String, Precision, bool), wgpu::ComputePipeline>>,
+    /// Benchmark-only vec4 variants ([`RopeKernels::record_timed_variant`]), by source and
+    /// the key they stand in for.
+    variant_pipelines: Mutex<HashMap<(String, KernelKey), wgpu::ComputePipeline>>,
     limits: PlanLimits,
 }
 
@@ -384,28 +411,8 @@ impl RopeKernels {
             .entry(key)
             .or_insert_with(|| {
                 let label = key.label();
-                // The `EXACT` override selects the arithmetic (shaders/rope.wgsl).
-                let exact = match key.precision {
-                    Precision::Exact => 1.0,
-                    Precision::Fast => 0.0,
-                    Precision::Hf => 2.0,
-                };
                 let variant = self.variant(key);
-                let dtype = match key.dtype {
-                    Dtype::Bf16 => 0.0,
-                    Dtype::F16 => 1.0,
-                    Dtype::F32 => 2.0,
-                };
-                let mut constants = vec![
-                    ("EXACT", exact),
-                    ("DTYPE", dtype),
-                    ("TABLE_IN_RANGE", f64::from(u8::from(key.table_in_range))),
-                    ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-                ];
-                if let Kernel::General { pairing, .. } = key.kernel {
-                    let half = f64::from(u8::from(pairing == Pairing::HalfSplit));
-                    constants.push(("HALF_SPLIT", half));
-                }
+                let constants = key.overrides();
                 self.device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                         label: Some(&label),
@@ -473,7 +480,7 @@ impl RopeKernels {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             cache
-                .entry((source.to_string(), args.precision, plan.key.table_in_range))
+                .entry((source.to_string(), plan.key))
                 .or_insert_with(|| {
                     let module = self
                         .device
@@ -481,21 +488,14 @@ impl RopeKernels {
                             label: Some("bfrope::variant"),
                             source: wgpu::ShaderSource::Wgsl(source.to_string().into()),
                         });
-                    let exact = match args.precision {
-                        Precision::Exact => 1.0,
-                        Precision::Fast => 0.0,
-                        Precision::Hf => 2.0,
-                    };
-                    let mut constants = vec![
-                        ("EXACT", exact),
-                        ("DTYPE", 0.0),
-                        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-                    ];
-                    // Modules older than the override keep their own table test.
-                    if source.contains("override TABLE_IN_RANGE") {
-                        let in_range = f64::from(u8::from(plan.key.table_in_range));
-                        constants.push(("TABLE_IN_RANGE", in_range));
-                    }
+                    // The key's overrides that the module declares (older variant files lack
+                    // TABLE_IN_RANGE and keep their own table test).
+                    let constants: Vec<_> = plan
+                        .key
+                        .overrides()
+                        .into_iter()
+                        .filter(|(name, _)| source.contains(&format!("override {name}")))
+                        .collect();
                     self.device
                         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                             label: Some("bfrope::variant"),

@@ -39,9 +39,9 @@ pub struct RopeArgs<'a> {
     pub pairing: Pairing,
     /// Whether every value in `table` is zero or a normal f32 below 2^16 in magnitude, as
     /// [`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range) says of a host table
-    /// (`Gpu::apply` and the `Rotator` ask it of every table). `true` lets the exact kernels skip testing the table
-    /// operands of each unit (a few points of a copy on the H100); `false` is always
-    /// correct. `true` for a table with a subnormal, huge, infinite or NaN value breaks the
+    /// (`Gpu::apply` and the `Rotator` ask it of every table). `true` lets the exact kernels
+    /// skip testing the table operands of each unit (a few points of a copy on the H100);
+    /// `false` is always correct. `true` for a table with a subnormal, huge, infinite or NaN value breaks the
     /// exactness of the result.
     pub table_in_range: bool,
 }
