@@ -15,8 +15,9 @@
 override EXACT: u32 = 1u;
 override WORKGROUP_SIZE: u32 = 256u;
 // 1: the host has checked that every table value is zero or normal below 2^16 in magnitude
-// (f32_fast_ok; `RopeTable::in_fast_range`), so the contiguous kernels skip testing the table
-// operands of every word (rotate_word_fast) or unit (rotate4_fast); 0: they test them. On the
+// (f32_fast_ok; `RopeTable::in_fast_range`), so the kernels skip testing the table operands
+// of every word (rotate_word_fast: the scalar and the general bf16/f16 kernels) or unit
+// (rotate4_fast); 0: they test them. On the
 // H100 the per-unit test alone cost the vec4 kernels 2-7 points of a copy (BENCHMARKS.md,
 // session 7), whether branching, selecting, on integers or on floats.
 override TABLE_IN_RANGE: u32 = 0u;

@@ -56,7 +56,8 @@ pub const COPY_ENTRY: &str = "copy";
 pub const ROPE_OVERRIDES: [&str; 4] = ["EXACT", "DTYPE", "TABLE_IN_RANGE", "WORKGROUP_SIZE"];
 
 /// Override constants of the general kernel: those of the others and `HALF_SPLIT` (its
-/// `TABLE_IN_RANGE` stays 0: it tests the table values it reads).
+/// `TABLE_IN_RANGE` as [`crate::gpu::ViewArgs::table_in_range`] says; the f32 modules ignore
+/// it).
 pub const ROPE_GENERAL_OVERRIDES: [&str; 5] = [
     "EXACT",
     "DTYPE",

@@ -408,6 +408,7 @@ fn slicing_every_layout_over_many_windows() {
                 rotation: *rot,
                 positions,
                 device_rows: None,
+                table_in_range: false,
             };
             let n = small.kernels().validate_view(&args).unwrap();
             if limit == align + unit {
@@ -531,6 +532,7 @@ fn slicing_q_and_k_over_many_windows() {
             rotation: rot,
             positions: &positions,
             device_rows: None,
+            table_in_range: false,
         };
         let n = small.kernels().validate_view(&args).unwrap();
         assert!(n > 4, "{n} dispatches at limit {limit}");
@@ -555,6 +557,7 @@ fn slicing_q_and_k_over_many_windows() {
         rotation: rot,
         positions: &positions,
         device_rows: None,
+        table_in_range: false,
     };
     let got = run_view(&small, &args, &[(&buf, xf.len())]);
     assert_eq!(got[0], want_f, "fused QKV in place");
@@ -606,6 +609,7 @@ fn slicing_views_refuse_what_cannot_be_split_naming_it() {
         rotation: call.rotation,
         positions: &positions,
         device_rows: Some(&ids),
+        table_in_range: false,
     };
     let e = small.kernels().validate_view(&args).unwrap_err();
     assert!(
@@ -804,6 +808,7 @@ fn slicing_f16_and_f32_views_over_many_windows() {
                     rotation: rot,
                     positions: &positions,
                     device_rows: None,
+                    table_in_range: false,
                 };
                 let n = small.kernels().validate_view(&args).unwrap();
                 assert!(n > 4, "{dtype} {name}: {n} dispatches");

@@ -515,6 +515,7 @@ impl Rotator<'_> {
                 )
                 .await;
         }
+        let table_in_range = self.table_in_range;
         self.run(
             "rotating a view",
             bytemuck::cast_slice(x),
@@ -536,6 +537,7 @@ impl Rotator<'_> {
                         rotation: call.rotation,
                         positions: call.positions,
                         device_rows: None,
+                        table_in_range,
                     },
                 )
             },

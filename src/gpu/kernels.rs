@@ -70,7 +70,9 @@ pub struct KernelKey {
     pub kernel: Kernel,
     /// The `TABLE_IN_RANGE` override: the table's values are known to be zero or normal
     /// below 2^16 ([`RopeArgs::table_in_range`](crate::gpu::RopeArgs::table_in_range)), so
-    /// the kernel does not test them. Only the exact contiguous kernels set it.
+    /// the kernel does not test them (also
+    /// [`ViewArgs::table_in_range`](crate::gpu::ViewArgs::table_in_range)). Only the exact
+    /// bf16 and f16 kernels set it.
     pub table_in_range: bool,
 }
 

@@ -393,6 +393,12 @@ pub struct ViewArgs<'a> {
     /// (`STORAGE`), for a decode loop whose positions live on the GPU; `positions` is then
     /// ignored. Rows past the table read its last row (the host cannot check them).
     pub device_rows: Option<&'a wgpu::Buffer>,
+    /// Whether every value in `table` is zero or a normal f32 below 2^16 in magnitude
+    /// ([`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range)), as for
+    /// [`RopeArgs::table_in_range`]: `true` lets the exact bf16 and f16 kernels skip testing
+    /// the table operands of each pair (f32 tensors test nothing there and ignore it);
+    /// `false` is always correct, `true` for a table outside that range breaks exactness.
+    pub table_in_range: bool,
 }
 
 /// One planned dispatch of a view call.
@@ -675,7 +681,10 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                     views: group.len() as u32,
                     words,
                 },
-                table_in_range: false,
+                // Only the exact bf16/f16 arithmetic tests table values (rotate_word_fast).
+                table_in_range: args.table_in_range
+                    && rot.precision == Precision::Exact
+                    && rot.dtype != Dtype::F32,
             },
             params,
             rows: host_rows.piece(first, seq),

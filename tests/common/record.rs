@@ -65,6 +65,7 @@ pub fn gpu_views<E: Bits>(
                 rotation,
                 positions,
                 device_rows: None,
+                table_in_range: false,
             },
         )
         .unwrap();

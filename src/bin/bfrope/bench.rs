@@ -777,6 +777,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                     rotation: rotation(precision),
                                     positions: &positions,
                                     device_rows: None,
+                                    table_in_range,
                                 };
                                 timer.time(&|e, ts| {
                                     let mut pass =
@@ -1063,6 +1064,7 @@ fn decode(gpu: &Gpu, timer: &Timer, calls: u32) -> CliResult<Decode> {
         rotation: Rotation::new(128),
         positions: &positions,
         device_rows: Some(&rows),
+        table_in_range: table.in_fast_range(),
     };
     let kernels = gpu.kernels();
     // One call outside the timing builds the pipeline and caches the bind group.
