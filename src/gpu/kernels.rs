@@ -114,6 +114,15 @@ impl KernelKey {
         })
     }
 
+    /// This key with [`table_in_range`](Self::table_in_range) set as far as `claimed` (the
+    /// caller's word on the table) applies: only the exact bf16/f16 arithmetic tests table
+    /// values (`rotate4_fast`, `rotate_word_fast`), so every other key keeps one pipeline.
+    pub(crate) fn with_table_in_range(mut self, claimed: bool) -> Self {
+        self.table_in_range =
+            claimed && self.precision == Precision::Exact && self.dtype != Dtype::F32;
+        self
+    }
+
     /// The values of the module's override constants for this key (shaders/rope.wgsl):
     /// `EXACT` the arithmetic, `DTYPE`, `TABLE_IN_RANGE`, `WORKGROUP_SIZE`, and the general
     /// kernel's `HALF_SPLIT`.

@@ -41,8 +41,8 @@ pub struct RopeArgs<'a> {
     /// [`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range) says of a host table
     /// (`Gpu::apply` and the `Rotator` ask it of every table). `true` lets the exact kernels
     /// skip testing the table operands of each unit (a few points of a copy on the H100);
-    /// `false` is always correct. `true` for a table with a subnormal, huge, infinite or NaN value breaks the
-    /// exactness of the result.
+    /// `false` is always correct. `true` for a table with a subnormal, huge, infinite or NaN
+    /// value breaks the exactness of the result.
     pub table_in_range: bool,
 }
 
@@ -161,7 +161,7 @@ pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
 /// Splits a checked call into dispatches (no buffers needed: unit-testable).
 pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
     let shape = &args.shape;
-    let mut key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
+    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
         .ok_or_else(|| Error::Shape {
             shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
             reason: match args.dtype {
@@ -171,9 +171,8 @@ pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
                     shape.pairs()
                 ),
             },
-        })?;
-    // Only the exact arithmetic tests table values (one pipeline for the other modes).
-    key.table_in_range = args.table_in_range && args.precision == Precision::Exact;
+        })?
+        .with_table_in_range(args.table_in_range);
     let token_words = (shape.heads * shape.pairs()) as u64;
     let token_bytes = token_words * 4;
     let row_bytes = shape.pairs() as u64 * 8;
@@ -681,11 +680,9 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
                     views: group.len() as u32,
                     words,
                 },
-                // Only the exact bf16/f16 arithmetic tests table values (rotate_word_fast).
-                table_in_range: args.table_in_range
-                    && rot.precision == Precision::Exact
-                    && rot.dtype != Dtype::F32,
-            },
+                table_in_range: false,
+            }
+            .with_table_in_range(args.table_in_range),
             params,
             rows: host_rows.piece(first, seq),
             tensors: windows,
