@@ -285,10 +285,41 @@ fn dot2_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
     return dot2_exact_f16(a, b, c, d);
 }
 
-// f32 -> f16, round to nearest, ties to even, on the bits: 1·v + (-0)·0 through the exact
-// path (subnormals, overflow to infinity, the canonical NaN). For the `fast` and `hf` modes.
+// f32 -> f16, round to nearest, ties to even, on the bits: the same result as the exact path's
+// 1·v + (-0)·0 (signed zeros, subnormals, overflow to infinity, the canonical NaN 0x7E00 for
+// every NaN), in a few integer steps. For the `fast` and `hf` modes (through the exact path it
+// cost `fast` on f16 three quarters of a copy's speed: BENCHMARKS.md, session 9).
 fn f32_to_f16_rne(v: u32) -> u32 {
-    return dot2_exact_f16(0x3C00u, v, 0x8000u, 0u);
+    let sign = (v >> 16u) & 0x8000u;
+    let m = v & 0x7FFFFFFFu;
+    if (m > F32_INF) {
+        return F16_QNAN;
+    }
+    // 65520 (0x477FF000) and above, infinity included: the midpoint between 65504, the
+    // largest f16, and 2^16 rounds to the even side, 2^16, which is past the range.
+    if (m >= 0x477FF000u) {
+        return sign | F16_INF;
+    }
+    // Normal f16 (2^-14 and above): rebias the exponent (127 - 15 = 112) and round the 13
+    // bits dropped, ties to the even kept bit; a carry moves into the exponent as it should.
+    if (m >= 0x38800000u) {
+        let t = m - 0x38000000u;
+        return sign | ((t + 0x0FFFu + ((t >> 13u) & 1u)) >> 13u);
+    }
+    // Below 2^-14: the multiple q of 2^-24 nearest to s · 2^(e - 150) (s the significand with
+    // its leading one, e the biased exponent), q = s >> (126 - e) rounded; below 2^-25
+    // (e < 102, f32 subnormals too) that is 0, and 2^-25 itself ties to 0.
+    let e = m >> 23u;
+    if (e < 102u) {
+        return sign;
+    }
+    let s = (m & 0x7FFFFFu) | 0x800000u;
+    let k = 126u - e;
+    let q = s >> k;
+    let rest = s & ((1u << k) - 1u);
+    let half = 1u << (k - 1u);
+    let up = rest > half || (rest == half && (q & 1u) == 1u);
+    return sign | (q + select(0u, 1u, up));
 }
 
 // The f32 pattern of the value of an f16 pattern, infinities and NaNs included.

@@ -3,7 +3,8 @@
 // correctly rounded to the format DTYPE names (1: f16, 2: f32), to out[i] (which the caller
 // fills with u32::MAX first). With FAST = 1 the
 // f16 case takes the proven f32 path first (what the RoPE kernel does), with 0 the exact
-// integer path alone, so both are checked on their own. DTYPE 0 (bf16) runs one stage of the
+// integer path alone, so both are checked on their own; with 3 the f32 -> f16 rounding of the
+// `fast` and `hf` modes alone (f32_to_f16_rne of b). DTYPE 0 (bf16) runs one stage of the
 // bf16 arithmetic alone: FAST 0 dot2_exact, 1 dot2_fast, 2 dot2_split (0x10000: undecided).
 
 override DTYPE: u32 = 1u;
@@ -35,6 +36,8 @@ fn float_check(@builtin(global_invocation_id) gid: vec3<u32>,
         y = select(y, 0x10000u, y == UNDECIDED);
     } else if (DTYPE == 2u) {
         y = dot2_exact_f32(o.x, o.y, o.z, o.w);
+    } else if (FAST == 3u) {
+        y = f32_to_f16_rne(o.y);
     } else if (FAST == 1u) {
         y = dot2_f16(o.x, o.y, o.z, o.w);
     } else {

@@ -611,6 +611,52 @@ fn gpu_f16_every_pattern_against_edge_partners_fast_and_exact_paths() {
     }
 }
 
+/// The f32 -> f16 rounding of the `fast` and `hf` modes (`f32_to_f16_rne`, integer steps) on
+/// every f32 sign, exponent and top 10 fraction bits (2¹⁹ heads) with low 13 bits that hit
+/// each rounding case (exact, just above, just below, on and around the midpoint, all ones,
+/// and seeded random ones): == `half`'s round-to-nearest-even conversion with NaN made
+/// canonical, and == the exact integer path's 1·v + (−0)·0 that it replaced; the oracle
+/// pins a sample of `half`'s results.
+#[test]
+fn gpu_f32_to_f16_rounding_every_head_and_rounding_case() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut r = rng(0xF32_F16);
+    let mut lows = vec![0u32, 1, 0x0FFF, 0x1000, 0x1001, 0x1FFF, 0x0800, 0x17FF];
+    lows.extend((0..4).map(|_| r.random_range(0..0x2000u32)));
+    let values: Vec<u32> = (0..1u32 << 19)
+        .flat_map(|head| lows.iter().map(move |&low| (head << 13) | low))
+        .collect();
+    let want: Vec<u32> = values
+        .iter()
+        .map(|&v| {
+            let f = f32::from_bits(v);
+            if f.is_nan() {
+                0x7E00
+            } else {
+                half::f16::from_f32(f).to_bits() as u32
+            }
+        })
+        .collect();
+    for (i, &v) in values.iter().enumerate().step_by(97) {
+        let o = common::oracle::oracle_dot2_in(common::oracle::F16, 0x3C00, v, 0x8000, 0) as u32;
+        assert_eq!(want[i], o, "half vs oracle at f32 {v:#010x}");
+    }
+    let ops: Vec<[u32; 4]> = values.iter().map(|&v| [0x3C00, v, 0x8000, 0]).collect();
+    let name = |i: usize| format!("f32_to_f16_rne({:#010x})", values[i]);
+    compare(
+        "f32 -> f16 (fast, hf)",
+        &gpu_dot2(&gpu, &ops, 1, 3),
+        &want,
+        name,
+    );
+    compare(
+        "f32 -> f16 through the exact path",
+        &gpu_dot2(&gpu, &ops, 1, 0),
+        &want,
+        name,
+    );
+}
+
 #[test]
 fn gpu_f32_random_bits_specials_and_near_cancellation() {
     let Some(gpu) = common::gpu() else { return };
