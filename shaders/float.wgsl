@@ -248,12 +248,18 @@ fn widen_f16(h: u32) -> f32 {
 }
 
 // a·b + c·d in f32 arithmetic, rounded to f16 when that rounding is proven correct, else
-// UNDECIDED. As for bf16 (dot2_fast), the f32 result r is within 2^-23 M (+ 2^-125 for flushed
-// tiny products) of the exact value, M = |p1| + |p2|; it is accepted only when r is an f32
-// whose exponent lies in the f16 normal range [2^-14, 2^16) and r is further than 2^-21 M from
+// UNDECIDED. As for bf16 (dot2_fast), the f32 result r is within 2^-23 M (1 + 2^-22) (+ 2^-125
+// for flushed tiny products, below 2^-45 M for the M >= 2^-80 accepted) of the exact value,
+// M = |p1| + |p2|; it is accepted only when r is an f32 whose exponent lies in the f16 normal
+// range [2^-14, 2^16) and r is further than twice that bound (PROOF_MARGIN, as for bf16) from
 // the midpoint of its f16 interval (r's bits with the low 13 replaced by 0x1000: r − mid is
-// exact). Then r + half an f16 ulp truncated is the correct f16, a carry into 2^16 being RNE's
-// overflow (r ≥ 65520). Non-finite inputs are rejected on the bits; callers ensure the table
+// exact). The exact value is then on r's side of that midpoint, and it cannot reach the
+// midpoint on the other side of r's truncation T either: that one is at least a quarter of an
+// f16 ulp from r (half an ulp below a power of two T), while |r − mid| <= half an ulp and
+// |r − mid| > twice the bound make the bound less than a quarter. (Before session 9 the margin
+// was 2^-21 M, twice this, leaving twice the near-midpoint outputs to the integer path.) Then
+// r + half an f16 ulp truncated is the correct f16, a carry into 2^16 being RNE's overflow
+// (r ≥ 65520). Non-finite inputs are rejected on the bits; callers ensure the table
 // values are zero or normal and at most 2^16 (f32_fast_ok).
 fn dot2_fast_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
     if ((a & 0x7FFFu) >= F16_INF || (c & 0x7FFFu) >= F16_INF) {
@@ -268,19 +274,100 @@ fn dot2_fast_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
     let mid = bitcast<f32>((rb & 0xFFFFE000u) | 0x1000u);
     let range_ok = (re - 113u) < 30u;
     let m_ok = ((bitcast<u32>(m) & 0x7FFFFFFFu) - 0x17800000u) < 0x67000000u;
-    let ok = range_ok && m_ok && abs(r - mid) > m * 0x1p-21;
+    let ok = range_ok && m_ok && abs(r - mid) > m * PROOF_MARGIN;
     let y = ((((rb & 0x7FFFFFFFu) + 0x1000u) >> 13u) - 0x1C000u) | ((rb >> 16u) & 0x8000u);
     return select(UNDECIDED, y, ok);
 }
 
+// x * t exactly as (hi, lo), hi = fl(x * t), for x with at most 11 significant bits (a scaled
+// f16): t split into its top 12 significant bits and the rest (at most 12 bits, below 2^-11 |t|),
+// so both partial products have at most 23 bits and are exact; hi - p1 is exact (Sterbenz:
+// |p2| < 2^-11 |p1|) and lo, the rounding error of hi, is representable. Exact whatever the
+// driver contracts into FMAs (every product is exact), given no result below 2^-126 (the
+// caller's scaling keeps every value a multiple of 2^-113).
+fn two_prod_split_f16(x: f32, t: f32) -> vec2<f32> {
+    let th = bitcast<f32>(bitcast<u32>(t) & 0xFFFFF000u);
+    let tl = t - th;
+    let p1 = x * th;
+    let p2 = x * tl;
+    let h = opaque(p1 + p2);
+    return vec2<f32>(h, (p1 - h) + p2);
+}
+
+// Correctly rounded f16 of a·b + c·d (a, c f16 patterns; b, d f32 table patterns) with
+// error-free f32 steps, or UNDECIDED where this stage cannot prove the rounding
+// (dot2_exact_f16 then decides): an infinite or NaN x, a table value not zero and not in
+// [2^-90, 2^16), a result below 2^-14 (subnormal or zero f16), cancellation of 20 bits or
+// more, an exact or near tie. The f16 analogue of dot2_split (bf16.wgsl), whose error
+// argument it follows.
+//
+// Both x are scaled by 2^24 (exact: x' = x · 2^24 is an integer in [1, 2^40) or zero), so with
+// table values t >= 2^-90 every partial product, exact sum and rounding error below is a
+// multiple of 2^-113 (t's ulp is at least 2^-113) and below 2^57: no subnormal arises, so
+// flushing cannot change anything, and nothing overflows. With A = x0'·b = Ah + Al and
+// B = x1'·d = Bh + Bl exactly (two_prod_split_f16), (S, E) the TwoSum of Ah and Bh,
+// tau = fl(fl(E + Al) + Bl) and (H, L) the TwoSum of S and tau, the exact scaled value is
+// H + L + err with |err| <= 2^-46 (|Ah| + |Bh|)(1 + 2^-22). The f16 grid, scaled, has 11
+// significant bits from 2^10 (2^-14 unscaled) up; f16 midpoints are f32 values, so if H is not
+// one, the nearest is at least ulp(H) away and |L| <= ulp(H)/2: H's rounding is correct when
+// |err| < 2^-24 |H| (checked as |H| > 2^-20 m). If H is a midpoint, the sign of L decides when
+// |L| > |err| (checked as 2^44 |L| > m).
+fn dot2_split_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
+    let am = a & 0x7FFFu;
+    let cm = c & 0x7FFFu;
+    let bm = b & 0x7FFFFFFFu;
+    let dm = d & 0x7FFFFFFFu;
+    let bf = bm >> 23u;
+    let df = dm >> 23u;
+    if ((bm != 0u && (bf - 37u) > 105u) || (dm != 0u && (df - 37u) > 105u)
+        || am >= F16_INF || cm >= F16_INF) {
+        return UNDECIDED;
+    }
+    let x0 = widen_f16(a) * 0x1p24;
+    let x1 = widen_f16(c) * 0x1p24;
+    let pa = two_prod_split_f16(x0, bitcast<f32>(b));
+    let pb = two_prod_split_f16(x1, bitcast<f32>(d));
+    let se = two_sum(pa.x, pb.x);
+    let tau = (se.y + pa.y) + pb.y;
+    let hl = two_sum(se.x, tau);
+    let m = abs(pa.x) + abs(pb.x);
+    let hb = bitcast<u32>(hl.x);
+    let hm = hb & 0x7FFFFFFFu;
+    // Below 2^10 scaled (an f16 subnormal or zero result): the integer path.
+    if (hm < 0x44800000u) {
+        return UNDECIDED;
+    }
+    var q: u32;
+    if ((hm & 0x1FFFu) != 0x1000u) {
+        if (!(abs(hl.x) > m * 0x1p-20)) {
+            return UNDECIDED;
+        }
+        q = (hm + 0x1000u) >> 13u;
+    } else {
+        if (!(abs(hl.y) * 0x1p44 > m)) {
+            return UNDECIDED;
+        }
+        q = (hm >> 13u) + select(0u, 1u, (bitcast<u32>(hl.y) >> 31u) == (hb >> 31u));
+    }
+    // q is the rounded scaled value's f32 pattern >> 13: unscale (the exponent field less 24)
+    // and rebias to f16 (less 112) in one step, 136 << 10 = 0x22000; 2^16 and above
+    // (RNE's overflow) is infinity.
+    return ((hb >> 16u) & 0x8000u) | min(q - 0x22000u, F16_INF);
+}
+
 // f16 output: the proven f32 path where the table allows it, else (or when undecided) the
-// exact integer path. f32 output has no f32 fast path (ARCHITECTURE.md): always exact.
+// error-free second stage, then the exact integer path. f32 output has no f32 fast path
+// (ARCHITECTURE.md): always exact.
 fn dot2_f16(a: u32, b: u32, c: u32, d: u32) -> u32 {
     if (f32_fast_ok(b) && f32_fast_ok(d)) {
         let y = dot2_fast_f16(a, b, c, d);
         if (y != UNDECIDED) {
             return y;
         }
+    }
+    let y = dot2_split_f16(a, b, c, d);
+    if (y != UNDECIDED) {
+        return y;
     }
     return dot2_exact_f16(a, b, c, d);
 }

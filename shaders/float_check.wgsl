@@ -3,7 +3,8 @@
 // correctly rounded to the format DTYPE names (1: f16, 2: f32), to out[i] (which the caller
 // fills with u32::MAX first). With FAST = 1 the
 // f16 case takes the proven f32 path first (what the RoPE kernel does), with 0 the exact
-// integer path alone, so both are checked on their own; with 3 the f32 -> f16 rounding of the
+// integer path alone, so both are checked on their own; 2 and 4 run the second (error-free)
+// and first (f32 proof) stages alone (0x10000: undecided); 3 the f32 -> f16 rounding of the
 // `fast` and `hf` modes alone (f32_to_f16_rne of b). DTYPE 0 (bf16) runs one stage of the
 // bf16 arithmetic alone: FAST 0 dot2_exact, 1 dot2_fast, 2 dot2_split (0x10000: undecided).
 
@@ -38,6 +39,14 @@ fn float_check(@builtin(global_invocation_id) gid: vec3<u32>,
         y = dot2_exact_f32(o.x, o.y, o.z, o.w);
     } else if (FAST == 3u) {
         y = f32_to_f16_rne(o.y);
+    } else if (FAST == 2u || FAST == 4u) {
+        // One f16 stage alone: 2 dot2_split_f16, 4 dot2_fast_f16 (0x10000: undecided).
+        if (FAST == 2u) {
+            y = dot2_split_f16(o.x, o.y, o.z, o.w);
+        } else {
+            y = dot2_fast_f16(o.x, o.y, o.z, o.w);
+        }
+        y = select(y, 0x10000u, y == UNDECIDED);
     } else if (FAST == 1u) {
         y = dot2_f16(o.x, o.y, o.z, o.w);
     } else {

@@ -49,10 +49,15 @@ fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
     let x1 = w >> 16u;
     let sinb = cs.y ^ params.sin_sign;
     if (DTYPE == 1u) {
-        if (half == 0u) {
-            return dot2_exact_f16(x0, cs.x, x1, sinb ^ 0x80000000u);
+        // The error-free f32 stage first (dot2_split_f16); the integer path where it cannot
+        // decide.
+        let b16 = select(sinb, cs.x, half == 0u);
+        let d16 = select(cs.x, sinb ^ 0x80000000u, half == 0u);
+        let r16 = dot2_split_f16(x0, b16, x1, d16);
+        if (r16 != UNDECIDED) {
+            return r16;
         }
-        return dot2_exact_f16(x0, sinb, x1, cs.x);
+        return dot2_exact_f16(x0, b16, x1, d16);
     }
     // The error-free f32 stage first (dot2_split); the integer path where it cannot decide.
     let b = select(sinb, cs.x, half == 0u);
