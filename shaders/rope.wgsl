@@ -48,20 +48,17 @@ fn rotate_half_exact(w: u32, cs: vec2<u32>, half: u32) -> u32 {
     let x0 = w & 0xFFFFu;
     let x1 = w >> 16u;
     let sinb = cs.y ^ params.sin_sign;
+    let b = select(sinb, cs.x, half == 0u);
+    let d = select(cs.x, sinb ^ 0x80000000u, half == 0u);
+    // The error-free f32 stage first (dot2_split, dot2_split_f16); the integer path where it
+    // cannot decide.
     if (DTYPE == 1u) {
-        // The error-free f32 stage first (dot2_split_f16); the integer path where it cannot
-        // decide.
-        let b16 = select(sinb, cs.x, half == 0u);
-        let d16 = select(cs.x, sinb ^ 0x80000000u, half == 0u);
-        let r16 = dot2_split_f16(x0, b16, x1, d16);
+        let r16 = dot2_split_f16(x0, b, x1, d);
         if (r16 != UNDECIDED) {
             return r16;
         }
-        return dot2_exact_f16(x0, b16, x1, d16);
+        return dot2_exact_f16(x0, b, x1, d);
     }
-    // The error-free f32 stage first (dot2_split); the integer path where it cannot decide.
-    let b = select(sinb, cs.x, half == 0u);
-    let d = select(cs.x, sinb ^ 0x80000000u, half == 0u);
     let r = dot2_split(x0, b, x1, d);
     if (r != UNDECIDED) {
         return r;

@@ -1190,17 +1190,31 @@ fn check_stage(name: &str, got: &[u32], want: &[u32], ops: &[[u32; 4]]) -> (usiz
     (got.len() - undecided, undecided)
 }
 
-#[test]
-fn gpu_bf16_stages_decide_only_correct_roundings() {
-    let Some(gpu) = common::gpu() else { return };
-    use common::oracle::oracle_dot2;
-    // Every bf16 x0 against edge x1 values and tables (y0 = x0·cos + x1·(−sin), y1 =
-    // x0·sin + x1·cos): identity, real angles, the second stage's range edges (2^-90, 2^16),
-    // a subnormal, an infinite and a NaN table value, a midpoint maker (1 + 2^-9).
-    let x1s: [u16; 8] = [
-        0x0000, 0x8000, 0x0001, 0x0080, 0x3F9F, 0xBFC0, 0x7F7F, 0xFFC1,
-    ];
-    let tables: [(f32, f32); 8] = [
+/// Pushes the two dot products of rotating (x0, x1) by (c, s): y0 = x0·c + x1·(−s), then
+/// y1 = x0·s + x1·c.
+fn push_rotation(ops: &mut Vec<[u32; 4]>, x0: u32, x1: u32, c: f32, s: f32) {
+    ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
+    ops.push([x0, s.to_bits(), x1, c.to_bits()]);
+}
+
+/// The first stage left `u1` outputs undecided (enough for the test to mean something) and
+/// the second stage `u2` of those (at most one in 50).
+fn assert_second_stage_decides(u1: usize, u2: usize) {
+    assert!(
+        u1 >= 100,
+        "the first stage left only {u1} outputs undecided: the test lost its cases"
+    );
+    assert!(
+        u2 * 50 <= u1,
+        "the second stage left {u2} of the first stage's {u1} undecided"
+    );
+}
+
+/// The (cos, sin) tables of the stage tests: identity, real angles, the second stages' range
+/// edges (2^-90, 2^16), an f32 subnormal, an infinite and a NaN table value; then `makers`
+/// (the format's midpoint makers).
+fn stage_tables(makers: &[(f32, f32)]) -> Vec<(f32, f32)> {
+    let mut t = vec![
         (1.0, 0.0),
         (1f64.cos() as f32, 1f64.sin() as f32),
         (1e6f64.cos() as f32, 1e6f64.sin() as f32),
@@ -1211,18 +1225,37 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
         (2f32.powi(-90), 65535.5),
         (f32::from_bits(0x0040_0000), -0.75),
         (f32::INFINITY, f32::NAN),
-        (1.0 + 2f32.powi(-9), -0.5),
     ];
+    t.extend_from_slice(makers);
+    t
+}
+
+/// Every 16-bit x0 against each x1 of `x1s` at each (cos, sin) of `tables`, as dot products
+/// (`push_rotation`).
+fn every_x0_ops(x1s: &[u16], tables: &[(f32, f32)]) -> Vec<[u32; 4]> {
     let mut ops = Vec::new();
-    for &(c, s) in &tables {
-        for &x1 in &x1s {
+    for &(c, s) in tables {
+        for &x1 in x1s {
             for x0 in 0..=u16::MAX {
-                let (x0, x1) = (x0 as u32, x1 as u32);
-                ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
-                ops.push([x0, s.to_bits(), x1, c.to_bits()]);
+                push_rotation(&mut ops, x0 as u32, x1 as u32, c, s);
             }
         }
     }
+    ops
+}
+
+#[test]
+fn gpu_bf16_stages_decide_only_correct_roundings() {
+    let Some(gpu) = common::gpu() else { return };
+    use common::oracle::oracle_dot2;
+    // Every bf16 x0 against edge x1 values and tables (y0 = x0·cos + x1·(−sin), y1 =
+    // x0·sin + x1·cos): identity, real angles, the second stage's range edges (2^-90, 2^16),
+    // a subnormal, an infinite and a NaN table value, a midpoint maker (1 + 2^-9).
+    let x1s: [u16; 8] = [
+        0x0000, 0x8000, 0x0001, 0x0080, 0x3F9F, 0xBFC0, 0x7F7F, 0xFFC1,
+    ];
+    let tables = stage_tables(&[(1.0 + 2f32.powi(-9), -0.5)]);
+    let mut ops = every_x0_ops(&x1s, &tables);
     let edge = ops.len();
     // Random normal data at random angles: where the stages' undecided outputs come from.
     let mut r = bfrope::conformance::SplitMix64(0x57A6E);
@@ -1232,9 +1265,7 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
     for _ in 0..1 << 20 {
         let (x0, x1) = (normal(&mut r), normal(&mut r));
         let t = 1e4 * r.next_f64();
-        let (c, s) = (t.cos() as f32, t.sin() as f32);
-        ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
-        ops.push([x0, s.to_bits(), x1, c.to_bits()]);
+        push_rotation(&mut ops, x0, x1, t.cos() as f32, t.sin() as f32);
     }
     let want: Vec<u32> = par_map(ops.len(), |i| {
         let [a, b, c, d] = ops[i];
@@ -1261,14 +1292,7 @@ fn gpu_bf16_stages_decide_only_correct_roundings() {
         "random normal data: {} outputs, first stage undecided {u1}, both {u2}",
         ops.len() - edge
     );
-    assert!(
-        u1 >= 100,
-        "the first stage left only {u1} outputs undecided: the test lost its cases"
-    );
-    assert!(
-        u2 * 50 <= u1,
-        "the second stage left {u2} of the first stage's {u1} undecided"
-    );
+    assert_second_stage_decides(u1, u2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1289,30 +1313,11 @@ fn gpu_f16_stages_decide_only_correct_roundings() {
     let x1s: [u16; 8] = [
         0x0000, 0x8000, 0x0001, 0x0400, 0x3C00, 0xBE00, 0x7BFF, 0xFE01,
     ];
-    let tables: [(f32, f32); 9] = [
-        (1.0, 0.0),
-        (1f64.cos() as f32, 1f64.sin() as f32),
-        (1e6f64.cos() as f32, 1e6f64.sin() as f32),
-        (
-            std::f32::consts::FRAC_1_SQRT_2,
-            std::f32::consts::FRAC_1_SQRT_2,
-        ),
-        (2f32.powi(-90), 65535.5),
-        (f32::from_bits(0x0040_0000), -0.75),
-        (f32::INFINITY, f32::NAN),
+    let tables = stage_tables(&[
         (1.0 + 2f32.powi(-11), -0.5),
         (1.0 + 2f32.powi(-12) + 2f32.powi(-23), 2f32.powi(-12)),
-    ];
-    let mut ops = Vec::new();
-    for &(c, s) in &tables {
-        for &x1 in &x1s {
-            for x0 in 0..=u16::MAX {
-                let (x0, x1) = (x0 as u32, x1 as u32);
-                ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
-                ops.push([x0, s.to_bits(), x1, c.to_bits()]);
-            }
-        }
-    }
+    ]);
+    let mut ops = every_x0_ops(&x1s, &tables);
     let edge = ops.len();
     // Random f16 data of mixed magnitudes at random angles: where the stages' undecided
     // outputs come from.
@@ -1324,9 +1329,7 @@ fn gpu_f16_stages_decide_only_correct_roundings() {
     for _ in 0..1 << 20 {
         let (x0, x1) = (value(&mut r), value(&mut r));
         let t = 1e4 * r.next_f64();
-        let (c, s) = (t.cos() as f32, t.sin() as f32);
-        ops.push([x0, c.to_bits(), x1, (-s).to_bits()]);
-        ops.push([x0, s.to_bits(), x1, c.to_bits()]);
+        push_rotation(&mut ops, x0, x1, t.cos() as f32, t.sin() as f32);
     }
     let want: Vec<u32> = par_map(ops.len(), |i| {
         let [a, b, c, d] = ops[i];
@@ -1358,14 +1361,7 @@ fn gpu_f16_stages_decide_only_correct_roundings() {
         "random f16 data: {} outputs, first stage undecided {u1}, both (normal result) {u2}",
         ops.len() - edge
     );
-    assert!(
-        u1 >= 100,
-        "the first stage left only {u1} outputs undecided: the test lost its cases"
-    );
-    assert!(
-        u2 * 50 <= u1,
-        "the second stage left {u2} of the first stage's {u1} undecided"
-    );
+    assert_second_stage_decides(u1, u2);
     assert!(
         ties >= 1000,
         "the second stage decided only {ties} edge outputs the first left: lost its cases"
