@@ -645,13 +645,13 @@ fn gpu_f32_to_f16_rounding_every_head_and_rounding_case() {
     let name = |i: usize| format!("f32_to_f16_rne({:#010x})", values[i]);
     compare(
         "f32 -> f16 (fast, hf)",
-        &gpu_dot2(&gpu, &ops, 1, 3),
+        &gpu_stage(&gpu, &ops, 1, 3),
         &want,
         name,
     );
     compare(
         "f32 -> f16 through the exact path",
-        &gpu_dot2(&gpu, &ops, 1, 0),
+        &gpu_stage(&gpu, &ops, 1, 0),
         &want,
         name,
     );
@@ -1341,10 +1341,10 @@ fn gpu_f16_stages_decide_only_correct_roundings() {
     check_stage("dot2_fast_f16", &first, &want, &ops);
     let second = gpu_stage(&gpu, &ops, 1, 2);
     let (decided, _) = check_stage("dot2_split_f16", &second, &want, &ops);
-    let ties = (0..edge)
+    let rescued = (0..edge)
         .filter(|&i| second[i] != 0x10000 && first[i] == 0x10000)
         .count();
-    eprintln!("edge cases: second stage decided {decided}, {ties} of them left by the first");
+    eprintln!("edge cases: second stage decided {decided}, {rescued} of them left by the first");
     // On the random data the first stage leaves some outputs undecided (near a midpoint or
     // cancelling), and the second decides all but a few of those with a normal f16 result.
     let (_, u1) = check_stage(
@@ -1363,7 +1363,7 @@ fn gpu_f16_stages_decide_only_correct_roundings() {
     );
     assert_second_stage_decides(u1, u2);
     assert!(
-        ties >= 1000,
-        "the second stage decided only {ties} edge outputs the first left: lost its cases"
+        rescued >= 1000,
+        "the second stage decided only {rescued} edge outputs the first left: lost its cases"
     );
 }
