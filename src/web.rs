@@ -1052,6 +1052,8 @@ export type RopeVariant =
       originalMaxPositionEmbeddings: number }
   | { type: "longrope"; shortFactor: ArrayLike<number>; longFactor: ArrayLike<number>;
       originalMaxPositionEmbeddings: number; factor: number; attentionFactor?: number }
+  | { type: "dynamic-alpha"; alpha: number; factor: number; maxPositionEmbeddings: number }
+  | { type: "proportional"; rotated: number; factor?: number }
   | { type: "custom"; invFreq: ArrayLike<number> };
 
 /** Everything a model configures about its table (the library's `TableRecipe`). Also
@@ -1073,12 +1075,22 @@ export interface RopeRecipe {
 export interface RopeConfig {
   recipe: RopeRecipe & { base: number; variant: RopeVariant; angles: "exact" | "torch"; axes: string };
   headDim: number;
-  /** `"half"` (Hugging Face's `rotate_half`) or `"interleaved"` (`rope_interleave`, GLM). */
+  /** `"half"` (Hugging Face's `rotate_half`) or `"interleaved"` (the model type's or `rope_interleave`). */
   pairing: "interleaved" | "half";
   /** `max_position_embeddings`, where given. */
   maxPositionEmbeddings: number | null;
   /** The multiplier of cos and sin (YaRN, LongRoPE; 1 otherwise). */
   attentionFactor: number;
+  /** The model type read (a wrapper's text config's), or null where the config names none. */
+  modelType: string | null;
+  /** Why the pairing is what it is. */
+  pairingReason: string;
+  /** One line per group of layers that rotate alike. */
+  layers: string[];
+  /** Rope-related keys present but not read, and other warnings. */
+  warnings: string[];
+  /** The one-line summary the CLI prints. */
+  summary: string;
 }
 
 /** `frequenciesFor`: the R/2 inverse frequencies for a call whose largest position is given. */
@@ -1135,6 +1147,8 @@ fn variant_keys(kind: &str) -> Option<&'static [&'static str]> {
             "factor",
             "attentionFactor",
         ],
+        "proportional" => &["type", "rotated", "factor"],
+        "dynamic-alpha" => &["type", "alpha", "factor", "maxPositionEmbeddings"],
         "custom" => &["type", "invFreq"],
         _ => return None,
     })
@@ -1210,7 +1224,7 @@ fn variant_from(v: &JsValue, path: &'static str) -> Result<crate::Variant, JsVal
                 "{path} {other:?} needs its parameters: give an object {{type: {other:?}, ...}}"
             ))),
             other => Err(js_err(format!(
-                "{path} {other:?} is not a rope type; expected default, linear, dynamic, yarn, llama3, longrope or custom"
+                "{path} {other:?} is not a rope type; expected default, linear, dynamic, dynamic-alpha, yarn, llama3, longrope, proportional or custom"
             ))),
         };
     }
@@ -1223,7 +1237,7 @@ fn variant_from(v: &JsValue, path: &'static str) -> Result<crate::Variant, JsVal
         .ok_or_else(|| js_err(format!("{path}.type {} is not a string", show(&kind))))?;
     let keys = variant_keys(&kind).ok_or_else(|| {
         js_err(format!(
-            "{path}.type {kind:?} is not a rope type; expected default, linear, dynamic, yarn, llama3, longrope or custom"
+            "{path}.type {kind:?} is not a rope type; expected default, linear, dynamic, dynamic-alpha, yarn, llama3, longrope, proportional or custom"
         ))
     })?;
     let f = Fields::new(v, path, keys)?;
@@ -1260,6 +1274,15 @@ fn variant_from(v: &JsValue, path: &'static str) -> Result<crate::Variant, JsVal
             original_max_position_embeddings: int("originalMaxPositionEmbeddings")?,
             factor: num("factor")?,
             attention_factor: f.number("attentionFactor")?,
+        },
+        "dynamic-alpha" => Variant::DynamicAlpha {
+            alpha: num("alpha")?,
+            factor: num("factor")?,
+            max_position_embeddings: int("maxPositionEmbeddings")?,
+        },
+        "proportional" => Variant::Proportional {
+            rotated: int("rotated")? as usize,
+            factor: f.number("factor")?.unwrap_or(1.0),
         },
         _ => Variant::Custom(f.required("invFreq", f.numbers("invFreq")?)?),
     })
@@ -1334,6 +1357,19 @@ fn variant_object(v: &crate::Variant) -> Object {
                 set(&o, "attentionFactor", *a);
             }
         }
+        Variant::DynamicAlpha {
+            alpha,
+            factor,
+            max_position_embeddings,
+        } => {
+            set(&o, "alpha", *alpha);
+            set(&o, "factor", *factor);
+            set(&o, "maxPositionEmbeddings", *max_position_embeddings as f64);
+        }
+        Variant::Proportional { rotated, factor } => {
+            set(&o, "rotated", *rotated as f64);
+            set(&o, "factor", *factor);
+        }
         Variant::Custom(inv) => set(&o, "invFreq", list(inv)),
     }
     o
@@ -1398,12 +1434,28 @@ fn recipe_object(r: &crate::TableRecipe) -> Object {
     o
 }
 
-/// Reads a Hugging Face `config.json` (its text) as the CLI's `--hf-config` does:
-/// `{recipe, headDim, pairing, maxPositionEmbeddings, attentionFactor}` (`RopeConfig`).
-/// Unknown rope types and inconsistent values throw one sentence naming the key.
+/// Reads a Hugging Face `config.json` (its text) as the CLI's `--hf-config` does, for the
+/// layer `layer` names where the model's layers rotate differently (a layer type of the
+/// config's `layer_types`, or a 0-based layer index):
+/// `{recipe, headDim, pairing, maxPositionEmbeddings, attentionFactor, modelType,
+/// pairingReason, layers, warnings, summary}` (`RopeConfig`). A model or layer without RoPE,
+/// an unknown model type, unknown rope types and inconsistent values throw one sentence
+/// naming the key.
 #[wasm_bindgen(js_name = ropeFromConfig, unchecked_return_type = "RopeConfig")]
-pub fn rope_from_config(json: &str) -> Result<JsValue, JsValue> {
-    let hf = crate::HfRope::from_config_json(json).map_err(js_err)?;
+pub fn rope_from_config(
+    json: &str,
+    #[wasm_bindgen(unchecked_param_type = "string | number | undefined")] layer: JsValue,
+) -> Result<JsValue, JsValue> {
+    let choice = if layer.is_undefined() || layer.is_null() {
+        None
+    } else if let Some(t) = layer.as_string() {
+        Some(crate::table::Layer::Type(t))
+    } else {
+        Some(crate::table::Layer::Index(
+            position(&layer, "layer")? as usize,
+        ))
+    };
+    let hf = crate::HfRope::from_config_json_for(json, choice.as_ref()).map_err(js_err)?;
     let (freqs, _) = hf.recipe.frequencies(0).map_err(js_err)?;
     let o = Object::new();
     set(&o, "recipe", recipe_object(&hf.recipe));
@@ -1423,6 +1475,20 @@ pub fn rope_from_config(json: &str) -> Result<JsValue, JsValue> {
             .map(|n| JsValue::from_f64(n as f64))
             .unwrap_or(JsValue::NULL),
     );
+    let e = &hf.explanation;
+    set(
+        &o,
+        "modelType",
+        e.model_type
+            .as_deref()
+            .map(JsValue::from_str)
+            .unwrap_or(JsValue::NULL),
+    );
+    set(&o, "pairingReason", e.pairing_reason.as_str());
+    let strings = |v: &[String]| v.iter().map(|x| JsValue::from_str(x)).collect::<Array>();
+    set(&o, "layers", strings(&e.layers));
+    set(&o, "warnings", strings(&e.warnings));
+    set(&o, "summary", hf.summary());
     set(&o, "attentionFactor", freqs.attention);
     Ok(o.into())
 }

@@ -8,6 +8,7 @@
 //!       --positions N0..N1 | --positions-from FILE:NAME  -o TABLE.safetensors
 //! bfrope conform [--adapter SUBSTRING | --all-adapters] [--dtype bf16|f16|f32|all] [--full] [--json]
 //! bfrope bench [--adapter SUBSTRING] [--shapes BxSxHxD,...] [--dtypes bf16,f16,f32] [--quick] [--json]
+//! bfrope explain --hf-config PATH [--layer-type NAME | --layer N] [--json]
 //! ```
 //!
 //! Errors are one sentence on stderr; exit 2 for bad usage or bad input, 1 for a failure
@@ -25,6 +26,8 @@ mod bench;
 mod conform;
 #[path = "bfrope/demo.rs"]
 mod demo;
+#[path = "bfrope/explain.rs"]
+mod explain;
 #[path = "bfrope/info.rs"]
 mod info;
 #[path = "bfrope/output.rs"]
@@ -64,6 +67,8 @@ enum Command {
     Table(Box<table::TableArgs>),
     /// Exact, fast and a copy of the same bytes side by side, timed with GPU timestamps.
     Bench(bench::BenchArgs),
+    /// What bfrope reads from a model's config.json and decides: pairing, dims, base, layers.
+    Explain(explain::ExplainArgs),
 }
 
 /// A failure with its exit code: 2 for bad usage or input, 1 for a failure while running.
@@ -160,6 +165,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Conform(args)) => conform::run(&args),
         Some(Command::Table(args)) => table::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Explain(args)) => explain::run(&args),
     }
 }
 

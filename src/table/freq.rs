@@ -31,6 +31,17 @@ pub enum Variant {
         /// The context the model was configured for.
         max_position_embeddings: u64,
     },
+    /// HunYuan's NTK-alpha: while the largest position stays within `max_position_embeddings`,
+    /// the default frequencies of base `θ · alpha^(d/(d−2))`; beyond it, transformers'
+    /// dynamic NTK of `θ` with `factor` (its rotary module recomputes them so).
+    DynamicAlpha {
+        /// HunYuan's `alpha` (> 0).
+        alpha: f64,
+        /// The dynamic NTK factor beyond the configured context (> 0).
+        factor: f64,
+        /// The context the model was configured for.
+        max_position_embeddings: u64,
+    },
     /// YaRN: a ramp between interpolated and extrapolated frequencies, and an attention
     /// factor multiplied into cos and sin.
     Yarn {
@@ -76,6 +87,15 @@ pub enum Variant {
         /// An explicit attention factor (else `sqrt(1 + ln(factor) / ln(original))`).
         attention_factor: Option<f64>,
     },
+    /// Proportional RoPE (Gemma 4): the first `rotated` of the `R/2` frequencies are the
+    /// default ones over the whole rotary dimension (`base^(-2i/R)`), the rest are zero (those
+    /// pairs pass through unrotated), all divided by `factor`.
+    Proportional {
+        /// How many frequencies rotate: `int(partial_rotary_factor · head_dim // 2)`.
+        rotated: usize,
+        /// Divisor of every frequency (1 unless given).
+        factor: f64,
+    },
     /// The caller's own inverse frequencies (`R/2` values, e.g. the seed's audio-scaled ones).
     Custom(Vec<f64>),
 }
@@ -87,9 +107,11 @@ impl Variant {
             Variant::Default => "default",
             Variant::Linear { .. } => "linear",
             Variant::Dynamic { .. } => "dynamic",
+            Variant::DynamicAlpha { .. } => "dynamic-alpha",
             Variant::Yarn { .. } => "yarn",
             Variant::Llama3 { .. } => "llama3",
             Variant::LongRope { .. } => "longrope",
+            Variant::Proportional { .. } => "proportional",
             Variant::Custom(_) => "custom",
         }
     }
@@ -248,6 +270,31 @@ pub fn frequencies(
                 (default(b), 1.0)
             }
         }
+        Variant::DynamicAlpha {
+            alpha,
+            factor,
+            max_position_embeddings: mpe,
+        } => {
+            positive("alpha", *alpha)?;
+            positive("factor", *factor)?;
+            if *mpe == 0 {
+                return Err(Error::Parameter(
+                    "max_position_embeddings 0 must be at least 1".into(),
+                ));
+            }
+            if dim <= 2 {
+                return Err(Error::Parameter(format!(
+                    "alpha scaling needs a rotary dimension above 2, not {dim}"
+                )));
+            }
+            let b = if seq_len <= *mpe {
+                base * libm::pow(*alpha, dim as f64 / (dim - 2) as f64)
+            } else {
+                let scale = factor * seq_len as f64 / *mpe as f64 - (factor - 1.0);
+                base * libm::pow(scale, dim as f64 / (dim - 2) as f64)
+            };
+            (default(b), 1.0)
+        }
         Variant::Yarn {
             factor,
             original_max_position_embeddings: orig,
@@ -309,9 +356,10 @@ pub fn frequencies(
             positive("factor", *factor)?;
             positive("low_freq_factor", *low_freq_factor)?;
             positive("high_freq_factor", *high_freq_factor)?;
-            if high_freq_factor <= low_freq_factor {
+            // Equal factors (Llama 4) leave no medium band: every frequency is kept or divided.
+            if high_freq_factor < low_freq_factor {
                 return Err(Error::Parameter(format!(
-                    "high_freq_factor {high_freq_factor} must be greater than low_freq_factor {low_freq_factor}"
+                    "high_freq_factor {high_freq_factor} must not be less than low_freq_factor {low_freq_factor}"
                 )));
             }
             let low_wl = *orig as f64 / low_freq_factor;
@@ -333,6 +381,10 @@ pub fn frequencies(
                         let smooth = ((*orig as f32 / wl) - lo) / hi;
                         let smoothed = (1.0f32 - smooth) * scaled / f + smooth * scaled;
                         let medium = wl >= high_wl && wl <= low_wl;
+                        if medium && hi == 0.0 {
+                            // transformers divides 0 by 0 here: a NaN frequency.
+                            return f64::NAN;
+                        }
                         (if medium { smoothed } else { scaled }) as f64
                     })
                     .collect()
@@ -344,6 +396,8 @@ pub fn frequencies(
                             inv
                         } else if wl > low_wl {
                             inv / factor
+                        } else if high_freq_factor == low_freq_factor {
+                            f64::NAN
                         } else {
                             let s = (*orig as f64 / wl - low_freq_factor)
                                 / (high_freq_factor - low_freq_factor);
@@ -406,6 +460,26 @@ pub fn frequencies(
             };
             (v, attention)
         }
+        Variant::Proportional { rotated, factor } => {
+            positive("factor", *factor)?;
+            if *rotated > half {
+                return Err(Error::Parameter(format!(
+                    "proportional RoPE rotates {rotated} frequencies but rotary dimension {dim} has {half}"
+                )));
+            }
+            let d = default(base);
+            let v = (0..half)
+                .map(|i| {
+                    let f = if i < *rotated { d[i] } else { 0.0 };
+                    if torch {
+                        (f as f32 / *factor as f32) as f64
+                    } else {
+                        f / factor
+                    }
+                })
+                .collect();
+            (v, 1.0)
+        }
         Variant::Custom(v) => {
             if v.len() != half {
                 return Err(Error::Parameter(format!(
@@ -429,6 +503,12 @@ pub fn frequencies(
     if !(attention.is_finite() && attention > 0.0) {
         return Err(Error::Parameter(format!(
             "attention factor {attention} must be finite and greater than 0"
+        )));
+    }
+    if let Some(i) = inv_freq.iter().position(|f| !f.is_finite()) {
+        return Err(Error::Parameter(format!(
+            "the {} scaling gives frequency {i} no finite value (its wavelength sits exactly on a boundary where transformers divides 0 by 0)",
+            variant.name()
         )));
     }
     Ok(Frequencies {

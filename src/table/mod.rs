@@ -21,9 +21,11 @@
 mod axes;
 mod config;
 mod freq;
+mod models;
 
 pub use axes::{grid_positions, Axes};
-pub use config::HfRope;
+pub use config::{Explanation, HfRope, Layer};
+pub use models::rope_model_types;
 pub use freq::{frequencies, Frequencies, Variant};
 
 use crate::error::{Error, Result};

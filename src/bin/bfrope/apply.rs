@@ -128,6 +128,8 @@ pub struct ApplyArgs {
     /// hint and multi-axis sections; explicit flags win over it.
     #[arg(long, value_name = "PATH")]
     hf_config: Option<PathBuf>,
+    #[command(flatten)]
+    layer: table_source::LayerArgs,
     /// Build the table from this F32 [N/2] inverse-frequency vector in INPUT.
     #[arg(long, value_name = "NAME")]
     inv_freq: Option<String>,
@@ -447,6 +449,11 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 a.inv_freq.as_deref(),
                 a.axes.as_deref(),
             )?;
+            if a.layer.choice().is_some() {
+                return Err(CliError::usage(
+                    "--layer-type and --layer pick a layer of a --hf-config model; with --cos/--sin tables they do not apply",
+                ));
+            }
         }
         (None, None) => {}
     }
@@ -530,6 +537,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             };
             TableSource::Built(table_source::Built::from_flags(
                 a.hf_config.as_deref(),
+                &a.layer,
                 a.base,
                 inv,
                 angles,

@@ -24,6 +24,8 @@ pub struct TableArgs {
     /// A Hugging Face config.json: base, variant, rotary dimension, multi-axis sections.
     #[arg(long, value_name = "PATH")]
     hf_config: Option<PathBuf>,
+    #[command(flatten)]
+    layer: table_source::LayerArgs,
     /// RoPE base (default 10000, or the config's).
     #[arg(long, value_name = "F", allow_hyphen_values = true)]
     base: Option<f64>,
@@ -94,6 +96,7 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
     };
     let built = Built::from_flags(
         a.hf_config.as_deref(),
+        &a.layer,
         a.base,
         inv,
         angles,
@@ -219,6 +222,17 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         ("rotary_dim".to_string(), rotary_dim.to_string()),
         ("attention_factor".to_string(), freqs.attention.to_string()),
     ]
+    .into_iter()
+    .chain(built.pairing().map(|p| {
+        (
+            "pairing".to_string(),
+            match p {
+                bfrope::Pairing::Interleaved => "interleaved",
+                bfrope::Pairing::HalfSplit => "half",
+            }
+            .to_string(),
+        )
+    }))
     .into_iter()
     .collect();
     let bytes = safetensors::serialize(tensors, Some(metadata))

@@ -5,10 +5,59 @@
 
 use std::path::{Path, PathBuf};
 
-use bfrope::table::{AngleMode, Axes, HfRope, TableRecipe, Variant};
+use bfrope::table::{AngleMode, Axes, HfRope, Layer, TableRecipe, Variant};
 use bfrope::{Pairing, Positions, RopeTable};
 
 use crate::{CliError, CliResult};
+
+/// Which layer of a model `--hf-config` describes, where its layers rotate differently.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LayerArgs {
+    /// With --hf-config: the layer type whose rotary embedding to use (a name of the
+    /// config's layer_types, e.g. sliding_attention or full_attention).
+    #[arg(long, value_name = "NAME", conflicts_with = "layer")]
+    pub layer_type: Option<String>,
+    /// With --hf-config: the 0-based index of the layer whose rotary embedding to use.
+    #[arg(long, value_name = "N")]
+    pub layer: Option<usize>,
+}
+
+impl LayerArgs {
+    /// The choice the flags make.
+    pub fn choice(&self) -> Option<Layer> {
+        match (&self.layer_type, self.layer) {
+            (Some(t), _) => Some(Layer::Type(t.clone())),
+            (None, Some(i)) => Some(Layer::Index(i)),
+            (None, None) => None,
+        }
+    }
+
+    /// The flag as typed, for messages.
+    fn flag(&self) -> Option<String> {
+        match (&self.layer_type, self.layer) {
+            (Some(t), _) => Some(format!("--layer-type {t}")),
+            (None, Some(i)) => Some(format!("--layer {i}")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Reads `--hf-config` for the layer chosen; the error names the path.
+pub fn read_config(path: &Path, layer: &LayerArgs) -> CliResult<HfRope> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::usage(format!("--hf-config {}: cannot read it: {e}", path.display()))
+    })?;
+    HfRope::from_config_json_for(&text, layer.choice().as_ref())
+        .map_err(|e| CliError::usage(format!("--hf-config {}: {e}", path.display())))
+}
+
+/// The one-line summary of what a config.json gave, and its warnings, on stderr.
+pub fn print_summary(path: &Path, hf: &HfRope) {
+    eprintln!("--hf-config {}: {}", path.display(), hf.summary());
+    for w in &hf.explanation.warnings {
+        eprintln!("warning: --hf-config {}: {w}", path.display());
+    }
+}
 
 /// Where a built table's numbers come from, the flags resolved.
 #[derive(Debug, Clone)]
@@ -29,6 +78,7 @@ impl Built {
     /// Resolves the flags; `inv_freq` is the named vector already read.
     pub fn from_flags(
         hf_config: Option<&Path>,
+        layer: &LayerArgs,
         base: Option<f64>,
         inv_freq: Option<(String, Vec<f32>)>,
         angles: AngleMode,
@@ -48,14 +98,18 @@ impl Built {
         }
         let config = match hf_config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    CliError::usage(format!("--hf-config {}: cannot read it: {e}", p.display()))
-                })?;
-                let hf = HfRope::from_config_json(&text)
-                    .map_err(|e| CliError::usage(format!("--hf-config {}: {e}", p.display())))?;
+                let hf = read_config(p, layer)?;
+                print_summary(p, &hf);
                 Some((p.to_path_buf(), hf))
             }
-            None => None,
+            None => {
+                if let Some(f) = layer.flag() {
+                    return Err(CliError::usage(format!(
+                        "{f} picks a layer of a --hf-config model; without --hf-config it does not apply"
+                    )));
+                }
+                None
+            }
         };
         let axes = axes
             .map(|s| {
