@@ -1452,7 +1452,7 @@ pub fn rope_from_config(
         Some(crate::table::Layer::Type(t))
     } else {
         Some(crate::table::Layer::Index(
-            position(&layer, "layer")? as usize,
+            position(&layer, "layer")? as usize
         ))
     };
     let hf = crate::HfRope::from_config_json_for(json, choice.as_ref()).map_err(js_err)?;

@@ -777,7 +777,12 @@ fn seed_audio_rope_from_its_own_inverse_frequency_vector() {
 fn bad_configs_are_refused_naming_the_key() {
     #[rustfmt::skip]
     let cases: &[(&str, &str)] = &[
-        (r#"{"head_dim": 64, "rope_parameters": {"rope_type": "proportional", "rope_theta": 1e4}}"#, "rope_type \"proportional\""),
+        (r#"{"head_dim": 64, "rope_parameters": {"rope_type": "spiral", "rope_theta": 1e4}}"#, "rope_type \"spiral\""),
+        (r#"{"model_type": "bert", "hidden_size": 768, "num_attention_heads": 12}"#, "absolute position embeddings"),
+        (r#"{"model_type": "falcon", "alibi": true, "hidden_size": 4544, "num_attention_heads": 71}"#, "ALiBi"),
+        (r#"{"model_type": "no_such_model", "head_dim": 64}"#, "\"no_such_model\" is not one bfrope knows"),
+        (r#"{"model_type": "nanochat", "head_dim": 64}"#, "negative angle"),
+        (r#"{"model_type": "dbrx", "d_model": 6144, "n_heads": 48, "attn_config": {"rope_theta": 500000}}"#, "attn_config.rope_theta 500000"),
         (r#"{"head_dim": 64, "rope_scaling": {"type": "linear"}}"#, "needs factor"),
         (r#"{"head_dim": 64, "partial_rotary_factor": 1.5}"#, "partial_rotary_factor 1.5"),
         (r#"{"head_dim": 64, "partial_rotary_factor": 0.5, "rotary_pct": 0.25}"#, "rotary_pct 0.25"),
@@ -788,7 +793,7 @@ fn bad_configs_are_refused_naming_the_key() {
         (r#"{"head_dim": 96, "max_position_embeddings": 131072, "rope_scaling": {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0], "original_max_position_embeddings": 4096}}"#, "short_factor holds 1 values"),
         (r#"{"head_dim": 64, "rope_theta": 10000, "rope_parameters": {"rope_type": "default", "rope_theta": 500000}}"#, "rope_theta twice"),
         (r#"{"head_dim": 64, "rope_parameters": {"rope_type": "yarn", "factor": -4, "original_max_position_embeddings": 4096}}"#, "factor -4"),
-        (r#"{"head_dim": 64, "rope_parameters": {"full_attention": {"rope_type": "default"}, "sliding_attention": {"rope_type": "default"}}}"#, "per layer"),
+        (r#"{"head_dim": 64, "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e6}, "sliding_attention": {"rope_type": "default"}}}"#, "--layer-type full_attention|sliding_attention"),
         (r#"[1, 2]"#, "not a JSON object"),
     ];
     for (json, needle) in cases {

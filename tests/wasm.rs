@@ -626,7 +626,8 @@ fn f32s(v: JsValue) -> Vec<f32> {
 #[wasm_bindgen_test]
 fn config_recipe_equals_native_bit_for_bit() {
     let native = bfrope::HfRope::from_config_json(LLAMA31_CONFIG).expect("native config");
-    let cfg = bfrope::web::rope_from_config(LLAMA31_CONFIG).expect("ropeFromConfig");
+    let cfg =
+        bfrope::web::rope_from_config(LLAMA31_CONFIG, JsValue::UNDEFINED).expect("ropeFromConfig");
     assert_eq!(field(&cfg, "headDim").as_f64(), Some(128.0));
     assert_eq!(field(&cfg, "pairing").as_string().as_deref(), Some("half"));
     assert_eq!(field(&cfg, "attentionFactor").as_f64(), Some(1.0));
@@ -711,7 +712,8 @@ fn config_recipe_equals_native_bit_for_bit() {
 #[wasm_bindgen_test]
 async fn rope_with_a_config_recipe() {
     let native = bfrope::HfRope::from_config_json(QWEN25_YARN_CONFIG).expect("native config");
-    let cfg = bfrope::web::rope_from_config(QWEN25_YARN_CONFIG).expect("ropeFromConfig");
+    let cfg = bfrope::web::rope_from_config(QWEN25_YARN_CONFIG, JsValue::UNDEFINED)
+        .expect("ropeFromConfig");
     let attention = field(&cfg, "attentionFactor").as_f64().expect("a number");
     assert!(
         (attention - (0.1 * 4f64.ln() + 1.0)).abs() < 1e-15,
@@ -768,7 +770,8 @@ fn config_and_recipe_errors_name_the_key() {
         ("{\"rope_theta\": ".to_string(), "not valid JSON"),
     ];
     for (json, needle) in configs {
-        let err = message(bfrope::web::rope_from_config(&json).expect_err("refused"));
+        let err =
+            message(bfrope::web::rope_from_config(&json, JsValue::UNDEFINED).expect_err("refused"));
         console_log!("refused config: {err}");
         assert!(err.contains(needle), "{err:?} should name {needle:?}");
     }

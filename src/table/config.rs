@@ -445,7 +445,9 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
             .filter(|(_, k)| k.type_name.as_deref() == Some(t.as_str()))
             .map(|(i, _)| i)
             .collect(),
-        None => (0..kinds.len()).filter(|&i| kinds[i].rope.is_ok()).collect(),
+        None => (0..kinds.len())
+            .filter(|&i| kinds[i].rope.is_ok())
+            .collect(),
     };
     let set = &sets[set_index].1;
 
@@ -460,7 +462,9 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
     if let Some(d) = per_layer_head_dim(cfg, &covered, &mut log)? {
         head_dim = d;
     } else if sets[set_index].0.as_deref() == Some("full_attention")
-        && model_type.as_deref().is_some_and(|m| m.starts_with("gemma4"))
+        && model_type
+            .as_deref()
+            .is_some_and(|m| m.starts_with("gemma4"))
     {
         head_dim = match log.int(cfg, "global_head_dim")? {
             Some(d) => d as usize,
@@ -471,14 +475,8 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
         };
     }
     let prf_default = defaults.partial_rotary_factor();
-    let (rotary_dim, variant_override) = rotary_dim(
-        cfg,
-        rope,
-        special,
-        head_dim,
-        prf_default,
-        &mut log,
-    )?;
+    let (rotary_dim, variant_override) =
+        rotary_dim(cfg, rope, special, head_dim, prf_default, &mut log)?;
 
     // 5. The variant.
     let (base, base_from) = set.theta.clone();
@@ -513,11 +511,20 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
     let (pairing, pairing_reason) = match model.map(|m| m.pairing) {
         Some(PairRule::Interleaved(why)) => (
             Pairing::Interleaved,
-            format!("interleaved: model type {} — {why}", model_type.as_deref().unwrap_or("")),
+            format!(
+                "interleaved: model type {} — {why}",
+                model_type.as_deref().unwrap_or("")
+            ),
         ),
         Some(PairRule::Key(key, default)) => match log.boolean(cfg, key)? {
-            Some(true) => (Pairing::Interleaved, format!("interleaved: {} is true", cfg.name(key))),
-            Some(false) => (Pairing::HalfSplit, format!("half-split: {} is false", cfg.name(key))),
+            Some(true) => (
+                Pairing::Interleaved,
+                format!("interleaved: {} is true", cfg.name(key)),
+            ),
+            Some(false) => (
+                Pairing::HalfSplit,
+                format!("half-split: {} is false", cfg.name(key)),
+            ),
             None => {
                 log.assumed(key, default);
                 if default {
@@ -529,12 +536,18 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
                         ),
                     )
                 } else {
-                    (Pairing::HalfSplit, format!("half-split: {key} is absent (default false)"))
+                    (
+                        Pairing::HalfSplit,
+                        format!("half-split: {key} is absent (default false)"),
+                    )
                 }
             }
         },
         Some(PairRule::Half) => match log.boolean(cfg, "rope_interleave")? {
-            Some(true) => (Pairing::Interleaved, "interleaved: rope_interleave is true".into()),
+            Some(true) => (
+                Pairing::Interleaved,
+                "interleaved: rope_interleave is true".into(),
+            ),
             _ => (
                 Pairing::HalfSplit,
                 format!(
@@ -544,7 +557,10 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
             ),
         },
         None => match log.boolean(cfg, "rope_interleave")? {
-            Some(true) => (Pairing::Interleaved, "interleaved: rope_interleave is true".into()),
+            Some(true) => (
+                Pairing::Interleaved,
+                "interleaved: rope_interleave is true".into(),
+            ),
             _ => (
                 Pairing::HalfSplit,
                 "half-split: Hugging Face's rotate_half, the common convention".into(),
@@ -574,11 +590,17 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
 
     // Rope-related keys present but never read.
     let mut seen = Vec::new();
-    for o in [Some(top), (wrapper.is_some()).then_some(cfg)].into_iter().flatten() {
+    for o in [Some(top), (wrapper.is_some()).then_some(cfg)]
+        .into_iter()
+        .flatten()
+    {
         for k in o.map.keys() {
             let name = o.name(k);
             if rope_related(k)
-                && !log.used.iter().any(|(n, _)| *n == name || n.starts_with(&format!("{name}.")))
+                && !log
+                    .used
+                    .iter()
+                    .any(|(n, _)| *n == name || n.starts_with(&format!("{name}.")))
                 && !seen.contains(&name)
                 && !o.map[k].is_null()
                 && !matches!(o.map[k], Value::Object(_))
@@ -689,7 +711,10 @@ fn rope_sets(
             let path = format!("{}.{lt}", cfg.name("rope_parameters"));
             match v {
                 Value::Object(m) => {
-                    let o = Obj { map: m, path: &path };
+                    let o = Obj {
+                        map: m,
+                        path: &path,
+                    };
                     let theta = match log.num(o, "rope_theta")? {
                         Some(t) => (t, format!("{path}.rope_theta")),
                         None => match theta_top(log, "rope_theta")? {
@@ -733,10 +758,38 @@ fn rope_sets(
     // Flat forms: rope_scaling wins over rope_parameters, as transformers' conversion does;
     // both naming a type must agree.
     let (t_params, t_scaling) = (
-        params.map(|p| rope_type(log, Obj { map: p, path: "rope_parameters" })).transpose()?.flatten(),
-        scaling.map(|p| rope_type(log, Obj { map: p, path: "rope_scaling" })).transpose()?.flatten(),
+        params
+            .map(|p| {
+                rope_type(
+                    log,
+                    Obj {
+                        map: p,
+                        path: "rope_parameters",
+                    },
+                )
+            })
+            .transpose()?
+            .flatten(),
+        scaling
+            .map(|p| {
+                rope_type(
+                    log,
+                    Obj {
+                        map: p,
+                        path: "rope_scaling",
+                    },
+                )
+            })
+            .transpose()?
+            .flatten(),
     );
-    let canon = |t: &String| if t == "mrope" { "default".to_string() } else { t.clone() };
+    let canon = |t: &String| {
+        if t == "mrope" {
+            "default".to_string()
+        } else {
+            t.clone()
+        }
+    };
     if let (Some(a), Some(b)) = (&t_params, &t_scaling) {
         if canon(a) != canon(b) {
             return Err(Error::Parameter(format!(
@@ -761,7 +814,13 @@ fn rope_sets(
     // The theta of the flat set.
     let in_params = |log: &mut Log| -> Result<Option<f64>> {
         match params {
-            Some(p) => log.num(Obj { map: p, path: "rope_parameters" }, "rope_theta"),
+            Some(p) => log.num(
+                Obj {
+                    map: p,
+                    path: "rope_parameters",
+                },
+                "rope_theta",
+            ),
             None => Ok(None),
         }
     };
@@ -846,7 +905,10 @@ fn rope_sets(
                 map: m,
                 path: "attn_config",
             });
-            let inner = attn.map(|o| log.num(o, "rope_theta")).transpose()?.flatten();
+            let inner = attn
+                .map(|o| log.num(o, "rope_theta"))
+                .transpose()?
+                .flatten();
             let outer = given_theta.clone().map(|t| t.0).unwrap_or(10000.0);
             if let Some(t) = inner {
                 if t != outer {
@@ -866,7 +928,9 @@ fn rope_sets(
         Some(t) => t,
         None => {
             let legacy = match special {
-                Special::NeoX => log.num(cfg, "rotary_emb_base")?.map(|t| (t, cfg.name("rotary_emb_base"))),
+                Special::NeoX => log
+                    .num(cfg, "rotary_emb_base")?
+                    .map(|t| (t, cfg.name("rotary_emb_base"))),
                 Special::ChatGlm => {
                     let ratio = log.num(cfg, "rope_ratio")?;
                     let r = ratio.unwrap_or(1.0);
@@ -893,7 +957,14 @@ fn rope_sets(
             merged = d;
         }
     }
-    Ok(vec![(None, RopeSet { params: merged, path, theta })])
+    Ok(vec![(
+        None,
+        RopeSet {
+            params: merged,
+            path,
+            theta,
+        },
+    )])
 }
 
 /// Each layer's kind. An empty result: the model has no layer structure that matters.
@@ -909,16 +980,23 @@ fn layer_kinds(
         Some(Value::Array(a)) => Some(
             a.iter()
                 .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| err(&cfg.name("layer_types"), x, "holds a value that is not a string"))
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        err(
+                            &cfg.name("layer_types"),
+                            x,
+                            "holds a value that is not a string",
+                        )
+                    })
                 })
                 .collect::<Result<_>>()?,
         ),
         Some(v) => return Err(err(&cfg.name("layer_types"), v, "is not a list")),
     };
     if let Some(t) = &types {
-        log.used(cfg.name("layer_types"), &Value::String(format!("[{} layers]", t.len())));
+        log.used(
+            cfg.name("layer_types"),
+            &Value::String(format!("[{} layers]", t.len())),
+        );
     }
     let n = match (&types, n_layers) {
         (Some(t), _) => t.len(),
@@ -928,10 +1006,20 @@ fn layer_kinds(
     // Layer types from a pattern where the config has none (Gemma 3, Cohere2, Qwen3-Next).
     let types = match (types, model.and_then(|m| m.pattern)) {
         (Some(t), _) => Some(t),
-        (None, Some(Pattern::Every { key, default, local, global })) if n > 0 => {
+        (
+            None,
+            Some(Pattern::Every {
+                key,
+                default,
+                local,
+                global,
+            }),
+        ) if n > 0 => {
             let name = |g: bool| if g { global } else { local }.to_string();
             match cfg.get(key) {
-                Some(Value::String(p)) if !p.is_empty() && p.chars().all(|c| c == 'L' || c == 'G') => {
+                Some(Value::String(p))
+                    if !p.is_empty() && p.chars().all(|c| c == 'L' || c == 'G') =>
+                {
                     log.used(cfg.name(key), &Value::String(p.clone()));
                     let p: Vec<char> = p.chars().collect();
                     Some((0..n).map(|i| name(p[i % p.len()] == 'G')).collect())
@@ -953,7 +1041,11 @@ fn layer_kinds(
                 None => Vec::new(),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|x| x.as_u64().ok_or_else(|| err(&cfg.name(key), x, "holds a value that is not a layer index")))
+                    .map(|x| {
+                        x.as_u64().ok_or_else(|| {
+                            err(&cfg.name(key), x, "holds a value that is not a layer index")
+                        })
+                    })
                     .collect::<Result<_>>()?,
                 Some(v) => return Err(err(&cfg.name(key), v, "is not a list")),
             };
@@ -962,7 +1054,14 @@ fn layer_kinds(
             }
             Some(
                 (0..n)
-                    .map(|i| if listed.contains(&(i as u64)) { global } else { local }.to_string())
+                    .map(|i| {
+                        if listed.contains(&(i as u64)) {
+                            global
+                        } else {
+                            local
+                        }
+                        .to_string()
+                    })
                     .collect(),
             )
         }
@@ -976,7 +1075,10 @@ fn layer_kinds(
             .iter()
             .map(|t| LayerKind {
                 type_name: Some(t.to_string()),
-                rope: Ok(sets.iter().position(|(n, _)| n.as_deref() == Some(t)).unwrap_or(0)),
+                rope: Ok(sets
+                    .iter()
+                    .position(|(n, _)| n.as_deref() == Some(t))
+                    .unwrap_or(0)),
             })
             .collect());
     }
@@ -989,7 +1091,11 @@ fn layer_kinds(
                         .map(|x| match x.as_u64() {
                             Some(0) => Ok(false),
                             Some(1) => Ok(true),
-                            _ => Err(err(&cfg.name("no_rope_layers"), x, "holds a value that is not 0 or 1")),
+                            _ => Err(err(
+                                &cfg.name("no_rope_layers"),
+                                x,
+                                "holds a value that is not 0 or 1",
+                            )),
                         })
                         .collect::<Result<Vec<bool>>>()?,
                 ),
@@ -998,7 +1104,10 @@ fn layer_kinds(
             };
             match given {
                 Some(v) => {
-                    log.used(cfg.name("no_rope_layers"), &Value::String(format!("[{} layers]", v.len())));
+                    log.used(
+                        cfg.name("no_rope_layers"),
+                        &Value::String(format!("[{} layers]", v.len())),
+                    );
                     Some(v)
                 }
                 None if n > 0 => {
@@ -1037,8 +1146,14 @@ fn layer_kinds(
             let t = type_name.as_deref().unwrap_or("");
             match sets.iter().position(|(n, _)| n.as_deref() == Some(t)) {
                 Some(k) => Ok(k),
-                None if cfg.get("rope_parameters").and_then(|p| p.get(t)).is_some_and(Value::is_null) => {
-                    Err(format!("its layer type {t:?} has no rope (rope_parameters.{t} is null)"))
+                None if cfg
+                    .get("rope_parameters")
+                    .and_then(|p| p.get(t))
+                    .is_some_and(Value::is_null) =>
+                {
+                    Err(format!(
+                        "its layer type {t:?} has no rope (rope_parameters.{t} is null)"
+                    ))
                 }
                 None => Err(format!("its layer type {t:?} has no rope parameters")),
             }
@@ -1067,7 +1182,9 @@ fn layer_kinds(
         }
         if let Some(f) = &no_rope_flags {
             if !f[i] {
-                rope = Err("no_rope_layers marks it as a layer without rotary embedding (NoPE)".into());
+                rope = Err(
+                    "no_rope_layers marks it as a layer without rotary embedding (NoPE)".into(),
+                );
             }
         }
         kinds.push(LayerKind { type_name, rope });
@@ -1102,7 +1219,9 @@ fn choose(
     choice: Option<&Layer>,
     model_type: Option<&str>,
 ) -> Result<(usize, Option<String>, Vec<String>)> {
-    let model = model_type.map(|m| format!("model type {m:?}")).unwrap_or_else(|| "the model".into());
+    let model = model_type
+        .map(|m| format!("model type {m:?}"))
+        .unwrap_or_else(|| "the model".into());
     let describe = |k: usize| -> String {
         let s = &sets[k].1;
         let t = s
@@ -1120,7 +1239,11 @@ fn choose(
         format!("{t} rope, base {}{prf}", show(s.theta.0))
     };
     // Group layers by (type, rope) in first-seen order.
-    let mut groups: Vec<(Option<String>, std::result::Result<usize, String>, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<(
+        Option<String>,
+        std::result::Result<usize, String>,
+        Vec<usize>,
+    )> = Vec::new();
     for (i, k) in kinds.iter().enumerate() {
         match groups
             .iter_mut()
@@ -1139,7 +1262,11 @@ fn choose(
                 Some(t) => format!("{t} layers"),
                 None => "layers".to_string(),
             };
-            let at = if indexed || kinds.len() > 1 { format!(" {}", ranges(ix)) } else { String::new() };
+            let at = if indexed || kinds.len() > 1 {
+                format!(" {}", ranges(ix))
+            } else {
+                String::new()
+            };
             match r {
                 Ok(k) => format!("{which}{at}: {}", describe(*k)),
                 Err(why) => format!("{which}{at}: no rotary embedding ({why})"),
@@ -1178,7 +1305,11 @@ fn choose(
             }
             if distinct.len() > 1 {
                 let names = if types.len() > 1 {
-                    format!("--layer-type {} or --layer N (0-{})", types.join("|"), kinds.len().saturating_sub(1).max(0))
+                    format!(
+                        "--layer-type {} or --layer N (0-{})",
+                        types.join("|"),
+                        kinds.len().saturating_sub(1).max(0)
+                    )
                 } else {
                     format!("--layer N (0-{})", kinds.len() - 1)
                 };
@@ -1214,12 +1345,18 @@ fn choose(
             }
         }
         Some(Layer::Type(t)) => {
-            let layers: Vec<&LayerKind> = kinds.iter().filter(|k| k.type_name.as_deref() == Some(t)).collect();
+            let layers: Vec<&LayerKind> = kinds
+                .iter()
+                .filter(|k| k.type_name.as_deref() == Some(t))
+                .collect();
             if layers.is_empty() {
                 return Err(Error::Parameter(if types.is_empty() {
                     format!("--layer-type {t}: config.json of {model} has no layer types")
                 } else {
-                    format!("--layer-type {t} is not a layer type of {model}; it has {}", types.join(", "))
+                    format!(
+                        "--layer-type {t} is not a layer type of {model}; it has {}",
+                        types.join(", ")
+                    )
                 }));
             }
             let first = &layers[0].rope;
@@ -1253,13 +1390,19 @@ fn same_set(a: &RopeSet, b: &RopeSet) -> bool {
             let t = m.remove("type").unwrap_or(Value::Null);
             m.insert("rope_type".into(), t);
         }
-        m.entry("rope_type").or_insert(Value::String("default".into()));
+        m.entry("rope_type")
+            .or_insert(Value::String("default".into()));
         m
     };
     a.theta.0 == b.theta.0 && strip(&a.params) == strip(&b.params)
 }
 
-fn head_dim(cfg: Obj, special: Special, model_type: &Option<String>, log: &mut Log) -> Result<usize> {
+fn head_dim(
+    cfg: Obj,
+    special: Special,
+    model_type: &Option<String>,
+    log: &mut Log,
+) -> Result<usize> {
     let key = |k: &'static str| -> Vec<String> {
         let mut v = Vec::new();
         if let Some(a) = defaults_alias_name(model_type, k) {
@@ -1406,7 +1549,10 @@ fn rotary_dim(
     }
     // MLA (qk_rope_head_dim): transformers scales the config's head_dim, which for most MLA
     // models is the rope part itself; the rotated dims must fit in the rope part.
-    let mla_head = match (cfg.get("qk_rope_head_dim"), cfg.get("head_dim").and_then(Value::as_u64)) {
+    let mla_head = match (
+        cfg.get("qk_rope_head_dim"),
+        cfg.get("head_dim").and_then(Value::as_u64),
+    ) {
         (Some(_), Some(h)) if prf != 1.0 => Some(h as usize),
         _ => None,
     };
@@ -1566,7 +1712,11 @@ fn axes(cfg: Obj, rope: Obj, rotary_dim: usize, log: &mut Log) -> Result<Axes> {
                             .filter(|n| *n > 0)
                             .map(|n| n as usize)
                             .ok_or_else(|| {
-                                err(&m.name("mrope_section"), x, "holds a value that is not a positive integer")
+                                err(
+                                    &m.name("mrope_section"),
+                                    x,
+                                    "holds a value that is not a positive integer",
+                                )
                             })
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -1577,7 +1727,10 @@ fn axes(cfg: Obj, rope: Obj, rotary_dim: usize, log: &mut Log) -> Result<Axes> {
         }
     };
     let mut sections: Option<Vec<usize>> = None;
-    let scaling = object(cfg, "rope_scaling")?.map(|m| Obj { map: m, path: "rope_scaling" });
+    let scaling = object(cfg, "rope_scaling")?.map(|m| Obj {
+        map: m,
+        path: "rope_scaling",
+    });
     for m in [Some(rope), scaling, Some(cfg)].into_iter().flatten() {
         if let Some(s) = sections_of(log, m)? {
             if sections.as_ref().is_some_and(|p| *p != s) {

@@ -25,8 +25,8 @@ mod models;
 
 pub use axes::{grid_positions, Axes};
 pub use config::{Explanation, HfRope, Layer};
-pub use models::rope_model_types;
 pub use freq::{frequencies, Frequencies, Variant};
+pub use models::rope_model_types;
 
 use crate::error::{Error, Result};
 

@@ -417,7 +417,10 @@ const NO_ROPE: &[(&str, &str)] = &[
     ("bloom", "ALiBi attention biases"),
     ("mpt", "ALiBi attention biases"),
     ("t5", "relative position biases"),
-    ("jamba", "no position encoding in its attention layers (NoPE)"),
+    (
+        "jamba",
+        "no position encoding in its attention layers (NoPE)",
+    ),
 ];
 
 /// What bfrope knows of a model type.
@@ -471,7 +474,11 @@ fn table() -> &'static Map<String, Value> {
 
 impl Defaults<'static> {
     pub(crate) fn of(model_type: Option<&str>) -> Self {
-        Defaults(model_type.and_then(|m| table().get(m)).and_then(Value::as_object))
+        Defaults(
+            model_type
+                .and_then(|m| table().get(m))
+                .and_then(Value::as_object),
+        )
     }
 }
 
@@ -515,9 +522,5 @@ impl<'a> Defaults<'a> {
 /// The config.json name of `key` in a model type's class (its `attribute_map`: GPT-J's
 /// `n_embd` for `hidden_size`, JetMoE's `kv_channels` for `head_dim`, ...).
 pub(crate) fn alias(model_type: &str, key: &str) -> Option<&'static str> {
-    table()
-        .get(model_type)?
-        .get("alias")?
-        .get(key)?
-        .as_str()
+    table().get(model_type)?.get("alias")?.get(key)?.as_str()
 }

@@ -38,7 +38,9 @@ fn pairing_name(p: Pairing) -> &'static str {
 fn variant_params(hf: &HfRope) -> String {
     let v = format!("{:?}", hf.recipe.variant);
     match v.split_once(' ') {
-        Some((_, rest)) => rest.trim_matches(|c| c == '{' || c == '}' || c == ' ').to_string(),
+        Some((_, rest)) => rest
+            .trim_matches(|c| c == '{' || c == '}' || c == ' ')
+            .to_string(),
         None => String::new(),
     }
 }
@@ -104,7 +106,10 @@ pub fn run(a: &ExplainArgs) -> CliResult<ExitCode> {
         if r.rotary_dim == hf.head_dim {
             format!("{} (the whole head)", r.rotary_dim)
         } else {
-            format!("{} of {} (the rest pass through)", r.rotary_dim, hf.head_dim)
+            format!(
+                "{} of {} (the rest pass through)",
+                r.rotary_dim, hf.head_dim
+            )
         },
     );
     line("pairing", e.pairing_reason.clone());

@@ -45,7 +45,10 @@ impl LayerArgs {
 /// Reads `--hf-config` for the layer chosen; the error names the path.
 pub fn read_config(path: &Path, layer: &LayerArgs) -> CliResult<HfRope> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::usage(format!("--hf-config {}: cannot read it: {e}", path.display()))
+        CliError::usage(format!(
+            "--hf-config {}: cannot read it: {e}",
+            path.display()
+        ))
     })?;
     HfRope::from_config_json_for(&text, layer.choice().as_ref())
         .map_err(|e| CliError::usage(format!("--hf-config {}: {e}", path.display())))
