@@ -108,14 +108,14 @@ pub struct ApplyArgs {
     /// Rotate the first N dims of each head (even; default head_dim); the rest are copied.
     #[arg(long, value_name = "N")]
     rotary_dim: Option<usize>,
-    /// Name of an F32 cosine table in INPUT: [rows, N/2] (row r = position r), or one row
-    /// per token [B, S, N/2] ([T, N/2] or [1, T, N/2] for thd); a last dim of N with the
-    /// halves repeated (Hugging Face's form) is accepted. With --layout thd a 2-D table is
+    /// Name of a cosine table in INPUT, F32, F16 or BF16 (widened exactly to f32): [rows, N/2]
+    /// (row r = position r), or one row per token [B, S, N/2] ([T, N/2] or [1, T, N/2] for
+    /// thd); a last dim of N with the halves repeated (Hugging Face's form) is accepted. With --layout thd a 2-D table is
     /// per token without --cu-seqlens/--positions and by position with them; where both
     /// readings fit and differ, --table-rows says which.
     #[arg(long, value_name = "NAME")]
     cos: Option<String>,
-    /// Name of an F32 sine table in INPUT, shaped as --cos.
+    /// Name of a sine table in INPUT (F32, F16 or BF16), shaped as --cos.
     #[arg(long, value_name = "NAME")]
     sin: Option<String>,
     /// RoPE base of the built table (default 10000).
@@ -251,12 +251,18 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, Vec<
             "{flag} names tensor {name:?}, which is not in the input"
         ))
     })?;
-    if t.dtype != Dtype::F32 {
-        return Err(CliError::usage(format!(
-            "{flag} tensor {name:?} is {:?}, but tables must be F32",
-            t.dtype
-        )));
-    }
+    // F16 and BF16 tables (ONNX's and Hugging Face's, in the model's dtype) widen exactly:
+    // every f16 and bf16 value is an f32.
+    let widen: fn(&[u8]) -> f32 = match t.dtype {
+        Dtype::F32 => |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        Dtype::F16 => |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        Dtype::BF16 => |b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16),
+        other => {
+            return Err(CliError::usage(format!(
+                "{flag} tensor {name:?} is {other:?}, but tables must be F32, F16 or BF16"
+            )))
+        }
+    };
     if !(2..=3).contains(&t.shape.len()) {
         return Err(CliError::usage(format!(
             "{flag} tensor {name:?} has shape {:?}, but tables must be [rows, N/2] or [batch, seq, N/2]",
@@ -264,11 +270,8 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, Vec<
         )));
     }
     let shape = t.shape.clone();
-    let values: Vec<f32> = input
-        .data(t)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let size = if t.dtype == Dtype::F32 { 4 } else { 2 };
+    let values: Vec<f32> = input.data(t).chunks_exact(size).map(widen).collect();
     let bad = values.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
