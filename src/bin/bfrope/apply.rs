@@ -24,7 +24,8 @@ use crate::{ms, output, CliError, CliResult};
 /// Tensor layouts `apply` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Layout {
-    /// `[batch, seq, heads, head_dim]` (the seed's, Moshi's, flash-attn's).
+    /// `[batch, seq, heads, head_dim]` (the seed's, Moshi's, flash-attn's), or with
+    /// `--heads N` also `[batch, seq, hidden]` (ONNX's 3-D input) as `[batch, seq, N, hidden/N]`.
     Bshd,
     /// `[batch, heads, seq, head_dim]` (Hugging Face's).
     Bhsd,
@@ -95,13 +96,21 @@ pub struct ApplyArgs {
     #[arg(short, long, value_name = "OUTPUT")]
     output: PathBuf,
     /// Names of the tensors to rotate, comma-separated (default: every BF16, F16 and F32 tensor
-    /// of rank 4, or 3 with --layout thd, other than those named by --cos, --sin, --positions,
-    /// --cu-seqlens and --inv-freq).
+    /// of rank 4, or 3 with --layout thd, or 3 and 4 with --heads under --layout bshd, other
+    /// than those named by --cos, --sin, --positions, --cu-seqlens and --inv-freq).
     #[arg(long, value_delimiter = ',')]
     tensors: Option<Vec<String>>,
     /// Tensor layout: the order of the four dimensions in memory.
     #[arg(long, value_enum, default_value = "bshd")]
     layout: Layout,
+    /// Heads per token (ONNX RotaryEmbedding's num_heads). A 3-D tensor [batch, seq, hidden]
+    /// is then rotated as bshd [batch, seq, N, hidden/N] and written back in its 3-D shape
+    /// (hidden must divide by N; --layout bhsd takes 4-D tensors only); a 4-D tensor (or a
+    /// thd [tokens, heads, head_dim] one) must have N heads. Without it a 3-D tensor is
+    /// refused, except under --layout thd. Tensors with other head counts (GQA's k) take a
+    /// call of their own.
+    #[arg(long, value_name = "N")]
+    heads: Option<usize>,
     /// Pair convention (default interleaved, or what --hf-config says).
     #[arg(long, value_enum)]
     rotation: Option<RotationArg>,
@@ -453,6 +462,11 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
         (None, None) => {}
     }
+    if a.heads == Some(0) {
+        return Err(CliError::usage(
+            "--heads 0 gives no heads; a tensor has at least one",
+        ));
+    }
     if a.backend == Backend::Cpu && a.precision == PrecisionArg::Fast {
         return Err(CliError::usage(
             "--precision fast needs the GPU; the CPU path computes exact results only",
@@ -554,7 +568,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     }
 
     // 4. The tensors to rotate, each validated with its table.
-    let rank = if a.layout == Layout::Thd { 3 } else { 4 };
+    // 4-D tensors; packed 3-D under thd; with --heads under bshd, ONNX's 3-D [B, S, hidden] too.
+    let ranks: &[usize] = match (a.layout, a.heads) {
+        (Layout::Thd, _) => &[3],
+        (Layout::Bshd, Some(_)) => &[3, 4],
+        _ => &[4],
+    };
     let names: Vec<String> = match &a.tensors {
         Some(list) => {
             let mut seen: Vec<String> = Vec::new();
@@ -585,12 +604,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                         .into_iter()
                         .any(|f| f.as_deref() == Some(n.as_str()));
                     !named
-                        && input
-                            .info(n)
-                            .is_some_and(|t| rotatable(t.dtype).is_some() && t.shape.len() == rank)
+                        && input.info(n).is_some_and(|t| {
+                            rotatable(t.dtype).is_some() && ranks.contains(&t.shape.len())
+                        })
                 })
                 .collect();
             if all.is_empty() {
+                let rank = match ranks {
+                    [r] => r.to_string(),
+                    _ => "3 or 4".to_string(),
+                };
                 return Err(CliError::usage(format!(
                     "{} holds no BF16, F16 or F32 tensor of rank {rank} to rotate",
                     a.input.display()
@@ -616,6 +639,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             )));
         };
         let layout_name = match a.layout {
+            Layout::Bshd if t.shape.len() == 3 && a.heads.is_some() => {
+                "[batch, seq, hidden] split into --heads as [batch, seq, heads, hidden/heads]"
+            }
             Layout::Bshd => "[batch, seq, heads, head_dim]",
             Layout::Bhsd => "[batch, heads, seq, head_dim]",
             Layout::Thd => "[tokens, heads, head_dim]",
@@ -626,22 +652,57 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 t.shape
             ))
         };
-        let dims4 = match (a.layout, t.shape.as_slice()) {
-            (Layout::Thd, &[tk, h, d]) => [1, tk, h, d],
-            (Layout::Thd, other) => {
+        let dims4 = match (a.layout, t.shape.as_slice(), a.heads) {
+            (Layout::Thd, &[tk, h, d], _) => [1, tk, h, d],
+            (Layout::Thd, other, _) => {
                 return Err(bad_shape(format!(
                     "expected 3 dimensions, got {}",
                     other.len()
                 )))
             }
-            (_, &[d0, d1, d2, d3]) => [d0, d1, d2, d3],
-            (_, other) => {
+            // ONNX's 3-D input: [B, S, hidden] is BSHD [B, S, N, hidden/N], the same bytes.
+            (Layout::Bshd, &[b, s, hidden], Some(n)) => {
+                if hidden % n != 0 {
+                    return Err(CliError::usage(format!(
+                        "tensor {name:?} has shape {:?}, whose hidden size {hidden} does not divide into --heads {n} heads",
+                        t.shape
+                    )));
+                }
+                [b, s, n, hidden / n]
+            }
+            (Layout::Bshd, &[_, _, _], None) => {
+                return Err(CliError::usage(format!(
+                    "tensor {name:?} has shape {:?}: a 3-D tensor is [batch, seq, hidden] and needs --heads N (ONNX's num_heads), or --layout thd for packed [tokens, heads, head_dim]",
+                    t.shape
+                )))
+            }
+            (Layout::Bhsd, &[_, _, _], _) => {
+                return Err(CliError::usage(format!(
+                    "tensor {name:?} has shape {:?}, but --layout bhsd takes 4-D [batch, heads, seq, head_dim] tensors; a 3-D [batch, seq, hidden] tensor with --heads is bshd",
+                    t.shape
+                )))
+            }
+            (_, &[d0, d1, d2, d3], _) => [d0, d1, d2, d3],
+            (_, other, _) => {
                 return Err(bad_shape(format!(
                     "expected 4 dimensions, got {}",
                     other.len()
                 )))
             }
         };
+        if let Some(n) = a.heads {
+            let h = if a.layout == Layout::Bhsd {
+                dims4[1]
+            } else {
+                dims4[2]
+            };
+            if h != n {
+                return Err(CliError::usage(format!(
+                    "tensor {name:?} has shape {:?} with {h} heads, but --heads is {n}",
+                    t.shape
+                )));
+            }
+        }
         let file_shape = RopeShape::from_dims(&dims4).map_err(|e| match e {
             Error::Shape { reason, .. } => bad_shape(reason),
             other => CliError::from(other).context(format!("tensor {name:?}")),
@@ -897,7 +958,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             } else {
                 String::new()
             };
-            format!("{} {:?}{partial}", j.name, j.dims)
+            let split = if j.dims.len() == 3 && a.layout != Layout::Thd {
+                format!(" as {} heads of {}", j.shape.heads, j.shape.head_dim)
+            } else {
+                String::new()
+            };
+            format!("{} {:?}{split}{partial}", j.name, j.dims)
         })
         .collect();
     let layout = match a.layout {
