@@ -24,7 +24,8 @@ use crate::{ms, output, CliError, CliResult};
 /// Tensor layouts `apply` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Layout {
-    /// `[batch, seq, heads, head_dim]` (the seed's, Moshi's, flash-attn's).
+    /// `[batch, seq, heads, head_dim]` (the seed's, Moshi's, flash-attn's), or with
+    /// `--heads N` also `[batch, seq, hidden]` (ONNX's 3-D input) as `[batch, seq, N, hidden/N]`.
     Bshd,
     /// `[batch, heads, seq, head_dim]` (Hugging Face's).
     Bhsd,
@@ -95,27 +96,35 @@ pub struct ApplyArgs {
     #[arg(short, long, value_name = "OUTPUT")]
     output: PathBuf,
     /// Names of the tensors to rotate, comma-separated (default: every BF16, F16 and F32 tensor
-    /// of rank 4, or 3 with --layout thd, other than those named by --cos, --sin, --positions,
-    /// --cu-seqlens and --inv-freq).
+    /// of rank 4, or 3 with --layout thd, or 3 and 4 with --heads under --layout bshd, other
+    /// than those named by --cos, --sin, --positions, --cu-seqlens and --inv-freq).
     #[arg(long, value_delimiter = ',')]
     tensors: Option<Vec<String>>,
     /// Tensor layout: the order of the four dimensions in memory.
     #[arg(long, value_enum, default_value = "bshd")]
     layout: Layout,
+    /// Heads per token (ONNX RotaryEmbedding's num_heads). A 3-D tensor [batch, seq, hidden]
+    /// is then rotated as bshd [batch, seq, N, hidden/N] and written back in its 3-D shape
+    /// (hidden must divide by N; --layout bhsd takes 4-D tensors only); a 4-D tensor (or a
+    /// thd [tokens, heads, head_dim] one) must have N heads. Without it a 3-D tensor is
+    /// refused, except under --layout thd. Tensors with other head counts (GQA's k) take a
+    /// call of their own.
+    #[arg(long, value_name = "N")]
+    heads: Option<usize>,
     /// Pair convention (default interleaved, or what --hf-config says).
     #[arg(long, value_enum)]
     rotation: Option<RotationArg>,
     /// Rotate the first N dims of each head (even; default head_dim); the rest are copied.
     #[arg(long, value_name = "N")]
     rotary_dim: Option<usize>,
-    /// Name of an F32 cosine table in INPUT: [rows, N/2] (row r = position r), or one row
-    /// per token [B, S, N/2] ([T, N/2] or [1, T, N/2] for thd); a last dim of N with the
-    /// halves repeated (Hugging Face's form) is accepted. With --layout thd a 2-D table is
+    /// Name of a cosine table in INPUT, F32, F16 or BF16 (widened exactly to f32): [rows, N/2]
+    /// (row r = position r), or one row per token [B, S, N/2] ([T, N/2] or [1, T, N/2] for
+    /// thd); a last dim of N with the halves repeated (Hugging Face's form) is accepted. With --layout thd a 2-D table is
     /// per token without --cu-seqlens/--positions and by position with them; where both
     /// readings fit and differ, --table-rows says which.
     #[arg(long, value_name = "NAME")]
     cos: Option<String>,
-    /// Name of an F32 sine table in INPUT, shaped as --cos.
+    /// Name of a sine table in INPUT (F32, F16 or BF16), shaped as --cos.
     #[arg(long, value_name = "NAME")]
     sin: Option<String>,
     /// RoPE base of the built table (default 10000).
@@ -253,12 +262,18 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, Vec<
             "{flag} names tensor {name:?}, which is not in the input"
         ))
     })?;
-    if t.dtype != Dtype::F32 {
-        return Err(CliError::usage(format!(
-            "{flag} tensor {name:?} is {:?}, but tables must be F32",
-            t.dtype
-        )));
-    }
+    // F16 and BF16 tables (ONNX's and Hugging Face's, in the model's dtype) widen exactly:
+    // every f16 and bf16 value is an f32.
+    let widen: fn(&[u8]) -> f32 = match t.dtype {
+        Dtype::F32 => |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        Dtype::F16 => |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        Dtype::BF16 => |b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16),
+        other => {
+            return Err(CliError::usage(format!(
+                "{flag} tensor {name:?} is {other:?}, but tables must be F32, F16 or BF16"
+            )))
+        }
+    };
     if !(2..=3).contains(&t.shape.len()) {
         return Err(CliError::usage(format!(
             "{flag} tensor {name:?} has shape {:?}, but tables must be [rows, N/2] or [batch, seq, N/2]",
@@ -266,11 +281,8 @@ fn f32_table(input: &Input, name: &str, flag: &str) -> CliResult<(Vec<f32>, Vec<
         )));
     }
     let shape = t.shape.clone();
-    let values: Vec<f32> = input
-        .data(t)
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let size = if t.dtype == Dtype::F32 { 4 } else { 2 };
+    let values: Vec<f32> = input.data(t).chunks_exact(size).map(widen).collect();
     let bad = values.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
@@ -457,6 +469,11 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
         (None, None) => {}
     }
+    if a.heads == Some(0) {
+        return Err(CliError::usage(
+            "--heads 0 gives no heads; a tensor has at least one",
+        ));
+    }
     if a.backend == Backend::Cpu && a.precision == PrecisionArg::Fast {
         return Err(CliError::usage(
             "--precision fast needs the GPU; the CPU path computes exact results only",
@@ -559,7 +576,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     }
 
     // 4. The tensors to rotate, each validated with its table.
-    let rank = if a.layout == Layout::Thd { 3 } else { 4 };
+    // 4-D tensors; packed 3-D under thd; with --heads under bshd, ONNX's 3-D [B, S, hidden] too.
+    let ranks: &[usize] = match (a.layout, a.heads) {
+        (Layout::Thd, _) => &[3],
+        (Layout::Bshd, Some(_)) => &[3, 4],
+        _ => &[4],
+    };
     let names: Vec<String> = match &a.tensors {
         Some(list) => {
             let mut seen: Vec<String> = Vec::new();
@@ -590,12 +612,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                         .into_iter()
                         .any(|f| f.as_deref() == Some(n.as_str()));
                     !named
-                        && input
-                            .info(n)
-                            .is_some_and(|t| rotatable(t.dtype).is_some() && t.shape.len() == rank)
+                        && input.info(n).is_some_and(|t| {
+                            rotatable(t.dtype).is_some() && ranks.contains(&t.shape.len())
+                        })
                 })
                 .collect();
             if all.is_empty() {
+                let rank = match ranks {
+                    [r] => r.to_string(),
+                    _ => "3 or 4".to_string(),
+                };
                 return Err(CliError::usage(format!(
                     "{} holds no BF16, F16 or F32 tensor of rank {rank} to rotate",
                     a.input.display()
@@ -621,6 +647,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             )));
         };
         let layout_name = match a.layout {
+            Layout::Bshd if t.shape.len() == 3 && a.heads.is_some() => {
+                "[batch, seq, hidden] split into --heads as [batch, seq, heads, hidden/heads]"
+            }
             Layout::Bshd => "[batch, seq, heads, head_dim]",
             Layout::Bhsd => "[batch, heads, seq, head_dim]",
             Layout::Thd => "[tokens, heads, head_dim]",
@@ -631,22 +660,57 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 t.shape
             ))
         };
-        let dims4 = match (a.layout, t.shape.as_slice()) {
-            (Layout::Thd, &[tk, h, d]) => [1, tk, h, d],
-            (Layout::Thd, other) => {
+        let dims4 = match (a.layout, t.shape.as_slice(), a.heads) {
+            (Layout::Thd, &[tk, h, d], _) => [1, tk, h, d],
+            (Layout::Thd, other, _) => {
                 return Err(bad_shape(format!(
                     "expected 3 dimensions, got {}",
                     other.len()
                 )))
             }
-            (_, &[d0, d1, d2, d3]) => [d0, d1, d2, d3],
-            (_, other) => {
+            // ONNX's 3-D input: [B, S, hidden] is BSHD [B, S, N, hidden/N], the same bytes.
+            (Layout::Bshd, &[b, s, hidden], Some(n)) => {
+                if hidden % n != 0 {
+                    return Err(CliError::usage(format!(
+                        "tensor {name:?} has shape {:?}, whose hidden size {hidden} does not divide into --heads {n} heads",
+                        t.shape
+                    )));
+                }
+                [b, s, n, hidden / n]
+            }
+            (Layout::Bshd, &[_, _, _], None) => {
+                return Err(CliError::usage(format!(
+                    "tensor {name:?} has shape {:?}: a 3-D tensor is [batch, seq, hidden] and needs --heads N (ONNX's num_heads), or --layout thd for packed [tokens, heads, head_dim]",
+                    t.shape
+                )))
+            }
+            (Layout::Bhsd, &[_, _, _], _) => {
+                return Err(CliError::usage(format!(
+                    "tensor {name:?} has shape {:?}, but --layout bhsd takes 4-D [batch, heads, seq, head_dim] tensors; a 3-D [batch, seq, hidden] tensor with --heads is bshd",
+                    t.shape
+                )))
+            }
+            (_, &[d0, d1, d2, d3], _) => [d0, d1, d2, d3],
+            (_, other, _) => {
                 return Err(bad_shape(format!(
                     "expected 4 dimensions, got {}",
                     other.len()
                 )))
             }
         };
+        if let Some(n) = a.heads {
+            let h = if a.layout == Layout::Bhsd {
+                dims4[1]
+            } else {
+                dims4[2]
+            };
+            if h != n {
+                return Err(CliError::usage(format!(
+                    "tensor {name:?} has shape {:?} with {h} heads, but --heads is {n}",
+                    t.shape
+                )));
+            }
+        }
         let file_shape = RopeShape::from_dims(&dims4).map_err(|e| match e {
             Error::Shape { reason, .. } => bad_shape(reason),
             other => CliError::from(other).context(format!("tensor {name:?}")),
@@ -902,7 +966,12 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             } else {
                 String::new()
             };
-            format!("{} {:?}{partial}", j.name, j.dims)
+            let split = if j.dims.len() == 3 && a.layout != Layout::Thd {
+                format!(" as {} heads of {}", j.shape.heads, j.shape.head_dim)
+            } else {
+                String::new()
+            };
+            format!("{} {:?}{split}{partial}", j.name, j.dims)
         })
         .collect();
     let layout = match a.layout {
