@@ -117,6 +117,104 @@ impl Variant {
     }
 }
 
+impl Variant {
+    /// The variant's parameters as `(transformers' key, value)` pairs, absent ones left out
+    /// (`[("factor", "8"), ...]`); a custom vector gives its length.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let n = |x: f64| format!("{x}");
+        let opt = |k: &'static str, x: &Option<f64>| x.map(|x| (k, n(x)));
+        match self {
+            Variant::Default => vec![],
+            Variant::Linear { factor } => vec![("factor", n(*factor))],
+            Variant::Dynamic {
+                factor,
+                max_position_embeddings,
+            } => vec![
+                ("factor", n(*factor)),
+                (
+                    "max_position_embeddings",
+                    max_position_embeddings.to_string(),
+                ),
+            ],
+            Variant::DynamicAlpha {
+                alpha,
+                factor,
+                max_position_embeddings,
+            } => vec![
+                ("alpha", n(*alpha)),
+                ("factor", n(*factor)),
+                (
+                    "max_position_embeddings",
+                    max_position_embeddings.to_string(),
+                ),
+            ],
+            Variant::Yarn {
+                factor,
+                original_max_position_embeddings,
+                beta_fast,
+                beta_slow,
+                mscale,
+                mscale_all_dim,
+                attention_factor,
+                truncate,
+            } => [
+                Some(("factor", n(*factor))),
+                Some((
+                    "original_max_position_embeddings",
+                    original_max_position_embeddings.to_string(),
+                )),
+                Some(("beta_fast", n(*beta_fast))),
+                Some(("beta_slow", n(*beta_slow))),
+                opt("mscale", mscale),
+                opt("mscale_all_dim", mscale_all_dim),
+                opt("attention_factor", attention_factor),
+                Some(("truncate", truncate.to_string())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Variant::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => vec![
+                ("factor", n(*factor)),
+                ("low_freq_factor", n(*low_freq_factor)),
+                ("high_freq_factor", n(*high_freq_factor)),
+                (
+                    "original_max_position_embeddings",
+                    original_max_position_embeddings.to_string(),
+                ),
+            ],
+            Variant::LongRope {
+                short_factor,
+                long_factor,
+                original_max_position_embeddings,
+                factor,
+                attention_factor,
+            } => [
+                Some(("short_factor", format!("[{} values]", short_factor.len()))),
+                Some(("long_factor", format!("[{} values]", long_factor.len()))),
+                Some((
+                    "original_max_position_embeddings",
+                    original_max_position_embeddings.to_string(),
+                )),
+                Some(("factor", n(*factor))),
+                opt("attention_factor", attention_factor),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Variant::Proportional { rotated, factor } => vec![
+                ("rotated_frequencies", rotated.to_string()),
+                ("factor", n(*factor)),
+            ],
+            Variant::Custom(v) => vec![("inv_freq", format!("[{} values]", v.len()))],
+        }
+    }
+}
+
 /// The inverse frequencies of one table and the factor multiplied into cos and sin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frequencies {

@@ -36,13 +36,13 @@ fn pairing_name(p: Pairing) -> &'static str {
 
 /// The variant's parameters as `key value` text.
 fn variant_params(hf: &HfRope) -> String {
-    let v = format!("{:?}", hf.recipe.variant);
-    match v.split_once(' ') {
-        Some((_, rest)) => rest
-            .trim_matches(|c| c == '{' || c == '}' || c == ' ')
-            .to_string(),
-        None => String::new(),
-    }
+    hf.recipe
+        .variant
+        .params()
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs `bfrope explain`.
@@ -72,7 +72,7 @@ pub fn run(a: &ExplainArgs) -> CliResult<ExitCode> {
             "pairing_reason": e.pairing_reason,
             "base": r.base,
             "rope_type": r.variant.name(),
-            "variant": variant_params(&hf),
+            "rope_parameters": hf.recipe.variant.params().into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect::<serde_json::Map<_, _>>(),
             "axes": r.axes.name(),
             "attention_factor": freqs.attention,
             "max_position_embeddings": hf.max_position_embeddings,
