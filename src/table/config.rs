@@ -1083,7 +1083,7 @@ fn layer_kinds(
             .collect());
     }
     let no_rope_flags: Option<Vec<bool>> = match model.map(|m| m.no_rope) {
-        Some(NoRope::NoRopeLayers) => {
+        Some(NoRope::Listed) => {
             let given = match cfg.get("no_rope_layers") {
                 None => None,
                 Some(Value::Array(a)) if !a.is_empty() => Some(
@@ -1211,6 +1211,13 @@ fn ranges(ix: &[usize]) -> String {
     out.join(", ")
 }
 
+/// Layers that rotate alike: their type, their rope set (or why none), their indices.
+type Group = (
+    Option<String>,
+    std::result::Result<usize, String>,
+    Vec<usize>,
+);
+
 /// Picks the rope set for the choice; returns its index, the choice's description and one
 /// line per group of layers.
 fn choose(
@@ -1239,11 +1246,7 @@ fn choose(
         format!("{t} rope, base {}{prf}", show(s.theta.0))
     };
     // Group layers by (type, rope) in first-seen order.
-    let mut groups: Vec<(
-        Option<String>,
-        std::result::Result<usize, String>,
-        Vec<usize>,
-    )> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for (i, k) in kinds.iter().enumerate() {
         match groups
             .iter_mut()
@@ -1308,7 +1311,7 @@ fn choose(
                     format!(
                         "--layer-type {} or --layer N (0-{})",
                         types.join("|"),
-                        kinds.len().saturating_sub(1).max(0)
+                        kinds.len().saturating_sub(1)
                     )
                 } else {
                     format!("--layer N (0-{})", kinds.len() - 1)

@@ -58,7 +58,7 @@ pub(crate) enum NoRope {
     Never,
     /// Llama 4, SmolLM3: `no_rope_layers[i]` is 1 where layer `i` rotates (else derived: every
     /// `no_rope_layer_interval`-th layer does not).
-    NoRopeLayers,
+    Listed,
     /// Layers of these types have no rotary embedding (Cohere2's full layers, Qwen3-Next's
     /// linear-attention layers).
     Types(&'static [&'static str]),
@@ -245,9 +245,9 @@ const SPECIAL: &[Model] = &[
     interleaved("axk2", INTERLEAVE_FN),
     with_special(interleaved("gptj", EVERY_TWO), Special::RotaryDim),
     with_special(interleaved("codegen", EVERY_TWO), Special::RotaryDim),
-    with_no_rope(interleaved("llama4", COMPLEX), NoRope::NoRopeLayers),
-    with_no_rope(interleaved("llama4_text", COMPLEX), NoRope::NoRopeLayers),
-    with_no_rope(model("smollm3"), NoRope::NoRopeLayers),
+    with_no_rope(interleaved("llama4", COMPLEX), NoRope::Listed),
+    with_no_rope(interleaved("llama4_text", COMPLEX), NoRope::Listed),
+    with_no_rope(model("smollm3"), NoRope::Listed),
     with_special(
         interleaved(
             "chatglm",

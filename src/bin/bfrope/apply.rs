@@ -184,7 +184,7 @@ enum TableSource {
         shape: Vec<usize>,
         names: (String, String),
     },
-    Built(table_source::Built),
+    Built(Box<table_source::Built>),
 }
 
 /// A tensor to rotate, validated.
@@ -552,14 +552,14 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 Some(n) => Some(table_source::read_inv_freq(&input, n)?),
                 None => None,
             };
-            TableSource::Built(table_source::Built::from_flags(
+            TableSource::Built(Box::new(table_source::Built::from_flags(
                 a.hf_config.as_deref(),
                 &a.layer,
                 a.base,
                 inv,
                 angles,
                 a.axes.as_deref(),
-            )?)
+            )?))
         }
     };
     let pairing = match (a.rotation, &source) {

@@ -233,7 +233,6 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
             .to_string(),
         )
     }))
-    .into_iter()
     .collect();
     let bytes = safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| CliError::failure(format!("cannot write the table: {e}")))?;
