@@ -24,6 +24,7 @@ mod freq;
 
 pub use axes::{grid_positions, Axes};
 pub use config::HfRope;
+pub use freq::ShortFloat;
 pub use freq::{frequencies, Frequencies, Variant};
 
 use crate::error::{Error, Result};
@@ -105,7 +106,7 @@ impl TableSpec {
         if !self.base.is_finite() || self.base <= 0.0 {
             return Err(Error::Parameter(format!(
                 "base {} must be finite and greater than 0",
-                self.base
+                ShortFloat(self.base)
             )));
         }
         if self.rotary_dim == 0 || self.rotary_dim % 2 != 0 {
