@@ -27,10 +27,14 @@ mod conform;
 mod demo;
 #[path = "bfrope/info.rs"]
 mod info;
+#[path = "bfrope/memory.rs"]
+mod memory;
 #[path = "bfrope/output.rs"]
 mod output;
 #[path = "bfrope/placement.rs"]
 mod placement;
+#[path = "bfrope/read.rs"]
+mod read;
 #[path = "bfrope/stream.rs"]
 mod stream;
 #[path = "bfrope/table.rs"]
@@ -186,6 +190,7 @@ fn private_runtime_dir() -> Option<tempfile::TempDir> {
 }
 
 fn main() -> ExitCode {
+    output::guard_standard_fds();
     #[cfg(unix)]
     let _runtime_dir = private_runtime_dir();
     let cli = match Cli::try_parse() {

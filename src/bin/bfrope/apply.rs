@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use bfrope::table::ShortFloat;
 use bfrope::{
     cpu, AngleMode, Direction, Error, Gpu, Pairing, Positions, Precision, RopeCall, RopeShape,
     RopeTable, Rotation,
@@ -416,7 +417,8 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     if let Some(base) = a.base {
         if !base.is_finite() || base <= 0.0 {
             return Err(CliError::usage(format!(
-                "--base {base} is not a finite positive number"
+                "--base {} is not a finite positive number",
+                ShortFloat(base)
             )));
         }
     }
@@ -434,7 +436,8 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         (Some(_), Some(_)) => {
             if let Some(base) = a.base {
                 return Err(CliError::usage(format!(
-                    "--base {base} cannot be combined with --cos/--sin tables"
+                    "--base {} cannot be combined with --cos/--sin tables",
+                    ShortFloat(base)
                 )));
             }
             if let Some(m) = &a.angles {
@@ -462,7 +465,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             )));
         }
     }
-    let target = output::resolve(&a.output, &a.input)?;
+    let mut reads = vec![("input", a.input.as_path())];
+    reads.extend(a.hf_config.as_deref().map(|p| ("--hf-config", p)));
+    let target = output::resolve(&a.output, &reads)?;
     let offset = usize::try_from(a.position_offset.unwrap_or(0)).map_err(|_| {
         CliError::usage(format!(
             "--position-offset {} is too large",
@@ -639,6 +644,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 )))
             }
         };
+        if dims4[3] % 2 != 0 {
+            let pairs = match pairing {
+                Pairing::Interleaved => "interleaved RoPE pairs x[2i] with x[2i+1]",
+                Pairing::HalfSplit => "half-split RoPE pairs x[i] with x[i + head_dim/2]",
+            };
+            return Err(bad_shape(format!(
+                "head_dim {} is odd, and {pairs}",
+                dims4[3]
+            )));
+        }
         let file_shape = RopeShape::from_dims(&dims4).map_err(|e| match e {
             Error::Shape { reason, .. } => bad_shape(reason),
             other => CliError::from(other).context(format!("tensor {name:?}")),
@@ -669,6 +684,22 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 "--rotary-dim {rotary_dim} must be even and between 2 and tensor {name:?}'s head_dim {}",
                 shape.head_dim
             )));
+        }
+        if let TableSource::Built(_) = &source {
+            // Sized before it is built: one row per token (per position of a sequence when
+            // every batch row starts at the offset), and the tokens' positions.
+            let shared = a.positions.is_none() && a.cu_seqlens.is_none() && !multi_axis;
+            let rows = if shared { seq } else { batch * seq } as u128;
+            let pairs = (rotary_dim / 2) as u128;
+            crate::memory::check_fits(
+                || {
+                    format!(
+                        "tensor {name:?} {:?} (a table of {rows} rows x {pairs} pairs)",
+                        t.shape
+                    )
+                },
+                rows * pairs * 8 + (shape.batch * shape.seq) as u128 * 24,
+            )?;
         }
         // Per-token positions from the flags, in the file's [batch, seq] token order.
         let multi_ids = match (&a.positions, multi_axis) {
@@ -834,7 +865,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     let mut sink = target.open()?;
     let mut rotators: HashMap<usize, bfrope::Rotator> = HashMap::new();
     let rotated: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
-    input.write_to(&mut sink, &rotated, |name, data, out| {
+    input.write_to(&mut sink, &target, &rotated, |name, data, out| {
         let job = jobs
             .iter()
             .find(|j| j.name == name)
