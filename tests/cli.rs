@@ -397,10 +397,28 @@ fn auto_backend_runs_and_reports_what_ran() {
     let o = apply(&input, &out, &[]);
     assert_ok(&o);
     let err = stderr(&o);
-    assert!(
-        err.contains("on GPU") || err.contains("using the CPU path"),
-        "{err}"
-    );
+    let info = run(&["info", "--json"]);
+    assert_ok(&info);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let adapters = v["adapters"].as_array().unwrap();
+    let software = |a: &serde_json::Value| a["device_type"] == "Cpu";
+    if adapters.is_empty() {
+        assert!(err.contains("using the CPU path"), "{err}");
+    } else if adapters.iter().all(software) {
+        // A software rasteriser (lavapipe, SwiftShader) only: auto takes the faster CPU path
+        // and says why; --backend gpu still runs on it.
+        assert!(
+            err.contains("on the CPU path (auto: ") && err.contains("software rasteriser"),
+            "{err}"
+        );
+        let o = apply(&input, &out, &["--backend", "gpu"]);
+        assert_ok(&o);
+        assert!(stderr(&o).contains("on GPU"), "{}", stderr(&o));
+    } else {
+        assert!(err.contains("on GPU"), "{err}");
+    }
+    // One line on stderr: no progress bar where stderr is not a terminal.
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[test]

@@ -831,3 +831,44 @@ fn new_outputs_get_the_umask_mode_and_replaced_ones_keep_theirs() {
     assert_eq!(mode(&out), 0o640);
     assert_ne!(std::fs::read(&out).unwrap(), b"previous");
 }
+
+#[test]
+fn a_long_run_shows_progress_on_a_terminal_only() {
+    let input_dir = tempfile::tempdir().unwrap();
+    let input = big_input(input_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    // stderr captured (not a terminal): the summary line alone.
+    let r = apply(&input, &out, &[]);
+    assert_ok(&r);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("rotating"), "{}", r.stderr);
+    // On a terminal (util-linux `script` gives it one), a run over a second draws a bar.
+    let command = format!(
+        "exec {} apply {} -o {} --backend cpu",
+        env!("CARGO_BIN_EXE_bfrope"),
+        input.display(),
+        out.display()
+    );
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", &command, "/dev/null"]);
+    let t0 = Instant::now();
+    let (child, logs) = spawn(c);
+    let r = wait(child, logs, "apply on a terminal");
+    let took = t0.elapsed();
+    if r.status.code() == Some(127) || r.stderr.contains("script:") {
+        eprintln!("SKIPPED: no usable `script`; the terminal half did not run");
+        return;
+    }
+    assert!(r.status.success(), "{:?}: {}", r.status, r.stderr);
+    let screen = String::from_utf8_lossy(&r.stdout);
+    assert!(screen.contains("rotated"), "{screen}");
+    if took > Duration::from_secs(2) {
+        assert!(
+            screen.contains("rotating"),
+            "a bar after {took:?}: {screen}"
+        );
+    } else {
+        eprintln!("the run took {took:?}: too short for the bar here");
+    }
+}

@@ -33,6 +33,8 @@ mod memory;
 mod output;
 #[path = "bfrope/placement.rs"]
 mod placement;
+#[path = "bfrope/progress.rs"]
+mod progress;
 #[path = "bfrope/read.rs"]
 mod read;
 #[path = "bfrope/stream.rs"]

@@ -831,8 +831,32 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
         _ => CliError::from(e),
     };
+    // auto leaves software rasterisers (llvmpipe, lavapipe, SwiftShader: device type Cpu)
+    // to --backend gpu: the CPU path is several times faster than them.
+    let software_only = match (a.backend, &a.adapter, precision) {
+        (Backend::Auto, None, Precision::Exact | Precision::Hf) => {
+            let adapters = pollster::block_on(bfrope::gpu::list_adapters());
+            let soft = |r: &bfrope::gpu::AdapterReport| r.info.device_type == wgpu::DeviceType::Cpu;
+            let mut names: Vec<&str> = adapters.iter().map(|r| r.info.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            match names.as_slice() {
+                [] => None,
+                _ if !adapters.iter().all(soft) => None,
+                [one] => Some(format!(
+                    "the only GPU adapter, {one}, is a software rasteriser"
+                )),
+                many => Some(format!(
+                    "every GPU adapter ({}) is a software rasteriser",
+                    many.join(", ")
+                )),
+            }
+        }
+        _ => None,
+    };
     let gpu = match a.backend {
         Backend::Cpu => None,
+        Backend::Auto if software_only.is_some() => None,
         Backend::Gpu => Some(Gpu::new_blocking(a.adapter.as_deref()).map_err(named)?),
         Backend::Auto => match Gpu::new_blocking(a.adapter.as_deref()) {
             Ok(g) => Some(g),
@@ -862,7 +886,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     // 6. Rotate while writing: the header verbatim, then every tensor in data order, copied
     //    or rotated piece by piece (a temporary file renamed at the end, or stdout).
     let t0 = Instant::now();
-    let mut sink = target.open()?;
+    let mut sink = crate::progress::Counting::new(target.open()?, input.size(), "rotating");
     let mut rotators: HashMap<usize, bfrope::Rotator> = HashMap::new();
     let rotated: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
     input.write_to(&mut sink, &target, &rotated, |name, data, out| {
@@ -894,13 +918,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             rotate_streamed(&input, data, job, table, &rotation, engine, out).map_err(failed)?;
         written.map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))
     })?;
-    sink.commit()?;
+    sink.finish().commit()?;
     let rotate_time = t0.elapsed();
 
     // 8. Report.
     let ran_on = match &gpu {
         Some(g) => format!("GPU {} ({precision:?})", g.adapter().summary()),
-        None => "the CPU path".to_string(),
+        None => match &software_only {
+            Some(why) => format!("the CPU path (auto: {why})"),
+            None => "the CPU path".to_string(),
+        },
     };
     let placed = match (&a.positions, &a.cu_seqlens) {
         (Some(p), _) => format!("positions {p}"),

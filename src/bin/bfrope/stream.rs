@@ -50,6 +50,11 @@ impl Input {
         })
     }
 
+    /// The file's size in bytes (what the output's size is too).
+    pub fn size(&self) -> u64 {
+        self.map.len() as u64
+    }
+
     /// Tensor names in the order of their data.
     pub fn names(&self) -> Vec<String> {
         self.metadata.offset_keys()
