@@ -37,7 +37,7 @@ impl RopeShape {
         if head_dim % 2 != 0 {
             return Err(Error::Shape {
                 shape: dims,
-                reason: format!("head_dim {head_dim} is odd; interleaved RoPE rotates pairs"),
+                reason: format!("head_dim {head_dim} is odd; RoPE rotates pairs of elements"),
             });
         }
         let words = batch

@@ -271,3 +271,39 @@ fn conform_refuses_wrong_dtype_and_flag_combinations() {
     );
     assert_one_sentence_exit_2(&run(&["conform", "--full-pairs", "65536"]), &["--full"]);
 }
+
+#[test]
+fn conform_hf_compares_hf_with_the_cpu_paths_hf() {
+    if !gpu_available("conform --precision hf") {
+        return;
+    }
+    // The suite of every dtype: the GPU's hf bits against the CPU path's hf bits.
+    let o = run(&["conform", "--precision", "hf", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["pass"], true);
+    let all = checks(&v);
+    for d in ["bf16", "f16", "f32"] {
+        assert!(all.iter().any(|c| c["dtype"] == d), "{d} checked");
+    }
+    for c in &all {
+        assert_eq!(c["mismatches"], 0, "{c}");
+        assert!(c["error"].is_null(), "{c}");
+    }
+    // And a slice of the exhaustive sweep through every bf16 kernel.
+    let o = run(&[
+        "conform",
+        "--full",
+        "--precision",
+        "hf",
+        "--dtype",
+        "bf16",
+        "--full-slice",
+        "0x3F80..0x3F81",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["pass"], true);
+    assert_eq!(v["adapters"][0]["mismatches"], 0);
+}

@@ -529,3 +529,346 @@ fn the_big_input_runs_long_enough_for_the_signal_tests() {
     );
     assert_eq!(listing(dir.path()), vec!["out.safetensors".to_string()]);
 }
+
+/// I64 values as little-endian bytes.
+fn le64(v: &[i64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// F32 values as little-endian bytes.
+fn le32f(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// `bfrope ARGS...` under the guard, stdin null, stdout and stderr captured.
+fn bfrope(args: &[&std::ffi::OsStr]) -> Ran {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bfrope"));
+    c.args(args);
+    let (child, logs) = spawn(c);
+    wait(child, logs, &format!("bfrope {args:?}"))
+}
+
+/// `sh -c SCRIPT` with `$0` the bfrope binary and `$@` the arguments, under the guard.
+fn bfrope_in_shell(script: &str, args: &[&std::ffi::OsStr]) -> Ran {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_bfrope"))
+        .args(args);
+    let (child, logs) = spawn(c);
+    wait(child, logs, &format!("sh -c {script:?} {args:?}"))
+}
+
+/// Turns `&str`s and paths into the argument list of [`bfrope`].
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { &[$(std::ffi::OsStr::new($a)),*] };
+}
+
+/// A config.json the table commands accept.
+const CONFIG: &str =
+    r#"{"rope_theta": 10000.0, "head_dim": 16, "num_attention_heads": 3, "hidden_size": 48}"#;
+
+#[test]
+fn an_output_that_is_any_file_the_command_reads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = standard_input(d);
+    let config = d.join("c.json");
+    std::fs::write(&config, CONFIG).unwrap();
+    let table = d.join("t.safetensors");
+    write_st(
+        &table,
+        &[
+            ("pos", Dtype::I64, vec![3], &le64(&[0, 5, 9])),
+            ("inv", Dtype::F32, vec![4], &le32f(&[1.0, 0.1, 0.01, 0.001])),
+        ],
+    );
+    std::fs::hard_link(&config, d.join("hard.json")).unwrap();
+    std::os::unix::fs::symlink("c.json", d.join("soft.json")).unwrap();
+    std::fs::hard_link(&table, d.join("hard.safetensors")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink(d, d.join("sub/up")).unwrap();
+    let names = listing(d);
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    let (config_bytes, table_bytes, input_bytes) = (bytes(&config), bytes(&table), bytes(&input));
+    let check = |r: &Ran, role: &str, read: &Path, out: &Path| {
+        assert_refused(
+            r,
+            &[
+                &format!("output {}", out.display()),
+                &format!("is {role} {}", read.display()),
+            ],
+        );
+        assert_eq!(bytes(&config), config_bytes, "config untouched");
+        assert_eq!(bytes(&table), table_bytes, "table file untouched");
+        assert_eq!(bytes(&input), input_bytes, "input untouched");
+        assert_eq!(listing(d), names, "nothing created");
+    };
+    // apply: the config, by name, by hard link, through a symlink and a symlinked folder.
+    for out in [
+        config.clone(),
+        d.join("hard.json"),
+        d.join("soft.json"),
+        d.join("sub/up/c.json"),
+    ] {
+        let r = apply(&input, &out, &["--hf-config", config.to_str().unwrap()]);
+        check(&r, "--hf-config", &config, &out);
+    }
+    let r = apply(&table, &d.join("hard.safetensors"), &[]);
+    check(&r, "the input file", &table, &d.join("hard.safetensors"));
+    // table: the config, the --positions-from file and the --inv-freq file.
+    let pos_from = format!("{}:pos", table.display());
+    let inv = format!("{}:inv", table.display());
+    for out in [config.clone(), d.join("hard.json"), d.join("soft.json")] {
+        let r = bfrope(args![
+            "table",
+            "--hf-config",
+            &config,
+            "--positions",
+            "0..4",
+            "-o",
+            &out
+        ]);
+        check(&r, "--hf-config", &config, &out);
+    }
+    for out in [table.clone(), d.join("hard.safetensors")] {
+        let r = bfrope(args![
+            "table",
+            "--rotary-dim",
+            "8",
+            "--positions-from",
+            &pos_from,
+            "-o",
+            &out
+        ]);
+        check(&r, "--positions-from", &table, &out);
+        let r = bfrope(args![
+            "table",
+            "--inv-freq",
+            &inv,
+            "--positions",
+            "0..4",
+            "-o",
+            &out
+        ]);
+        check(&r, "--inv-freq", &table, &out);
+    }
+}
+
+#[test]
+fn a_table_too_large_for_memory_is_refused_before_any_file_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.safetensors");
+    // 2^26 rows x 2^15 pairs: 16 TiB of cos and sin, more than any machine has.
+    let r = bfrope(args![
+        "table",
+        "--rotary-dim",
+        "65536",
+        "--positions",
+        "0..67108864",
+        "-o",
+        &out
+    ]);
+    assert_refused(
+        &r,
+        &[
+            "--positions 0..67108864",
+            "--rotary-dim 65536",
+            "of memory, more than the",
+            "available",
+        ],
+    );
+    assert!(
+        listing(dir.path()).is_empty(),
+        "no output, no temporary file"
+    );
+    // Past the row limit: refused as well, before any allocation.
+    let r = bfrope(args![
+        "table",
+        "--rotary-dim",
+        "8",
+        "--positions",
+        "0..67108865",
+        "-o",
+        &out
+    ]);
+    assert_refused(&r, &["--positions 0..67108865", "2^26 rows"]);
+    assert!(
+        listing(dir.path()).is_empty(),
+        "no output, no temporary file"
+    );
+}
+
+#[test]
+fn a_config_that_is_not_a_small_regular_file_is_refused_before_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = standard_input(d);
+    let fifo = d.join("fifo.json");
+    mkfifo(&fifo);
+    let big = d.join("big.json");
+    // 17 MiB of a valid JSON document: over the 16 MiB read from a config.
+    let mut text = String::from("{\"rope_theta\": 10000.0, \"pad\": \"");
+    text.push_str(&"x".repeat(17 << 20));
+    text.push_str("\"}");
+    std::fs::write(&big, text).unwrap();
+    let bad = d.join("bad.json");
+    std::fs::write(&bad, "{\"rope_theta\": ").unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.safetensors");
+    let cases: [(&Path, &[&str]); 4] = [
+        (Path::new("/dev/zero"), &["/dev/zero", "character device"]),
+        (&fifo, &["fifo.json", "FIFO"]),
+        (&big, &["big.json", "more than the 16777216 bytes"]),
+        (&bad, &["bad.json"]),
+    ];
+    for (config, needles) in cases {
+        let t0 = Instant::now();
+        let r = apply(&input, &out, &["--hf-config", config.to_str().unwrap()]);
+        assert_refused(&r, needles);
+        assert!(listing(out_dir.path()).is_empty(), "apply created nothing");
+        let r = bfrope(args![
+            "table",
+            "--hf-config",
+            config,
+            "--positions",
+            "0..4",
+            "-o",
+            &out
+        ]);
+        assert_refused(&r, needles);
+        assert!(listing(out_dir.path()).is_empty(), "table created nothing");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{}: refused at once",
+            config.display()
+        );
+    }
+}
+
+#[test]
+fn writing_to_a_closed_or_full_stdout_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = standard_input(dir.path());
+    let table = [
+        "table",
+        "--rotary-dim",
+        "8",
+        "--positions",
+        "0..4",
+        "-o",
+        "-",
+    ];
+    let table: Vec<&std::ffi::OsStr> = table.iter().map(std::ffi::OsStr::new).collect();
+    let mut apply_args = vec![std::ffi::OsStr::new("apply"), input.as_os_str()];
+    apply_args.extend(args!["-o", "-", "--backend", "cpu"]);
+    for args in [&table, &apply_args] {
+        let r = bfrope_in_shell(r#"exec "$0" "$@" >&-"#, args);
+        assert_eq!(r.status.code(), Some(1), "closed stdout: {}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains("stdout is closed"), "{}", r.stderr);
+        let r = bfrope_in_shell(r#"exec "$0" "$@" >/dev/full"#, args);
+        assert_eq!(r.status.code(), Some(1), "full stdout: {}", r.stderr);
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains("stdout"), "{}", r.stderr);
+        assert!(!r.stderr.contains("wrote"), "{}", r.stderr);
+    }
+    assert_eq!(listing(dir.path()), vec!["in.safetensors".to_string()]);
+}
+
+#[test]
+fn new_outputs_get_the_umask_mode_and_replaced_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = standard_input(d);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (umask, want) in [
+        ("077", 0o600),
+        ("022", 0o644),
+        ("002", 0o664),
+        ("000", 0o666),
+    ] {
+        let script = format!(r#"umask {umask} && exec "$0" "$@""#);
+        let out = d.join(format!("apply-{umask}.safetensors"));
+        let mut a = vec![std::ffi::OsStr::new("apply"), input.as_os_str()];
+        a.extend(args!["-o", &out, "--backend", "cpu"]);
+        let r = bfrope_in_shell(&script, &a);
+        assert_ok(&r);
+        assert_eq!(mode(&out), want, "apply under umask {umask}");
+        let out = d.join(format!("table-{umask}.safetensors"));
+        let r = bfrope_in_shell(
+            &script,
+            args![
+                "table",
+                "--rotary-dim",
+                "8",
+                "--positions",
+                "0..4",
+                "-o",
+                &out
+            ],
+        );
+        assert_ok(&r);
+        assert_eq!(mode(&out), want, "table under umask {umask}");
+    }
+    // An existing output keeps its mode whatever the umask.
+    let out = d.join("existing.safetensors");
+    std::fs::write(&out, b"previous").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let r = bfrope_in_shell(
+        r#"umask 077 && exec "$0" "$@""#,
+        args![
+            "table",
+            "--rotary-dim",
+            "8",
+            "--positions",
+            "0..4",
+            "-o",
+            &out
+        ],
+    );
+    assert_ok(&r);
+    assert_eq!(mode(&out), 0o640);
+    assert_ne!(std::fs::read(&out).unwrap(), b"previous");
+}
+
+#[test]
+fn a_long_run_shows_progress_on_a_terminal_only() {
+    let input_dir = tempfile::tempdir().unwrap();
+    let input = big_input(input_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    // stderr captured (not a terminal): the summary line alone.
+    let r = apply(&input, &out, &[]);
+    assert_ok(&r);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("rotating"), "{}", r.stderr);
+    // On a terminal (util-linux `script` gives it one), a run over a second draws a bar.
+    let command = format!(
+        "exec {} apply {} -o {} --backend cpu",
+        env!("CARGO_BIN_EXE_bfrope"),
+        input.display(),
+        out.display()
+    );
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", &command, "/dev/null"]);
+    let t0 = Instant::now();
+    let (child, logs) = spawn(c);
+    let r = wait(child, logs, "apply on a terminal");
+    let took = t0.elapsed();
+    if r.status.code() == Some(127) || r.stderr.contains("script:") {
+        eprintln!("SKIPPED: no usable `script`; the terminal half did not run");
+        return;
+    }
+    assert!(r.status.success(), "{:?}: {}", r.status, r.stderr);
+    let screen = String::from_utf8_lossy(&r.stdout);
+    assert!(screen.contains("rotated"), "{screen}");
+    if took > Duration::from_secs(2) {
+        assert!(
+            screen.contains("rotating"),
+            "a bar after {took:?}: {screen}"
+        );
+    } else {
+        eprintln!("the run took {took:?}: too short for the bar here");
+    }
+}

@@ -345,7 +345,7 @@ fn flags_that_do_not_apply_are_refused() {
         (vec!["table", "--rotary-dim", "8", "--positions", "4..4", "-o", o], "--positions \"4..4\""),
         (vec!["table", "--rotary-dim", "8", "--axes", "axial:2,2", "--positions", "0..4", "-o", o], "--positions-from"),
         (vec!["table", "--rotary-dim", "8", "--positions", "0..4", "--positions-from", &from, "-o", o], "cannot be combined"),
-        (vec!["table", "--rotary-dim", "8", "--positions-from", &from, "-o", i], "input file"),
+        (vec!["table", "--rotary-dim", "8", "--positions-from", &from, "-o", i], "is --positions-from"),
     ];
     for (args, needle) in cases {
         let ran = bfrope(&args);

@@ -30,10 +30,16 @@ mod demo;
 mod explain;
 #[path = "bfrope/info.rs"]
 mod info;
+#[path = "bfrope/memory.rs"]
+mod memory;
 #[path = "bfrope/output.rs"]
 mod output;
 #[path = "bfrope/placement.rs"]
 mod placement;
+#[path = "bfrope/progress.rs"]
+mod progress;
+#[path = "bfrope/read.rs"]
+mod read;
 #[path = "bfrope/stream.rs"]
 mod stream;
 #[path = "bfrope/table.rs"]
@@ -192,6 +198,7 @@ fn private_runtime_dir() -> Option<tempfile::TempDir> {
 }
 
 fn main() -> ExitCode {
+    output::guard_standard_fds();
     #[cfg(unix)]
     let _runtime_dir = private_runtime_dir();
     let cli = match Cli::try_parse() {

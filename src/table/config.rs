@@ -73,12 +73,7 @@ fn err(key: &str, value: &Value, why: &str) -> Error {
 
 /// A short form of a number for messages (`1e-300`, `500000`).
 fn show(x: f64) -> String {
-    let a = x.abs();
-    if a != 0.0 && !(1e-4..1e15).contains(&a) {
-        format!("{x:e}")
-    } else {
-        format!("{x}")
-    }
+    super::ShortFloat(x).to_string()
 }
 
 /// One JSON object being read, its path for messages, and the log of what was read.

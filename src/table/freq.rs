@@ -246,12 +246,31 @@ fn exact_pos_freqs(base: f64, dim: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A float as messages show it: the shortest digits that read back as the same value, in
+/// scientific notation where plain digits would be long (below 1e-5 or from 1e16 on in
+/// magnitude): `10000`, `0.25`, `1e-300`, `1.5e20`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShortFloat(pub f64);
+
+impl std::fmt::Display for ShortFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        let a = v.abs();
+        if !v.is_finite() || v == 0.0 || (1e-5..1e16).contains(&a) {
+            write!(f, "{v}")
+        } else {
+            write!(f, "{v:e}")
+        }
+    }
+}
+
 fn positive(name: &str, v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
         Err(Error::Parameter(format!(
-            "{name} {v} must be finite and greater than 0"
+            "{name} {} must be finite and greater than 0",
+            ShortFloat(v)
         )))
     }
 }
@@ -457,7 +476,9 @@ pub fn frequencies(
             // Equal factors (Llama 4) leave no medium band: every frequency is kept or divided.
             if high_freq_factor < low_freq_factor {
                 return Err(Error::Parameter(format!(
-                    "high_freq_factor {high_freq_factor} must not be less than low_freq_factor {low_freq_factor}"
+                    "high_freq_factor {} must not be less than low_freq_factor {}",
+                    ShortFloat(*high_freq_factor),
+                    ShortFloat(*low_freq_factor)
                 )));
             }
             let low_wl = *orig as f64 / low_freq_factor;
@@ -522,7 +543,8 @@ pub fn frequencies(
                 }
                 if let Some(bad) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
                     return Err(Error::Parameter(format!(
-                        "{name} value {bad} must be finite and greater than 0"
+                        "{name} value {} must be finite and greater than 0",
+                        ShortFloat(*bad)
                     )));
                 }
             }
@@ -587,7 +609,8 @@ pub fn frequencies(
             }
             if let Some((i, bad)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
                 return Err(Error::Parameter(format!(
-                    "inverse frequency {i} is {bad}; every value must be finite"
+                    "inverse frequency {i} is {}; every value must be finite",
+                    ShortFloat(*bad)
                 )));
             }
             let v = if torch {
@@ -600,7 +623,8 @@ pub fn frequencies(
     };
     if !(attention.is_finite() && attention > 0.0) {
         return Err(Error::Parameter(format!(
-            "attention factor {attention} must be finite and greater than 0"
+            "attention factor {} must be finite and greater than 0",
+            ShortFloat(attention)
         )));
     }
     if let Some(i) = inv_freq.iter().position(|f| !f.is_finite()) {

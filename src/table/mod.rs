@@ -25,6 +25,7 @@ mod models;
 
 pub use axes::{grid_positions, Axes};
 pub use config::{Explanation, HfRope, Layer};
+pub use freq::ShortFloat;
 pub use freq::{frequencies, Frequencies, Variant};
 pub use models::rope_model_types;
 
@@ -107,7 +108,7 @@ impl TableSpec {
         if !self.base.is_finite() || self.base <= 0.0 {
             return Err(Error::Parameter(format!(
                 "base {} must be finite and greater than 0",
-                self.base
+                ShortFloat(self.base)
             )));
         }
         if self.rotary_dim == 0 || self.rotary_dim % 2 != 0 {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use bfrope::table::ShortFloat;
 use bfrope::{
     cpu, AngleMode, Direction, Error, Gpu, Pairing, Positions, Precision, RopeCall, RopeShape,
     RopeTable, Rotation,
@@ -430,7 +431,8 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     if let Some(base) = a.base {
         if !base.is_finite() || base <= 0.0 {
             return Err(CliError::usage(format!(
-                "--base {base} is not a finite positive number"
+                "--base {} is not a finite positive number",
+                ShortFloat(base)
             )));
         }
     }
@@ -448,7 +450,8 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         (Some(_), Some(_)) => {
             if let Some(base) = a.base {
                 return Err(CliError::usage(format!(
-                    "--base {base} cannot be combined with --cos/--sin tables"
+                    "--base {} cannot be combined with --cos/--sin tables",
+                    ShortFloat(base)
                 )));
             }
             if let Some(m) = &a.angles {
@@ -486,7 +489,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             )));
         }
     }
-    let target = output::resolve(&a.output, &a.input)?;
+    let mut reads = vec![("input", a.input.as_path())];
+    reads.extend(a.hf_config.as_deref().map(|p| ("--hf-config", p)));
+    let target = output::resolve(&a.output, &reads)?;
     let offset = usize::try_from(a.position_offset.unwrap_or(0)).map_err(|_| {
         CliError::usage(format!(
             "--position-offset {} is too large",
@@ -711,6 +716,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 )));
             }
         }
+        if dims4[3] % 2 != 0 {
+            let pairs = match pairing {
+                Pairing::Interleaved => "interleaved RoPE pairs x[2i] with x[2i+1]",
+                Pairing::HalfSplit => "half-split RoPE pairs x[i] with x[i + head_dim/2]",
+            };
+            return Err(bad_shape(format!(
+                "head_dim {} is odd, and {pairs}",
+                dims4[3]
+            )));
+        }
         let file_shape = RopeShape::from_dims(&dims4).map_err(|e| match e {
             Error::Shape { reason, .. } => bad_shape(reason),
             other => CliError::from(other).context(format!("tensor {name:?}")),
@@ -741,6 +756,22 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
                 "--rotary-dim {rotary_dim} must be even and between 2 and tensor {name:?}'s head_dim {}",
                 shape.head_dim
             )));
+        }
+        if let TableSource::Built(_) = &source {
+            // Sized before it is built: one row per token (per position of a sequence when
+            // every batch row starts at the offset), and the tokens' positions.
+            let shared = a.positions.is_none() && a.cu_seqlens.is_none() && !multi_axis;
+            let rows = if shared { seq } else { batch * seq } as u128;
+            let pairs = (rotary_dim / 2) as u128;
+            crate::memory::check_fits(
+                || {
+                    format!(
+                        "tensor {name:?} {:?} (a table of {rows} rows x {pairs} pairs)",
+                        t.shape
+                    )
+                },
+                rows * pairs * 8 + (shape.batch * shape.seq) as u128 * 24,
+            )?;
         }
         // Per-token positions from the flags, in the file's [batch, seq] token order.
         let multi_ids = match (&a.positions, multi_axis) {
@@ -872,8 +903,32 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         }
         _ => CliError::from(e),
     };
+    // auto leaves software rasterisers (llvmpipe, lavapipe, SwiftShader: device type Cpu)
+    // to --backend gpu: the CPU path is several times faster than them.
+    let software_only = match (a.backend, &a.adapter, precision) {
+        (Backend::Auto, None, Precision::Exact | Precision::Hf) => {
+            let adapters = pollster::block_on(bfrope::gpu::list_adapters());
+            let soft = |r: &bfrope::gpu::AdapterReport| r.info.device_type == wgpu::DeviceType::Cpu;
+            let mut names: Vec<&str> = adapters.iter().map(|r| r.info.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            match names.as_slice() {
+                [] => None,
+                _ if !adapters.iter().all(soft) => None,
+                [one] => Some(format!(
+                    "the only GPU adapter, {one}, is a software rasteriser"
+                )),
+                many => Some(format!(
+                    "every GPU adapter ({}) is a software rasteriser",
+                    many.join(", ")
+                )),
+            }
+        }
+        _ => None,
+    };
     let gpu = match a.backend {
         Backend::Cpu => None,
+        Backend::Auto if software_only.is_some() => None,
         Backend::Gpu => Some(Gpu::new_blocking(a.adapter.as_deref()).map_err(named)?),
         Backend::Auto => match Gpu::new_blocking(a.adapter.as_deref()) {
             Ok(g) => Some(g),
@@ -903,10 +958,10 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
     // 6. Rotate while writing: the header verbatim, then every tensor in data order, copied
     //    or rotated piece by piece (a temporary file renamed at the end, or stdout).
     let t0 = Instant::now();
-    let mut sink = target.open()?;
+    let mut sink = crate::progress::Counting::new(target.open()?, input.size(), "rotating");
     let mut rotators: HashMap<usize, bfrope::Rotator> = HashMap::new();
     let rotated: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
-    input.write_to(&mut sink, &rotated, |name, data, out| {
+    input.write_to(&mut sink, &target, &rotated, |name, data, out| {
         let job = jobs
             .iter()
             .find(|j| j.name == name)
@@ -935,13 +990,16 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             rotate_streamed(&input, data, job, table, &rotation, engine, out).map_err(failed)?;
         written.map_err(|e| CliError::failure(format!("cannot write {target}: {e}")))
     })?;
-    sink.commit()?;
+    sink.finish().commit()?;
     let rotate_time = t0.elapsed();
 
     // 8. Report.
     let ran_on = match &gpu {
         Some(g) => format!("GPU {} ({precision:?})", g.adapter().summary()),
-        None => "the CPU path".to_string(),
+        None => match &software_only {
+            Some(why) => format!("the CPU path (auto: {why})"),
+            None => "the CPU path".to_string(),
+        },
     };
     let placed = match (&a.positions, &a.cu_seqlens) {
         (Some(p), _) => format!("positions {p}"),

@@ -45,8 +45,9 @@ pub struct ConformArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Kernel arithmetic to check: exact (the contract) or fast (plain f32, expected to differ;
-    /// shows what the exact mode guards against).
+    /// Kernel arithmetic to check: exact (the contract), hf (transformers' arithmetic, against
+    /// the CPU path's hf results) or fast (plain f32 against the exact results, expected to
+    /// differ; shows what the exact mode guards against).
     #[arg(long, value_enum, default_value = "exact")]
     precision: crate::apply::PrecisionArg,
     /// The dtypes to check: bf16, f16, f32 or all (default: all for the suite, bf16 for
@@ -303,10 +304,13 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     } else {
         Vec::new()
     };
+    // hf is checked against the CPU path's hf results; exact and fast against exact ones.
+    let reference = reference_precision(precision);
     let mut references = Vec::new();
     for case in &cases {
         for dir in [Direction::Forward, Direction::Inverse] {
-            references.push((case, dir, case.expected(dir)?));
+            let expected = bfrope::cpu::apply(&case.call(dir, reference), &case.x)?;
+            references.push((case, dir, expected));
         }
     }
     // The f16 and f32 cases (each checked against the CPU path as it runs).
@@ -432,6 +436,15 @@ pub fn run(a: &ConformArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The CPU path's arithmetic a GPU result in `precision` is compared with: hf with hf (the
+/// same bits on every adapter), exact and fast with exact.
+fn reference_precision(precision: Precision) -> Precision {
+    match precision {
+        Precision::Hf => Precision::Hf,
+        _ => Precision::Exact,
+    }
+}
+
 /// The name of the kernel the library picks for `call` (what `Gpu::apply` runs).
 fn picked_kernel(call: &bfrope::RopeCall) -> &'static str {
     let r = &call.rotation;
@@ -531,6 +544,8 @@ mod formats {
         const PER_ANGLE: bool;
         /// The CPU path's rotation of one pair.
         fn rotate(x0: Self::E, x1: Self::E, c: f32, s: f32, d: Direction) -> (Self::E, Self::E);
+        /// The CPU path's rotation of one pair in transformers' arithmetic (`hf`).
+        fn rotate_hf(x0: Self::E, x1: Self::E, c: f32, s: f32, d: Direction) -> (Self::E, Self::E);
         /// The pair `w` of token `t` (absolute) in a `--full` sweep at table values `(c, s)`.
         fn pair(source: &Source, t: u32, w: u32, c: f32, s: f32) -> (Self::E, Self::E);
     }
@@ -553,6 +568,9 @@ mod formats {
         fn rotate(x0: u16, x1: u16, c: f32, s: f32, d: Direction) -> (u16, u16) {
             bfrope::cpu::rotate_pair(x0, x1, c, s, d)
         }
+        fn rotate_hf(x0: u16, x1: u16, c: f32, s: f32, d: Direction) -> (u16, u16) {
+            bfrope::hf::rotate_pair_hf(x0, x1, c, s, d)
+        }
         fn pair(_: &Source, t: u32, w: u32, _: f32, _: f32) -> (u16, u16) {
             (t as u16, w as u16)
         }
@@ -566,6 +584,9 @@ mod formats {
         fn rotate(x0: u16, x1: u16, c: f32, s: f32, d: Direction) -> (u16, u16) {
             bfrope::cpu::rotate_pair_f16(x0, x1, c, s, d)
         }
+        fn rotate_hf(x0: u16, x1: u16, c: f32, s: f32, d: Direction) -> (u16, u16) {
+            bfrope::hf::rotate_pair_hf_f16(x0, x1, c, s, d)
+        }
         fn pair(_: &Source, t: u32, w: u32, _: f32, _: f32) -> (u16, u16) {
             (t as u16, w as u16)
         }
@@ -578,6 +599,9 @@ mod formats {
         const PER_ANGLE: bool = true;
         fn rotate(x0: u32, x1: u32, c: f32, s: f32, d: Direction) -> (u32, u32) {
             bfrope::cpu::rotate_pair_f32(x0, x1, c, s, d)
+        }
+        fn rotate_hf(x0: u32, x1: u32, c: f32, s: f32, d: Direction) -> (u32, u32) {
+            bfrope::hf::rotate_pair_hf_f32(x0, x1, c, s, d)
         }
         fn pair(source: &Source, t: u32, w: u32, c: f32, s: f32) -> (u32, u32) {
             let index = (u64::from(t) << 16) | u64::from(w);
@@ -680,7 +704,7 @@ mod floats {
                 .with_dtype(self.dtype)
         }
 
-        /// Rotates on `gpu` and compares with the CPU path's exact result.
+        /// Rotates on `gpu` and compares with the CPU path's result (hf for hf, else exact).
         pub(crate) fn check(
             &self,
             gpu: &Gpu,
@@ -720,7 +744,8 @@ mod floats {
             x: &[E],
         ) -> CliResult<Outcome> {
             let direction = call.rotation.direction;
-            let expected = bfrope::cpu::apply(&self.call(direction, Precision::Exact), x)?;
+            let reference = super::reference_precision(call.rotation.precision);
+            let expected = bfrope::cpu::apply(&self.call(direction, reference), x)?;
             let got = match gpu.apply_blocking(call, x) {
                 Ok(g) => g,
                 Err(e) => return Ok((0, 0, Vec::new(), Some(e.to_string()))),
@@ -1524,7 +1549,7 @@ mod full {
                 let piece = piece?;
                 let tally = &mut tallies[piece.tally];
                 let (_, c, sn) = &angles[tally.angle];
-                check_piece::<F>(&piece, *c, *sn, source, tally, threads);
+                check_piece::<F>(&piece, (*c, *sn), o.precision, source, tally, threads);
                 done_pairs += (piece.got.len() / 2) as u64;
                 if last_report.elapsed().as_secs_f64() > 2.0 || done_pairs == pairs_total {
                     last_report = Instant::now();
@@ -1607,8 +1632,8 @@ mod full {
     /// Compares one GPU result with the CPU path on `threads` threads.
     fn check_piece<F: Format>(
         piece: &Piece<F::E>,
-        c: f32,
-        s: f32,
+        (c, s): (f32, f32),
+        precision: Precision,
         source: Source,
         tally: &mut Tally,
         threads: usize,
@@ -1630,7 +1655,10 @@ mod full {
                             let p = k * per + i;
                             let t = piece.start + (p / X1) as u32;
                             let (x0, x1) = F::pair(&source, t, (p % X1) as u32, c, s);
-                            let want = F::rotate(x0, x1, c, s, direction);
+                            let want = match precision {
+                                Precision::Hf => F::rotate_hf(x0, x1, c, s, direction),
+                                _ => F::rotate(x0, x1, c, s, direction),
+                            };
                             if (got[0], got[1]) != want {
                                 bad += 1;
                                 if first.len() < KEEP {

@@ -7,17 +7,19 @@
 //!   refused and left as it was: it is only inspected, never opened.
 //! - A symlink (or a chain of them) to a regular file stays a symlink: its target gets the
 //!   output. A dangling symlink is refused, as `cp` does.
-//! - The output is never the input (the same file by device and inode, or the same canonical
-//!   path once symlinks are followed).
-//! - The final file's folder must exist and be writable, which is proven by creating the
-//!   temporary file `.<name>.bfrope-XXXXXX.partial` there at once.
+//! - The output is never a file the command reads (the input, a config.json, a positions
+//!   file...): not the same file by device and inode (hard links included), nor the same
+//!   canonical path once symlinks are followed.
+//! - The final file's folder must exist.
 //!
-//! [`OutputTarget::open`] gives an [`OutputSink`] to write the bytes into, and
-//! [`OutputSink::commit`] syncs the temporary file and renames it over the final path. Until
-//! then the final path is untouched: dropping the sink (an error) removes the temporary file,
-//! and so does SIGINT or SIGTERM, which then end the process with exit status 130 or 143.
+//! [`OutputTarget::open`], called once every input has been read, creates the temporary file
+//! `.<name>.bfrope-XXXXXX.partial` in the final file's folder (an unwritable folder is refused
+//! there) and gives an [`OutputSink`] to write the bytes into; [`OutputSink::commit`] syncs
+//! the temporary file and renames it over the final path. Until then the final path is
+//! untouched: dropping the sink (an error) removes the temporary file, and so does SIGINT or
+//! SIGTERM, which then end the process with exit status 130 or 143. A new file gets the mode
+//! a plain create gives (0666 less the umask); a replaced file keeps its mode.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -76,6 +78,43 @@ fn install_signal_handler() {
     }
 }
 
+/// Whether stdout was closed when the process started (set by [`guard_standard_fds`]).
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn stdout_was_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Run first thing in `main`: notes whether the process started with stdout closed, so that
+/// `-o -` then fails instead of writing into nothing. Rust's runtime gives a closed
+/// descriptor 0, 1 or 2 `/dev/null`, opened read-write, before `main` (so no file bfrope
+/// opens later takes its number); a shell's `>/dev/null` opens it write-only.
+pub fn guard_standard_fds() {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() else {
+            STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
+        // SAFETY: fcntl(F_GETFL) only reads the descriptor's status flags.
+        let flags = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETFL) };
+        let null = std::fs::metadata("/dev/null").ok();
+        let file = File::from(fd);
+        let closed = match (file.metadata(), null) {
+            (Ok(m), Some(n)) => {
+                m.file_type().is_char_device()
+                    && m.rdev() == n.rdev()
+                    && flags != -1
+                    && flags & libc::O_ACCMODE == libc::O_RDWR
+            }
+            _ => false,
+        };
+        STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A temporary file registered in [`LIVE_TEMP`]; removed on drop unless persisted.
 struct Temp {
     file: Option<NamedTempFile>,
@@ -90,10 +129,17 @@ impl Temp {
         prefix.push(".bfrope-");
         // Created under the lock: a signal sees either no file or a registered one.
         let mut live = live_temp();
-        let file = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".partial")
-            .tempfile_in(dir)?;
+        // 0666 less the umask, as a plain create: the mode a new output keeps.
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::Permissions::from_mode(0o666)
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        #[cfg(unix)]
+        builder.permissions(mode);
+        let file = builder.tempfile_in(dir)?;
         *live = Some(file.path().to_path_buf());
         Ok(Self { file: Some(file) })
     }
@@ -146,13 +192,11 @@ enum TargetKind {
     File {
         /// The path renamed over at the end (symlinks followed).
         path: PathBuf,
-        /// The temporary file created by [`resolve`], taken by the first [`OutputTarget::open`].
-        reserved: RefCell<Option<Temp>>,
     },
 }
 
 /// What a non-regular file is, in words.
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
     let t = meta.file_type();
     if t.is_dir() {
         return "a directory";
@@ -243,52 +287,59 @@ fn follow(output: &Path) -> CliResult<(PathBuf, Option<std::fs::Metadata>)> {
     )))
 }
 
-/// Settles where the output of `input` goes, before any work: see the module docs. Every
-/// refusal is exit 2 and leaves the output path as it was.
-pub fn resolve(output: &Path, input: &Path) -> CliResult<OutputTarget> {
-    resolve_guarding(output, &[input])
-}
-
-/// [`resolve`] for a command with several input files (or none, as `bfrope table` with
-/// only flags): the output may be none of them.
-pub fn resolve_guarding(output: &Path, inputs: &[&Path]) -> CliResult<OutputTarget> {
+/// Settles where the output goes, before any work: see the module docs. `inputs` are the
+/// files the command reads, each with what it is to the user (`input`, `--hf-config`,
+/// `--positions-from`): the output may be none of them. Every refusal is exit 2 and leaves
+/// the output path as it was; nothing is created here.
+pub fn resolve(output: &Path, inputs: &[(&str, &Path)]) -> CliResult<OutputTarget> {
     let mut guarded = Vec::new();
-    for input in inputs {
-        let real = input.canonicalize().map_err(|e| {
-            CliError::usage(format!("cannot read input file {}: {e}", input.display()))
-        })?;
-        let meta = std::fs::metadata(&real).map_err(|e| {
-            CliError::usage(format!("cannot read input file {}: {e}", input.display()))
-        })?;
+    for &(role, input) in inputs {
+        let unreadable = |e: io::Error| {
+            CliError::usage(format!("cannot read {role} file {}: {e}", input.display()))
+        };
+        let real = input.canonicalize().map_err(unreadable)?;
+        let meta = std::fs::metadata(&real).map_err(unreadable)?;
         if !meta.is_file() {
             return Err(CliError::usage(format!(
-                "input {} is not a file",
-                input.display()
+                "{role} {} is {}, not a regular file",
+                input.display(),
+                kind_of(&meta)
             )));
         }
-        guarded.push((real, meta));
+        guarded.push((role, input, real, meta));
     }
     if output.as_os_str() == "-" {
+        if stdout_was_closed() {
+            return Err(CliError::failure(
+                "cannot write the output to stdout (-o -): stdout is closed",
+            ));
+        }
         return Ok(OutputTarget {
             shown: output.to_path_buf(),
             kind: TargetKind::Stdout,
         });
     }
-    let same = || {
+    let same = |role: &str, input: &Path| {
+        let article = if role == "input" {
+            "the input file"
+        } else {
+            role
+        };
         CliError::usage(format!(
-            "output {} is the input file; refusing to write over it",
-            output.display()
+            "output {} is {article} {}; refusing to write over it",
+            output.display(),
+            input.display()
         ))
     };
     let (path, existing) = follow(output)?;
     #[cfg(unix)]
     if let Some(meta) = &existing {
         use std::os::unix::fs::MetadataExt;
-        if guarded
+        if let Some((role, input, ..)) = guarded
             .iter()
-            .any(|(_, m)| meta.dev() == m.dev() && meta.ino() == m.ino())
+            .find(|(.., m)| meta.dev() == m.dev() && meta.ino() == m.ino())
         {
-            return Err(same());
+            return Err(same(role, input));
         }
     }
     let name = path
@@ -318,25 +369,16 @@ pub fn resolve_guarding(output: &Path, inputs: &[&Path]) -> CliResult<OutputTarg
             folder.display()
         ))
     })?;
-    if guarded
+    if let Some((role, input, ..)) = guarded
         .iter()
-        .any(|(real, _)| folder_real.join(&name) == *real)
+        .find(|(_, _, real, _)| folder_real.join(&name) == *real)
     {
-        return Err(same());
+        return Err(same(role, input));
     }
-    // In the canonical folder (the same folder): messages then show a clean absolute path.
-    let temp = Temp::create(&folder_real, &name).map_err(|e| {
-        CliError::usage(format!(
-            "cannot create a file in the output folder {}: {e}",
-            folder.display()
-        ))
-    })?;
+    let _ = existing;
     Ok(OutputTarget {
         shown: output.to_path_buf(),
-        kind: TargetKind::File {
-            path,
-            reserved: RefCell::new(Some(temp)),
-        },
+        kind: TargetKind::File { path },
     })
 }
 
@@ -351,27 +393,35 @@ impl std::fmt::Display for OutputTarget {
 }
 
 impl OutputTarget {
-    /// A sink for the output bytes: stdout, or a (fresh or reserved) temporary file in the
-    /// final file's folder.
+    /// A sink for the output bytes: stdout, or a fresh temporary file in the final file's
+    /// folder (a folder it cannot be created in is exit 2, naming it). Called once every
+    /// input has been read.
     pub fn open(&self) -> CliResult<OutputSink> {
         match &self.kind {
-            TargetKind::Stdout => Ok(OutputSink {
-                shown: self.to_string(),
-                kind: SinkKind::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
-            }),
-            TargetKind::File { path, reserved } => {
-                let temp = match reserved.borrow_mut().take() {
-                    Some(t) => t,
-                    None => {
-                        let name = path.file_name().expect("checked by resolve");
-                        Temp::create(&folder_of(path), name).map_err(|e| {
-                            CliError::failure(format!(
-                                "cannot create a file in the output folder {}: {e}",
-                                folder_of(path).display()
-                            ))
-                        })?
-                    }
-                };
+            TargetKind::Stdout => {
+                // A file of its own on fd 1: every write error shows (std's stdout treats a
+                // closed descriptor as a sink that accepts everything).
+                use std::os::fd::AsFd;
+                let fd = io::stdout().as_fd().try_clone_to_owned().map_err(|e| {
+                    CliError::failure(format!("cannot write the output to stdout: {e}"))
+                })?;
+                Ok(OutputSink {
+                    shown: self.to_string(),
+                    kind: SinkKind::Stdout(BufWriter::with_capacity(BUFFER, File::from(fd))),
+                })
+            }
+            TargetKind::File { path } => {
+                let name = path.file_name().expect("checked by resolve");
+                let folder = folder_of(path);
+                // In the canonical folder (the same folder): messages then show a clean
+                // absolute path.
+                let real = folder.canonicalize().unwrap_or_else(|_| folder.clone());
+                let temp = Temp::create(&real, name).map_err(|e| {
+                    CliError::usage(format!(
+                        "cannot create a file in the output folder {}: {e}",
+                        folder.display()
+                    ))
+                })?;
                 let file = temp.as_file().try_clone().map_err(|e| {
                     CliError::failure(format!("cannot write {}: {e}", self.shown.display()))
                 })?;
@@ -397,7 +447,7 @@ pub struct OutputSink {
 }
 
 enum SinkKind {
-    Stdout(BufWriter<io::Stdout>),
+    Stdout(BufWriter<File>),
     File {
         writer: BufWriter<File>,
         temp: Temp,
@@ -430,7 +480,8 @@ impl Write for OutputSink {
 
 impl OutputSink {
     /// Finishes the output: flushes; for a file also syncs it to disk, gives it the existing
-    /// final file's permission bits (or 0644), and renames it over the final path atomically.
+    /// final file's permission bits (a new file keeps 0666 less the umask, from its creation),
+    /// and renames it over the final path atomically.
     pub fn commit(self) -> CliResult<()> {
         let failed = |e: io::Error| CliError::failure(format!("cannot write {}: {e}", self.shown));
         match self.kind {
@@ -441,11 +492,11 @@ impl OutputSink {
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
-                    let mode = std::fs::metadata(&path)
-                        .map(|m| m.permissions().mode() & 0o777)
-                        .unwrap_or(0o644);
-                    file.set_permissions(std::fs::Permissions::from_mode(mode))
-                        .map_err(failed)?;
+                    if let Ok(m) = std::fs::metadata(&path) {
+                        let mode = m.permissions().mode() & 0o777;
+                        file.set_permissions(std::fs::Permissions::from_mode(mode))
+                            .map_err(failed)?;
+                    }
                 }
                 drop(file);
                 temp.persist(&path).map_err(failed)

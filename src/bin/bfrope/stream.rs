@@ -50,6 +50,11 @@ impl Input {
         })
     }
 
+    /// The file's size in bytes (what the output's size is too).
+    pub fn size(&self) -> u64 {
+        self.map.len() as u64
+    }
+
     /// Tensor names in the order of their data.
     pub fn names(&self) -> Vec<String> {
         self.metadata.offset_keys()
@@ -84,16 +89,16 @@ impl Input {
         }
     }
 
-    /// Writes the output: the header verbatim, then every tensor in data order, copied, or
-    /// through `rotate(name, bytes, out)` for those in `rotated`.
+    /// Writes the output (`shown` in messages): the header verbatim, then every tensor in
+    /// data order, copied, or through `rotate(name, bytes, out)` for those in `rotated`.
     pub fn write_to(
         &self,
         out: &mut dyn Write,
+        shown: &dyn std::fmt::Display,
         rotated: &[String],
         mut rotate: impl FnMut(&str, &[u8], &mut dyn Write) -> CliResult<()>,
     ) -> CliResult<()> {
-        let write_err =
-            |e: std::io::Error| CliError::failure(format!("writing the output failed: {e}"));
+        let write_err = |e: std::io::Error| CliError::failure(format!("cannot write {shown}: {e}"));
         out.write_all(&self.map[..self.data_start])
             .map_err(write_err)?;
         for name in self.names() {

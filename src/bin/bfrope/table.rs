@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bfrope::table::AngleMode;
+use bfrope::table::{AngleMode, ShortFloat};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::stream::Input;
@@ -84,12 +84,12 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         })?,
         None => AngleMode::Exact,
     };
-    let mut inputs: Vec<PathBuf> = Vec::new();
+    let mut inputs: Vec<(&str, PathBuf)> = Vec::new();
     let inv = match &a.inv_freq {
         Some(v) => {
             let (file, name) = split_file_name("--inv-freq", v)?;
             let input = Input::open(&file)?;
-            inputs.push(file);
+            inputs.push(("--inv-freq", file));
             Some(table_source::read_inv_freq(&input, name)?)
         }
         None => None,
@@ -103,7 +103,7 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         a.axes.as_deref(),
     )?;
     if let Some(p) = &a.hf_config {
-        inputs.push(p.clone());
+        inputs.push(("--hf-config", p.clone()));
     }
     let rotary_dim = match (a.rotary_dim, built.rotary_dim()) {
         (Some(n), Some(m)) if built.inv_freq.is_some() && n != m => {
@@ -157,7 +157,7 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         (None, Some(f)) => {
             let (file, name) = split_file_name("--positions-from", f)?;
             let input = Input::open(&file)?;
-            inputs.push(file);
+            inputs.push(("--positions-from", file));
             let (ids, shape) = crate::placement::read_ids(&input, name, "--positions-from")?;
             let ok = match (a_count, shape.len()) {
                 (1, 1 | 2) => true,
@@ -178,8 +178,26 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
             (ids.into_iter().map(|p| p as u64).collect(), shape)
         }
     };
-    let inputs_ref: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
-    let target = output::resolve_guarding(&a.output, &inputs_ref)?;
+    // What the table takes at its peak (the table, then its cos and sin bytes, then the
+    // file's bytes; the positions as ids and bytes), sized before anything is allocated.
+    let rows = positions.len() / a_count;
+    let pairs = rotary_dim / 2;
+    let peak = (rows as u128) * (pairs as u128) * 16 + (positions.len() as u128) * 24;
+    crate::memory::check_fits(
+        || {
+            let from = match (&a.positions, &a.positions_from) {
+                (Some(r), _) => format!("--positions {r}"),
+                (None, f) => format!("--positions-from {}", f.as_deref().unwrap_or_default()),
+            };
+            format!(
+                "{from} with --rotary-dim {rotary_dim} (a table of {rows} rows x {pairs} pairs)"
+            )
+        },
+        peak,
+    )?;
+    let inputs_ref: Vec<(&str, &std::path::Path)> =
+        inputs.iter().map(|(r, p)| (*r, p.as_path())).collect();
+    let target = output::resolve(&a.output, &inputs_ref)?;
     let table = recipe.table_per_token(&positions)?;
     let pairs = table.pairs();
     let rows = table.rows();
@@ -189,6 +207,7 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         cos.extend_from_slice(&c.to_le_bytes());
         sin.extend_from_slice(&s.to_le_bytes());
     }
+    drop(table);
     let pos_bytes: Vec<u8> = positions
         .iter()
         .flat_map(|&p| (p as i64).to_le_bytes())
@@ -218,9 +237,12 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         ("variant".to_string(), recipe.variant.name().to_string()),
         ("angles".to_string(), recipe.angles.name().to_string()),
         ("axes".to_string(), recipe.axes.name()),
-        ("base".to_string(), recipe.base.to_string()),
+        ("base".to_string(), ShortFloat(recipe.base).to_string()),
         ("rotary_dim".to_string(), rotary_dim.to_string()),
-        ("attention_factor".to_string(), freqs.attention.to_string()),
+        (
+            "attention_factor".to_string(),
+            ShortFloat(freqs.attention).to_string(),
+        ),
     ]
     .into_iter()
     .chain(built.pairing().map(|p| {
@@ -242,7 +264,9 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
     sink.commit()?;
     eprintln!(
         "wrote {} rows x {pairs} pairs ({description}, attention factor {}) to {}",
-        rows, freqs.attention, target
+        rows,
+        ShortFloat(freqs.attention),
+        target
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bfrope::table::{AngleMode, Axes, HfRope, Layer, TableRecipe, Variant};
+use bfrope::table::{AngleMode, Axes, HfRope, Layer, ShortFloat, TableRecipe, Variant};
 use bfrope::{Pairing, Positions, RopeTable};
 
 use crate::{CliError, CliResult};
@@ -44,12 +44,7 @@ impl LayerArgs {
 
 /// Reads `--hf-config` for the layer chosen; the error names the path.
 pub fn read_config(path: &Path, layer: &LayerArgs) -> CliResult<HfRope> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::usage(format!(
-            "--hf-config {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?;
+    let text = crate::read::bounded_text("--hf-config", path, crate::read::MAX_TEXT_BYTES)?;
     HfRope::from_config_json_for(&text, layer.choice().as_ref())
         .map_err(|e| CliError::usage(format!("--hf-config {}: {e}", path.display())))
 }
@@ -90,12 +85,14 @@ impl Built {
         if let Some(b) = base {
             if !b.is_finite() || b <= 0.0 {
                 return Err(CliError::usage(format!(
-                    "--base {b} is not a finite positive number"
+                    "--base {} is not a finite positive number",
+                    ShortFloat(b)
                 )));
             }
             if let Some((n, _)) = &inv_freq {
                 return Err(CliError::usage(format!(
-                    "--base {b} does not apply with --inv-freq {n}: the vector is the frequencies"
+                    "--base {} does not apply with --inv-freq {n}: the vector is the frequencies",
+                    ShortFloat(b)
                 )));
             }
         }
@@ -184,9 +181,10 @@ impl Built {
         let from = match (&self.inv_freq, &self.config) {
             (Some((n, _)), _) => format!("inverse frequencies {n}"),
             (None, Some((p, _))) => {
-                format!("{} base {} from {}", r.variant.name(), r.base, p.display())
+                let base = ShortFloat(r.base);
+                format!("{} base {base} from {}", r.variant.name(), p.display())
             }
-            _ => format!("base {}", r.base),
+            _ => format!("base {}", ShortFloat(r.base)),
         };
         let axes = match r.axes {
             Axes::Single => String::new(),
