@@ -45,6 +45,8 @@ enum Verdict {
     Refused(String),
     /// A failure: bfrope rotated, but not as the model does.
     Wrong(String),
+    /// bfrope reads it, but the model's own code could not run for a reference.
+    Unchecked(String),
     /// A refusal where the model applies no RoPE (as it should be).
     NoRope(String),
 }
@@ -292,8 +294,8 @@ fn outcomes() -> Vec<Outcome> {
         {
             // No reference tensors: bfrope must refuse or the case is listed as unchecked.
             let v = match read(&case["config"], None, false) {
-                Ok(h) => Verdict::Refused(format!(
-                    "not checked: the model's own code did not run here ({}); bfrope reads {}",
+                Ok(h) => Verdict::Unchecked(format!(
+                    "the model's own code gave no reference ({}); bfrope reads {}",
                     case["notes"].as_str().unwrap_or("no reference tensors"),
                     h.summary()
                 )),
@@ -309,8 +311,8 @@ fn outcomes() -> Vec<Outcome> {
                 _ => String::new(),
             };
             let v = if l["rope"] == false && l["attention"].is_null() && l["layer_type"].is_null() {
-                Verdict::Refused(format!(
-                    "not checked: the reference found no attention module at layer {} ({})",
+                Verdict::Unchecked(format!(
+                    "the reference found no attention module at layer {} ({})",
                     l["layer"],
                     case["notes"].as_str().unwrap_or("")
                 ))
@@ -341,7 +343,7 @@ fn matrix(out: &[Outcome]) -> String {
             Verdict::Refused(_) | Verdict::NoRope(_) => {
                 *refused.entry(o.name.clone()).or_insert(0) += 1
             }
-            Verdict::Wrong(_) => {}
+            Verdict::Wrong(_) | Verdict::Unchecked(_) => {}
         }
     }
     let cases: std::collections::BTreeSet<&str> = out.iter().map(|o| o.name.as_str()).collect();
@@ -376,11 +378,13 @@ fn matrix(out: &[Outcome]) -> String {
     );
     let _ = writeln!(
         s,
-        "{} cases: {} reproduced on every layer checked, {} refused or not checkable, of which {} are models without RoPE.\n",
+        "{} cases: {} reproduced on every layer that rotates (layers without RoPE refused), {} refused outright ({} of them models without RoPE), {} read by bfrope but not checked (the model's own code gave no reference), {} partly reproduced and partly refused.\n",
         cases.len(),
         full,
-        cases.len() - full,
+        refused_only,
         out.iter().filter(|o| matches!(o.verdict, Verdict::NoRope(_)) && o.layer.is_empty()).count(),
+        unchecked.len(),
+        cases.len() - full - refused_only - unchecked.len(),
     );
     let _ = writeln!(
         s,
@@ -415,6 +419,15 @@ fn matrix(out: &[Outcome]) -> String {
                 let _ = writeln!(
                     s,
                     "| {name} | {} | {} | refused: {} | | |",
+                    o.model_type,
+                    o.layer,
+                    cell(why)
+                );
+            }
+            Verdict::Unchecked(why) => {
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {} | not checked: {} | | |",
                     o.model_type,
                     o.layer,
                     cell(why)

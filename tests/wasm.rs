@@ -752,6 +752,48 @@ async fn rope_with_a_config_recipe() {
 }
 
 /// Bad configs and recipes are refused with one sentence naming the key.
+/// `ropeFromConfig` reads a model's layers as the CLI does: a layer type or index where the
+/// layers rotate differently, and refusals for layers and models without RoPE.
+#[wasm_bindgen_test]
+fn config_layers_and_models_without_rope() {
+    let gemma3 = r#"{"model_type": "gemma3_text", "hidden_size": 1152, "num_attention_heads": 4,
+        "head_dim": 256, "num_hidden_layers": 26, "rope_theta": 1000000.0,
+        "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0}}"#;
+    let err = message(
+        bfrope::web::rope_from_config(gemma3, JsValue::UNDEFINED).expect_err("layers differ"),
+    );
+    assert!(
+        err.contains("--layer-type sliding_attention|full_attention"),
+        "{err}"
+    );
+    let base = |layer: JsValue| -> f64 {
+        let c = bfrope::web::rope_from_config(gemma3, layer).expect("a layer");
+        let recipe = Reflect::get(&c, &"recipe".into()).unwrap();
+        Reflect::get(&recipe, &"base".into())
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(base("sliding_attention".into()), 10000.0);
+    assert_eq!(base("full_attention".into()), 1_000_000.0);
+    assert_eq!(base(JsValue::from_f64(5.0)), 1_000_000.0);
+    assert_eq!(base(JsValue::from_f64(4.0)), 10000.0);
+    let bert = r#"{"model_type": "bert", "hidden_size": 768, "num_attention_heads": 12}"#;
+    let err =
+        message(bfrope::web::rope_from_config(bert, JsValue::UNDEFINED).expect_err("no RoPE"));
+    assert!(err.contains("absolute position embeddings"), "{err}");
+    let v3 = r#"{"model_type": "deepseek_v3", "hidden_size": 7168, "num_attention_heads": 128,
+        "qk_rope_head_dim": 64, "rope_theta": 10000}"#;
+    let c = bfrope::web::rope_from_config(v3, JsValue::UNDEFINED).expect("DeepSeek-V3");
+    assert_eq!(
+        Reflect::get(&c, &"pairing".into())
+            .unwrap()
+            .as_string()
+            .as_deref(),
+        Some("interleaved")
+    );
+}
+
 #[wasm_bindgen_test]
 fn config_and_recipe_errors_name_the_key() {
     let configs = [
