@@ -56,6 +56,17 @@ fn pairing_follows_the_model_type_where_the_config_is_silent() {
         "{}",
         h.explanation.pairing_reason
     );
+    // Without model_type, the architectures entry names it.
+    let mut anonymous = v3.clone();
+    anonymous.as_object_mut().unwrap().remove("model_type");
+    let a = read(&anonymous, None).unwrap();
+    assert_eq!(
+        a.explanation.model_type.as_deref(),
+        Some("deepseek_v3"),
+        "{:?}",
+        v3["architectures"]
+    );
+    assert_eq!(a.pairing, Pairing::Interleaved);
     let mut off = v3.clone();
     off["rope_interleave"] = Value::Bool(false);
     assert_eq!(read(&off, None).unwrap().pairing, Pairing::HalfSplit);

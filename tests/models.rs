@@ -356,6 +356,19 @@ fn matrix(out: &[Outcome]) -> String {
         .iter()
         .filter(|n| all_ok(n) && reproduced.contains_key(**n))
         .count();
+    let unchecked: std::collections::BTreeSet<&str> = out
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Unchecked(_)))
+        .map(|o| o.name.as_str())
+        .collect();
+    let refused_only = cases
+        .iter()
+        .filter(|n| {
+            out.iter()
+                .filter(|o| o.name == **n)
+                .all(|o| matches!(o.verdict, Verdict::Refused(_) | Verdict::NoRope(_)))
+        })
+        .count();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -385,6 +398,47 @@ fn matrix(out: &[Outcome]) -> String {
         out.iter().filter(|o| matches!(o.verdict, Verdict::NoRope(_)) && o.layer.is_empty()).count(),
         unchecked.len(),
         cases.len() - full - refused_only - unchecked.len(),
+    );
+    // Every model type transformers 5.17 applies RoPE with, by its defaults case.
+    let types: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DATA}/model_types.json")).unwrap())
+            .unwrap();
+    let applied: Vec<&str> = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["rope"] == "applied")
+        .map(|t| t["model_type"].as_str().unwrap())
+        .collect();
+    let status = |mt: &str| -> &str {
+        let rows: Vec<&Outcome> = out.iter().filter(|o| o.name == mt).collect();
+        assert!(
+            !rows.is_empty(),
+            "model type {mt} applies RoPE but has no case"
+        );
+        if rows
+            .iter()
+            .any(|o| matches!(o.verdict, Verdict::Unchecked(_)))
+        {
+            "unchecked"
+        } else if rows
+            .iter()
+            .any(|o| matches!(o.verdict, Verdict::Reproduced { .. }))
+        {
+            "reproduced"
+        } else {
+            "refused"
+        }
+    };
+    let count = |k: &str| applied.iter().filter(|m| status(m) == k).count();
+    let _ = writeln!(
+        s,
+        "Model types of transformers 5.17 whose text attention applies RoPE (`model_types.json`, {} of {} types): {} reproduced from their class defaults, {} refused by name, {} read but not checked (their defaults do not build a model in transformers 5.17).\n",
+        applied.len(),
+        types.as_array().unwrap().len(),
+        count("reproduced"),
+        count("refused"),
+        count("unchecked"),
     );
     let _ = writeln!(
         s,

@@ -362,14 +362,30 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
             _ => None,
         },
     };
-    if let Some(t) = &model_type {
-        log.used(cfg.name("model_type"), &Value::String(t.clone()));
-    }
     let arch = top
         .get("architectures")
         .and_then(Value::as_array)
         .and_then(|a| a.first())
         .and_then(Value::as_str);
+    // No model_type: the one the architecture's class names, where bfrope knows it.
+    let model_type = match (model_type, arch.and_then(models::from_architecture)) {
+        (Some(t), _) => Some(t),
+        (None, Some(t)) => {
+            log.used(
+                "architectures".into(),
+                &Value::String(arch.unwrap_or("").into()),
+            );
+            log.notes.push(format!(
+                "config.json names no model_type; its architectures entry {} names model type {t}",
+                arch.unwrap_or("")
+            ));
+            Some(t.to_string())
+        }
+        (None, None) => None,
+    };
+    if let Some(t) = cfg.get("model_type") {
+        log.used(cfg.name("model_type"), t);
+    }
 
     let model: Option<Model> = match model_type.as_deref() {
         None => {

@@ -524,3 +524,35 @@ impl<'a> Defaults<'a> {
 pub(crate) fn alias(model_type: &str, key: &str) -> Option<&'static str> {
     table().get(model_type)?.get("alias")?.get(key)?.as_str()
 }
+
+/// The model type an `architectures` class name names (`LlamaForCausalLM` → `llama`,
+/// `Qwen2VLForConditionalGeneration` → `qwen2_vl`), among the types bfrope knows.
+pub(crate) fn from_architecture(arch: &str) -> Option<&'static str> {
+    let mut stem = arch;
+    for suffix in [
+        "ForConditionalGeneration",
+        "ForCausalLM",
+        "ForSequenceClassification",
+        "ForTokenClassification",
+        "ForQuestionAnswering",
+        "ForMaskedLM",
+        "LMHeadModel",
+        "Model",
+    ] {
+        if let Some(s) = stem.strip_suffix(suffix) {
+            stem = s;
+            break;
+        }
+    }
+    let key = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let want = key(stem);
+    rope_model_types()
+        .into_iter()
+        .chain(NO_ROPE.iter().map(|(n, _)| *n))
+        .find(|n| key(n) == want)
+}
