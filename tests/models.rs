@@ -293,10 +293,17 @@ fn outcomes() -> Vec<Outcome> {
             || (with_tensors.is_empty() && layers.iter().all(|l| l["rope"] != false))
         {
             // No reference tensors: bfrope must refuse or the case is listed as unchecked.
+            let why = if rope == "remote code" {
+                "remote code that transformers does not ship; tests/model_configs.rs checks it against its published modeling file".to_string()
+            } else {
+                case["notes"]
+                    .as_str()
+                    .unwrap_or("no reference tensors")
+                    .to_string()
+            };
             let v = match read(&case["config"], None, false) {
                 Ok(h) => Verdict::Unchecked(format!(
-                    "the model's own code gave no reference ({}); bfrope reads {}",
-                    case["notes"].as_str().unwrap_or("no reference tensors"),
+                    "the model's own code gave no reference ({why}); bfrope reads {}",
                     h.summary()
                 )),
                 Err(e) => Verdict::Refused(e.to_string()),

@@ -1037,6 +1037,9 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
         Layout::Bhsd => "bhsd",
         Layout::Thd => "thd",
     };
+    if let TableSource::Built(b) = &source {
+        b.print_config_summary();
+    }
     eprintln!(
         "rotated {} ({layout}, {} pairs, {}, {table_desc}) on {ran_on}; wrote {} tensors to {} in {}",
         list.join(", "),

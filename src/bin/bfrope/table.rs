@@ -262,6 +262,7 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
     sink.write_all(&bytes)
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", a.output.display())))?;
     sink.commit()?;
+    built.print_config_summary();
     eprintln!(
         "wrote {} rows x {pairs} pairs ({description}, attention factor {}) to {}",
         rows,

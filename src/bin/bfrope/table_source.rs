@@ -99,7 +99,6 @@ impl Built {
         let config = match hf_config {
             Some(p) => {
                 let hf = read_config(p, layer)?;
-                print_summary(p, &hf);
                 Some((p.to_path_buf(), hf))
             }
             None => {
@@ -125,6 +124,14 @@ impl Built {
             angles,
             axes,
         })
+    }
+
+    /// Prints what the config.json gave (one line, and its warnings) on stderr: called once
+    /// the command has succeeded, so that a refusal stays one sentence.
+    pub fn print_config_summary(&self) {
+        if let Some((p, hf)) = &self.config {
+            print_summary(p, hf);
+        }
     }
 
     /// The rotary dimension the flags imply (the config's, or twice the vector's length).
