@@ -418,21 +418,25 @@ fn matrix(out: &[Outcome]) -> String {
         .map(|t| t["model_type"].as_str().unwrap())
         .collect();
     let status = |mt: &str| -> &str {
-        let rows: Vec<&Outcome> = out.iter().filter(|o| o.name == mt).collect();
+        // Its defaults case, and the published configs of the same model type.
+        let rows: Vec<&Outcome> = out
+            .iter()
+            .filter(|o| o.name == mt || o.model_type == mt)
+            .collect();
         assert!(
             !rows.is_empty(),
             "model type {mt} applies RoPE but has no case"
         );
         if rows
             .iter()
-            .any(|o| matches!(o.verdict, Verdict::Unchecked(_)))
-        {
-            "unchecked"
-        } else if rows
-            .iter()
             .any(|o| matches!(o.verdict, Verdict::Reproduced { .. }))
         {
             "reproduced"
+        } else if rows
+            .iter()
+            .any(|o| matches!(o.verdict, Verdict::Unchecked(_)))
+        {
+            "unchecked"
         } else {
             "refused"
         }
@@ -440,12 +444,18 @@ fn matrix(out: &[Outcome]) -> String {
     let count = |k: &str| applied.iter().filter(|m| status(m) == k).count();
     let _ = writeln!(
         s,
-        "Model types of transformers 5.17 whose text attention applies RoPE (`model_types.json`, {} of {} types): {} reproduced from their class defaults, {} refused by name, {} read but not checked (their defaults do not build a model in transformers 5.17).\n",
+        "Model types of transformers 5.17 whose text attention applies RoPE (`model_types.json`, {} of {} types): {} reproduced (from their class defaults or a published config.json), {} refused by name, {} read but not checked (their defaults do not build a model in transformers 5.17: {}).\n",
         applied.len(),
         types.as_array().unwrap().len(),
         count("reproduced"),
         count("refused"),
         count("unchecked"),
+        applied
+            .iter()
+            .filter(|m| status(m) == "unchecked")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     let _ = writeln!(
         s,
