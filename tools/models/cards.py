@@ -278,6 +278,33 @@ CARDS = [
         "rope_scaling": None, "rope_theta": 5000000.0, "sliding_window": None, "tie_word_embeddings": True,
         "torch_dtype": "bfloat16", "use_cache": False, "use_sliding_window": False, "vocab_size": 128256},
      {"notes": "no_rope_layers[i] == 1 means layer i USES rope (attention.use_rope = no_rope_layers[i])"}),
+    ("nvidia/Nemotron-Mini-4B-Instruct", {
+        "architectures": ["NemotronForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 2, "eos_token_id": 3, "head_dim": 128, "hidden_act": "relu2", "hidden_size": 3072,
+        "initializer_range": 0.0134, "intermediate_size": 9216, "max_position_embeddings": 4096,
+        "mlp_bias": False, "model_type": "nemotron", "norm_eps": 1e-05, "num_attention_heads": 24,
+        "num_hidden_layers": 32, "num_key_value_heads": 8, "partial_rotary_factor": 0.5,
+        "rope_theta": 10000, "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": True,
+        "vocab_size": 256000}, {}),
+    ("tencent/Hunyuan-7B-Instruct", {
+        "architectures": ["HunYuanDenseV1ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 1, "eos_token_id": 127960, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+        "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 32768,
+        "model_type": "hunyuan_v1_dense", "num_attention_heads": 32, "num_hidden_layers": 32,
+        "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
+        "rope_scaling": {"alpha": 1000.0, "beta_fast": 32, "beta_slow": 1, "factor": 1.0, "mscale": 1.0,
+                         "mscale_all_dim": 1.0, "type": "dynamic"},
+        "rope_theta": 10000.0, "tie_word_embeddings": True, "use_cache": True, "use_qk_norm": True,
+        "vocab_size": 128256}, {}),
+    ("rednote-hilab/dots.llm1.inst", {
+        "architectures": ["Dots1ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "first_k_dense_replace": 1, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+        "initializer_range": 0.02, "intermediate_size": 10944, "max_position_embeddings": 32768,
+        "model_type": "dots1", "moe_intermediate_size": 1408, "n_routed_experts": 128, "n_shared_experts": 2,
+        "norm_topk_prob": True, "num_attention_heads": 32, "num_experts_per_tok": 6, "num_hidden_layers": 62,
+        "num_key_value_heads": 32, "rms_norm_eps": 1e-05, "rope_theta": 10000000, "routed_scaling_factor": 2.5,
+        "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": True,
+        "use_sliding_window": False, "vocab_size": 152064}, {}),
 ]
 
 REMOTE = [
