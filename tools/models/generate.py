@@ -11,8 +11,9 @@ Regenerates tests/data/models/ from the installed transformers (5.17.0) and torc
                            y (F32 [S,H,D], what the model's own code makes of x.float()),
                            cos / sin (F32 [S,W], as the model's rotary module returned them)
 
-Run:   /work/V/bin/python tools/models/generate.py            (full run, about 25 minutes on 2 cores)
-       /work/V/bin/python tools/models/generate.py --reuse-survey
+Needs: pip install "torch==2.11.*" "transformers==5.17.0" safetensors   (CPU only; no model weights)
+Run:   python tools/models/generate.py            (full run, about 25 minutes on 2 cores)
+       python tools/models/generate.py --reuse-survey
                          (skip the slow survey: reuse tools/models/survey.json from the last full run)
 
 How it works.  The survey builds every model type's default model on the meta device (no weights,
