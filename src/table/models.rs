@@ -286,9 +286,6 @@ const SPECIAL: &[Model] = &[
     with_special(model("gemma3n"), GEMMA3),
     with_special(model("gemma3n_text"), GEMMA3),
     interleaved("glm_ocr_text", ROTATE_HALF_2),
-    interleaved("glm4v_text", ROTATE_HALF_2),
-    interleaved("glm4v_moe_text", ROTATE_HALF_2),
-    interleaved("glm_image_text", ROTATE_HALF_2),
     with_layers(
         with_no_rope(model("qwen3_next"), NoRope::Types(&["linear_attention"])),
         Pattern::Every {
@@ -312,7 +309,6 @@ const COMMON: &[&str] = &[
     "cosmos3_edge_text",
     "csm",
     "cwm",
-    "deepseek_v4",
     "diffllama",
     "doge",
     "dots1",
