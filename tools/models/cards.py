@@ -305,6 +305,26 @@ CARDS = [
         "num_key_value_heads": 32, "rms_norm_eps": 1e-05, "rope_theta": 10000000, "routed_scaling_factor": 2.5,
         "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": True,
         "use_sliding_window": False, "vocab_size": 152064}, {}),
+    ("HuggingFaceM4/Idefics3-8B-Llama3", {
+        "architectures": ["Idefics3ForConditionalGeneration"], "image_token_id": 128257, "model_type": "idefics3",
+        "scale_factor": 2, "tie_word_embeddings": False,
+        "text_config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+                        "max_position_embeddings": 131072, "num_attention_heads": 32, "num_hidden_layers": 32,
+                        "num_key_value_heads": 8, "pad_token_id": 128002, "rms_norm_eps": 1e-05,
+                        "rope_theta": 500000.0, "vocab_size": 128259},
+        "vision_config": {"hidden_size": 1152, "image_size": 364, "intermediate_size": 4304,
+                          "model_type": "idefics3_vision", "num_attention_heads": 16, "num_hidden_layers": 27,
+                          "patch_size": 14}}, {}),
+    ("HuggingFaceTB/SmolVLM-Instruct", {
+        "architectures": ["Idefics3ForConditionalGeneration"], "image_token_id": 49190, "model_type": "idefics3",
+        "scale_factor": 3, "tie_word_embeddings": False,
+        "text_config": {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+                        "max_position_embeddings": 16384, "num_attention_heads": 32, "num_hidden_layers": 24,
+                        "num_key_value_heads": 32, "pad_token_id": 2, "rms_norm_eps": 1e-05,
+                        "rope_theta": 273768.0, "vocab_size": 49155},
+        "vision_config": {"hidden_size": 1152, "image_size": 384, "intermediate_size": 4304,
+                          "model_type": "idefics3_vision", "num_attention_heads": 16, "num_hidden_layers": 27,
+                          "patch_size": 14}}, {}),
 ]
 
 REMOTE = [
