@@ -411,13 +411,7 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
     };
     let special = model.map(|m| m.special).unwrap_or(Special::None);
     let defaults = Defaults::of(model_type.as_deref());
-    let alias = |key: &'static str| -> Vec<String> {
-        let mut v = vec![key.to_string()];
-        if let Some(a) = defaults_alias_name(&model_type, key) {
-            v.insert(0, a);
-        }
-        v
-    };
+    let alias = |key: &'static str| names(model_type.as_deref(), key);
 
     if let Special::Refuse(why) = special {
         return Err(Error::Parameter(format!(
@@ -677,9 +671,26 @@ fn per_layer_head_dim(cfg: Obj, covered: &[usize], log: &mut Log) -> Result<Opti
     Ok(first.map(|d| d as usize))
 }
 
-/// The config.json name of `key` in this model type's class (`attribute_map`).
-fn defaults_alias_name(model_type: &Option<String>, key: &str) -> Option<String> {
-    models::alias(model_type.as_deref()?, key).map(str::to_string)
+/// The config.json names `key` may have, in the order read: the model type's class name for
+/// it (`attribute_map`), the key itself, then the legacy names of real checkpoints.
+fn names(model_type: Option<&str>, key: &'static str) -> Vec<String> {
+    let mut v: Vec<String> = model_type
+        .and_then(|m| models::alias(m, key))
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    v.push(key.to_string());
+    let legacy: &[&str] = match key {
+        "hidden_size" => &["n_embd", "d_model"],
+        "num_attention_heads" => &["n_head", "n_heads"],
+        _ => &[],
+    };
+    for extra in legacy {
+        if !v.iter().any(|x| x == extra) {
+            v.push(extra.to_string());
+        }
+    }
+    v
 }
 
 fn first_int(log: &mut Log, o: Obj, keys: &[String]) -> Result<Option<u64>> {
@@ -1267,8 +1278,8 @@ fn choose(
             None => groups.push((k.type_name.clone(), k.rope.clone(), vec![i])),
         }
     }
-    let indexed = !kinds.is_empty() && sets.iter().all(|_| true) && kinds.len() > 1
-        || kinds.iter().any(|k| k.type_name.is_none());
+    // Layer indices are shown wherever there is more than one layer, or layers have no type.
+    let indexed = kinds.len() > 1 || kinds.iter().any(|k| k.type_name.is_none());
     let lines: Vec<String> = groups
         .iter()
         .map(|(t, r, ix)| {
@@ -1276,7 +1287,7 @@ fn choose(
                 Some(t) => format!("{t} layers"),
                 None => "layers".to_string(),
             };
-            let at = if indexed || kinds.len() > 1 {
+            let at = if indexed {
                 format!(" {}", ranges(ix))
             } else {
                 String::new()
@@ -1417,23 +1428,7 @@ fn head_dim(
     model_type: &Option<String>,
     log: &mut Log,
 ) -> Result<usize> {
-    let key = |k: &'static str| -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(a) = defaults_alias_name(model_type, k) {
-            v.push(a);
-        }
-        v.push(k.to_string());
-        for extra in match k {
-            "hidden_size" => &["n_embd", "d_model"][..],
-            "num_attention_heads" => &["n_head", "n_heads"][..],
-            _ => &[][..],
-        } {
-            if !v.iter().any(|x| x == extra) {
-                v.push(extra.to_string());
-            }
-        }
-        v
-    };
+    let key = |k: &'static str| names(model_type.as_deref(), k);
     // MLA: the rotary part of the head has its own size.
     if let Some(d) = log.int(cfg, "qk_rope_head_dim")? {
         return Ok(d as usize);

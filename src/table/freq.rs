@@ -350,18 +350,33 @@ pub fn frequencies(
                 .collect()
         }
     };
+    // `inv_freq / factor`: an f32 division in torch mode (the Python float meets an f32 tensor).
+    let divide = |f: f64, factor: f64| -> f64 {
+        if torch {
+            (f as f32 / factor as f32) as f64
+        } else {
+            f / factor
+        }
+    };
+    // Dynamic NTK's rescaled base for a call beyond the configured context, in f64 (Python).
+    let ntk_base = |factor: f64, mpe: u64| -> f64 {
+        let scale = factor * seq_len as f64 / mpe as f64 - (factor - 1.0);
+        base * libm::pow(scale, dim as f64 / (dim - 2) as f64)
+    };
+    let context = |mpe: u64| -> Result<()> {
+        if mpe == 0 {
+            Err(Error::Parameter(
+                "max_position_embeddings 0 must be at least 1".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
     let (inv_freq, attention) = match variant {
         Variant::Default => (default(base), 1.0),
         Variant::Linear { factor } => {
             positive("factor", *factor)?;
-            let d = default(base);
-            let v = if torch {
-                d.iter()
-                    .map(|&f| (f as f32 / *factor as f32) as f64)
-                    .collect()
-            } else {
-                d.iter().map(|&f| f / factor).collect()
-            };
+            let v = default(base).iter().map(|&f| divide(f, *factor)).collect();
             (v, 1.0)
         }
         Variant::Dynamic {
@@ -369,22 +384,12 @@ pub fn frequencies(
             max_position_embeddings: mpe,
         } => {
             positive("factor", *factor)?;
-            if *mpe == 0 {
-                return Err(Error::Parameter(
-                    "max_position_embeddings 0 must be at least 1".into(),
-                ));
-            }
+            context(*mpe)?;
             if seq_len <= *mpe || dim == 2 {
                 (default(base), 1.0)
-            } else if torch {
-                // The rescaled base in f64 (Python), then `base ** (arange / d)` in f32.
-                let scale = factor * seq_len as f64 / *mpe as f64 - (factor - 1.0);
-                let b = base * libm::pow(scale, dim as f64 / (dim - 2) as f64);
-                (default(b), 1.0)
             } else {
-                let scale = factor * seq_len as f64 / *mpe as f64 - (factor - 1.0);
-                let b = base * libm::pow(scale, dim as f64 / (dim - 2) as f64);
-                (default(b), 1.0)
+                // The rescaled base in f64, then `base ** (arange / d)` as the mode computes it.
+                (default(ntk_base(*factor, *mpe)), 1.0)
             }
         }
         Variant::DynamicAlpha {
@@ -394,11 +399,7 @@ pub fn frequencies(
         } => {
             positive("alpha", *alpha)?;
             positive("factor", *factor)?;
-            if *mpe == 0 {
-                return Err(Error::Parameter(
-                    "max_position_embeddings 0 must be at least 1".into(),
-                ));
-            }
+            context(*mpe)?;
             if dim <= 2 {
                 return Err(Error::Parameter(format!(
                     "alpha scaling needs a rotary dimension above 2, not {dim}"
@@ -407,8 +408,7 @@ pub fn frequencies(
             let b = if seq_len <= *mpe {
                 base * libm::pow(*alpha, dim as f64 / (dim - 2) as f64)
             } else {
-                let scale = factor * seq_len as f64 / *mpe as f64 - (factor - 1.0);
-                base * libm::pow(scale, dim as f64 / (dim - 2) as f64)
+                ntk_base(*factor, *mpe)
             };
             (default(b), 1.0)
         }
@@ -589,14 +589,7 @@ pub fn frequencies(
             }
             let d = default(base);
             let v = (0..half)
-                .map(|i| {
-                    let f = if i < *rotated { d[i] } else { 0.0 };
-                    if torch {
-                        (f as f32 / *factor as f32) as f64
-                    } else {
-                        f / factor
-                    }
-                })
+                .map(|i| divide(if i < *rotated { d[i] } else { 0.0 }, *factor))
                 .collect();
             (v, 1.0)
         }
