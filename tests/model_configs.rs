@@ -56,6 +56,20 @@ fn pairing_follows_the_model_type_where_the_config_is_silent() {
         "{}",
         h.explanation.pairing_reason
     );
+    // apply_rotary_pos_emb_interleave writes the pairs back half-split; DeepSeek-V2's complex
+    // rotation keeps them interleaved.
+    let deinterleaved = |h: &HfRope| {
+        h.explanation
+            .notes
+            .iter()
+            .any(|n| n.contains("de-interleaved"))
+    };
+    assert!(deinterleaved(&h));
+    let mut v2 = v3.clone();
+    v2["model_type"] = Value::from("deepseek_v2");
+    let h2 = read(&v2, None).unwrap();
+    assert_eq!(h2.pairing, Pairing::Interleaved);
+    assert!(!deinterleaved(&h2), "{:?}", h2.explanation.notes);
     // Without model_type, the architectures entry names it.
     let mut anonymous = v3.clone();
     anonymous.as_object_mut().unwrap().remove("model_type");

@@ -572,9 +572,7 @@ fn read(config: &Value, choice: Option<&Layer>) -> Result<HfRope> {
             ),
         },
     };
-    if pairing == Pairing::Interleaved
-        && matches!(model_type.as_deref(), Some(t) if t.starts_with("deepseek") || t.starts_with("glm4_moe_lite") || t.starts_with("mistral4") || t.starts_with("youtu") || t.starts_with("axk") || t == "longcat_flash" || t == "glm_moe_dsa")
-    {
+    if pairing == Pairing::Interleaved && model.is_some_and(|m| m.pairing.deinterleaves()) {
         log.notes.push("the model's own code returns the rotated pairs de-interleaved (half-split order); q and k are permuted alike, so attention scores are the same".into());
     }
     if special == Special::ChatGlm {

@@ -19,6 +19,17 @@ pub(crate) enum PairRule {
     Key(&'static str, bool),
 }
 
+impl PairRule {
+    /// Whether the model's own code writes the rotated pairs back de-interleaved (half-split
+    /// order): `apply_rotary_pos_emb_interleave`, which these rules name.
+    pub(crate) fn deinterleaves(self) -> bool {
+        matches!(
+            self,
+            PairRule::Key("rope_interleave", _) | PairRule::Interleaved(INTERLEAVE_FN)
+        )
+    }
+}
+
 /// Where a model type keeps what the common keys say elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Special {
