@@ -30,7 +30,6 @@ const PARITY: f64 = 1.0 / (1u64 << 20) as f64;
 struct Outcome {
     name: String,
     model_type: String,
-    source: String,
     layer: String,
     verdict: Verdict,
 }
@@ -263,7 +262,6 @@ fn outcomes() -> Vec<Outcome> {
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap().to_string();
         let model_type = case["model_type"].as_str().unwrap_or("").to_string();
-        let source = case["source"].as_str().unwrap_or("").to_string();
         let positions: Vec<u64> = match case.get("positions") {
             Some(Value::Array(p)) => p.iter().map(|p| p.as_u64().unwrap()).collect(),
             _ => default_positions.clone(),
@@ -272,7 +270,6 @@ fn outcomes() -> Vec<Outcome> {
             out.push(Outcome {
                 name: name.clone(),
                 model_type: model_type.clone(),
-                source: source.clone(),
                 layer,
                 verdict,
             })
@@ -339,6 +336,31 @@ fn outcomes() -> Vec<Outcome> {
         }
     }
     out
+}
+
+/// A table cell's text.
+fn cell(t: &str) -> String {
+    t.replace('|', "\\|").replace('\n', " ")
+}
+
+/// How the matrix names a case: a published checkpoint, or a model type's defaults.
+fn case_name(o: &Outcome) -> String {
+    match o.name.strip_prefix("card:") {
+        Some(repo) => format!("`{repo}`"),
+        None => format!("{} defaults", o.name),
+    }
+}
+
+/// A row of the matrix without figures: what bfrope said instead of a rotation.
+fn row(s: &mut String, o: &Outcome, label: &str, why: &str) {
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {label}: {} | | |",
+        case_name(o),
+        o.model_type,
+        o.layer,
+        cell(why)
+    );
 }
 
 fn matrix(out: &[Outcome]) -> String {
@@ -463,13 +485,7 @@ fn matrix(out: &[Outcome]) -> String {
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for o in out {
-        let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
-        let name = if o.name.starts_with("card:") {
-            format!("`{}`", &o.name[5..])
-        } else {
-            format!("{} defaults", o.name)
-        };
-        let _ = &o.source;
+        let name = case_name(o);
         match &o.verdict {
             Verdict::Reproduced {
                 summary,
@@ -486,33 +502,9 @@ fn matrix(out: &[Outcome]) -> String {
                     worst * (1u64 << 24) as f64
                 );
             }
-            Verdict::Refused(why) | Verdict::NoRope(why) => {
-                let _ = writeln!(
-                    s,
-                    "| {name} | {} | {} | refused: {} | | |",
-                    o.model_type,
-                    o.layer,
-                    cell(why)
-                );
-            }
-            Verdict::Unchecked(why) => {
-                let _ = writeln!(
-                    s,
-                    "| {name} | {} | {} | not checked: {} | | |",
-                    o.model_type,
-                    o.layer,
-                    cell(why)
-                );
-            }
-            Verdict::Wrong(why) => {
-                let _ = writeln!(
-                    s,
-                    "| {name} | {} | {} | **WRONG**: {} | | |",
-                    o.model_type,
-                    o.layer,
-                    cell(why)
-                );
-            }
+            Verdict::Refused(why) | Verdict::NoRope(why) => row(&mut s, o, "refused", why),
+            Verdict::Unchecked(why) => row(&mut s, o, "not checked", why),
+            Verdict::Wrong(why) => row(&mut s, o, "**WRONG**", why),
         }
     }
     s
