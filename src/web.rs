@@ -1460,14 +1460,7 @@ pub fn rope_from_config(
     let o = Object::new();
     set(&o, "recipe", recipe_object(&hf.recipe));
     set(&o, "headDim", hf.head_dim as u32);
-    set(
-        &o,
-        "pairing",
-        match hf.pairing {
-            Pairing::Interleaved => "interleaved",
-            Pairing::HalfSplit => "half",
-        },
-    );
+    set(&o, "pairing", hf.pairing.name());
     set(
         &o,
         "maxPositionEmbeddings",

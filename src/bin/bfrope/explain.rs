@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bfrope::table::HfRope;
-use bfrope::Pairing;
 use serde_json::json;
 
 use crate::table_source::{self, LayerArgs};
@@ -25,13 +24,6 @@ pub struct ExplainArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-}
-
-fn pairing_name(p: Pairing) -> &'static str {
-    match p {
-        Pairing::Interleaved => "interleaved",
-        Pairing::HalfSplit => "half",
-    }
 }
 
 /// The variant's parameters as `key value` text.
@@ -68,7 +60,7 @@ pub fn run(a: &ExplainArgs) -> CliResult<ExitCode> {
             "layer": e.chosen,
             "head_dim": hf.head_dim,
             "rotary_dim": r.rotary_dim,
-            "pairing": pairing_name(hf.pairing),
+            "pairing": hf.pairing.name(),
             "pairing_reason": e.pairing_reason,
             "base": r.base,
             "rope_type": r.variant.name(),

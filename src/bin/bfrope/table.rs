@@ -245,16 +245,11 @@ pub fn run(a: &TableArgs) -> CliResult<ExitCode> {
         ),
     ]
     .into_iter()
-    .chain(built.pairing().map(|p| {
-        (
-            "pairing".to_string(),
-            match p {
-                bfrope::Pairing::Interleaved => "interleaved",
-                bfrope::Pairing::HalfSplit => "half",
-            }
-            .to_string(),
-        )
-    }))
+    .chain(
+        built
+            .pairing()
+            .map(|p| ("pairing".to_string(), p.name().to_string())),
+    )
     .collect();
     let bytes = safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| CliError::failure(format!("cannot write the table: {e}")))?;
