@@ -10,12 +10,11 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{bfrope, gpu_available, le16, le32f, le64, stderr as err, write_any};
+use common::cli::{bfrope, gpu_available, le16, le32f, le64, read_all, stderr as err, write_any};
 use common::oracle::{oracle_pair_f16, oracle_pair_f32};
 use common::rng;
 use rand::Rng;
 use safetensors::tensor::Dtype;
-use safetensors::SafeTensors;
 
 const B: usize = 1;
 const S: usize = 5;
@@ -54,19 +53,6 @@ fn make_input(path: &Path) -> Input {
         ],
     );
     Input { q, k, cos, sin }
-}
-
-/// `(dtype, shape, bytes)` of every tensor of a safetensors file, by name.
-fn read_all(path: &Path) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
 }
 
 fn tensor(all: &[(String, Dtype, Vec<usize>, Vec<u8>)], name: &str) -> (Dtype, Vec<u8>) {

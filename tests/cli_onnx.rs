@@ -15,12 +15,11 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{bfrope, gpu_available, le16, le32f, le64, stderr as err, write_any};
+use common::cli::{bfrope, gpu_available, le16, le32f, le64, read_all, stderr as err, write_any};
 use common::oracle::{oracle_pair_in, Format, BF16, F16, F32};
 use common::rng;
 use rand::Rng;
 use safetensors::tensor::Dtype;
-use safetensors::SafeTensors;
 
 /// One node test of ONNX's `rotaryembedding.py`.
 #[derive(Debug, Clone, Copy)]
@@ -314,15 +313,7 @@ fn run(input: &Path, output: &Path, flags: &[String]) -> Vec<(String, Dtype, Vec
     args.extend(flags.iter().map(String::as_str));
     let o = bfrope(&args);
     assert!(o.status.success(), "bfrope {args:?}: {}", err(&o));
-    let bytes = std::fs::read(output).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
+    read_all(output)
 }
 
 fn tensor<'a>(all: &'a [(String, Dtype, Vec<usize>, Vec<u8>)], name: &str) -> &'a [u8] {

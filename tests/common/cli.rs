@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
 
 /// Runs `bfrope` with `args`.
 pub fn bfrope(args: &[&str]) -> Output {
@@ -70,4 +71,17 @@ pub fn gpu_available(what: &str) -> bool {
         eprintln!("SKIP: no GPU adapter on this machine; the GPU half of {what} did not run");
     }
     any
+}
+
+/// `(name, dtype, shape, bytes)` of every tensor of a safetensors file, sorted by name.
+pub fn read_all(path: &Path) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
 }
