@@ -360,13 +360,13 @@ fn layouts_positions_and_packed_sequences() {
 
 /// The Hugging Face case end to end: Llama-3.1's q (8 heads) and k (2 heads) in BHSD,
 /// half-split, with the model's own per-token `[B, S, 128]` tables from
-/// `../shared/golden/hf_models.safetensors`: the CLI equals the library (tests/hf_models.rs
+/// `tests/data/golden/hf_models.safetensors`: the CLI equals the library (tests/hf_models.rs
 /// holds the library to the oracle on these cases), on CPU and GPU.
 #[test]
 fn layouts_hugging_face_bhsd_half_split_gqa_end_to_end() {
     let golden = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/golden/hf_models.safetensors"
+        "/tests/data/golden/hf_models.safetensors"
     );
     let bytes = std::fs::read(golden).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();

@@ -1,5 +1,5 @@
-//! The twelve real model configurations of `../shared/golden/hf_models.safetensors`
-//! (DESIGN.md §4): each case's q and k in the model's layout (BHSD for Hugging Face models,
+//! The twelve real model configurations of `tests/data/golden/hf_models.safetensors`
+//! (`tests/data/golden/README.md`): each case's q and k in the model's layout (BHSD for Hugging Face models,
 //! BSHD for the seed's), its pairing and rotary_dim, fed the model's own float32 tables, one
 //! row per token (HF's repeated-halves `[B, S, R]` form, or the seed's `[B, S, R/2]`): the
 //! GPU and the CPU path equal the independent oracle on every output. Also reported: how

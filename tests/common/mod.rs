@@ -26,10 +26,10 @@ pub fn bshd_call(
     bfrope::RopeCall::new(shape.into(), &FROM_0, table).with_direction(direction)
 }
 
-/// The shared PyTorch reference file (DESIGN.md §4).
+/// The shared PyTorch reference file (`tests/data/golden/README.md`).
 pub const GOLDEN_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/golden/golden_shared.safetensors"
+    "/tests/data/golden/golden_shared.safetensors"
 );
 
 /// The GPU every test in this binary shares, or `None` (with a loud message) when the machine
@@ -83,10 +83,10 @@ impl Golden {
         Self::open(GOLDEN_PATH)
     }
 
-    /// Reads one of the reference files of `../shared/golden/` by file name.
+    /// Reads one of the reference files of `tests/data/golden/` by file name.
     pub fn named(file: &str) -> Self {
         Self::open(&format!(
-            "{}/../shared/golden/{file}",
+            "{}/tests/data/golden/{file}",
             env!("CARGO_MANIFEST_DIR")
         ))
     }
