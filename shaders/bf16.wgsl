@@ -413,7 +413,7 @@ fn dot2_plain(a: u32, b: u32, c: u32, d: u32) -> u32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The `hf` mode (DESIGN.md §2): Hugging Face transformers' eager bf16 arithmetic, bit for bit.
+// The `hf` mode (docs/CONTRACT.md §2): Hugging Face transformers' eager bf16 arithmetic, bit for bit.
 // torch (CPU) computes a bf16 multiply or add in f32 (IEEE, subnormals kept) and rounds the f32
 // to bf16 with round-to-nearest-even on the bits. Drivers may flush f32 subnormals and fuse
 // multiply-adds, so every step is emulated here on integer bits; no f32 unit is used.

@@ -417,7 +417,7 @@ fn f16_to_f32_bits(h: u32) -> u32 {
     return bitcast<u32>(widen_f16(h));
 }
 
-// Transformers' arithmetic on f16 tensors (EXACT = 2, DESIGN.md §2), torch's steps emulated on
+// Transformers' arithmetic on f16 tensors (EXACT = 2, docs/CONTRACT.md §2), torch's steps emulated on
 // the bits: the f16 product x·c is exact in f32 and then rounded to f16, so it is the
 // correctly rounded f16 of x·c (the exact path with a -0 partner: x·c + (-0) keeps a -0
 // product); the sum of two f16 is rounded to f32 (the exact f32 path), then to f16.

@@ -1,4 +1,4 @@
-//! The element type of a rotated tensor (DESIGN.md §8): bf16 (the headline), f16 or f32. The
+//! The element type of a rotated tensor (docs/CONTRACT.md §8): bf16 (the headline), f16 or f32. The
 //! output has the input's dtype; the table is always f32. bf16 and f16 travel two per `u32`
 //! word (element `2k` in the low half), f32 one per word.
 

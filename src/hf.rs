@@ -1,4 +1,4 @@
-//! The `hf` arithmetic on the CPU (DESIGN.md §2): Hugging Face transformers' eager
+//! The `hf` arithmetic on the CPU (docs/CONTRACT.md §2): Hugging Face transformers' eager
 //! `apply_rotary_pos_emb` on a bf16 tensor, bit for bit.
 //!
 //! transformers hands cos and sin over already cast to the tensor's dtype, then computes

@@ -121,7 +121,7 @@ pub enum Precision {
     /// on the driver (FMA contraction, flushed subnormals); for comparison and benchmarks.
     Fast,
     /// Bit-parity with Hugging Face transformers' eager `apply_rotary_pos_emb` on a bf16
-    /// tensor (DESIGN.md §2), for validating a port against what a bf16 model computes:
+    /// tensor (docs/CONTRACT.md §2), for validating a port against what a bf16 model computes:
     /// cos and sin are rounded to bf16, `x·cos` and `rotate_half(x)·sin` are each rounded
     /// to bf16, then their sum is rounded to bf16 (each step as torch does it on the CPU: f32
     /// arithmetic without flushing subnormals, then round to nearest even):

@@ -1,4 +1,4 @@
-//! What one call describes (DESIGN.md §8), as types the CPU path, the GPU path, the CLI and
+//! What one call describes (docs/CONTRACT.md §8), as types the CPU path, the GPU path, the CLI and
 //! the test oracle all take: which elements pair up and how many dims rotate
 //! ([`Rotation`]), where the tensor lies in its buffer ([`TensorView`]), where each token
 //! is ([`Positions`]) and the table. [`RopeCall::validate`] is the one place that checks a
@@ -64,7 +64,7 @@ pub struct Rotation {
     pub direction: Direction,
     /// Exact (the contract), plain f32 or `hf`.
     pub precision: Precision,
-    /// The elements' dtype, in and out (DESIGN.md §8). Host buffers hold the raw bits:
+    /// The elements' dtype, in and out (docs/CONTRACT.md §8). Host buffers hold the raw bits:
     /// `u16` for bf16 and f16, `u32` for f32; GPU buffers pack bf16 and f16 two per `u32`
     /// word (element `2k` in the low half) and f32 one per word.
     pub dtype: Dtype,

@@ -1039,7 +1039,7 @@ pub async fn precision_maps(
 
 #[wasm_bindgen(typescript_custom_section)]
 const RECIPE_TS: &'static str = r#"
-/** How the inverse frequencies are scaled: transformers' rope types (DESIGN.md §3), or the
+/** How the inverse frequencies are scaled: transformers' rope types (docs/CONTRACT.md §3), or the
  * caller's own vector. Keys are transformers' `rope_parameters` in camelCase. */
 export type RopeVariant =
   | { type: "default" }

@@ -1,4 +1,4 @@
-//! The `bfrope` binary as a user runs it (DESIGN.md §7): round trips through safetensors files,
+//! The `bfrope` binary as a user runs it (docs/CONTRACT.md §7): round trips through safetensors files,
 //! GPU and CPU backends giving the same bytes, user tables, position offsets, and every bad
 //! input refused with exit 2, one sentence naming the value, and no output file.
 #![cfg(not(target_arch = "wasm32"))]

@@ -1,4 +1,4 @@
-//! `bfrope bench` and `bfrope conform --full` as a user runs them (DESIGN.md §7), on the
+//! `bfrope bench` and `bfrope conform --full` as a user runs them (docs/CONTRACT.md §7), on the
 //! machine's adapter (Mesa lavapipe here): the bench's JSON document holds every figure with
 //! the card, driver and date and its exact outputs equal the CPU path's; a slice of the
 //! exhaustive check passes in exact mode and reports the mismatches of fast mode; bad

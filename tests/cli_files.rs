@@ -1,4 +1,4 @@
-//! The output path of `bfrope apply` (DESIGN.md §7): `-o -` is stdout; an existing path that
+//! The output path of `bfrope apply` (docs/CONTRACT.md §7): `-o -` is stdout; an existing path that
 //! is not a regular file (device, FIFO, directory) is refused and left as it was; a symlink to
 //! a regular file stays a symlink and its target gets the output; a dangling symlink, a missing
 //! or unwritable folder and the input itself (also through a symlink) are refused; SIGINT and

@@ -1,4 +1,4 @@
-//! `bfrope apply` on every layout it accepts (DESIGN.md §7): `--layout bshd|bhsd`,
+//! `bfrope apply` on every layout it accepts (docs/CONTRACT.md §7): `--layout bshd|bhsd`,
 //! `--rotation interleaved|half`, `--rotary-dim N`, on the CPU path and the GPU, each output
 //! equal to the library's CPU path on the same description (which tests/views.rs holds to
 //! the oracle); and every contradiction refused with exit 2.
@@ -525,7 +525,7 @@ fn layouts_placement_contradictions_are_refused() {
     assert_eq!(read(&out, "q"), want);
 }
 
-/// `--layout thd` with per-token tables (DESIGN.md §7): `[T, N/2]`, HF's `[T, N]` and
+/// `--layout thd` with per-token tables (docs/CONTRACT.md §7): `[T, N/2]`, HF's `[T, N]` and
 /// `[1, T, N/2]` without positions are one row per packed token; `[T, N/2]` with
 /// `--cu-seqlens` is read by position where the two readings agree, refused naming both
 /// where they differ, and `--table-rows` says which. CPU and GPU against the library.

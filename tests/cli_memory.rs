@@ -1,4 +1,4 @@
-//! Bounded memory and reproducible bytes (DESIGN.md §6–§7): `bfrope apply` maps its input and
+//! Bounded memory and reproducible bytes (docs/CONTRACT.md §6–§7): `bfrope apply` maps its input and
 //! streams its output, so a 1 GiB rotation peaks far below the file's size on the CPU path
 //! and on the GPU path (lavapipe, whose "device memory" is this process's memory too);
 //! the output keeps the input's header verbatim (order, `__metadata__`), and repeats give

@@ -1,4 +1,4 @@
-//! `bfrope apply --hf-config / --inv-freq / --axes` and `bfrope table` (DESIGN.md §3, §7) on
+//! `bfrope apply --hf-config / --inv-freq / --axes` and `bfrope table` (docs/CONTRACT.md §3, §7) on
 //! real models: each `hf_models.safetensors` case's q, k and position ids written to a file,
 //! its config.json written beside it, the CLI run on the CPU path; every output within 1 bf16
 //! ulp of the exact oracle fed the model's own tables. Flags that do not apply are refused

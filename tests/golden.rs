@@ -1,4 +1,4 @@
-//! The shared PyTorch reference (DESIGN.md §4): fed PyTorch's own cos/sin, the GPU and the CPU
+//! The shared PyTorch reference (tests/data/golden/README.md): fed PyTorch's own cos/sin, the GPU and the CPU
 //! path match the independent oracle bit for bit, and PyTorch's CPU outputs to ≤ 1 ulp (the
 //! mismatch counts are printed); the `torch` angle mode rebuilds PyTorch's tables from the
 //! base and reproduces its CPU outputs to ≤ 1 ulp. Also: `exact` tables stay accurate at
@@ -301,7 +301,7 @@ fn f32_ulp(t: f32) -> f64 {
     2f64.powi(t.abs().log2().floor() as i32 - 23)
 }
 
-/// `exact` tables compute the angle `position·θᵢ` in f64 (DESIGN.md §3), so besides the final
+/// `exact` tables compute the angle `position·θᵢ` in f64 (docs/CONTRACT.md §3), so besides the final
 /// rounding to f32 (≤ ½ ulp, plus libm's sub-ulp f64 error) each value may carry the angle's
 /// own rounding: ≤ position·θᵢ·2⁻⁵¹ absolute (θᵢ from libm's pow and the product each round
 /// once). Each value must be within 1 f32 ulp of the true cos/sin, or within that inherent

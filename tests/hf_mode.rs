@@ -1,4 +1,4 @@
-//! The `hf` precision (DESIGN.md §2): Hugging Face transformers' eager bf16
+//! The `hf` precision (docs/CONTRACT.md §2): Hugging Face transformers' eager bf16
 //! `apply_rotary_pos_emb`, bit for bit. GPU (every kernel: scalar, vec4, general on words and
 //! on halves) == CPU path == the independent hf oracle (tests/common/hf.rs), 0 mismatches:
 //! every one of the 65,536 bf16 patterns as `x0` against edge `x1` values and table values

@@ -106,7 +106,7 @@ fn hf_models_fed_their_own_tables_are_exact_on_gpu_and_cpu() {
     }
 }
 
-/// `--precision hf` (DESIGN.md §2) fed each case's own tables: for the ten Hugging Face
+/// `--precision hf` (docs/CONTRACT.md §2) fed each case's own tables: for the ten Hugging Face
 /// models the output is bit-identical (NaN by NaN-ness) to the model's own bf16 forward
 /// (`.q_hf`, `.k_hf`; DeepSeek's comes in half-split order and is permuted back), on the GPU
 /// and the CPU path, which both equal the independent hf oracle. The seed's two cases (whose

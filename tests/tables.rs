@@ -1,4 +1,4 @@
-//! Tables for every real model (DESIGN.md §3, §4), built by the library from parameters alone:
+//! Tables for every real model (docs/CONTRACT.md §3, §4), built by the library from parameters alone:
 //!
 //! - `torch` mode against transformers' own tables (`hf_reference.safetensors`): inverse
 //!   frequencies within 1 f32 ulp, cos/sin within 1 (2 where an attention factor scales them),

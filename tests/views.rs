@@ -1,4 +1,4 @@
-//! Every layout the general call describes (DESIGN.md §8): BSHD, BHSD and strided views at
+//! Every layout the general call describes (docs/CONTRACT.md §8): BSHD, BHSD and strided views at
 //! any element offset (q inside a fused QKV buffer), interleaved and half-split pairs, partial
 //! rotary_dim, positions from an offset or one offset per batch row, forward and inverse:
 //! GPU == CPU path == the independent oracle, 0 mismatches, with the elements outside the
@@ -330,7 +330,7 @@ fn views_random_layouts_gpu_eq_cpu_eq_oracle() {
         .unwrap();
 }
 
-/// Pinned cases of the models of DESIGN.md §4: Hugging Face BHSD half-split GQA, GPT-NeoX's
+/// Pinned cases of the models of tests/data/golden/README.md: Hugging Face BHSD half-split GQA, GPT-NeoX's
 /// 25% partial rotary, GLM-4's interleaved 50%, q inside a fused QKV buffer, per-batch offsets.
 #[test]
 fn views_pinned_model_layouts() {

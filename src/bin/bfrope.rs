@@ -1,4 +1,4 @@
-//! `bfrope`: the command line of the bfrope crate (DESIGN.md §7).
+//! `bfrope`: the command line of the bfrope crate (docs/CONTRACT.md §7).
 //!
 //! ```text
 //! bfrope                      # the main job: a demo on the best adapter (CPU path if none)

@@ -1,4 +1,4 @@
-//! The CPU path for f16 and f32 tensors: the same contract as bf16 (DESIGN.md §2), the
+//! The CPU path for f16 and f32 tensors: the same contract as bf16 (docs/CONTRACT.md §2), the
 //! correctly rounded f16 / f32 of the exact `a·b + c·d`, canonical NaNs `0x7E00` / `0x7FC00000`.
 //!
 //! Why it is exact (ARCHITECTURE.md, "f16 and f32 tensors"): an f16 × f32 product has at most

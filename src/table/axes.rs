@@ -1,4 +1,4 @@
-//! Multi-axis positions (DESIGN.md §3): each token has `A` positions and each frequency takes
+//! Multi-axis positions (docs/CONTRACT.md §3): each token has `A` positions and each frequency takes
 //! one axis. The kernel knows one table row per token, so a multi-axis call gets a table
 //! with one row per token, built here on the host.
 

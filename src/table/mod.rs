@@ -1,7 +1,7 @@
 //! Rotation tables: the `(cos, sin)` pairs the kernel multiplies by, built on the host.
 //!
 //! The kernel's contract is relative to its table, so the table is where the angles are
-//! decided. Three sources, each a named mode (DESIGN.md §3):
+//! decided. Three sources, each a named mode (docs/CONTRACT.md §3):
 //!
 //! - [`AngleMode::Exact`]: θᵢ = base^(−2i/d) and the angle `position·θᵢ` in f64, cos and sin
 //!   in f64 by the pure-Rust `libm` crate, each rounded once to f32. Native and WASM builds

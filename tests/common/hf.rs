@@ -1,4 +1,4 @@
-//! The independent oracle of the `hf` mode (DESIGN.md §2): transformers' eager bf16
+//! The independent oracle of the `hf` mode (docs/CONTRACT.md §2): transformers' eager bf16
 //! `apply_rotary_pos_emb`, step by step, from first principles and sharing no code with
 //! `src/` (nor host f32 arithmetic, which the CPU path uses).
 //!

@@ -375,7 +375,7 @@ pub fn oracle_rotate_view(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The `hf` mode on f16 and f32 tensors (DESIGN.md §2), from first principles: transformers'
+// The `hf` mode on f16 and f32 tensors (docs/CONTRACT.md §2), from first principles: transformers'
 // eager `apply_rotary_pos_emb` on a tensor of that dtype, each torch operation "the exact
 // value, rounded to f32 (torch computes a reduced-precision op in f32), then rounded to the
 // tensor's dtype", every rounding to nearest, ties to even, by `round_to` above (BigInt):

@@ -1,5 +1,5 @@
 //! The CPU path beside candle 0.11's bf16 `candle_nn::rotary_emb::rope_i`, on the same data in
-//! one process (DESIGN.md §5's CPU target: bfrope ≥ 3× candle, bit-exact).
+//! one process (docs/CONTRACT.md §5's CPU target: bfrope ≥ 3× candle, bit-exact).
 //!
 //! Run: `cargo run --release --manifest-path benches/candle/Cargo.toml [-- --reps N]
 //! [--batch B --heads H --seq S --dim D]` (default `[1, 32, 4096, 128]`, 10 reps).

@@ -801,7 +801,7 @@ pub fn run(a: &ApplyArgs) -> CliResult<ExitCode> {
             } => {
                 let names = (c.as_str(), sn.as_str());
                 // A 2-D table is indexed by position, except under --layout thd where it may
-                // hold one row per packed token (DESIGN.md §7: [T, N/2] or [T, N]).
+                // hold one row per packed token (docs/CONTRACT.md §7: [T, N/2] or [T, N]).
                 let per_token_rows = match *tshape.as_slice() {
                     [trows, _] if a.layout == Layout::Thd => {
                         thd_table_rows(a, c, trows, seq, token_positions.as_deref())?

@@ -1,5 +1,5 @@
 //! `bfrope bench`: exact, fast and a copy of the same bytes, side by side in one run, timed with
-//! GPU timestamp queries (DESIGN.md §5, §7).
+//! GPU timestamp queries (docs/CONTRACT.md §5, §7).
 //!
 //! For every shape × layout × pairing × dtype it times the kernel the library picks for the
 //! call (a contiguous vec4 kernel for contiguous BSHD and BHSD tensors, interleaved or half-split,

@@ -1,4 +1,4 @@
-//! The output of `bfrope apply`: where it goes and how it gets there (DESIGN.md §7).
+//! The output of `bfrope apply`: where it goes and how it gets there (docs/CONTRACT.md §7).
 //!
 //! [`resolve`] runs before any work and settles the final path:
 //!

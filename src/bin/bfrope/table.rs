@@ -1,5 +1,5 @@
 //! `bfrope table`: writes the F32 cos/sin a call would use (`[P, R/2]`, one row per position
-//! or per token) to a safetensors file, for inspection or export (DESIGN.md §7). The same
+//! or per token) to a safetensors file, for inspection or export (docs/CONTRACT.md §7). The same
 //! flags and the same table code as `bfrope apply`; the same output safety (a temporary file
 //! renamed at the end, never over an input).
 
