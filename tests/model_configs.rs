@@ -211,6 +211,25 @@ fn layers_without_rope_are_refused_never_rotated() {
             .rotary_dim,
         64
     );
+    // LFM2: attention (and RoPE) only in the layers full_attn_idxs lists, short convolutions
+    // elsewhere; without the key every layer is attention (the class's default).
+    let lfm2 = serde_json::json!({
+        "model_type": "lfm2", "hidden_size": 2048, "num_attention_heads": 32,
+        "num_hidden_layers": 16, "full_attn_idxs": [2, 5, 8, 10, 12, 14], "rope_theta": 1000000.0
+    });
+    refused(&lfm2, None, "conv");
+    refused(&lfm2, Some(Layer::Index(0)), "conv");
+    assert_eq!(read(&lfm2, Some(Layer::Index(2))).unwrap().head_dim, 64);
+    let mut all = lfm2.clone();
+    all.as_object_mut().unwrap().remove("full_attn_idxs");
+    assert_eq!(read(&all, None).unwrap().head_dim, 64);
+    let mut moe = lfm2.clone();
+    moe["model_type"] = "lfm2_moe".into();
+    moe.as_object_mut().unwrap().remove("full_attn_idxs");
+    moe["layer_types"] = serde_json::json!(["conv", "conv", "full_attention", "conv"]);
+    moe["num_hidden_layers"] = 4.into();
+    refused(&moe, Some(Layer::Index(1)), "conv");
+    assert!(read(&moe, Some(Layer::Index(2))).is_ok());
 }
 
 #[test]

@@ -1056,32 +1056,42 @@ fn layer_kinds(
                 }
             }
         }
-        (None, Some(Pattern::Listed { key, local, global })) if n > 0 => {
-            let listed: Vec<u64> = match cfg.get(key) {
-                None => Vec::new(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|x| {
-                        x.as_u64().ok_or_else(|| {
-                            err(&cfg.name(key), x, "holds a value that is not a layer index")
-                        })
-                    })
-                    .collect::<Result<_>>()?,
+        (
+            None,
+            Some(Pattern::Listed {
+                key,
+                local,
+                global,
+                if_absent,
+            }),
+        ) if n > 0 => {
+            let listed: Option<Vec<u64>> = match cfg.get(key) {
+                None => {
+                    log.assumed(key, format!("none: every layer is {if_absent}"));
+                    None
+                }
+                Some(Value::Array(a)) => {
+                    log.used(cfg.name(key), &Value::Array(a.clone()));
+                    Some(
+                        a.iter()
+                            .map(|x| {
+                                x.as_u64().ok_or_else(|| {
+                                    err(&cfg.name(key), x, "holds a value that is not a layer index")
+                                })
+                            })
+                            .collect::<Result<_>>()?,
+                    )
+                }
                 Some(v) => return Err(err(&cfg.name(key), v, "is not a list")),
             };
-            if let Some(v) = cfg.get(key) {
-                log.used(cfg.name(key), v);
-            }
             Some(
                 (0..n)
-                    .map(|i| {
-                        if listed.contains(&(i as u64)) {
-                            global
-                        } else {
-                            local
-                        }
-                        .to_string()
+                    .map(|i| match &listed {
+                        None => if_absent,
+                        Some(l) if l.contains(&(i as u64)) => global,
+                        Some(_) => local,
                     })
+                    .map(str::to_string)
                     .collect(),
             )
         }

@@ -90,11 +90,13 @@ pub(crate) enum Pattern {
         global: &'static str,
     },
     /// Layers listed under `key` are `global`, the rest `local` (Bamba's
-    /// `attn_layer_indices`: attention layers among Mamba layers).
+    /// `attn_layer_indices`: attention layers among Mamba layers); without the key every layer
+    /// is `if_absent` (the class's own default).
     Listed {
         key: &'static str,
         local: &'static str,
         global: &'static str,
+        if_absent: &'static str,
     },
 }
 
@@ -211,12 +213,24 @@ const SPECIAL: &[Model] = &[
         4,
     ),
     with_no_rope(model("minimax"), NoRope::Types(&["linear_attention"])),
+    // LFM2: short convolutions in the "conv" layers, attention only in the listed ones.
+    with_layers(
+        with_no_rope(model("lfm2"), NoRope::Types(&["conv"])),
+        Pattern::Listed {
+            key: "full_attn_idxs",
+            local: "conv",
+            global: "full_attention",
+            if_absent: "full_attention",
+        },
+    ),
+    with_no_rope(model("lfm2_moe"), NoRope::Types(&["conv"])),
     with_layers(
         with_no_rope(model("bamba"), NoRope::Types(&["linear_attention"])),
         Pattern::Listed {
             key: "attn_layer_indices",
             local: "linear_attention",
             global: "full_attention",
+            if_absent: "linear_attention",
         },
     ),
     with_special(model("nanochat"), Special::Refuse(
@@ -292,6 +306,7 @@ const SPECIAL: &[Model] = &[
             key: "cross_attention_layers",
             local: "self_attention",
             global: "cross_attention",
+            if_absent: "self_attention",
         },
     ),
     with_special(model("gemma3n"), GEMMA3),
@@ -358,8 +373,6 @@ const COMMON: &[&str] = &[
     "kyutai_speech_to_text",
     "laguna",
     "lasr_encoder",
-    "lfm2",
-    "lfm2_moe",
     "llama",
     "mellum",
     "mimo_v2_flash",

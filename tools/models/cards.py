@@ -327,6 +327,42 @@ CARDS = [
                           "patch_size": 14}}, {}),
 ]
 
+# Model types whose class defaults do not build a model in transformers 5.17 and for which no
+# published config.json is listed above: each is its class defaults with the fields named set,
+# so that the model's own code builds and runs.  Each entry: (name, config dict, what was set).
+WRITTEN = [
+    ("chameleon", {"model_type": "chameleon", "vocabulary_map": {"<image>": 8711}},
+     "vocabulary_map, which the defaults leave empty, cut to the <image> entry (the published map has 65,536 "
+     "entries; no entry of it reaches the rotary path)"),
+    ("dbrx", {"model_type": "dbrx", "d_model": 6144, "n_heads": 48, "n_layers": 40, "max_seq_len": 32768,
+              "vocab_size": 100352, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},
+              "attn_config": {"kv_n_heads": 8, "clip_qkv": 8, "rope_theta": 500000.0}},
+     "DBRX-instruct's sizes and base, with rope_parameters.rope_theta equal to attn_config.rope_theta (as a "
+     "transformers 5 save of it would agree); the defaults have no attn_config.rope_theta, which the attention "
+     "reads"),
+    ("lfm2_moe", {"model_type": "lfm2_moe", "num_hidden_layers": 24,
+                  "layer_types": ["conv", "conv", "full_attention", "conv", "conv", "conv"] * 4},
+     "layer_types (the defaults leave it empty): 24 layers, attention at every sixth from the third"),
+    ("lfm2", {"model_type": "lfm2", "num_hidden_layers": 16, "full_attn_idxs": [2, 5, 8, 10, 12, 14]},
+     "attention layers given by full_attn_idxs, as LFM2's published configs give them (the defaults make "
+     "every layer attention)"),
+    ("longcat_flash", {"model_type": "longcat_flash", "num_layers": 2},
+     "num_layers 2 (the defaults' 28 layers of two MLA blocks each are the same rotation)"),
+    ("ministral", {"model_type": "ministral", "head_dim": 128, "rope_parameters": {"rope_type": "default",
+                                                                                      "rope_theta": 100000000.0},
+                   "max_position_embeddings": 32768, "sliding_window": 32768},
+     "head_dim 128 (the defaults leave it empty and the attention reads it) and Ministral-8B's base 1e8"),
+    ("moonshine_streaming", {"model_type": "moonshine_streaming", "num_key_value_heads": 8},
+     "num_key_value_heads 8 (the decoder reads it; the config class has no such field)"),
+    ("smolvlm", {"model_type": "smolvlm", "image_token_id": 49190,
+                 "text_config": {"model_type": "llama", "vocab_size": 49280, "hidden_size": 576,
+                                 "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+                                 "num_key_value_heads": 3, "head_dim": 64, "max_position_embeddings": 8192,
+                                 "pad_token_id": 2, "rope_theta": 100000.0}},
+     "a SmolLM2-135M-sized text_config (the defaults' pad_token_id 128002 is outside their 32000-token "
+     "vocabulary)"),
+]
+
 REMOTE = [
     ("THUDM/chatglm3-6b", {
         "_name_or_path": "THUDM/chatglm3-6b", "model_type": "chatglm", "architectures": ["ChatGLMModel"],

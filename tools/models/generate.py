@@ -360,6 +360,8 @@ NOT_ROPE_ATTN = re.compile(r"Linear|DeltaNet|Mamba|Cross|Conv|Lightning|Gdn|Inde
 def layer_attention(layer):
     for name in ATTN_NAMES:
         a = getattr(layer, name, None)
+        if isinstance(a, torch.nn.ModuleList) and len(a):  # LongCat-Flash: two attention blocks per layer
+            a = a[0]
         if a is not None and ("Attention" in type(a).__name__ or "MLA" in type(a).__name__):
             return a
     for _, a in layer.named_children():
@@ -557,6 +559,7 @@ RULES = {
     "moonshine": {"rot_path": "decoder.rotary_emb",
                   "notes": "encoder (audio) and decoder share MoonshineRotaryEmbedding; this is the decoder's"},
     "moonshine_streaming": {"rot_path": "decoder.rotary_emb"},
+    "lfm2_moe": {"rot_path": "pos_emb", "notes": "the text model's rotary module is named pos_emb"},
     "dia": {"rot_path": "decoder.rotary_emb", "notes": "encoder also rotates (DiaRotaryEmbedding); decoder shown"},
     "csm": {"rot_path": "backbone_model.rotary_emb"},
     "blt": {"rot_path": "global_transformer.rotary_emb"},
@@ -658,6 +661,20 @@ def make_cases(model_types):
         c.update({k: v for k, v in extra.items() if k != "notes"})
         if extra.get("notes"):
             c["notes_list"] = [extra["notes"]]
+        if d["model_type"] in RULES and "positions" in RULES[d["model_type"]]:
+            c["positions"] = RULES[d["model_type"]]["positions"]
+        cases.append(c)
+    for name, d, what in cards.WRITTEN:
+        # the whole config, as save_pretrained writes it, where the class reads that back (DBRX's
+        # does not: then the written keys alone)
+        full = config_to_dict(build_config(d["model_type"], d))
+        try:
+            build_config(d["model_type"], full)
+        except Exception:
+            full = d
+        c = {"name": f"written:{name}", "model_type": d["model_type"],
+             "source": f"a config written for this check: {what}", "config": full, "rope": "applied",
+             "heads": HEADS_CARDS}
         if d["model_type"] in RULES and "positions" in RULES[d["model_type"]]:
             c["positions"] = RULES[d["model_type"]]["positions"]
         cases.append(c)
