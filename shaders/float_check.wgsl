@@ -55,7 +55,7 @@ fn float_check(@builtin(global_invocation_id) gid: vec3<u32>,
     out[i] = y;
 }
 
-// Zero at run time (bf16.wgsl's `opaque`): the complement of the sentinel u32::MAX the caller
+// Zero at run time (proof.wgsl's `opaque`): the complement of the sentinel u32::MAX the caller
 // fills `out` with, read before the result is written (a value the compiler cannot know;
 // arrayLength(&out) >> 31 is not: Mesa folds it to 0 and then the error-free steps away).
 var<private> zero_at_run_time: u32;

@@ -1,12 +1,13 @@
-// rope.wgsl — rotating one pair of packed bf16 (or f16), the arithmetic every RoPE kernel
-// shares.
+// rope.wgsl — rotating one pair of packed bf16 or f16 (or one f32 pair) in the arithmetic the
+// EXACT override names: what every RoPE kernel shares.
 //
-// Concatenated after bf16.wgsl and float.wgsl and before a kernel: rope_contiguous.wgsl with an entry file,
-// rope_scalar.wgsl (any shape) or rope_vec4.wgsl (pairs per head a multiple of 4), for
-// contiguous interleaved tensors, or rope_vec4_half.wgsl (pairs a multiple of 4) for
-// contiguous half-split ones; or rope_general.wgsl (any view, pairing, rotary_dim). One u32 word holds one rotated pair
-// (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin) pair of
-// f32 bit patterns per (row, frequency). Tensor layout [batch, seq, heads, head_dim].
+// Follows the arithmetic files (u64, codec, exact, proof, fast, hf: `shaders::arithmetic`) and
+// precedes a kernel: rope_contiguous.wgsl with an entry file, rope_scalar.wgsl (any shape) or
+// rope_vec4.wgsl (pairs per head a multiple of 4), for contiguous interleaved tensors, or
+// rope_vec4_half.wgsl (pairs a multiple of 4) for contiguous half-split ones; or
+// rope_general.wgsl (any view, pairing, rotary_dim) with its entry file. One u32 word holds one
+// rotated pair (x[2i] in the low half, x[2i+1] in the high half); the table holds one (cos, sin)
+// pair of f32 bit patterns per (row, frequency).
 //
 //     y0 = x0*cos - x1*sin        y1 = x0*sin + x1*cos        (inverse: sin -> -sin)
 
@@ -17,11 +18,10 @@ override WORKGROUP_SIZE: u32 = 256u;
 // 1: the host has checked that every table value is zero or normal below 2^16 in magnitude
 // (f32_fast_ok; `RopeTable::in_fast_range`), so the kernels skip testing the table operands
 // of every word (rotate_word_fast: the scalar and the general bf16/f16 kernels) or unit
-// (rotate4_fast); 0: they test them. On the
-// H100 the per-unit test alone cost the vec4 kernels 2-7 points of a copy (BENCHMARKS.md,
-// session 7), whether branching, selecting, on integers or on floats.
+// (rotate4_fast); 0: they test them. The per-unit test alone costs the vec4 kernels 2-7 points
+// of a copy, whether branching, selecting, on integers or on floats.
 override TABLE_IN_RANGE: u32 = 0u;
-// The tensor's dtype: 0 bf16, 1 f16 (float.wgsl; two per word like bf16; `fast` and `hf` in
+// The tensor's dtype: 0 bf16, 1 f16 (two per word like bf16; `fast` and `hf` in
 // rotate_word_f16_mode), 2 f32 (one per word: rope_general_f32.wgsl, not rotate_word).
 override DTYPE: u32 = 0u;
 
@@ -37,7 +37,7 @@ fn grid_invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // `sin_sign` member: 0x80000000 to rotate backwards (flips the sign of sin), else 0; and a
 // `pairs` member (pairs per head, below 2^31).
 
-// Zero, read from the uniforms at run time (bf16.wgsl's `opaque`).
+// Zero, read from the uniforms at run time (proof.wgsl's `opaque`).
 fn runtime_zero() -> u32 {
     return params.pairs >> 31u;
 }
@@ -120,14 +120,62 @@ fn rotate_word(w: u32, cs: vec2<u32>) -> u32 {
     return out;
 }
 
+// One f16 pair (x0 low, x1 high half of `w`) in the `fast` (0) or `hf` (2) arithmetic, with
+// sinb already signed for the direction; the rotated pair packed the same way.
+//   fast: plain f32 arithmetic (driver-dependent: FMA contraction, flushed subnormals), one
+//         rounding to f16;
+//   hf:   c = f16(cos), s = f16(sin); y0 = f16(f16(x0·c) + f16(-x1·s)), y1 = f16(f16(x1·c) + f16(x0·s)).
+fn rotate_word_f16_mode(w: u32, cosb: u32, sinb: u32, mode: u32) -> u32 {
+    let x0 = w & 0xFFFFu;
+    let x1 = w >> 16u;
+    if (mode == 0u) {
+        let a = bitcast<f32>(f16_to_f32_bits(x0));
+        let b = bitcast<f32>(f16_to_f32_bits(x1));
+        let c = bitcast<f32>(cosb);
+        let s = bitcast<f32>(sinb);
+        let y0 = f32_to_f16_rne(bitcast<u32>(a * c - b * s));
+        let y1 = f32_to_f16_rne(bitcast<u32>(a * s + b * c));
+        return y0 | (y1 << 16u);
+    }
+    let c = f16_to_f32_bits(f32_to_f16_rne(cosb));
+    let s = f16_to_f32_bits(f32_to_f16_rne(sinb));
+    let y0 = hf_add_f16(hf_mul_f16(x0, c), hf_mul_f16(x1 ^ 0x8000u, s));
+    let y1 = hf_add_f16(hf_mul_f16(x1, c), hf_mul_f16(x0, s));
+    return y0 | (y1 << 16u);
+}
+
+// One f32 pair, sinb already signed for the direction: (x0·cos - x1·sin, x0·sin + x1·cos) in
+// the arithmetic `mode` names: 1 exact (the contract, integer path always: ARCHITECTURE.md),
+// 0 plain f32 (driver-dependent), 2 torch's f32 steps (`hf` on an f32 tensor: each product
+// rounded to f32, then the sum; emulated on the bits with -0 partners so -0 products stay -0).
+fn rotate_pair_f32(x0: u32, x1: u32, cosb: u32, sinb: u32, mode: u32) -> vec2<u32> {
+    let nsinb = sinb ^ 0x80000000u;
+    if (mode == 0u) {
+        let a = bitcast<f32>(x0);
+        let b = bitcast<f32>(x1);
+        let c = bitcast<f32>(cosb);
+        let s = bitcast<f32>(sinb);
+        return vec2<u32>(bitcast<u32>(a * c - b * s), bitcast<u32>(a * s + b * c));
+    }
+    if (mode == 2u) {
+        let one = 0x3F800000u;
+        let p0 = dot2_exact_f32(x0, cosb, 0x80000000u, 0u);
+        let q0 = dot2_exact_f32(x1, nsinb, 0x80000000u, 0u);
+        let p1 = dot2_exact_f32(x1, cosb, 0x80000000u, 0u);
+        let q1 = dot2_exact_f32(x0, sinb, 0x80000000u, 0u);
+        return vec2<u32>(dot2_exact_f32(p0, one, q0, one), dot2_exact_f32(p1, one, q1, one));
+    }
+    return vec2<u32>(dot2_exact_f32(x0, cosb, x1, nsinb), dot2_exact_f32(x0, sinb, x1, cosb));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Four words at a time (the contiguous vec4 kernels). The proof of dot2_fast split so that each
 // part runs once where it can: the table check once per four words, both outputs of a word
 // from shared products. The undecided outputs (rare) are redone by the kernel (`vec4_fix`,
 // `half_fix`) through rotate_half_exact (dot2_split, then dot2_exact), one at a time, from
 // operands it loads again: across that branch only the rotated words, the pending bits and the
-// place stay live, not the loaded words and table entries. Measured on the H100 (BENCHMARKS.md,
-// session 5; registers from tools/kernel-stats): the f32 path alone runs at 98-100% of a copy
+// place stay live, not the loaded words and table entries. Measured on an NVIDIA H100: the f32
+// path alone runs at 98-100% of a copy
 // (25 registers); with the fix-up present but never taken, ~94% (31); taken for the ~0.4% of
 // units that need it, 86-91%. Above 32 registers an SM holds fewer warps: keep this path's
 // live values few (a variant with 37 lost 6-9 points).

@@ -3,7 +3,7 @@
 // token, head, slot): slot k < pairs rotates pair k (either pairing), slot k >= pairs (out of
 // place) copies the two pass-through elements 2k and 2k + 1. Composed by src/shaders.rs with
 // the word io part (`load_word`/`store_word`, a word being an element here). The arithmetic
-// is `rotate_pair_f32` (float.wgsl), chosen by the EXACT override.
+// is `rotate_pair_f32` (rope.wgsl), chosen by the EXACT override.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rope_general(

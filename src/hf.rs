@@ -18,7 +18,7 @@
 //! exponents lie far apart. Host f32 arithmetic (Rust on x86-64, aarch64 and wasm: IEEE, no flush) is
 //! therefore torch's arithmetic, step for step. Every NaN is the canonical `0x7FC0` (torch
 //! emits other payloads: compare by NaN-ness). The GPU kernels emulate the same steps on
-//! integer bits (`shaders/bf16.wgsl`, `dot2_hf`), since drivers may flush f32 subnormals.
+//! integer bits (`shaders/hf.wgsl`, `dot2_hf`), since drivers may flush f32 subnormals.
 //!
 //! On f16 tensors transformers does the same in f16 (`f16_from_f32` in place of the bf16
 //! rounding: each f16 product is exact in f32, each f16 sum is rounded to f32 and then to

@@ -1,13 +1,26 @@
 //! The single place where WGSL sources are included, composed and named.
 //!
-//! Shaders live in `shaders/*.wgsl`; a kernel module is the shared bf16 helpers followed by
-//! the kernel, concatenated (few modules, so no preprocessor). Entry points and the
+//! Shaders live in `shaders/*.wgsl`, in layers: the arithmetic ([`arithmetic`]: 64-bit
+//! integers, the codecs, the exact integer path, the proven f32 stages, the `fast` and `hf`
+//! modes), then [`ROPE_WGSL`] (one pair in the mode a kernel is compiled for), then a kernel's
+//! own files. A module is its layers concatenated (WGSL needs no declaration order, so no
+//! preprocessor). Entry points and the
 //! pipeline-overridable constants each kernel reads are listed here, and the tests validate
 //! every composed module with naga.
 
-/// bf16 codec, the exact two-product sum and the proven f32 fast path.
-pub const BF16_WGSL: &str = include_str!("../shaders/bf16.wgsl");
-/// Rotating one pair, shared by every RoPE kernel (needs [`BF16_WGSL`] before it and a kernel
+/// Unsigned 64-bit integers as `vec2<u32>`.
+pub const U64_WGSL: &str = include_str!("../shaders/u64.wgsl");
+/// bf16, f16 and f32 patterns: special values, decoding, widening, narrowing.
+pub const CODEC_WGSL: &str = include_str!("../shaders/codec.wgsl");
+/// The correctly rounded two-product sum on integer bits alone.
+pub const EXACT_WGSL: &str = include_str!("../shaders/exact.wgsl");
+/// The f32 stages in front of the integer path: proven roundings and error-free steps.
+pub const PROOF_WGSL: &str = include_str!("../shaders/proof.wgsl");
+/// The `fast` mode: plain f32 arithmetic.
+pub const FAST_WGSL: &str = include_str!("../shaders/fast.wgsl");
+/// The `hf` mode: transformers' eager arithmetic on the bits.
+pub const HF_WGSL: &str = include_str!("../shaders/hf.wgsl");
+/// Rotating one pair, shared by every RoPE kernel (needs [`arithmetic`] before it and a kernel
 /// that declares `params` after it).
 pub const ROPE_WGSL: &str = include_str!("../shaders/rope.wgsl");
 /// The uniform block of the contiguous kernels (scalar and vec4).
@@ -27,9 +40,6 @@ pub const ROPE_VEC4_WGSL: &str = include_str!("../shaders/rope_vec4.wgsl");
 /// Entry file: half-split pairs, 4 + 4 elements per invocation with 8-byte accesses (the host
 /// keeps pairs per head % 4 == 0).
 pub const ROPE_VEC4_HALF_WGSL: &str = include_str!("../shaders/rope_vec4_half.wgsl");
-/// f16 and f32 codecs, the exact two-product sum on 64-bit products and the proven f16 fast
-/// path (needs [`BF16_WGSL`] before it).
-pub const FLOAT_WGSL: &str = include_str!("../shaders/float.wgsl");
 /// Entry file: the f16/f32 arithmetic on a list of operands (conformance and tests).
 pub const FLOAT_CHECK_WGSL: &str = include_str!("../shaders/float_check.wgsl");
 /// A vec4 copy kernel: the bandwidth yardstick of the benchmarks.
@@ -85,23 +95,40 @@ pub const ROPE_GENERAL_BINDINGS: [(u32, &str); 5] = [
 ];
 
 /// Bindings of the RoPE kernel, as `(binding, name)`: the Rust bind-group layout in
-/// `gpu.rs` is built from the same numbers and the shader tests check them against naga.
+/// `gpu/kernels.rs` is built from the same numbers and the shader tests check them against naga.
 pub const ROPE_BINDINGS: [(u32, &str); 4] = [(0, "params"), (1, "table"), (2, "src"), (3, "dst")];
 
-/// The full source of the scalar RoPE kernel module (entry [`ROPE_ENTRY`]).
+/// The arithmetic layers every module starts with, in order.
+pub fn arithmetic() -> String {
+    [
+        U64_WGSL, CODEC_WGSL, EXACT_WGSL, PROOF_WGSL, FAST_WGSL, HF_WGSL,
+    ]
+    .join("\n")
+}
+
+/// The full source of the scalar RoPE module (entry [`ROPE_ENTRY`]).
 pub fn rope_source() -> String {
-    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}")
+    format!(
+        "{}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_SCALAR_WGSL}",
+        arithmetic()
+    )
 }
 
 /// The full source of the vec4 RoPE kernel module (entry [`ROPE_VEC4_ENTRY`]).
 pub fn rope_vec4_source() -> String {
-    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}")
+    format!(
+        "{}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_WGSL}",
+        arithmetic()
+    )
 }
 
 /// The full source of the half-split vec4 RoPE kernel module (entry
 /// [`ROPE_VEC4_HALF_ENTRY`]).
 pub fn rope_vec4_half_source() -> String {
-    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_HALF_WGSL}")
+    format!(
+        "{}\n{ROPE_WGSL}\n{ROPE_CONTIGUOUS_WGSL}\n{ROPE_VEC4_HALF_WGSL}",
+        arithmetic()
+    )
 }
 
 /// The tensor bindings and the loads and stores of the general kernel: out of place
@@ -187,7 +214,8 @@ pub fn rope_general_variant(in_place: bool, views: u32, words: bool) -> String {
         ROPE_GENERAL_HALVES_WGSL
     };
     format!(
-        "{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
+        "{}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{entry}\n{}",
+        arithmetic(),
         general_io(in_place, views, words)
     )
 }
@@ -197,7 +225,8 @@ pub fn rope_general_variant(in_place: bool, views: u32, words: bool) -> String {
 /// view or two.
 pub fn rope_general_f32_variant(in_place: bool, views: u32) -> String {
     format!(
-        "{BF16_WGSL}\n{FLOAT_WGSL}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{ROPE_GENERAL_F32_WGSL}\n{}",
+        "{}\n{ROPE_WGSL}\n{ROPE_GENERAL_WGSL}\n{ROPE_GENERAL_F32_WGSL}\n{}",
+        arithmetic(),
         general_io(in_place, views, true)
     )
 }
@@ -261,7 +290,7 @@ pub fn rope_modules() -> [(&'static str, String, &'static str); 3] {
 
 /// The full source of the f16/f32 arithmetic check module (entry [`FLOAT_CHECK_ENTRY`]).
 pub fn float_check_source() -> String {
-    format!("{BF16_WGSL}\n{FLOAT_WGSL}\n{FLOAT_CHECK_WGSL}")
+    format!("{}\n{FLOAT_CHECK_WGSL}", arithmetic())
 }
 
 /// The full source of the copy kernel module.

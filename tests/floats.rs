@@ -489,7 +489,7 @@ fn oracle_pins() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GPU: the WGSL arithmetic (shaders/float.wgsl through the float_check kernel) == CPU == oracle.
+// GPU: the WGSL arithmetic (shaders/exact.wgsl and proof.wgsl through the float_check kernel) == CPU == oracle.
 
 /// Runs the float_check kernel on `ops` (`(a, b, c, d)` quadruples) with `DTYPE` = `dtype`
 /// (1 f16, 2 f32) and `FAST`; the output is pre-filled with the sentinel `u32::MAX`, a pattern

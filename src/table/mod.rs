@@ -269,7 +269,7 @@ impl RopeTable {
 }
 
 /// Whether `v` is ±0 or a normal f32 below 2^16 in magnitude (`f32_fast_ok` in
-/// shaders/bf16.wgsl).
+/// shaders/proof.wgsl).
 fn f32_in_fast_range(v: f32) -> bool {
     let m = v.to_bits() & 0x7FFF_FFFF;
     m == 0 || (0x0080_0000..0x4780_0000).contains(&m)
