@@ -1076,7 +1076,11 @@ fn layer_kinds(
                         a.iter()
                             .map(|x| {
                                 x.as_u64().ok_or_else(|| {
-                                    err(&cfg.name(key), x, "holds a value that is not a layer index")
+                                    err(
+                                        &cfg.name(key),
+                                        x,
+                                        "holds a value that is not a layer index",
+                                    )
                                 })
                             })
                             .collect::<Result<_>>()?,
