@@ -460,6 +460,117 @@ impl Case {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Error maps: bf16 RoPE computed three ways against the real-number result, in ulps (the page's
+// precision maps).
+
+/// bf16 RoPE outputs computed three ways, compared with the exact value of the same rotation
+/// (real arithmetic on the same f32 table). Each map is `[rows, pairs]`: for each position and
+/// frequency, the largest error over heads and both outputs, in bf16 ulps of the exact value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorMaps {
+    /// Positions (rows of each map).
+    pub rows: usize,
+    /// Frequencies per head (columns of each map).
+    pub pairs: usize,
+    /// Outputs compared (elements of the input).
+    pub outputs: usize,
+    /// The maps of the three ways, in the order of [`ERROR_MAP_NAMES`].
+    pub maps: [Vec<f32>; 3],
+    /// The largest entry of each map.
+    pub max: [f32; 3],
+    /// How many outputs of each way differ in their bits from the correctly rounded result.
+    pub differ: [u32; 3],
+}
+
+/// The three ways of [`ErrorMaps`]: a kernel's output, the `hf` arithmetic's output, and plain
+/// f32 arithmetic with one rounding to bf16 (what most frameworks' kernels do).
+pub const ERROR_MAP_NAMES: [&str; 3] = ["kernel", "hf", "f32"];
+
+/// `n` bf16 patterns of standard normal values, from `seed`.
+pub fn normal_bf16(seed: u64, n: usize) -> Vec<u16> {
+    let mut rng = SplitMix64(seed);
+    (0..n)
+        .map(|_| half::bf16::from_f64(rng.next_normal()).to_bits())
+        .collect()
+}
+
+/// The error maps of `kernel` and `hf` (outputs of an interleaved bf16 rotation of `x`, shape
+/// `shape` in BSHD, by `table` from row 0) and of plain f32 arithmetic, against the exact value;
+/// `exact` is the correctly rounded output (the CPU path's), which `differ` counts against.
+pub fn error_maps(
+    table: &RopeTable,
+    shape: RopeShape,
+    x: &[u16],
+    kernel: &[u16],
+    hf: &[u16],
+    exact: &[u16],
+) -> ErrorMaps {
+    fn widen(h: u16) -> f64 {
+        f32::from_bits((h as u32) << 16) as f64
+    }
+    // bf16 ulp at the magnitude of v (the subnormal spacing below 2^-126).
+    fn ulp_at(v: f64) -> f64 {
+        let a = v.abs();
+        if a < f64::from(f32::MIN_POSITIVE) {
+            return 2f64.powi(-133);
+        }
+        2f64.powi(a.log2().floor() as i32 - 7)
+    }
+    fn ulps(got: u16, exact: f64) -> f32 {
+        let g = widen(got);
+        if !g.is_finite() || !exact.is_finite() {
+            return if g == exact { 0.0 } else { f32::INFINITY };
+        }
+        ((g - exact).abs() / ulp_at(exact)) as f32
+    }
+    fn plain_f32(a: u16, b: f32, c: u16, d: f32) -> u16 {
+        let y = f32::from_bits((a as u32) << 16) * b + f32::from_bits((c as u32) << 16) * d;
+        half::bf16::from_f32(y).to_bits()
+    }
+    let (rows, head_dim, heads) = (shape.seq, shape.head_dim, shape.heads);
+    let pairs = shape.pairs();
+    let mut maps = [
+        vec![0f32; rows * pairs],
+        vec![0f32; rows * pairs],
+        vec![0f32; rows * pairs],
+    ];
+    let mut differ = [0u32; 3];
+    for (t, tok) in x.chunks_exact(heads * head_dim).enumerate().take(rows) {
+        for (h, head) in tok.chunks_exact(head_dim).enumerate() {
+            for i in 0..pairs {
+                let [c, s] = table.get(t, i);
+                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
+                let real = [
+                    widen(x0) * c as f64 - widen(x1) * s as f64,
+                    widen(x0) * s as f64 + widen(x1) * c as f64,
+                ];
+                let k = (t * heads + h) * head_dim + 2 * i;
+                let outs = [
+                    [kernel[k], kernel[k + 1]],
+                    [hf[k], hf[k + 1]],
+                    [plain_f32(x0, c, x1, -s), plain_f32(x0, s, x1, c)],
+                ];
+                for ((m, n), out) in maps.iter_mut().zip(&mut differ).zip(outs) {
+                    let e = ulps(out[0], real[0]).max(ulps(out[1], real[1]));
+                    let cell = &mut m[t * pairs + i];
+                    *cell = cell.max(e);
+                    *n += (out[0] != exact[k]) as u32 + (out[1] != exact[k + 1]) as u32;
+                }
+            }
+        }
+    }
+    let max = [0, 1, 2].map(|j| maps[j].iter().copied().fold(0f32, f32::max));
+    ErrorMaps {
+        rows,
+        pairs,
+        outputs: x.len(),
+        maps,
+        max,
+        differ,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,5 +600,35 @@ mod tests {
         assert!(quick
             .iter()
             .all(|c| c.fingerprint(Direction::Forward).is_some()));
+    }
+
+    /// The correctly rounded output is within half an ulp everywhere and differs from itself
+    /// nowhere; plain f32 arithmetic with one rounding is not always correctly rounded.
+    #[test]
+    fn error_maps_of_the_exact_output() {
+        let table = RopeTable::build(&TableSpec {
+            base: 10000.0,
+            rotary_dim: 64,
+            first_position: 0,
+            rows: 300,
+            angles: AngleMode::Exact,
+        })
+        .unwrap();
+        let shape = RopeShape::new(1, 300, 4, 64).unwrap();
+        let x = normal_bf16(7, shape.elements());
+        let positions = Positions::Offset(0);
+        let call = RopeCall::new(shape.into(), &positions, &table);
+        let exact = crate::cpu::apply(&call, &x).unwrap();
+        let m = error_maps(&table, shape, &x, &exact, &exact, &exact);
+        assert_eq!((m.rows, m.pairs, m.outputs), (300, 32, x.len()));
+        assert_eq!(m.differ[0], 0);
+        assert!(m.max[0] <= 0.5, "{}", m.max[0]);
+        assert!(m.maps[0].iter().all(|&e| (0.0..=0.5).contains(&e)));
+        assert!(
+            m.differ[2] > 0 && m.max[2] > 0.5,
+            "{:?} {:?}",
+            m.differ,
+            m.max
+        );
     }
 }

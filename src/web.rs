@@ -22,11 +22,10 @@
 
 use std::cell::RefCell;
 
-use half::bf16;
 use js_sys::{Array, Float32Array, Object, Reflect, Uint16Array};
 use wasm_bindgen::prelude::*;
 
-use crate::conformance::{self, Case, SplitMix64, Suite};
+use crate::conformance::{self, Case, Suite};
 use crate::cpu;
 use crate::{
     AngleMode, Direction, Gpu, Layout, Pairing, Positions, Precision, RopeCall, RopeShape,
@@ -928,33 +927,6 @@ pub async fn run_conformance(full: bool) -> Result<JsValue, JsValue> {
 // ---------------------------------------------------------------------------------------------
 // Precision maps: bf16 RoPE three ways against the exact value, in ulps.
 
-fn widen(h: u16) -> f64 {
-    f32::from_bits((h as u32) << 16) as f64
-}
-
-/// bf16 ulp at the magnitude of `v` (subnormal spacing below 2^−126).
-fn ulp_at(v: f64) -> f64 {
-    let a = v.abs();
-    if a < f64::from(f32::MIN_POSITIVE) {
-        return 2f64.powi(-133);
-    }
-    2f64.powi(a.log2().floor() as i32 - 7)
-}
-
-fn ulps(got: u16, exact: f64) -> f32 {
-    let g = widen(got);
-    if !g.is_finite() || !exact.is_finite() {
-        return if g == exact { 0.0 } else { f32::INFINITY };
-    }
-    ((g - exact).abs() / ulp_at(exact)) as f32
-}
-
-/// Plain f32 math, then one rounding to bf16 (what most frameworks' kernels do).
-fn plain_f32(a: u16, b: f32, c: u16, d: f32) -> u16 {
-    let y = f32::from_bits((a as u32) << 16) * b + f32::from_bits((c as u32) << 16) * d;
-    bf16::from_f32(y).to_bits()
-}
-
 /// Error maps of bf16 RoPE computed three ways, for positions `first_position ..+ rows`:
 /// `heads` random vectors per position (bf16 values of a unit normal-ish distribution) are
 /// rotated by bfrope's exact kernel and by its `hf` arithmetic (Hugging Face transformers'
@@ -978,56 +950,23 @@ pub async fn precision_maps(
 ) -> Result<JsValue, JsValue> {
     let table = build(base, head_dim, first_position, rows, mode)?;
     let shape = RopeShape::new(1, rows, heads.max(1), head_dim).map_err(js_err)?;
-    let mut rng = SplitMix64(seed as u64 ^ 0x5EED);
-    let x: Vec<u16> = (0..shape.elements())
-        .map(|_| bf16::from_f64(rng.next_normal()).to_bits())
-        .collect();
+    let x = conformance::normal_bf16(seed as u64 ^ 0x5EED, shape.elements());
     let positions = Positions::Offset(0);
     let call = RopeCall::new(shape.into(), &positions, &table);
     let kernel = run(&call, &x).await?;
     let hf = run(&call.with_precision(Precision::Hf), &x).await?;
     let exact = cpu::apply(&call, &x).map_err(js_err)?;
-    let pairs = shape.pairs();
-    let mut maps = [
-        vec![0f32; rows * pairs],
-        vec![0f32; rows * pairs],
-        vec![0f32; rows * pairs],
-    ];
-    let mut differ = [0u32; 3];
-    for (t, tok) in x.chunks_exact(shape.heads * head_dim).enumerate() {
-        for (h, head) in tok.chunks_exact(head_dim).enumerate() {
-            for i in 0..pairs {
-                let [c, s] = table.get(t, i);
-                let (x0, x1) = (head[2 * i], head[2 * i + 1]);
-                let real = [
-                    widen(x0) * c as f64 - widen(x1) * s as f64,
-                    widen(x0) * s as f64 + widen(x1) * c as f64,
-                ];
-                let k = (t * shape.heads + h) * head_dim + 2 * i;
-                let outs = [
-                    [kernel[k], kernel[k + 1]],
-                    [hf[k], hf[k + 1]],
-                    [plain_f32(x0, c, x1, -s), plain_f32(x0, s, x1, c)],
-                ];
-                for ((m, n), out) in maps.iter_mut().zip(&mut differ).zip(outs) {
-                    let e = ulps(out[0], real[0]).max(ulps(out[1], real[1]));
-                    let cell = &mut m[t * pairs + i];
-                    *cell = cell.max(e);
-                    *n += (out[0] != exact[k]) as u32 + (out[1] != exact[k + 1]) as u32;
-                }
-            }
-        }
-    }
+    let m = conformance::error_maps(&table, shape, &x, &kernel, &hf, &exact);
     let o = Object::new();
-    set(&o, "rows", rows as u32);
-    set(&o, "pairs", pairs as u32);
-    set(&o, "outputs", x.len() as u32);
+    set(&o, "rows", m.rows as u32);
+    set(&o, "pairs", m.pairs as u32);
+    set(&o, "outputs", m.outputs as u32);
     let max = Object::new();
     let diff = Object::new();
-    for ((name, m), n) in ["kernel", "hf", "f32"].iter().zip(&maps).zip(differ) {
-        set(&o, name, Float32Array::from(&m[..]));
-        set(&max, name, m.iter().copied().fold(0f32, f32::max));
-        set(&diff, name, n);
+    for (j, name) in conformance::ERROR_MAP_NAMES.iter().enumerate() {
+        set(&o, name, Float32Array::from(&m.maps[j][..]));
+        set(&max, name, m.max[j]);
+        set(&diff, name, m.differ[j]);
     }
     set(&o, "max", max);
     set(&o, "differ", diff);
