@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the wasm package the page needs into web/pkg/ (not committed).
+# Builds the wasm package the page needs into web/pkg/ (not committed). web/pkg/ is also the
+# npm package "bfrope": package.json from web/package.template.json with the crate's version
+# from Cargo.toml, web/README.md as its README, and the licence files (`npm pack` in web/pkg/).
 #   bash web/build.sh
 # Installs the wasm32 target and wasm-bindgen-cli (pinned to the wasm-bindgen version in
 # Cargo.lock) when missing. Size-oriented release settings apply to this build only.
@@ -32,6 +34,19 @@ if command -v wasm-opt >/dev/null; then
   wasm-opt -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals -o web/pkg/bfrope_bg.wasm web/pkg/bfrope_bg.wasm
 fi
+
+# The npm package around the module: the version is the crate's, read from Cargo.toml's
+# [package] table.
+version=$(awk '/^\[/ { in_pkg = ($0 == "[package]") }
+  in_pkg && /^version *= *"/ { sub(/^version *= *"/, ""); sub(/".*/, ""); print; exit }' Cargo.toml)
+echo "$version" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$' \
+  || { echo "build.sh: no usable version in Cargo.toml's [package] (got '$version')" >&2; exit 1; }
+sed "s/@VERSION@/$version/" web/package.template.json > web/pkg/package.json
+cp web/README.md LICENSE-MIT LICENSE-APACHE web/pkg/
+for f in bfrope.js bfrope.d.ts bfrope_bg.wasm bfrope_bg.wasm.d.ts; do
+  [ -f "web/pkg/$f" ] || { echo "build.sh: wasm-bindgen did not write web/pkg/$f" >&2; exit 1; }
+done
+echo "web/pkg/: npm package bfrope $version"
 
 raw=$(stat -c %s web/pkg/bfrope_bg.wasm)
 gz=$(gzip -9 -c web/pkg/bfrope_bg.wasm | wc -c)

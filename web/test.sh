@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Browser test of the page: headless Chromium loads web/, the self-check must pass with
 # 0 mismatches and every canvas must have drawn. Screenshot: out/web/screenshot.png. Then the
-# wasm library's own wasm-bindgen-test suite (tests/wasm.rs) runs in headless Chromium.
+# npm package (web/pkg/) is packed, installed from its tarball into a fresh folder and used from
+# Node and from a page in headless Chromium (test/package.mjs). Then the wasm library's own
+# wasm-bindgen-test suite (tests/wasm.rs) runs in headless Chromium.
 #   bash web/test.sh            (builds web/pkg first unless SKIP_BUILD=1)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-[ "${SKIP_BUILD:-0}" = 1 ] && [ -f web/pkg/bfrope.js ] || bash web/build.sh
+[ "${SKIP_BUILD:-0}" = 1 ] && [ -f web/pkg/bfrope.js ] && [ -f web/pkg/package.json ] || bash web/build.sh
 
 if ! [ -x /usr/bin/chromium ]; then
   echo "installing chromium and chromium-driver"
@@ -26,6 +28,8 @@ echo "== WebGPU (SwiftShader when there is no GPU) =="
 (cd web && node test/page.mjs "http://127.0.0.1:$port/")
 echo "== no WebGPU: the CPU fallback =="
 (cd web && NO_WEBGPU=1 node test/page.mjs "http://127.0.0.1:$port/")
+echo "== the npm package: npm pack of web/pkg, installed offline into a fresh folder, used from Node and Chromium =="
+(cd web && node test/package.mjs)
 echo "== wasm-bindgen-test: the wasm library in headless Chromium (tests/wasm.rs) =="
 # Browser flags (WebGPU through SwiftShader) come from webdriver.json in the crate root; the
 # runner is wasm-bindgen-cli's, installed by web/build.sh at the version Cargo.lock pins.
