@@ -1,4 +1,4 @@
-//! `bfrope conform` on f16 and f32 (issue 9) as a user runs it, on the machine's adapter (Mesa
+//! `bfrope conform` on f16 and f32 as a user runs it, on the machine's adapter (Mesa
 //! lavapipe here): the quick f16 sweep passes through every f16 kernel and the f32 cases
 //! through the general kernel, 0 mismatches against the CPU path; fast mode's f32 bits are
 //! caught; slices of `--full --dtype f16` (exhaustive) and `--full --dtype f32` (seeded

@@ -1,4 +1,4 @@
-//! `bfrope apply` on F16 and F32 tensors (issue 9): named with --tensors or picked by default
+//! `bfrope apply` on F16 and F32 tensors: named with --tensors or picked by default
 //! (every BF16, F16 and F32 tensor of the layout's rank that is not a table, positions or
 //! sequence starts), rotated in their own dtype (output dtype = input dtype) and checked
 //! against the independent oracle; every other tensor copied byte for byte; the GPU and CPU

@@ -1,4 +1,4 @@
-//! The contiguous vec4 kernels beyond interleaved BSHD (issue 10 item 2, issue 7 item 2): the
+//! The contiguous vec4 kernels beyond interleaved BSHD: the
 //! half-split vec4 kernel (8 + 8 elements per invocation) and contiguous BHSD tensors, which
 //! `RopeCall::contiguous_pairs` maps to BSHD with `batch · heads` one-head sequences (whole
 //! tokens per workgroup). GPU (convenience path, and recording into a sentinel-filled output)

@@ -1,4 +1,4 @@
-//! f16 and f32 tensors (issue 9): the CPU path against the independent oracle, bit for bit.
+//! f16 and f32 tensors: the CPU path against the independent oracle, bit for bit.
 //!
 //! - every one of the 65,536 f16 patterns as `x0` against edge `x1` values at angles chosen to
 //!   hit the edges of the arithmetic (identity, quarter turn, large positions, subnormal and

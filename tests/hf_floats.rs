@@ -1,4 +1,4 @@
-//! The `hf` precision on f16 and f32 tensors (docs/CONTRACT.md §2, issue 9): transformers' eager
+//! The `hf` precision on f16 and f32 tensors (docs/CONTRACT.md §2): transformers' eager
 //! `apply_rotary_pos_emb` on a tensor of that dtype, bit for bit, against an independent
 //! oracle (`tests/common/oracle.rs`, `hf_*_in`: every torch step the exact value formed with
 //! `BigInt`s, rounded to f32, then to the dtype), not only GPU == CPU:

@@ -97,7 +97,7 @@ fn reference_recipe(g: &Golden, case: &str) -> (HfRope, f64) {
 /// What `torch` mode gives against each reference case, measured: `(case, inverse
 /// frequencies that differ, cos/sin values that differ, of those more than 1 ulp away)`.
 ///
-/// Why they are not all zero (measured, not assumed; see the report of issue 8):
+/// Why they are not all zero (measured, not assumed):
 /// - the reference cos/sin are oneMKL's VML `vmsCos`/`vmsSin` in high-accuracy mode, which
 ///   torch's x86 CPU build calls for a contiguous float32 tensor (`at::vml::vcos`): oneMKL
 ///   2026.2 gives all 4000 values of this file bit for bit. Its results here are within 0.6 ulp

@@ -27,7 +27,7 @@ use bfrope::{
 
 use crate::{CliError, CliResult};
 
-/// The shapes: four model-sized tensors and a 2 GiB one.
+/// The standard shapes: four model-sized tensors and a 2 GiB one.
 const FULL_SHAPES: [[usize; 4]; 5] = [
     [1, 4096, 32, 128],
     [4, 3000, 32, 128],
@@ -250,7 +250,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SUBSTRING")]
     adapter: Option<String>,
     /// Logical shapes [batch, seq, heads, head_dim] as BxSxHxD, comma-separated (default: the
-    /// issue's 1x4096x32x128, 4x3000x32x128, 8x4096x32x128, 16x4096x32x128, 64x4096x32x128).
+    /// standard 1x4096x32x128, 4x3000x32x128, 8x4096x32x128, 16x4096x32x128, 64x4096x32x128).
     #[arg(long, value_delimiter = ',', value_parser = parse_shape, value_name = "BxSxHxD,...")]
     shapes: Vec<[usize; 4]>,
     /// Memory layouts (default both).

@@ -1,6 +1,6 @@
 //! `kernel-stats`: what the Vulkan driver says about each of bfrope's compiled kernels
 //! (register count, shared memory, ... as `VK_KHR_pipeline_executable_properties` reports
-//! them; names vary by driver), for issue 10. See `--help`.
+//! them; names vary by driver). See `--help`.
 
 mod compile;
 mod vulkan;
