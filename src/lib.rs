@@ -51,6 +51,7 @@ pub mod shaders;
 pub mod shape;
 pub mod spec;
 pub mod table;
+pub mod vectors;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -46,6 +46,8 @@ mod stream;
 mod table;
 #[path = "bfrope/table_source.rs"]
 mod table_source;
+#[path = "bfrope/vectors.rs"]
+mod vectors;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,6 +77,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// What bfrope reads from a model's config.json and decides: pairing, dims, base, layers.
     Explain(explain::ExplainArgs),
+    /// Write conformance vectors for grading any RoPE implementation, bit for bit.
+    Vectors(vectors::VectorsArgs),
+    /// Grade an implementation's results on the vectors: per group and class; exit 1 on any difference.
+    Grade(vectors::GradeArgs),
 }
 
 /// A failure with its exit code: 2 for bad usage or input, 1 for a failure while running.
@@ -172,6 +178,8 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Some(Command::Table(args)) => table::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Explain(args)) => explain::run(&args),
+        Some(Command::Vectors(args)) => vectors::run_vectors(&args),
+        Some(Command::Grade(args)) => vectors::run_grade(&args),
     }
 }
 
