@@ -309,3 +309,17 @@ fn vectors_never_replaces_a_file() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read(&file).unwrap(), b"mine");
 }
+
+#[test]
+fn the_doc_lists_every_class_with_its_bit() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/VECTORS.md"))
+        .unwrap();
+    for c in CLASSES {
+        assert!(
+            doc.contains(&format!("| {} | `{}` |", c.bit, c.name)),
+            "docs/VECTORS.md has no row for class {} ({})",
+            c.bit,
+            c.name
+        );
+    }
+}
