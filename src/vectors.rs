@@ -1165,3 +1165,161 @@ pub fn read_index(json: &Value) -> Result<Vec<GroupEntry>> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Results files without the safetensors crate (for the page).
+
+/// One tensor of a safetensors file: its dtype name, shape and bytes.
+pub type RawTensor<'a> = (&'a str, Vec<usize>, &'a [u8]);
+
+/// The tensors of a safetensors file, as `(name, tensor)` in the header's order (a minimal
+/// reader: the 8-byte header length, the JSON header, the data offsets).
+pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, RawTensor<'_>)>> {
+    let bad = |why: &str| Error::Parameter(format!("not a safetensors file: {why}"));
+    let n = bytes
+        .get(..8)
+        .map(|h| u64::from_le_bytes(h.try_into().unwrap()))
+        .ok_or_else(|| bad("shorter than its 8-byte header length"))?;
+    let end = 8usize
+        .checked_add(usize::try_from(n).map_err(|_| bad("header too large"))?)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| bad("the header runs past the end of the file"))?;
+    let header: Value =
+        // from_str, as the rest of the crate parses JSON (one deserializer in the wasm build)
+        core::str::from_utf8(&bytes[8..end])
+            .ok()
+            .and_then(|h| serde_json::from_str(h).ok())
+            .ok_or_else(|| bad("the header is not JSON"))?;
+    let data = &bytes[end..];
+    let mut out = Vec::new();
+    for (name, t) in header
+        .as_object()
+        .ok_or_else(|| bad("the header is not an object"))?
+    {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = match t["dtype"].as_str() {
+            Some("BF16") => "BF16",
+            Some("F16") => "F16",
+            Some("F32") => "F32",
+            Some("U16") => "U16",
+            _ => "other",
+        };
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .and_then(|a| a.iter().map(|v| v.as_u64().map(|v| v as usize)).collect())
+            .ok_or_else(|| bad(&format!("tensor {name} has no shape")))?;
+        let off = t["data_offsets"]
+            .as_array()
+            .and_then(|a| Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize)))
+            .filter(|&(a, b)| a <= b && b <= data.len())
+            .ok_or_else(|| bad(&format!("tensor {name} lies outside the file")))?;
+        out.push((name.clone(), (dtype, shape, &data[off.0..off.1])));
+    }
+    Ok(out)
+}
+
+/// A safetensors file of `tensors` (header keys in name order, data in the order given).
+pub fn write_safetensors(tensors: &[Tensor]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for t in tensors {
+        header.insert(
+            t.name.clone(),
+            json!({"dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.len()]}),
+        );
+        offset += t.bytes.len();
+    }
+    let mut h = serde_json::to_vec(&Value::Object(header)).unwrap_or_default();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    for t in tensors {
+        out.extend(&t.bytes);
+    }
+    out
+}
+
+/// The correctly rounded outputs of `set` as a results file: what a correct implementation
+/// writes.
+pub fn exact_results(set: &VectorSet) -> Vec<u8> {
+    let outputs: Vec<Tensor> = set
+        .groups
+        .iter()
+        .map(|g| Tensor {
+            name: g.output_name(),
+            dtype: safetensors_name(g.dtype),
+            shape: g.shape.to_vec(),
+            bytes: pattern_bytes(g.dtype, &g.expected),
+        })
+        .collect();
+    write_safetensors(&outputs)
+}
+
+fn find<'a>(list: &[(String, RawTensor<'a>)], name: &str) -> Option<RawTensor<'a>> {
+    list.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone())
+}
+
+/// Grades a results file against a vector set's tensors file (`vectors.safetensors`), both as
+/// bytes: every group (a `<g>.expected` tensor, with `<g>.classes`) must have its `<g>.output`
+/// in the results, of its dtype and shape, else an error naming it. Groups in name order.
+pub fn grade_files(vectors: &[u8], results: &[u8]) -> Result<Vec<GroupGrade>> {
+    let inner = |what: &str, e: Error| match e {
+        Error::Parameter(m) => Error::Parameter(format!("{what}: {m}")),
+        e => e,
+    };
+    let set = read_safetensors(vectors).map_err(|e| inner("the vectors", e))?;
+    let got = read_safetensors(results).map_err(|e| inner("the results", e))?;
+    let mut grades = Vec::new();
+    for (name, (dtype, shape, expected)) in &set {
+        let Some(group) = name.strip_suffix(".expected") else {
+            continue;
+        };
+        let dt = match *dtype {
+            "BF16" => Dtype::Bf16,
+            "F16" => Dtype::F16,
+            "F32" => Dtype::F32,
+            other => {
+                return Err(Error::Parameter(format!(
+                    "the vectors' tensor {name} has dtype {other}"
+                )))
+            }
+        };
+        let classes = match find(&set, &format!("{group}.classes")) {
+            Some(("U16", s, b)) if &s == shape => b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect::<Vec<u16>>(),
+            _ => {
+                return Err(Error::Parameter(format!(
+                    "the vectors have no U16 {group}.classes of shape {shape:?}"
+                )))
+            }
+        };
+        let output = format!("{group}.output");
+        let (odt, oshape, obytes) = find(&got, &output)
+            .ok_or_else(|| Error::Parameter(format!("the results have no tensor {output}")))?;
+        if odt != *dtype || &oshape != shape {
+            return Err(Error::Parameter(format!(
+                "the results' tensor {output} is {odt} {oshape:?} where {dtype} {shape:?} was expected"
+            )));
+        }
+        grades.push(grade_group(
+            group,
+            dt,
+            &patterns(dt, expected),
+            &classes,
+            &patterns(dt, obytes),
+        ));
+    }
+    grades.sort_by(|a, b| a.group.cmp(&b.group));
+    if grades.is_empty() {
+        return Err(Error::Parameter(
+            "the vectors file holds no <group>.expected tensor".into(),
+        ));
+    }
+    Ok(grades)
+}

@@ -1510,3 +1510,58 @@ pub fn table_for(
     set(&o, "attentionFactor", f.attention);
     Ok(o.into())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conformance vectors: grading a results file (`bfrope grade`'s report, on the page).
+
+/// Grades a results file against the conformance vectors (`bfrope vectors`' `vectors.safetensors`),
+/// both as bytes: the same grader as `bfrope grade`. Resolves to `{pass, outputs, mismatches,
+/// peers, groups: [{group, dtype, outputs, mismatches, worstUlp, nanMismatches,
+/// noncanonicalNan, accepted, classes: {name: {...}}}]}`. A file that is not safetensors, or
+/// results lacking an output or holding one of the wrong shape, reject with one sentence naming
+/// it.
+#[wasm_bindgen(js_name = gradeResults)]
+pub fn grade_results(vectors: &[u8], results: &[u8]) -> Result<JsValue, JsValue> {
+    use crate::vectors::{Cell, TOLERANCES};
+    let grades = crate::vectors::grade_files(vectors, results).map_err(js_err)?;
+    let cell = |c: &Cell| {
+        let o = Object::new();
+        set(&o, "outputs", c.outputs as f64);
+        set(&o, "mismatches", c.mismatches as f64);
+        set(&o, "worstUlp", c.worst_ulp as f64);
+        set(&o, "nanMismatches", c.nan_mismatches as f64);
+        set(&o, "noncanonicalNan", c.noncanonical_nan as f64);
+        let acc = Array::new();
+        for n in &c.accepted {
+            acc.push(&JsValue::from_f64(*n as f64));
+        }
+        set(&o, "accepted", acc);
+        o
+    };
+    let groups = Array::new();
+    let (mut outputs, mut mismatches) = (0u64, 0u64);
+    for g in &grades {
+        outputs += g.all.outputs;
+        mismatches += g.all.mismatches;
+        let o = cell(&g.all);
+        set(&o, "group", g.group.as_str());
+        set(&o, "dtype", g.dtype.name());
+        let classes = Object::new();
+        for (name, c) in &g.classes {
+            set(&classes, name, cell(c));
+        }
+        set(&o, "classes", classes);
+        groups.push(&o);
+    }
+    let peers = Array::new();
+    for t in &TOLERANCES {
+        peers.push(&JsValue::from_str(t.peer));
+    }
+    let o = Object::new();
+    set(&o, "pass", mismatches == 0);
+    set(&o, "outputs", outputs as f64);
+    set(&o, "mismatches", mismatches as f64);
+    set(&o, "peers", peers);
+    set(&o, "groups", groups);
+    Ok(o.into())
+}

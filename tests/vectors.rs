@@ -312,8 +312,8 @@ fn vectors_never_replaces_a_file() {
 
 #[test]
 fn the_doc_lists_every_class_with_its_bit() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/VECTORS.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/VECTORS.md")).unwrap();
     for c in CLASSES {
         assert!(
             doc.contains(&format!("| {} | `{}` |", c.bit, c.name)),
@@ -322,4 +322,44 @@ fn the_doc_lists_every_class_with_its_bit() {
             c.name
         );
     }
+}
+
+/// The page's path (no safetensors crate): the exact outputs as a results file grade as a pass
+/// against the CLI's vectors file, a changed output fails, a missing one is an error naming it.
+#[test]
+fn the_pages_reader_and_grader_agree_with_the_cli() {
+    let set = vectors::generate(&[Dtype::F16]).unwrap();
+    let perfect = vectors::exact_results(&set);
+    let tmp = vectors_dir("f16");
+    let vfile = std::fs::read(tmp.path().join("v/vectors.safetensors")).unwrap();
+    let grades = vectors::grade_files(&vfile, &perfect).unwrap();
+    assert_eq!(grades.len(), set.groups.len());
+    assert!(grades.iter().all(|g| g.all.mismatches == 0));
+    // The CLI grades the same file as a pass too.
+    let results = tmp.path().join("perfect.safetensors");
+    std::fs::write(&results, &perfect).unwrap();
+    let (code, _, err) = grade_json(&tmp.path().join("v"), &results);
+    assert_eq!(code, 0, "{err}");
+    // The reader reads the CLI's file.
+    let read = vectors::read_safetensors(&vfile).unwrap();
+    let g = &set.groups[0];
+    let (_, (dtype, shape, data)) = read
+        .iter()
+        .find(|(n, _)| *n == format!("{}.expected", g.name))
+        .unwrap();
+    assert_eq!((*dtype, &shape[..]), ("F16", &g.shape[..]));
+    assert_eq!(vectors::patterns(Dtype::F16, data), g.expected);
+    // A changed output is a mismatch; a missing one is an error naming it.
+    let mut changed = perfect.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0x40;
+    let grades = vectors::grade_files(&vfile, &changed).unwrap();
+    assert_eq!(grades.iter().map(|g| g.all.mismatches).sum::<u64>(), 1);
+    let other = vectors_dir("f32");
+    let f32_file = std::fs::read(other.path().join("v/vectors.safetensors")).unwrap();
+    let e = vectors::grade_files(&f32_file, &perfect)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("f32-") && e.contains(".output"), "{e}");
+    assert!(vectors::read_safetensors(b"garbage!").is_err());
 }

@@ -1,6 +1,7 @@
 // The bfrope page: controls, visualisations and live conformance, all through the wasm package.
 import init, {
   backend_info, build_table, rope, rope_bf16, run_conformance, precision_maps, ropeFromConfig, frequenciesFor, tableFor,
+  gradeResults,
 } from './pkg/bfrope.js';
 
 const $ = (id) => document.getElementById(id);
@@ -393,6 +394,42 @@ async function conformance(full) {
     $('full').disabled = false;
   }
 }
+
+// ---- grading a results file ---------------------------------------------------------------------
+function gradeReport(vectors, bytes, source) {
+  const el = $('grade-report');
+  el.dataset.status = 'running';
+  el.textContent = `grading ${source}…`;
+  setTimeout(() => {
+    try {
+      const r = gradeResults(vectors, bytes);
+      const pct = (n, d) => (d ? `${(100 * n / d).toFixed(n === d ? 0 : 1)}%` : '');
+      const lines = [`${r.pass ? 'PASS' : 'FAIL'}: ${source}, ${r.outputs.toLocaleString('en')} outputs, ${r.mismatches.toLocaleString('en')} differ from the correctly rounded result`,
+        `${'group / class'.padEnd(34)} ${'outputs'.padStart(9)} ${'differ'.padStart(9)} ${'worst ulp'.padStart(9)}  accepted by ${r.peers.join(' / ')}`];
+      const row = (label, c) => `${label.padEnd(34)} ${String(c.outputs).padStart(9)} ${String(c.mismatches).padStart(9)} ${String(c.worstUlp).padStart(9)}  ` +
+        (c.mismatches ? c.accepted.map((n) => pct(n, c.mismatches)).join(' / ') : '');
+      for (const g of r.groups) {
+        lines.push(row(g.group, g));
+        for (const [name, c] of Object.entries(g.classes)) if (c.mismatches) lines.push(row(`  ${name}`, c));
+      }
+      el.textContent = lines.join('\n');
+      el.dataset.status = r.pass ? 'pass' : 'fail';
+      el.dataset.mismatches = String(r.mismatches);
+      el.dataset.outputs = String(r.outputs);
+    } catch (e) {
+      el.textContent = `${source} cannot be graded: ${e}`;
+      el.dataset.status = 'error';
+    }
+  }, 0);
+}
+
+async function gradeFiles() {
+  const v = $('vectors-file').files[0], r = $('results-file').files[0];
+  if (!v || !r) { $('grade-report').textContent = 'give both files: the vectors and the results'; return; }
+  gradeReport(new Uint8Array(await v.arrayBuffer()), new Uint8Array(await r.arrayBuffer()), r.name);
+}
+$('vectors-file').addEventListener('change', gradeFiles);
+$('results-file').addEventListener('change', gradeFiles);
 
 // ---- wiring ------------------------------------------------------------------------------------
 let generation = 0, backendReady = null;

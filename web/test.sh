@@ -24,6 +24,12 @@ trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
 
 export OUT_DIR="${OUT_DIR:-$root/out/web}"
+# The conformance vectors the page grades a results file against (the f16 set), from the CLI.
+cargo build --locked --quiet --bin bfrope
+vectors_tmp="$(mktemp -d)"
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$vectors_tmp"' EXIT
+"${CARGO_TARGET_DIR:-$root/target}/debug/bfrope" vectors -o "$vectors_tmp/v" --dtype f16
+export VECTORS_DIR="$vectors_tmp/v"
 echo "== WebGPU (SwiftShader when there is no GPU) =="
 (cd web && node test/page.mjs "http://127.0.0.1:$port/")
 echo "== no WebGPU: the CPU fallback =="

@@ -7,7 +7,7 @@
 // Usage: node test/page.mjs [url] (default http://127.0.0.1:$PORT/, PORT 8123); OUT_DIR for the screenshot.
 // NO_WEBGPU=1 hides navigator.gpu from the page: the CPU fallback must then pass the same checks.
 import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -122,6 +122,52 @@ try {
     check(Number(h.differ) > 0 && Number(h.max) >= 1, `hf (${which}): ${h.differ} of ${h.outputs} outputs (${(100 * h.differ / h.outputs).toFixed(1)}%) differ from exact, max ${Number(h.max).toFixed(1)} ulp`);
     console.log(`     plain f32 (${which}): ${f.differ} of ${f.outputs} outputs differ, max ${Number(f.max).toFixed(3)} ulp`);
   }
+  // Grading a results file against the vectors `bfrope vectors` wrote (VECTORS_DIR): the correctly
+  // rounded outputs pass; one changed output fails, named with its class; a file that is not
+  // safetensors is refused in a sentence.
+  const gradeDone = () => page.waitForFunction(() => ['pass', 'fail', 'error'].includes(document.getElementById('grade-report').dataset.status), null, { timeout: timeoutMs });
+  const gradeState = () => page.evaluate(() => ({ ...document.getElementById('grade-report').dataset, text: document.getElementById('grade-report').textContent }));
+  const resetGrade = () => page.evaluate(() => { document.getElementById('grade-report').dataset.status = 'idle'; });
+  const vectors = readFileSync(join(process.env.VECTORS_DIR, 'vectors.safetensors'));
+  // The expected tensors renamed <group>.output: what a correct implementation writes.
+  const results = (edit) => {
+    const n = Number(vectors.readBigUInt64LE(0));
+    const header = JSON.parse(vectors.subarray(8, 8 + n).toString());
+    const out = {}, parts = [];
+    let offset = 0;
+    for (const [name, t] of Object.entries(header)) {
+      if (!name.endsWith('.expected')) continue;
+      const data = Buffer.from(vectors.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]));
+      const o = name.replace(/\.expected$/, '.output');
+      edit(o, data);
+      out[o] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + data.length] };
+      offset += data.length;
+      parts.push(data);
+    }
+    let h = Buffer.from(JSON.stringify(out));
+    h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    return Buffer.concat([len, h, ...parts]);
+  };
+  await page.setInputFiles('#vectors-file', { name: 'vectors.safetensors', mimeType: 'application/octet-stream', buffer: vectors });
+  await resetGrade();
+  await page.setInputFiles('#results-file', { name: 'exact.safetensors', mimeType: 'application/octet-stream', buffer: results(() => {}) });
+  await gradeDone();
+  const own = await gradeState();
+  check(own.status === 'pass' && own.mismatches === '0' && Number(own.outputs) > 1e6, `grading the correctly rounded outputs: ${own.text.split('\n')[0]}`);
+  await resetGrade();
+  // the last element of the partial group: a pass-through element
+  const changedFile = results((name, data) => { if (name.endsWith('-partial.output')) data[data.length - 1] ^= 0x04; });
+  await page.setInputFiles('#results-file', { name: 'changed.safetensors', mimeType: 'application/octet-stream', buffer: changedFile });
+  await gradeDone();
+  const changed = await gradeState();
+  check(changed.status === 'fail' && changed.mismatches === '1' && changed.text.includes('pass-through'), `a changed output fails, naming its class: ${changed.text.split('\n').filter((l) => l.includes('pass-through') || l.startsWith('FAIL')).join(' | ')}`);
+  await resetGrade();
+  await page.setInputFiles('#results-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a tensor file') });
+  await gradeDone();
+  const garbage = await gradeState();
+  check(garbage.status === 'error' && garbage.text.includes('notes.txt') && garbage.text.includes('safetensors'), `a file that is not safetensors is refused: ${garbage.text}`);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: shot, fullPage: true });
 
