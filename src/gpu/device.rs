@@ -14,7 +14,8 @@ use crate::dtype::{Bits, Dtype};
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
-use crate::gpu::kernels::{KernelKey, RopeKernels};
+use crate::gpu::kernels::RopeKernels;
+use crate::gpu::key::KernelKey;
 use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
 use crate::spec::RopeCall;
 use crate::table::RopeTable;

@@ -8,8 +8,7 @@
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, KernelKey};
-use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
+use crate::gpu::key::{Kernel, KernelKey, WORKGROUP_SIZE};
 use crate::shape::{Direction, Precision, RopeShape, TokenRange};
 use crate::spec::{Pairing, Positions, Rotation, TensorView};
 
@@ -89,6 +88,24 @@ impl PlanLimits {
             max_workgroups_per_dim: l.max_compute_workgroups_per_dimension,
         }
     }
+}
+
+/// Splits `groups` workgroups into a balanced 2-D grid within the per-dimension limit:
+/// `y = ceil(groups / max)` rows of `x = ceil(groups / y)`, so fewer than `y` workgroups are
+/// wasted (65,536 groups launch as 32,768 × 2, not 65,535 × 2). Kernels index workgroups as
+/// `wid.y * nwg.x + wid.x` and return past the end.
+pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
+    if groups == 0 {
+        return Ok((0, 0));
+    }
+    let y = groups.div_ceil(max_per_dim.max(1));
+    if y > max_per_dim {
+        return Err(Error::Limit(format!(
+            "{groups} workgroups exceed a {max_per_dim} x {max_per_dim} grid"
+        )));
+    }
+    let x = groups.div_ceil(y);
+    Ok((x, y))
 }
 
 /// One dispatch of a plan: its parameters, binding windows `(offset, size)` and grid.
