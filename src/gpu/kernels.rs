@@ -454,39 +454,6 @@ impl RopeKernels {
         Ok(())
     }
 
-    /// [`record`](Self::record) of a contiguous call with timestamps.
-    pub fn record_timed(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        args: &crate::gpu::RopeArgs,
-        timestamps: wgpu::ComputePassTimestampWrites,
-    ) -> Result<()> {
-        self.record(RecordTarget::Timed(encoder, timestamps), args)
-    }
-
-    /// [`record`](Self::record) of a view call.
-    pub fn record_view(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        args: &crate::gpu::ViewArgs,
-    ) -> Result<()> {
-        self.record(encoder, args)
-    }
-
-    /// [`record`](Self::record) of a view call into an open compute pass.
-    pub fn record_view_in_pass(
-        &self,
-        pass: &mut wgpu::ComputePass,
-        args: &crate::gpu::ViewArgs,
-    ) -> Result<()> {
-        self.record(pass, args)
-    }
-
-    /// [`validate`](Self::validate) of a view call.
-    pub fn validate_view(&self, args: &crate::gpu::ViewArgs) -> Result<usize> {
-        self.validate(args)
-    }
-
     /// Entries in the view-call cache (tests check that a repeated call adds none).
     pub fn cached_view_calls(&self) -> usize {
         self.view_cache

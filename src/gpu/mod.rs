@@ -16,8 +16,10 @@
 //!   through bounded staging, device loss and driver errors as [`Error`](crate::Error)s that
 //!   name the adapter), [`Gpu::apply`] for any [`RopeCall`](crate::RopeCall), and
 //!   [`Rotator`], which keeps a call's table and buffers on the GPU across calls (the
-//!   streamed path). Everything is `async` at the core; blocking waits live only in native entry
-//!   points (`*_blocking`).
+//!   streamed path): upload, record a [`BufferCall`], read back. Everything is `async` at the
+//!   core; blocking waits live only in native entry points (`*_blocking`).
+//!
+//! Imports run one way: `key` ← `plan` ← `kernels` ← `device`.
 
 pub mod adapter;
 pub mod device;

@@ -115,7 +115,7 @@ pub struct BufferCall<'a> {
 }
 
 /// One call on GPU buffers: what [`RopeKernels::record`](crate::gpu::RopeKernels::record)
-/// records and [`plan`] plans. `From` the three argument types (by value or reference).
+/// records and [`plan`] plans. `From` a reference to any of the three argument types.
 #[derive(Debug, Clone, Copy)]
 pub enum GpuCall<'a> {
     /// A contiguous BSHD tensor on the contiguous kernels (bf16 or f16; half-split pairs
@@ -127,33 +127,15 @@ pub enum GpuCall<'a> {
     Buffer(BufferCall<'a>),
 }
 
-impl<'a> From<RopeArgs<'a>> for GpuCall<'a> {
-    fn from(args: RopeArgs<'a>) -> Self {
-        GpuCall::Contiguous(args)
-    }
-}
-
 impl<'a> From<&RopeArgs<'a>> for GpuCall<'a> {
     fn from(args: &RopeArgs<'a>) -> Self {
         GpuCall::Contiguous(*args)
     }
 }
 
-impl<'a> From<ViewArgs<'a>> for GpuCall<'a> {
-    fn from(args: ViewArgs<'a>) -> Self {
-        GpuCall::View(args)
-    }
-}
-
 impl<'a> From<&ViewArgs<'a>> for GpuCall<'a> {
     fn from(args: &ViewArgs<'a>) -> Self {
         GpuCall::View(*args)
-    }
-}
-
-impl<'a> From<BufferCall<'a>> for GpuCall<'a> {
-    fn from(call: BufferCall<'a>) -> Self {
-        GpuCall::Buffer(call)
     }
 }
 
