@@ -738,15 +738,12 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                         kernels.record_copy(e, &input, &output, tensor_bytes / 16 * 16, Some(ts))
                     })?;
                     let mut kinds: Vec<(&'static str, Option<&str>)> = vec![("general", None)];
-                    let contiguous = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
-                        bfrope::gpu::KernelKey::for_contiguous(
-                            &shape,
-                            pairing,
-                            Precision::Exact,
-                            call.rotation.dtype,
-                        )
-                        .map(|key| (shape, pairing, key.kernel))
-                    });
+                    // The kernel the planner picks; a contiguous one runs on the call's shape.
+                    let picked = bfrope::gpu::kernel_for(&call).kernel;
+                    let contiguous = call
+                        .contiguous_pairs()
+                        .filter(|_| picked.is_contiguous())
+                        .map(|(shape, _, pairing)| (shape, pairing, picked));
                     if let Some((_, _, kernel)) = contiguous {
                         kinds.insert(0, (contiguous_name(kernel), None));
                         // A variant times in place of the vec4 kernel whose entry it defines
