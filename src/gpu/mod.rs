@@ -36,3 +36,6 @@ pub use key::{Kernel, KernelKey, WORKGROUP_SIZE};
 pub use plan::{
     dispatch_grid, kernel_for, BufferCall, GpuCall, PlanLimits, RopeArgs, ViewArgs, ViewTensor,
 };
+
+#[cfg(test)]
+mod plan_snapshot;
