@@ -1,5 +1,5 @@
 //! The pipeline owner: shader modules, explicit bind-group layouts and pipelines cached by
-//! [`KernelKey`]; recording a planned call ([`plan`]) into the caller's encoder or compute
+//! [`KernelKey`]; recording a planned call (`plan::plan`) into the caller's encoder or compute
 //! pass (never submitting), and the copy kernel the benchmarks measure against.
 
 use std::collections::HashMap;

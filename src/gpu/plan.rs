@@ -1,14 +1,14 @@
 //! The one planner: every call on GPU buffers ([`GpuCall`]) is checked against its buffers
 //! and the device's limits, gets its kernel ([`KernelKey`]: a contiguous kernel when one
 //! serves the call, else the general one) and is split into dispatches that each fit one
-//! storage binding and one dispatch grid ([`Plan`]). The pipeline owner
+//! storage binding and one dispatch grid (a `Plan`). The pipeline owner
 //! ([`RopeKernels`](crate::gpu::RopeKernels)) records plans; it never chooses.
 //!
 //! A contiguous dispatch covers a [`TokenRange`] of whole tokens. Its tensor window (input
 //! and output alike) and its table window are bound at offsets rounded down to the device's
 //! `min_storage_buffer_offset_alignment`; the kernel adds the rest (`src_base`, in words,
 //! and `table_base`, in table entries, subtracted) so no data is ever copied per slice. A
-//! general dispatch covers a box of whole heads of each view it binds ([`plan_general`]).
+//! general dispatch covers a box of whole heads of each view it binds (`plan_general`).
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
@@ -115,7 +115,7 @@ pub struct BufferCall<'a> {
 }
 
 /// One call on GPU buffers: what [`RopeKernels::record`](crate::gpu::RopeKernels::record)
-/// records and [`plan`] plans. `From` a reference to any of the three argument types.
+/// records and the planner plans. `From` a reference to any of the three argument types.
 #[derive(Debug, Clone, Copy)]
 pub enum GpuCall<'a> {
     /// A contiguous BSHD tensor on the contiguous kernels (bf16 or f16; half-split pairs
