@@ -58,7 +58,8 @@ pub mod web;
 pub use dtype::{Bits, Dtype};
 pub use error::{Error, Result};
 pub use gpu::{
-    AdapterReport, Gpu, KernelKey, RopeArgs, RopeKernels, Rotator, ViewArgs, ViewTensor,
+    AdapterReport, BufferCall, Gpu, GpuCall, KernelKey, RecordTarget, RopeArgs, RopeKernels,
+    Rotator, ViewArgs, ViewTensor,
 };
 pub use shape::{Direction, Precision, RopeShape, TokenRange};
 pub use spec::{Layout, Pairing, Positions, RopeCall, Rotation, TensorView};

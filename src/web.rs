@@ -814,9 +814,14 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("bfrope::web::timed"),
     });
+    let timestamps = wgpu::ComputePassTimestampWrites {
+        query_set: &queries,
+        beginning_of_pass_write_index: Some(0),
+        end_of_pass_write_index: Some(1),
+    };
     gpu.kernels()
-        .record_timed(
-            &mut encoder,
+        .record(
+            crate::gpu::RecordTarget::Timed(&mut encoder, timestamps),
             &crate::RopeArgs {
                 input: &input,
                 output: &output,
@@ -829,11 +834,6 @@ async fn gpu_time_ms(gpu: &Gpu, case: &Case) -> Option<f64> {
                 dtype: crate::Dtype::Bf16,
                 pairing: crate::Pairing::Interleaved,
                 table_in_range: case.table.in_fast_range(),
-            },
-            wgpu::ComputePassTimestampWrites {
-                query_set: &queries,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
             },
         )
         .ok()?;

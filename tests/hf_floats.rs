@@ -352,7 +352,7 @@ fn hf_f16_gpu_contiguous_kernels_every_pattern() {
     }
 }
 
-/// The general kernel on f16 `hf` (`record_view`, which `Gpu::apply` takes when no
+/// The general kernel on f16 `hf` (`record` of a `ViewArgs`, which `Gpu::apply` takes when no
 /// contiguous kernel does): half-split pairs on whole words (d = 4, two pairs per head: no
 /// contiguous kernel takes it) out of place; q and k in one dispatch in place (k at an odd
 /// offset, so the dispatch runs on 16-bit halves); one view in place on whole words. Both
@@ -599,7 +599,7 @@ fn hf_f32_random_bits_strided_views_cpu_and_gpu() {
         let Some(gpu) = &gpu else { continue };
         let out = gpu.apply_blocking(&call, &x).unwrap();
         compare(&format!("{case} GPU"), &out, &want, at);
-        // Out of place through record_view: the sentinel outside the view.
+        // Out of place through record of a ViewArgs: the sentinel outside the view.
         let mut inside = vec![false; len];
         let [_, _, h, d] = view.dims;
         for bi in 0..b {

@@ -312,7 +312,7 @@ fn run_view(gpu: &Gpu, args: &ViewArgs, buffers: &[(&wgpu::Buffer, usize)]) -> V
     let mut encoder = gpu
         .device()
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-    gpu.kernels().record_view(&mut encoder, args).unwrap();
+    gpu.kernels().record(&mut encoder, args).unwrap();
     gpu.queue().submit([encoder.finish()]);
     buffers
         .iter()
@@ -410,7 +410,7 @@ fn slicing_every_layout_over_many_windows() {
                 device_rows: None,
                 table_in_range: false,
             };
-            let n = small.kernels().validate_view(&args).unwrap();
+            let n = small.kernels().validate(&args).unwrap();
             if limit == align + unit {
                 assert!(
                     n >= view.batch() * view.seq(),
@@ -534,7 +534,7 @@ fn slicing_q_and_k_over_many_windows() {
             device_rows: None,
             table_in_range: false,
         };
-        let n = small.kernels().validate_view(&args).unwrap();
+        let n = small.kernels().validate(&args).unwrap();
         assert!(n > 4, "{n} dispatches at limit {limit}");
         let got = run_view(&small, &args, &[(&qo, xq.len()), (&ko, xk.len())]);
         assert_eq!(got[0], want_q, "q, in place {in_place}, {n} dispatches");
@@ -611,7 +611,7 @@ fn slicing_views_refuse_what_cannot_be_split_naming_it() {
         device_rows: Some(&ids),
         table_in_range: false,
     };
-    let e = small.kernels().validate_view(&args).unwrap_err();
+    let e = small.kernels().validate(&args).unwrap_err();
     assert!(
         matches!(e, bfrope::Error::Limit(_)) && e.to_string().contains("device_rows"),
         "{e}"
@@ -810,12 +810,12 @@ fn slicing_f16_and_f32_views_over_many_windows() {
                     device_rows: None,
                     table_in_range: false,
                 };
-                let n = small.kernels().validate_view(&args).unwrap();
+                let n = small.kernels().validate(&args).unwrap();
                 assert!(n > 4, "{dtype} {name}: {n} dispatches");
                 let mut encoder = small
                     .device()
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-                small.kernels().record_view(&mut encoder, &args).unwrap();
+                small.kernels().record(&mut encoder, &args).unwrap();
                 let words =
                     pollster::block_on(small.read_back(encoder, dst, bytes(&x).len() as u64))
                         .unwrap();

@@ -227,7 +227,7 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
     gpu.kernels()
-        .record_view(
+        .record(
             &mut encoder,
             &ViewArgs {
                 q: ViewTensor {
@@ -284,7 +284,7 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
     gpu.kernels()
-        .record_view(
+        .record(
             &mut encoder,
             &ViewArgs {
                 q: ViewTensor {
@@ -524,7 +524,7 @@ fn views_positions_from_a_gpu_buffer() {
     let mut encoder =
         device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
     gpu.kernels()
-        .record_view(
+        .record(
             &mut encoder,
             &ViewArgs {
                 q: ViewTensor {
@@ -692,11 +692,7 @@ fn views_q_and_k_in_one_dispatch_in_the_callers_pass() {
                 device_rows: Some(&rows_buf),
                 table_in_range: false,
             };
-            assert_eq!(
-                gpu.kernels().validate_view(&args).unwrap(),
-                1,
-                "one dispatch"
-            );
+            assert_eq!(gpu.kernels().validate(&args).unwrap(), 1, "one dispatch");
             // q and k written in one buffer: two dispatches (bindings may not alias).
             let shared = ViewArgs {
                 k: Some(ViewTensor {
@@ -707,7 +703,7 @@ fn views_q_and_k_in_one_dispatch_in_the_callers_pass() {
                 ..args
             };
             if !in_place {
-                assert_eq!(gpu.kernels().validate_view(&shared).unwrap(), 2);
+                assert_eq!(gpu.kernels().validate(&shared).unwrap(), 2);
             }
             let mut encoder =
                 device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -716,13 +712,13 @@ fn views_q_and_k_in_one_dispatch_in_the_callers_pass() {
                     label: Some("caller's pass"),
                     timestamp_writes: None,
                 });
-                gpu.kernels().record_view_in_pass(&mut pass, &args).unwrap();
+                gpu.kernels().record(&mut pass, &args).unwrap();
                 let cached = gpu.kernels().cached_view_calls();
                 // A decode loop: the same call again and again (in place it would rotate
                 // again, so only out of place repeats), nothing new cached.
                 if !in_place {
                     for _ in 0..50 {
-                        gpu.kernels().record_view_in_pass(&mut pass, &args).unwrap();
+                        gpu.kernels().record(&mut pass, &args).unwrap();
                     }
                 }
                 assert_eq!(

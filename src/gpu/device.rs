@@ -14,8 +14,8 @@ use crate::dtype::{Bits, Dtype};
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
-use crate::gpu::kernels::{KernelKey, RopeKernels};
-use crate::gpu::plan::{RopeArgs, ViewArgs, ViewTensor};
+use crate::gpu::kernels::RopeKernels;
+use crate::gpu::plan::BufferCall;
 use crate::spec::RopeCall;
 use crate::table::RopeTable;
 
@@ -395,7 +395,8 @@ impl Gpu {
     /// binding and grid limits; data moves through bounded staging). Contiguous BSHD
     /// and BHSD whole-head calls at an offset ([`RopeCall::contiguous_pairs`]; bf16 or f16,
     /// half-split with pairs per head a multiple of 4) take the vec4 kernels, others (and
-    /// every f32 call) the general kernel.
+    /// every f32 call) the general kernel, as the planner picks
+    /// ([`kernel_for`](crate::gpu::plan::kernel_for)).
     pub async fn apply<E: Bits>(&self, call: &RopeCall<'_>, x: &[E]) -> Result<Vec<E>> {
         call.rotation.dtype.check_bits::<E>()?;
         call.validate(x.len())?;
@@ -436,7 +437,7 @@ impl Gpu {
 pub struct Rotator<'a> {
     gpu: &'a Gpu,
     host_table: &'a RopeTable,
-    /// What [`RopeTable::in_fast_range`] says of it (the contiguous kernels then skip testing
+    /// What [`RopeTable::in_fast_range`] says of it (the exact kernels then skip testing
     /// table values).
     table_in_range: bool,
     table: wgpu::Buffer,
@@ -448,6 +449,9 @@ impl Rotator<'_> {
     /// Rotates the view of `call` in `x` into `out` (as long as `x`): `out` receives `x`
     /// with the view rotated, as [`Gpu::apply`] returns it. `call.table` must be the table
     /// this Rotator was made from ([`Gpu::rotator`]); [`RopeCall::validate`] checks the rest.
+    /// Uploads `x` (padded to whole words), records the call on the buffers
+    /// ([`BufferCall`]: the planner picks the kernel and what to copy) and reads the output
+    /// back; buffers grow to the largest call seen and are reused.
     pub async fn apply_into<E: Bits>(
         &mut self,
         call: &RopeCall<'_>,
@@ -472,97 +476,9 @@ impl Rotator<'_> {
                 self.host_table.pairs()
             )));
         }
-        let contiguous = call.contiguous_pairs().filter(|(shape, _, pairing)| {
-            KernelKey::for_contiguous(
-                shape,
-                *pairing,
-                call.rotation.precision,
-                call.rotation.dtype,
-            )
-            .is_some()
-        });
-        if let Some((shape, row_offset, pairing)) = contiguous {
-            // The fast kernels (bf16 and f16) rotate the tensor alone; the rest of the buffer
-            // is copied here.
-            let span = shape.elements();
-            out[span..].copy_from_slice(&x[span..]);
-            let rotation = call.rotation;
-            let table_rows = call.table.rows();
-            let table_in_range = self.table_in_range;
-            return self
-                .run(
-                    "rotating",
-                    bytemuck::cast_slice(&x[..span]),
-                    bytemuck::cast_slice_mut(&mut out[..span]),
-                    |kernels, encoder, input, output, table, _| {
-                        kernels.record(
-                            encoder,
-                            &RopeArgs {
-                                input,
-                                output,
-                                table,
-                                table_rows,
-                                row_offset,
-                                shape,
-                                direction: rotation.direction,
-                                precision: rotation.precision,
-                                dtype: rotation.dtype,
-                                pairing,
-                                table_in_range,
-                            },
-                        )
-                    },
-                )
-                .await;
-        }
-        let table_in_range = self.table_in_range;
-        self.run(
-            "rotating a view",
-            bytemuck::cast_slice(x),
-            bytemuck::cast_slice_mut(out),
-            |kernels, encoder, input, output, table, bytes| {
-                // Out of place: the output starts as the input, then the view is rotated into it.
-                encoder.copy_buffer_to_buffer(input, 0, output, 0, bytes);
-                kernels.record_view(
-                    encoder,
-                    &ViewArgs {
-                        q: ViewTensor {
-                            input,
-                            output,
-                            view: call.view,
-                        },
-                        k: None,
-                        table,
-                        table_rows: call.table.rows(),
-                        rotation: call.rotation,
-                        positions: call.positions,
-                        device_rows: None,
-                        table_in_range,
-                    },
-                )
-            },
-        )
-        .await
-    }
-
-    /// Uploads the bytes `x` (padded to whole words) into the input buffer, lets `record`
-    /// record the work from input to output (it gets the padded byte count), and reads the
-    /// output back into `out`. Buffers grow to the largest call seen and are reused.
-    async fn run(
-        &mut self,
-        what: &str,
-        x: &[u8],
-        out: &mut [u8],
-        record: impl FnOnce(
-            &RopeKernels,
-            &mut wgpu::CommandEncoder,
-            &wgpu::Buffer,
-            &wgpu::Buffer,
-            &wgpu::Buffer,
-            u64,
-        ) -> Result<()>,
-    ) -> Result<()> {
         let gpu = self.gpu;
+        let x: &[u8] = bytemuck::cast_slice(x);
+        let out: &mut [u8] = bytemuck::cast_slice_mut(out);
         let words = x.len().div_ceil(4);
         let bytes = words as u64 * 4;
         if bytes > gpu.report.max_buffer {
@@ -571,6 +487,56 @@ impl Rotator<'_> {
                 gpu.report.max_buffer
             )));
         }
+        self.grow(bytes);
+        let (input, output) = self.tensors.as_ref().expect("grown above");
+        let staging = self.staging.as_ref().expect("grown above");
+        // Lengths that are not whole words travel padded: copies move whole words.
+        let odd = x.len() % 4 != 0;
+        let padded_in;
+        let host: &[u8] = if odd {
+            padded_in = [x, &[0; 3][..4 - x.len() % 4]].concat();
+            &padded_in
+        } else {
+            x
+        };
+        let call = BufferCall {
+            call: *call,
+            input,
+            output,
+            table: &self.table,
+            bytes,
+            table_in_range: self.table_in_range,
+        };
+        gpu.guarded("rotating", async {
+            gpu.upload(input, host)?;
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bfrope::rotate"),
+                });
+            gpu.kernels.record(&mut encoder, &call)?;
+            if odd {
+                let mut padded_out = vec![0u32; words];
+                gpu.read_into(
+                    Some(encoder),
+                    output,
+                    staging,
+                    bytemuck::cast_slice_mut(&mut padded_out),
+                )
+                .await?;
+                out.copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&padded_out)[..out.len()]);
+                Ok(())
+            } else {
+                gpu.read_into(Some(encoder), output, staging, out).await
+            }
+        })
+        .await
+    }
+
+    /// Input, output and staging buffers for calls of `bytes` bytes: grown to the largest
+    /// call seen and reused.
+    fn grow(&mut self, bytes: u64) {
+        let gpu = self.gpu;
         let fits = |b: &Option<(wgpu::Buffer, wgpu::Buffer)>| {
             b.as_ref().is_some_and(|(i, _)| i.size() >= bytes)
         };
@@ -589,48 +555,6 @@ impl Rotator<'_> {
             self.staging = None;
             self.staging = Some(gpu.staging(want));
         }
-        let (input, output) = self.tensors.as_ref().expect("allocated above");
-        let staging = self.staging.as_ref().expect("allocated above");
-        let table = &self.table;
-        // Lengths that are not whole words travel padded: copies move whole words.
-        let odd = x.len() % 4 != 0;
-        let padded_in;
-        let host: &[u8] = if odd {
-            padded_in = [x, &[0; 3][..4 - x.len() % 4]].concat();
-            &padded_in
-        } else {
-            x
-        };
-        gpu.guarded(what, async {
-            gpu.upload(input, bytemuck::cast_slice(host))?;
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("bfrope::rotate"),
-                });
-            record(&gpu.kernels, &mut encoder, input, output, table, bytes)?;
-            if odd {
-                let mut padded_out = vec![0u32; words];
-                gpu.read_into(
-                    Some(encoder),
-                    output,
-                    staging,
-                    bytemuck::cast_slice_mut(&mut padded_out),
-                )
-                .await?;
-                out.copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&padded_out)[..out.len()]);
-                Ok(())
-            } else {
-                gpu.read_into(
-                    Some(encoder),
-                    output,
-                    staging,
-                    bytemuck::cast_slice_mut(out),
-                )
-                .await
-            }
-        })
-        .await
     }
 }
 

@@ -1,6 +1,6 @@
 //! The pipeline owner: shader modules, explicit bind-group layouts and pipelines cached by
-//! [`KernelKey`]; recording a planned call into the caller's encoder (never submitting), and
-//! the copy kernel the benchmarks measure against.
+//! [`KernelKey`]; recording a planned call (`plan::plan`) into the caller's encoder or compute
+//! pass (never submitting), and the copy kernel the benchmarks measure against.
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -8,14 +8,11 @@ use std::sync::Mutex;
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::gpu::key::{Kernel, KernelKey, WORKGROUP_SIZE};
 use crate::gpu::plan::{
-    plan, plan_view, Plan, PlanLimits, RopeArgs, RopeParams, ViewArgs, ViewDispatch, ViewParams,
-    ViewTensor,
+    dispatch_grid, plan, Dispatch, GpuCall, Params, Plan, PlanLimits, RopeParams, ViewParams,
 };
-use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
 use crate::shaders;
-use crate::shape::{Precision, RopeShape};
-use crate::spec::Pairing;
 
 /// The uniform block of `copy.wgsl`.
 #[repr(C)]
@@ -25,154 +22,52 @@ struct CopyParams {
     pad: [u32; 3],
 }
 
-/// One dispatch of a contiguous plan: its bind group and grid.
-type ContiguousDispatch = (wgpu::BindGroup, (u32, u32, u32));
-
 /// One dispatch of the copy: its pipeline, bind group and grid.
 type CopyDispatch = (wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32));
 
-/// Which RoPE kernel module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    /// Contiguous BSHD, interleaved, whole head: one word (pair) per invocation, any shape.
-    Scalar,
-    /// Contiguous BSHD, interleaved, whole head: four words per invocation, 16-byte accesses
-    /// (pairs per head a multiple of 4).
-    Vec4,
-    /// Contiguous, half-split pairs over the whole head: 4 elements of each half per
-    /// invocation, 8-byte accesses (pairs per head a multiple of 4).
-    Vec4Half,
-    /// Any view, pairing and rotary_dim, any positions: one pair per invocation, out of place
-    /// or in place (its own module: WebGPU bindings may not alias), one view or two (q and k
-    /// in one dispatch).
-    General {
-        /// Which elements pair up (the `HALF_SPLIT` override).
-        pairing: Pairing,
-        /// Whether input and output are the same buffer.
-        in_place: bool,
-        /// Views per dispatch: 1, or 2 for q and k.
-        views: u32,
-        /// Whole words (every head starts on a word; half-split pairs even) rather than
-        /// 16-bit halves with atomic stores.
-        words: bool,
-    },
+/// One dispatch of a plan ready to record: its pipeline, bind group and grid.
+type Bound = (wgpu::ComputePipeline, wgpu::BindGroup, (u32, u32, u32));
+
+/// Where [`RopeKernels::record`] records a call. `From` an encoder (a pass of its own) or an
+/// open compute pass.
+#[derive(Debug)]
+pub enum RecordTarget<'r, 'p> {
+    /// A compute pass of its own in this encoder.
+    Encoder(&'r mut wgpu::CommandEncoder),
+    /// A compute pass of its own in this encoder with timestamps written at its start and
+    /// end (the adapter needs `TIMESTAMP_QUERY`).
+    Timed(
+        &'r mut wgpu::CommandEncoder,
+        wgpu::ComputePassTimestampWrites<'r>,
+    ),
+    /// The caller's open compute pass (a decode loop pays no pass per call). A call whose
+    /// plan copies its input first (a [`BufferCall`](crate::gpu::BufferCall)) cannot be
+    /// recorded in a pass.
+    Pass(&'r mut wgpu::ComputePass<'p>),
 }
 
-/// What selects a RoPE pipeline: the module and the values of its override constants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KernelKey {
-    /// Exact (the contract), plain f32 or `hf`.
-    pub precision: Precision,
-    /// The tensor's dtype (the `DTYPE` override: bf16 or f16 in every module; f32 selects
-    /// the general kernel's f32 modules, one element per word).
-    pub dtype: Dtype,
-    /// The kernel module.
-    pub kernel: Kernel,
-    /// The `TABLE_IN_RANGE` override: the table's values are known to be zero or normal
-    /// below 2^16 ([`RopeArgs::table_in_range`](crate::gpu::RopeArgs::table_in_range)), so
-    /// the kernel does not test them (also
-    /// [`ViewArgs::table_in_range`](crate::gpu::ViewArgs::table_in_range)). Only the exact
-    /// bf16 and f16 kernels set it.
-    pub table_in_range: bool,
+impl<'r> From<&'r mut wgpu::CommandEncoder> for RecordTarget<'r, 'static> {
+    fn from(encoder: &'r mut wgpu::CommandEncoder) -> Self {
+        RecordTarget::Encoder(encoder)
+    }
 }
 
-impl KernelKey {
-    /// The widest contiguous variant the shape allows (interleaved pairs, bf16 or f16; f32
-    /// has no contiguous kernel and takes the general one).
-    pub fn for_shape(shape: &RopeShape, precision: Precision, dtype: Dtype) -> Option<Self> {
-        Self::for_contiguous(shape, Pairing::Interleaved, precision, dtype)
+impl<'r, 'p> From<&'r mut wgpu::ComputePass<'p>> for RecordTarget<'r, 'p> {
+    fn from(pass: &'r mut wgpu::ComputePass<'p>) -> Self {
+        RecordTarget::Pass(pass)
     }
+}
 
-    /// The contiguous kernel for `shape` with `pairing` and `dtype`, if there is one: f32
-    /// never (one element per word: the general kernel's f32 modules); for bf16 and f16,
-    /// interleaved, the vec4 kernel (pairs per head a multiple of 4) or else the scalar one;
-    /// half-split, the half-split vec4 kernel when pairs per head is a multiple of 4 (else
-    /// `None`: the general kernel serves it).
-    pub fn for_contiguous(
-        shape: &RopeShape,
-        pairing: Pairing,
-        precision: Precision,
-        dtype: Dtype,
-    ) -> Option<Self> {
-        if dtype == Dtype::F32 {
-            return None;
+/// Records bound dispatches into `pass`, setting a pipeline when it changes.
+fn dispatch_all(pass: &mut wgpu::ComputePass, bound: &[Bound]) {
+    let mut current: Option<&wgpu::ComputePipeline> = None;
+    for (pipeline, bind, grid) in bound {
+        if current != Some(pipeline) {
+            pass.set_pipeline(pipeline);
+            current = Some(pipeline);
         }
-        // The vec4 kernels divide in-token indices with an f32 reciprocal: exact below 2^24.
-        let token_words = shape.heads * shape.pairs();
-        let small = token_words < (1 << 24);
-        let kernel = match pairing {
-            Pairing::Interleaved if shape.pairs() % 4 == 0 && small => Kernel::Vec4,
-            Pairing::Interleaved => Kernel::Scalar,
-            Pairing::HalfSplit if shape.pairs() % 4 == 0 && small => Kernel::Vec4Half,
-            Pairing::HalfSplit => return None,
-        };
-        Some(Self {
-            precision,
-            dtype,
-            kernel,
-            table_in_range: false,
-        })
-    }
-
-    /// This key with [`table_in_range`](Self::table_in_range) set as far as `claimed` (the
-    /// caller's word on the table) applies: only the exact bf16/f16 arithmetic tests table
-    /// values (`rotate4_fast`, `rotate_word_fast`), so every other key keeps one pipeline.
-    pub(crate) fn with_table_in_range(mut self, claimed: bool) -> Self {
-        self.table_in_range =
-            claimed && self.precision == Precision::Exact && self.dtype != Dtype::F32;
-        self
-    }
-
-    /// The values of the module's override constants for this key (shaders/rope.wgsl):
-    /// `EXACT` the arithmetic, `DTYPE`, `TABLE_IN_RANGE`, `WORKGROUP_SIZE`, and the general
-    /// kernel's `HALF_SPLIT`.
-    fn overrides(&self) -> Vec<(&'static str, f64)> {
-        let exact = match self.precision {
-            Precision::Exact => 1.0,
-            Precision::Fast => 0.0,
-            Precision::Hf => 2.0,
-        };
-        let dtype = match self.dtype {
-            Dtype::Bf16 => 0.0,
-            Dtype::F16 => 1.0,
-            Dtype::F32 => 2.0,
-        };
-        let mut constants = vec![
-            ("EXACT", exact),
-            ("DTYPE", dtype),
-            ("TABLE_IN_RANGE", f64::from(u8::from(self.table_in_range))),
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-        ];
-        if let Kernel::General { pairing, .. } = self.kernel {
-            let half = f64::from(u8::from(pairing == Pairing::HalfSplit));
-            constants.push(("HALF_SPLIT", half));
-        }
-        constants
-    }
-
-    /// A label naming the kernel and its constants, shown in validation errors.
-    pub fn label(&self) -> String {
-        let mode = self.precision.name();
-        let mode = match self.dtype {
-            Dtype::Bf16 => mode.to_string(),
-            other => format!("{other},{mode}"),
-        };
-        match self.kernel {
-            Kernel::Scalar => format!("bfrope::rope_scalar[{mode},wg={WORKGROUP_SIZE}]"),
-            Kernel::Vec4 => format!("bfrope::rope_vec4[{mode},wg={WORKGROUP_SIZE}]"),
-            Kernel::Vec4Half => format!("bfrope::rope_vec4_half[{mode},wg={WORKGROUP_SIZE}]"),
-            Kernel::General {
-                pairing,
-                in_place,
-                views,
-                words,
-            } => format!(
-                "bfrope::rope_general[{},{mode},{},{},views={views},wg={WORKGROUP_SIZE}]",
-                pairing.name(),
-                if in_place { "in place" } else { "out of place" },
-                if words { "words" } else { "halves" },
-            ),
-        }
+        pass.set_bind_group(0, bind, &[]);
+        pass.dispatch_workgroups(grid.0, grid.1, grid.2);
     }
 }
 
@@ -446,52 +341,77 @@ impl RopeKernels {
         self.limits
     }
 
-    /// Checks `args` against the buffers, the table and the device limits, with messages
-    /// that name the offending values; returns the number of dispatches the call takes.
-    pub fn validate(&self, args: &RopeArgs) -> Result<usize> {
-        Ok(plan(args, self.limits)?.dispatches.len())
+    /// Checks `call` against its buffers, the table and the device limits, with messages
+    /// that name the offending values; returns the number of dispatches it takes (a view
+    /// call: 1, 2 when q and k share a buffer one of them writes, since bindings may not
+    /// alias, more when a tensor is split over binding windows).
+    pub fn validate<'a>(&self, call: impl Into<GpuCall<'a>>) -> Result<usize> {
+        Ok(plan(&call.into(), self.limits)?.dispatches.len())
     }
 
-    /// Records one RoPE call into `encoder`, one compute pass with as many dispatches as the
-    /// binding and grid limits need. Does not submit.
-    pub fn record(&self, encoder: &mut wgpu::CommandEncoder, args: &RopeArgs) -> Result<()> {
-        let plan = plan(args, self.limits)?;
-        self.record_plan(encoder, args, &plan, None)
-    }
-
-    /// Like [`record`](Self::record), with timestamps written at the start and end of the
-    /// pass (the adapter needs `TIMESTAMP_QUERY`).
-    pub fn record_timed(
+    /// Records one call ([`GpuCall`]: from [`RopeArgs`](crate::gpu::RopeArgs),
+    /// [`ViewArgs`](crate::gpu::ViewArgs) or [`BufferCall`](crate::gpu::BufferCall)) on the
+    /// kernels its plan names, with as many dispatches as the binding and grid limits need,
+    /// into `target`: a compute pass of its own in an encoder (optionally with timestamps),
+    /// or the caller's open pass ([`RecordTarget`]). A view call writes every element of
+    /// each view in its output (rotated or, past rotary_dim, copied) and leaves the rest of
+    /// the buffer as it is. Bind groups and parameter buffers of general-kernel dispatches
+    /// are cached: repeating a view call with the same buffers and parameters (positions in
+    /// a GPU buffer) allocates nothing. Does not submit.
+    pub fn record<'a, 'r, 'p: 'r>(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
-        args: &RopeArgs,
-        timestamps: wgpu::ComputePassTimestampWrites,
+        target: impl Into<RecordTarget<'r, 'p>>,
+        call: impl Into<GpuCall<'a>>,
     ) -> Result<()> {
-        let plan = plan(args, self.limits)?;
-        self.record_plan(encoder, args, &plan, Some(timestamps))
+        let plan = plan(&call.into(), self.limits)?;
+        let target = target.into();
+        if let (RecordTarget::Pass(_), Some((_, bytes))) = (&target, plan.copy) {
+            return Err(Error::Argument(format!(
+                "this call copies {bytes} bytes of its input into its output before rotating; record it into an encoder, not an open compute pass"
+            )));
+        }
+        let bound = self.bind(&plan)?;
+        match target {
+            RecordTarget::Encoder(encoder) => self.record_pass(encoder, &plan, &bound, None),
+            RecordTarget::Timed(encoder, timestamps) => {
+                self.record_pass(encoder, &plan, &bound, Some(timestamps))
+            }
+            RecordTarget::Pass(pass) => dispatch_all(pass, &bound),
+        }
+        Ok(())
     }
 
-    /// Benchmarks only: [`record_timed`](Self::record_timed) with the contiguous kernel's
+    /// Benchmarks only: [`record`](Self::record) with timestamps and the contiguous kernel's
     /// module replaced by `source` (a complete module with the same entry point, bindings,
     /// uniform block and grid as the kernel the plan picks), so `bfrope bench --variant` can
     /// time kernel variants beside the built-in one in one process. Not part of the API.
     #[doc(hidden)]
-    pub fn record_timed_variant(
+    pub fn record_timed_variant<'a>(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        args: &RopeArgs,
+        call: impl Into<GpuCall<'a>>,
         timestamps: wgpu::ComputePassTimestampWrites,
         source: &str,
     ) -> Result<()> {
-        let plan = plan(args, self.limits)?;
-        let variant = self.variant(plan.key);
+        let plan = plan(&call.into(), self.limits)?;
+        let key = plan.dispatches[0].key;
+        if !key.kernel.is_contiguous()
+            || plan.copy.is_some()
+            || plan.dispatches.iter().any(|d| d.key != key)
+        {
+            return Err(Error::Argument(format!(
+                "a kernel variant stands in for a contiguous kernel; this call takes {}",
+                key.label()
+            )));
+        }
+        let variant = self.variant(key);
         let pipeline = {
             let mut cache = self
                 .variant_pipelines
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             cache
-                .entry((source.to_string(), plan.key))
+                .entry((source.to_string(), key))
                 .or_insert_with(|| {
                     let module = self
                         .device
@@ -501,8 +421,7 @@ impl RopeKernels {
                         });
                     // The key's overrides that the module declares (older variant files lack
                     // TABLE_IN_RANGE and keep their own table test).
-                    let constants: Vec<_> = plan
-                        .key
+                    let constants: Vec<_> = key
                         .overrides()
                         .into_iter()
                         .filter(|(name, _)| source.contains(&format!("override {name}")))
@@ -522,52 +441,17 @@ impl RopeKernels {
                 })
                 .clone()
         };
-        let groups = self.contiguous_bind_groups(args, &plan, &plan.key.label())?;
+        let bound: Vec<Bound> = self
+            .bind(&plan)?
+            .into_iter()
+            .map(|(_, bind, grid)| (pipeline.clone(), bind, grid))
+            .collect();
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("bfrope::variant"),
             timestamp_writes: Some(timestamps),
         });
-        pass.set_pipeline(&pipeline);
-        for (bind, grid) in &groups {
-            pass.set_bind_group(0, bind, &[]);
-            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-        }
+        dispatch_all(&mut pass, &bound);
         Ok(())
-    }
-
-    /// Records a call on any view ([`ViewArgs`]: strides and offset, pairing, rotary_dim,
-    /// positions; q and k together; in place or not) with the general kernel, in a compute
-    /// pass of its own in `encoder`. Every element of each view in its output is written
-    /// (rotated or, past rotary_dim, copied); the rest of the buffer is left as it is. Does
-    /// not submit.
-    pub fn record_view(&self, encoder: &mut wgpu::CommandEncoder, args: &ViewArgs) -> Result<()> {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bfrope::rope_general"),
-            timestamp_writes: None,
-        });
-        self.record_view_in_pass(&mut pass, args)
-    }
-
-    /// Records a view call into the caller's open compute pass (a decode loop pays no pass
-    /// per call). Bind groups and parameter buffers are cached: repeating a call with the
-    /// same buffers and parameters (positions in a GPU buffer) allocates nothing. The
-    /// tensors hold elements of `args.rotation.dtype`: bf16 and f16 two per word, f32 one.
-    pub fn record_view_in_pass(&self, pass: &mut wgpu::ComputePass, args: &ViewArgs) -> Result<()> {
-        let dispatches = plan_view(args, self.limits)?;
-        for d in &dispatches {
-            let bind = self.view_bind_group(args, d)?;
-            pass.set_pipeline(&self.pipeline(d.key));
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
-        }
-        Ok(())
-    }
-
-    /// Checks a view call and returns the number of dispatches it takes: 1, 2 when q and
-    /// k share a buffer one of them writes (bindings may not alias), more when a view is
-    /// split over binding windows.
-    pub fn validate_view(&self, args: &ViewArgs) -> Result<usize> {
-        Ok(plan_view(args, self.limits)?.len())
     }
 
     /// Entries in the view-call cache (tests check that a repeated call adds none).
@@ -578,123 +462,112 @@ impl RopeKernels {
             .len()
     }
 
-    fn view_bind_group(&self, args: &ViewArgs, d: &ViewDispatch) -> Result<wgpu::BindGroup> {
-        let tensors: Vec<ViewTensor> = std::iter::once(args.q).chain(args.k).collect();
-        let Kernel::General { in_place, .. } = d.key.kernel else {
-            unreachable!("view dispatches use the general kernel")
+    /// Records `plan` in a compute pass of its own in `encoder`, after its copy.
+    fn record_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &Plan,
+        bound: &[Bound],
+        timestamps: Option<wgpu::ComputePassTimestampWrites>,
+    ) {
+        if let Some((offset, bytes)) = plan.copy {
+            let (input, output) = plan.tensors[0];
+            encoder.copy_buffer_to_buffer(input, offset, output, offset, bytes);
+        }
+        // A contiguous plan's pass is named by its kernel, a general one's by the module.
+        let label = match plan.dispatches.first() {
+            Some(d) if d.key.kernel.is_contiguous() => d.key.label(),
+            _ => "bfrope::rope_general".to_string(),
         };
-        let mut buffers = vec![args.table.clone()];
-        if let Some(rows) = args.device_rows {
-            buffers.push(rows.clone());
-        }
-        for &n in &d.views {
-            buffers.push(tensors[n].input.clone());
-            buffers.push(tensors[n].output.clone());
-        }
-        let mut windows = d.tensors.clone();
-        windows.push(d.table);
-        let key = ViewCacheKey {
-            key: d.key,
-            params: d.params,
-            rows: d.rows.clone(),
-            buffers,
-            windows,
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&label),
+            timestamp_writes: timestamps,
+        });
+        dispatch_all(&mut pass, bound);
+    }
+
+    /// The pipeline, bind group and grid of each dispatch of `plan`.
+    fn bind(&self, plan: &Plan) -> Result<Vec<Bound>> {
+        plan.dispatches
+            .iter()
+            .map(|d| Ok((self.pipeline(d.key), self.bind_group(plan, d)?, d.grid)))
+            .collect()
+    }
+
+    /// The bind group of dispatch `d` of `plan`: its uniform block, the table window, the
+    /// general kernel's rows, and each tensor's windows (input, unless in place, and output).
+    /// General-kernel bind groups are cached by what they bind.
+    fn bind_group(&self, plan: &Plan, d: &Dispatch) -> Result<wgpu::BindGroup> {
+        let cache_key = match d.params {
+            Params::General(params) => {
+                let mut buffers = vec![plan.table.clone()];
+                if let Some(rows) = plan.device_rows {
+                    buffers.push(rows.clone());
+                }
+                for &n in &d.views {
+                    buffers.push(plan.tensors[n].0.clone());
+                    buffers.push(plan.tensors[n].1.clone());
+                }
+                let mut windows = d.tensors.clone();
+                windows.push(d.table);
+                Some(ViewCacheKey {
+                    key: d.key,
+                    params,
+                    rows: d.rows.clone(),
+                    buffers,
+                    windows,
+                })
+            }
+            Params::Contiguous(_) => None,
         };
         let mut cache = self.view_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bind) = cache.get(&key) {
+        if let Some(bind) = cache_key.as_ref().and_then(|k| cache.get(k)) {
             return Ok(bind.clone());
         }
         let label = d.key.label();
-        let uniform = self.uniform(&label, bytemuck::bytes_of(&d.params))?;
+        let uniform = self.uniform(&label, d.params.bytes())?;
         let own_rows = match &d.rows {
             Some(rows) => Some(self.storage(&label, bytemuck::cast_slice(rows))?),
             None => None,
-        };
-        let rows = match (&own_rows, args.device_rows) {
-            (Some(b), _) | (None, Some(b)) => b,
-            (None, None) => unreachable!("a plan without host rows has device rows"),
         };
         let mut entries = vec![
             wgpu::BindGroupEntry {
                 binding: 0,
                 resource: uniform.as_entire_binding(),
             },
-            binding(1, args.table, d.table),
-            wgpu::BindGroupEntry {
+            binding(1, plan.table, d.table),
+        ];
+        if let Params::General(_) = d.params {
+            let rows = own_rows
+                .as_ref()
+                .or(plan.device_rows)
+                .expect("a general dispatch without host rows has device rows");
+            entries.push(wgpu::BindGroupEntry {
                 binding: 4,
                 resource: rows.as_entire_binding(),
-            },
-        ];
-        for (slot, &n) in d.views.iter().enumerate() {
+            });
+        }
+        let in_place = matches!(d.key.kernel, Kernel::General { in_place: true, .. });
+        for (slot, (&n, &window)) in d.views.iter().zip(&d.tensors).enumerate() {
+            let (input, output) = plan.tensors[n];
             let (src, dst) = if slot == 0 { (2, 3) } else { (5, 6) };
             if !in_place {
-                entries.push(binding(src, tensors[n].input, d.tensors[slot]));
+                entries.push(binding(src, input, window));
             }
-            entries.push(binding(dst, tensors[n].output, d.tensors[slot]));
+            entries.push(binding(dst, output, window));
         }
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
             layout: &self.variant(d.key).layout,
             entries: &entries,
         });
-        if cache.len() >= VIEW_CACHE_ENTRIES {
-            cache.clear();
+        if let Some(key) = cache_key {
+            if cache.len() >= VIEW_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, bind.clone());
         }
-        cache.insert(key, bind.clone());
         Ok(bind)
-    }
-
-    fn record_plan(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        args: &RopeArgs,
-        plan: &Plan,
-        timestamps: Option<wgpu::ComputePassTimestampWrites>,
-    ) -> Result<()> {
-        let key = plan.key;
-        let label = key.label();
-        let pipeline = self.pipeline(key);
-        let groups = self.contiguous_bind_groups(args, plan, &label)?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(&label),
-            timestamp_writes: timestamps,
-        });
-        pass.set_pipeline(&pipeline);
-        for (bind, grid) in &groups {
-            pass.set_bind_group(0, bind, &[]);
-            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-        }
-        Ok(())
-    }
-
-    /// The bind groups of a contiguous plan's dispatches, with their grids.
-    fn contiguous_bind_groups(
-        &self,
-        args: &RopeArgs,
-        plan: &Plan,
-        label: &str,
-    ) -> Result<Vec<ContiguousDispatch>> {
-        let variant = self.variant(plan.key);
-        plan.dispatches
-            .iter()
-            .map(|d| {
-                let uniform = self.uniform(label, bytemuck::bytes_of(&d.params))?;
-                let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(label),
-                    layout: &variant.layout,
-                    entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: uniform.as_entire_binding(),
-                        },
-                        binding(1, args.table, d.table),
-                        binding(2, args.input, d.tensor),
-                        binding(3, args.output, d.tensor),
-                    ],
-                });
-                Ok((bind, d.grid))
-            })
-            .collect()
     }
 
     /// A uniform buffer holding `contents`, written through a mapping at creation; an

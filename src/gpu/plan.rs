@@ -1,19 +1,22 @@
-//! Plan, then record: a call is checked against its buffers and the device's limits, and
-//! split into dispatches that each fit one storage binding and one dispatch grid.
+//! The one planner: every call on GPU buffers ([`GpuCall`]) is checked against its buffers
+//! and the device's limits, gets its kernel ([`KernelKey`]: a contiguous kernel when one
+//! serves the call, else the general one) and is split into dispatches that each fit one
+//! storage binding and one dispatch grid (a `Plan`). The pipeline owner
+//! ([`RopeKernels`](crate::gpu::RopeKernels)) records plans; it never chooses.
 //!
-//! A dispatch covers a [`TokenRange`] of whole tokens. Its tensor window (input and output
-//! alike) and its table window are bound at offsets rounded down to the device's
+//! A contiguous dispatch covers a [`TokenRange`] of whole tokens. Its tensor window (input
+//! and output alike) and its table window are bound at offsets rounded down to the device's
 //! `min_storage_buffer_offset_alignment`; the kernel adds the rest (`src_base`, in words,
-//! and `table_base`, in table entries, subtracted) so no data is ever copied per slice.
+//! and `table_base`, in table entries, subtracted) so no data is ever copied per slice. A
+//! general dispatch covers a box of whole heads of each view it binds (`plan_general`).
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, KernelKey};
-use crate::gpu::{dispatch_grid, WORKGROUP_SIZE};
+use crate::gpu::key::{Kernel, KernelKey, WORKGROUP_SIZE};
 use crate::shape::{Direction, Precision, RopeShape, TokenRange};
-use crate::spec::{Pairing, Positions, Rotation, TensorView};
+use crate::spec::{Pairing, Positions, RopeCall, Rotation, TensorView};
 
-/// One RoPE call: the caller's buffers and what to do with them.
+/// One RoPE call on a contiguous tensor, for the contiguous kernels.
 #[derive(Debug, Clone, Copy)]
 pub struct RopeArgs<'a> {
     /// Packed bf16 input (`STORAGE`), at least `shape.elements() * 2` bytes.
@@ -46,26 +49,106 @@ pub struct RopeArgs<'a> {
     pub table_in_range: bool,
 }
 
-/// The uniform block of `rope.wgsl` (`Params`), byte for byte.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct RopeParams {
-    pub words: u32,
-    pub pairs: u32,
-    pub heads: u32,
-    pub seq: u32,
-    pub row_offset: u32,
-    pub sin_sign: u32,
-    pub token_words: u32,
-    pub tokens: u32,
-    pub inv_pairs: f32,
-    pub src_base: u32,
-    pub table_base: u32,
-    pub seq_start: u32,
-    pub units: u32,
-    pub chunk: u32,
-    pub group_tokens: u32,
-    pub inv_chunk: f32,
+/// One tensor of a view call: its buffers and where it lies in them. `input == output`
+/// rotates in place (its own pipeline: WebGPU bindings may not alias).
+#[derive(Debug, Clone, Copy)]
+pub struct ViewTensor<'a> {
+    /// The buffer holding the view (`STORAGE`): bf16 and f16 elements packed two per word
+    /// (element `2k` in the low half), f32 one per word ([`Rotation::dtype`]).
+    pub input: &'a wgpu::Buffer,
+    /// The buffer the view is written into (`STORAGE`), same layout; `input` for in place.
+    pub output: &'a wgpu::Buffer,
+    /// Where the tensor lies in both buffers.
+    pub view: TensorView,
+}
+
+/// A call on any view, or on q and k together (one dispatch: different head counts,
+/// strides and offsets; the same tokens, positions, table and rotation), for the general
+/// kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewArgs<'a> {
+    /// The (first) tensor.
+    pub q: ViewTensor<'a>,
+    /// The second tensor, rotated in the same dispatch (its batch and seq must match q's).
+    pub k: Option<ViewTensor<'a>>,
+    /// `(cos, sin)` f32 pairs (`STORAGE`), `table_rows × rotary_dim / 2` of them.
+    pub table: &'a wgpu::Buffer,
+    /// Rows in `table`.
+    pub table_rows: usize,
+    /// Pairing, rotary_dim, direction, arithmetic.
+    pub rotation: Rotation,
+    /// Where each token is (checked against the table on the host).
+    pub positions: &'a Positions,
+    /// Or: one table row per token (`u32`, `batch × seq` of them) in a GPU buffer
+    /// (`STORAGE`), for a decode loop whose positions live on the GPU; `positions` is then
+    /// ignored. Rows past the table read its last row (the host cannot check them).
+    pub device_rows: Option<&'a wgpu::Buffer>,
+    /// Whether every value in `table` is zero or a normal f32 below 2^16 in magnitude
+    /// ([`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range)), as for
+    /// [`RopeArgs::table_in_range`]: `true` lets the exact bf16 and f16 kernels skip testing
+    /// the table operands of each pair (f32 tensors test nothing there and ignore it);
+    /// `false` is always correct, `true` for a table outside that range breaks exactness.
+    pub table_in_range: bool,
+}
+
+/// A [`RopeCall`] on whole buffers, as [`Gpu::apply`](crate::Gpu::apply) and the
+/// [`Rotator`](crate::Rotator) run it: `output` receives the first `bytes` of `input` with
+/// the call's view rotated. The planner picks the kernel ([`kernel_for`]): a contiguous
+/// kernel when one serves the call (the bytes past the tensor are copied), else the general
+/// kernel (the input is copied first, then the view rotated into the output).
+#[derive(Debug, Clone, Copy)]
+pub struct BufferCall<'a> {
+    /// What to rotate; its table is the one in `table`.
+    pub call: RopeCall<'a>,
+    /// The data (`STORAGE | COPY_SRC`): elements of `call.rotation.dtype`, bf16 and f16 two
+    /// per word, f32 one.
+    pub input: &'a wgpu::Buffer,
+    /// Where the result goes (`STORAGE | COPY_DST`); must not be `input`.
+    pub output: &'a wgpu::Buffer,
+    /// `call.table` on the GPU (`STORAGE`).
+    pub table: &'a wgpu::Buffer,
+    /// Bytes of data in `input` (a multiple of 4: whole words).
+    pub bytes: u64,
+    /// What [`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range) says of the table
+    /// (as [`RopeArgs::table_in_range`]).
+    pub table_in_range: bool,
+}
+
+/// One call on GPU buffers: what [`RopeKernels::record`](crate::gpu::RopeKernels::record)
+/// records and the planner plans. `From` a reference to any of the three argument types.
+#[derive(Debug, Clone, Copy)]
+pub enum GpuCall<'a> {
+    /// A contiguous BSHD tensor on the contiguous kernels (bf16 or f16; half-split pairs
+    /// need pairs per head a multiple of 4).
+    Contiguous(RopeArgs<'a>),
+    /// Any view, or q and k together, on the general kernel.
+    View(ViewArgs<'a>),
+    /// A [`RopeCall`] on whole buffers, on the kernel the planner picks.
+    Buffer(BufferCall<'a>),
+}
+
+impl<'a> From<&RopeArgs<'a>> for GpuCall<'a> {
+    fn from(args: &RopeArgs<'a>) -> Self {
+        GpuCall::Contiguous(*args)
+    }
+}
+
+impl<'a> From<&ViewArgs<'a>> for GpuCall<'a> {
+    fn from(args: &ViewArgs<'a>) -> Self {
+        GpuCall::View(*args)
+    }
+}
+
+impl<'a> From<&BufferCall<'a>> for GpuCall<'a> {
+    fn from(call: &BufferCall<'a>) -> Self {
+        GpuCall::Buffer(*call)
+    }
+}
+
+impl<'a> From<&GpuCall<'a>> for GpuCall<'a> {
+    fn from(call: &GpuCall<'a>) -> Self {
+        *call
+    }
 }
 
 /// The device limits a plan respects.
@@ -91,212 +174,44 @@ impl PlanLimits {
     }
 }
 
-/// One dispatch of a plan: its parameters, binding windows `(offset, size)` and grid.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Dispatch {
-    pub params: RopeParams,
-    pub tensor: (u64, u64),
-    pub table: (u64, u64),
-    pub grid: (u32, u32, u32),
-}
-
-/// The checked, split form of a call.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Plan {
-    pub key: KernelKey,
-    pub dispatches: Vec<Dispatch>,
-}
-
-/// Checks `args` against its buffers (a mistake there is [`Error::Argument`]) and the table
-/// against the shape, then splits it within `limits`.
-pub(crate) fn plan(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
-    let shape = &args.shape;
-    if args.dtype == Dtype::F32 {
-        return Err(Error::Argument(
-            "the contiguous kernels take bf16 or f16 tensors (two per word); record an f32 \
-             tensor with record_view"
-                .into(),
-        ));
+/// Splits `groups` workgroups into a balanced 2-D grid within the per-dimension limit:
+/// `y = ceil(groups / max)` rows of `x = ceil(groups / y)`, so fewer than `y` workgroups are
+/// wasted (65,536 groups launch as 32,768 × 2, not 65,535 × 2). Kernels index workgroups as
+/// `wid.y * nwg.x + wid.x` and return past the end.
+pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
+    if groups == 0 {
+        return Ok((0, 0));
     }
-    if args.input == args.output {
-        return Err(Error::Argument(
-            "input and output must be different buffers (bindings may not alias)".into(),
-        ));
-    }
-    let bytes = shape.elements() as u64 * 2;
-    let pairs = shape.pairs();
-    let need_rows = args.row_offset.saturating_add(shape.seq);
-    if need_rows > args.table_rows {
-        return Err(Error::Table(format!(
-            "table has {} rows but sequence length {} at position offset {} needs {need_rows}",
-            args.table_rows, shape.seq, args.row_offset
-        )));
-    }
-    if (need_rows as u64).saturating_mul(pairs as u64) > u32::MAX as u64 {
+    let y = groups.div_ceil(max_per_dim.max(1));
+    if y > max_per_dim {
         return Err(Error::Limit(format!(
-            "table rows up to {need_rows} of {pairs} pairs exceed 32-bit indexing"
+            "{groups} workgroups exceed a {max_per_dim} x {max_per_dim} grid"
         )));
     }
-    let table_bytes = (args.table_rows * pairs) as u64 * 8;
-    for (name, buf, need) in [
-        ("input", args.input, bytes),
-        ("output", args.output, bytes),
-        ("table", args.table, table_bytes),
-    ] {
-        if buf.size() < need {
-            return Err(Error::Argument(format!(
-                "{name} buffer holds {} bytes, needs {need}",
-                buf.size()
-            )));
-        }
-        if !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::Argument(format!(
-                "{name} buffer lacks STORAGE usage"
-            )));
-        }
-    }
-    split(args, limits)
+    let x = groups.div_ceil(y);
+    Ok((x, y))
 }
 
-/// Splits a checked call into dispatches (no buffers needed: unit-testable).
-pub(crate) fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Plan> {
-    let shape = &args.shape;
-    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
-        .ok_or_else(|| Error::Shape {
-            shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
-            reason: match args.dtype {
-                Dtype::F32 => "f32 tensors have no contiguous kernel (one element per word); the general kernel (record_view) takes them".to_string(),
-                _ => format!(
-                    "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 4; the general kernel (record_view) takes any",
-                    shape.pairs()
-                ),
-            },
-        })?
-        .with_table_in_range(args.table_in_range);
-    let token_words = (shape.heads * shape.pairs()) as u64;
-    let token_bytes = token_words * 4;
-    let row_bytes = shape.pairs() as u64 * 8;
-    let align = limits.offset_alignment.max(16).next_power_of_two();
-    let max = limits.max_binding;
-    let dim = limits.max_workgroups_per_dim as u64;
-    let wg = WORKGROUP_SIZE as u64;
-    // Tokens one grid can cover.
-    let by_grid = if let Some((units, _, group)) = vec4_units(key.kernel, token_words) {
-        if units.div_ceil(wg) > dim {
-            return Err(Error::Limit(format!(
-                "one token of {token_words} words needs more than {dim} workgroups"
-            )));
-        }
-        dim * dim * group
-    } else {
-        dim * dim * wg / token_words
-    };
-    let tokens = shape.tokens() as u64;
-    let seq = shape.seq as u64;
-    let max_tokens =
-        if tokens * token_bytes <= max && seq * row_bytes + align <= max && tokens <= by_grid {
-            tokens
-        } else {
-            let avail = max.saturating_sub(align);
-            let cap = (avail / token_bytes).min(by_grid);
-            if cap >= seq && seq * row_bytes + align <= max {
-                cap
-            } else {
-                cap.min(avail / row_bytes).min(seq)
-            }
-        };
-    if max_tokens == 0 {
-        return Err(Error::Limit(format!(
-            "one token ({token_bytes} bytes, {row_bytes} bytes of table) does not fit this device's storage binding limit of {max} bytes"
-        )));
-    }
-    let ranges = shape.token_ranges(usize::try_from(max_tokens).unwrap_or(usize::MAX));
-    let mut dispatches = Vec::with_capacity(ranges.len());
-    for r in &ranges {
-        dispatches.push(dispatch(args, key, r, align, limits)?);
-    }
-    Ok(Plan { key, dispatches })
-}
-
-/// The vec4 kernels' grid for tokens of `token_words` words: (units per token, units per
-/// workgroup row, tokens per workgroup); `None` for the scalar kernel.
-fn vec4_units(kernel: Kernel, token_words: u64) -> Option<(u64, u64, u64)> {
-    let units = match kernel {
-        // Both rotate 4 words per invocation (interleaved: 4 pairs; half-split: 4 + 4 elements).
-        Kernel::Vec4 | Kernel::Vec4Half => token_words / 4,
-        _ => return None,
-    };
-    let chunk = units.min(WORKGROUP_SIZE as u64);
-    Some((units, chunk, WORKGROUP_SIZE as u64 / chunk))
-}
-
-fn dispatch(
-    args: &RopeArgs,
-    key: KernelKey,
-    r: &TokenRange,
-    align: u64,
-    limits: PlanLimits,
-) -> Result<Dispatch> {
-    let shape = &args.shape;
-    let token_words = (shape.heads * shape.pairs()) as u64;
-    let start = r.first_token as u64 * token_words * 4;
-    let end = start + r.tokens as u64 * token_words * 4;
-    let off = start / align * align;
-    let rows = r.rows(shape);
-    let pairs = shape.pairs() as u64;
-    let t_start = (args.row_offset + rows.start) as u64 * pairs * 8;
-    let t_end = (args.row_offset + rows.end) as u64 * pairs * 8;
-    let t_off = t_start / align * align;
-    let too_big = |what: &str, n: u64| {
-        Error::Limit(format!(
-            "a {what} window of {n} bytes exceeds the storage binding limit of {} bytes",
-            limits.max_binding
-        ))
-    };
-    if end - off > limits.max_binding {
-        return Err(too_big("tensor", end - off));
-    }
-    if t_end - t_off > limits.max_binding {
-        return Err(too_big("table", t_end - t_off));
-    }
-    let words = r.tokens as u64 * token_words;
-    let dim = limits.max_workgroups_per_dim;
-    let (units, chunk, group) = vec4_units(key.kernel, token_words).unwrap_or((0, 1, 1));
-    let grid = if units > 0 {
-        let gx = units.div_ceil(chunk) as u32;
-        let (gy, gz) = dispatch_grid((r.tokens as u64).div_ceil(group) as u32, dim)?;
-        (gx, gy, gz)
-    } else {
-        let (gx, gy) = dispatch_grid((words.div_ceil(WORKGROUP_SIZE as u64)) as u32, dim)?;
-        (gx, gy, 1)
-    };
-    let params = RopeParams {
-        words: words as u32,
-        pairs: pairs as u32,
-        heads: shape.heads as u32,
-        seq: shape.seq as u32,
-        row_offset: args.row_offset as u32,
-        sin_sign: match args.direction {
-            Direction::Forward => 0,
-            Direction::Inverse => 0x8000_0000,
-        },
-        token_words: token_words as u32,
-        tokens: r.tokens as u32,
-        inv_pairs: 1.0 / pairs as f32,
-        src_base: ((start - off) / 4) as u32,
-        table_base: (t_off / 8) as u32,
-        seq_start: r.seq_start as u32,
-        units: units as u32,
-        chunk: chunk as u32,
-        group_tokens: group as u32,
-        inv_chunk: 1.0 / chunk as f32,
-    };
-    Ok(Dispatch {
-        params,
-        tensor: (off, end - off),
-        table: (t_off, t_end - t_off),
-        grid,
-    })
+/// The uniform block of `rope.wgsl` (`Params`), byte for byte.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct RopeParams {
+    pub words: u32,
+    pub pairs: u32,
+    pub heads: u32,
+    pub seq: u32,
+    pub row_offset: u32,
+    pub sin_sign: u32,
+    pub token_words: u32,
+    pub tokens: u32,
+    pub inv_pairs: f32,
+    pub src_base: u32,
+    pub table_base: u32,
+    pub seq_start: u32,
+    pub units: u32,
+    pub chunk: u32,
+    pub group_tokens: u32,
+    pub inv_chunk: f32,
 }
 
 /// The uniform block of `rope_general.wgsl` (`Params`), byte for byte.
@@ -359,60 +274,364 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
     ]
 }
 
-/// One tensor of a view call: its buffers and where it lies in them. `input == output`
-/// rotates in place (its own pipeline: WebGPU bindings may not alias).
-#[derive(Debug, Clone, Copy)]
-pub struct ViewTensor<'a> {
-    /// The buffer holding the view (`STORAGE`): bf16 and f16 elements packed two per word
-    /// (element `2k` in the low half), f32 one per word ([`Rotation::dtype`]).
-    pub input: &'a wgpu::Buffer,
-    /// The buffer the view is written into (`STORAGE`), same layout; `input` for in place.
-    pub output: &'a wgpu::Buffer,
-    /// Where the tensor lies in both buffers.
-    pub view: TensorView,
+/// The uniform block of one dispatch: the contiguous kernels' or the general kernel's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Params {
+    Contiguous(RopeParams),
+    General(ViewParams),
 }
 
-/// A call on any view, or on q and k together (one dispatch: different head counts,
-/// strides and offsets; the same tokens, positions, table and rotation).
-#[derive(Debug, Clone, Copy)]
-pub struct ViewArgs<'a> {
-    /// The (first) tensor.
-    pub q: ViewTensor<'a>,
-    /// The second tensor, rotated in the same dispatch (its batch and seq must match q's).
-    pub k: Option<ViewTensor<'a>>,
-    /// `(cos, sin)` f32 pairs (`STORAGE`), `table_rows × rotary_dim / 2` of them.
-    pub table: &'a wgpu::Buffer,
-    /// Rows in `table`.
-    pub table_rows: usize,
-    /// Pairing, rotary_dim, direction, arithmetic.
-    pub rotation: Rotation,
-    /// Where each token is (checked against the table on the host).
-    pub positions: &'a Positions,
-    /// Or: one table row per token (`u32`, `batch × seq` of them) in a GPU buffer
-    /// (`STORAGE`), for a decode loop whose positions live on the GPU; `positions` is then
-    /// ignored. Rows past the table read its last row (the host cannot check them).
-    pub device_rows: Option<&'a wgpu::Buffer>,
-    /// Whether every value in `table` is zero or a normal f32 below 2^16 in magnitude
-    /// ([`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range)), as for
-    /// [`RopeArgs::table_in_range`]: `true` lets the exact bf16 and f16 kernels skip testing
-    /// the table operands of each pair (f32 tensors test nothing there and ignore it);
-    /// `false` is always correct, `true` for a table outside that range breaks exactness.
-    pub table_in_range: bool,
+impl Params {
+    /// The block's bytes, as the kernel reads them.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Params::Contiguous(p) => bytemuck::bytes_of(p),
+            Params::General(p) => bytemuck::bytes_of(p),
+        }
+    }
 }
 
-/// One planned dispatch of a view call.
+/// One dispatch of a plan: its kernel, parameters, binding windows and grid.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ViewDispatch {
+pub(crate) struct Dispatch {
     pub key: KernelKey,
-    pub params: ViewParams,
-    /// The `rows` binding's contents when the host knows the positions.
+    pub params: Params,
+    /// The general kernel's `rows` binding contents when the host knows the positions
+    /// (`None`: the call's device rows; the contiguous kernels bind none).
     pub rows: Option<Vec<u32>>,
-    /// Binding windows `(offset, size)` of q's and (if any) k's buffers.
+    /// Binding windows `(offset, size)` of the tensors it binds (input and output alike),
+    /// one per entry of `views`.
     pub tensors: Vec<(u64, u64)>,
-    pub table: (u64, u64),
-    pub grid: (u32, u32),
     /// Which tensors of the call (0: q, 1: k) this dispatch binds.
     pub views: Vec<usize>,
+    /// The table's binding window `(offset, size)`.
+    pub table: (u64, u64),
+    pub grid: (u32, u32, u32),
+}
+
+/// The checked, split form of a call: the buffers it binds, a copy recorded before the
+/// dispatches, and the dispatches.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan<'a> {
+    /// Input and output buffers of each tensor of the call (0: q, 1: k).
+    pub tensors: Vec<(&'a wgpu::Buffer, &'a wgpu::Buffer)>,
+    pub table: &'a wgpu::Buffer,
+    /// The call's table rows in a GPU buffer, if any.
+    pub device_rows: Option<&'a wgpu::Buffer>,
+    /// Bytes `(offset, size)` copied from the first tensor's input to its output before the
+    /// dispatches: what a [`BufferCall`]'s output holds outside what the kernels write.
+    pub copy: Option<(u64, u64)>,
+    pub dispatches: Vec<Dispatch>,
+}
+
+/// Checks `call` and plans it: its kernel and dispatches within `limits`.
+pub(crate) fn plan<'a>(call: &GpuCall<'a>, limits: PlanLimits) -> Result<Plan<'a>> {
+    match call {
+        GpuCall::Contiguous(args) => plan_contiguous(args, limits),
+        GpuCall::View(args) => plan_general(args, limits),
+        GpuCall::Buffer(call) => plan_buffer(call, limits),
+    }
+}
+
+/// The contiguous form of `call` when a contiguous kernel serves it: `(shape, row offset,
+/// pairing)` ([`RopeCall::contiguous_pairs`] with a [`KernelKey::for_contiguous`]).
+fn contiguous_route(call: &RopeCall<'_>) -> Option<(RopeShape, usize, Pairing)> {
+    let r = &call.rotation;
+    call.contiguous_pairs().filter(|(shape, _, pairing)| {
+        KernelKey::for_contiguous(shape, *pairing, r.precision, r.dtype).is_some()
+    })
+}
+
+/// The kernel `call` runs on out of place as a [`BufferCall`] (what
+/// [`Gpu::apply`](crate::Gpu::apply) and the [`Rotator`](crate::Rotator) run): a contiguous BSHD or BHSD
+/// call over the whole head at an offset ([`RopeCall::contiguous_pairs`]) takes the
+/// contiguous kernel for its shape ([`KernelKey::for_contiguous`]: bf16 or f16; half-split
+/// with pairs per head a multiple of 4), every other call (and every f32 call) the general
+/// kernel on one view, on whole words or 16-bit halves. `table_in_range` as
+/// [`RopeTable::in_fast_range`](crate::RopeTable::in_fast_range) says of the call's table.
+pub fn kernel_for(call: &RopeCall<'_>) -> KernelKey {
+    let r = &call.rotation;
+    let table_in_range = call.table.in_fast_range();
+    match contiguous_route(call) {
+        Some((shape, _, pairing)) => {
+            KernelKey::for_contiguous(&shape, pairing, r.precision, r.dtype)
+                .expect("a contiguous route has a contiguous kernel")
+                .with_table_in_range(table_in_range)
+        }
+        None => general_key(r, whole_words(r, &[call.view]), false, 1, table_in_range),
+    }
+}
+
+/// Plans a [`BufferCall`] on the kernel [`kernel_for`] names, with the copy that gives the
+/// output the input's bytes outside what the kernels write.
+fn plan_buffer<'a>(b: &BufferCall<'a>, limits: PlanLimits) -> Result<Plan<'a>> {
+    let call = &b.call;
+    if b.input == b.output {
+        return Err(Error::Argument(
+            "a buffer call's input and output must be different buffers".into(),
+        ));
+    }
+    if b.bytes % 4 != 0 {
+        return Err(Error::Argument(format!(
+            "a buffer call moves whole words: {} bytes is not a multiple of 4",
+            b.bytes
+        )));
+    }
+    for (name, buf, usage) in [
+        ("input", b.input, wgpu::BufferUsages::COPY_SRC),
+        ("output", b.output, wgpu::BufferUsages::COPY_DST),
+    ] {
+        if buf.size() < b.bytes || !buf.usage().contains(usage) {
+            return Err(Error::Argument(format!(
+                "{name} buffer of {} bytes needs {} bytes and {usage:?} usage",
+                buf.size(),
+                b.bytes
+            )));
+        }
+    }
+    let r = &call.rotation;
+    let (mut plan, copy) = match contiguous_route(call) {
+        Some((shape, row_offset, pairing)) => {
+            let args = RopeArgs {
+                input: b.input,
+                output: b.output,
+                table: b.table,
+                table_rows: call.table.rows(),
+                row_offset,
+                shape,
+                direction: r.direction,
+                precision: r.precision,
+                dtype: r.dtype,
+                pairing,
+                table_in_range: b.table_in_range,
+            };
+            // The contiguous kernels write the tensor; the bytes after it are copied.
+            let span = shape.elements() as u64 * r.dtype.size() as u64;
+            let tail = (span < b.bytes).then_some((span, b.bytes - span));
+            (plan_contiguous(&args, limits)?, tail)
+        }
+        None => {
+            let args = ViewArgs {
+                q: ViewTensor {
+                    input: b.input,
+                    output: b.output,
+                    view: call.view,
+                },
+                k: None,
+                table: b.table,
+                table_rows: call.table.rows(),
+                rotation: *r,
+                positions: call.positions,
+                device_rows: None,
+                table_in_range: b.table_in_range,
+            };
+            // The general kernel writes the view alone: the output starts as the input.
+            (plan_general(&args, limits)?, Some((0, b.bytes)))
+        }
+    };
+    plan.copy = copy;
+    Ok(plan)
+}
+
+/// Checks a contiguous call against its buffers (a mistake there is [`Error::Argument`]) and
+/// the table against the shape, then splits it within `limits`.
+fn plan_contiguous<'a>(args: &RopeArgs<'a>, limits: PlanLimits) -> Result<Plan<'a>> {
+    let shape = &args.shape;
+    if args.dtype == Dtype::F32 {
+        return Err(Error::Argument(
+            "the contiguous kernels take bf16 or f16 tensors (two per word); record an f32 \
+             tensor as a view (ViewArgs)"
+                .into(),
+        ));
+    }
+    if args.input == args.output {
+        return Err(Error::Argument(
+            "input and output must be different buffers (bindings may not alias)".into(),
+        ));
+    }
+    let bytes = shape.elements() as u64 * 2;
+    let pairs = shape.pairs();
+    let need_rows = args.row_offset.saturating_add(shape.seq);
+    if need_rows > args.table_rows {
+        return Err(Error::Table(format!(
+            "table has {} rows but sequence length {} at position offset {} needs {need_rows}",
+            args.table_rows, shape.seq, args.row_offset
+        )));
+    }
+    if (need_rows as u64).saturating_mul(pairs as u64) > u32::MAX as u64 {
+        return Err(Error::Limit(format!(
+            "table rows up to {need_rows} of {pairs} pairs exceed 32-bit indexing"
+        )));
+    }
+    let table_bytes = (args.table_rows * pairs) as u64 * 8;
+    for (name, buf, need) in [
+        ("input", args.input, bytes),
+        ("output", args.output, bytes),
+        ("table", args.table, table_bytes),
+    ] {
+        if buf.size() < need {
+            return Err(Error::Argument(format!(
+                "{name} buffer holds {} bytes, needs {need}",
+                buf.size()
+            )));
+        }
+        if !buf.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::Argument(format!(
+                "{name} buffer lacks STORAGE usage"
+            )));
+        }
+    }
+    Ok(Plan {
+        tensors: vec![(args.input, args.output)],
+        table: args.table,
+        device_rows: None,
+        copy: None,
+        dispatches: split(args, limits)?,
+    })
+}
+
+/// Splits a checked contiguous call into dispatches (the buffers play no part).
+fn split(args: &RopeArgs, limits: PlanLimits) -> Result<Vec<Dispatch>> {
+    let shape = &args.shape;
+    let key = KernelKey::for_contiguous(shape, args.pairing, args.precision, args.dtype)
+        .ok_or_else(|| Error::Shape {
+            shape: vec![shape.batch, shape.seq, shape.heads, shape.head_dim],
+            reason: match args.dtype {
+                Dtype::F32 => "f32 tensors have no contiguous kernel (one element per word); the general kernel (ViewArgs) takes them".to_string(),
+                _ => format!(
+                    "half-split pairs on the contiguous kernels need pairs per head ({}) to be a multiple of 4; the general kernel (ViewArgs) takes any",
+                    shape.pairs()
+                ),
+            },
+        })?
+        .with_table_in_range(args.table_in_range);
+    let token_words = (shape.heads * shape.pairs()) as u64;
+    let token_bytes = token_words * 4;
+    let row_bytes = shape.pairs() as u64 * 8;
+    let align = limits.offset_alignment.max(16).next_power_of_two();
+    let max = limits.max_binding;
+    let dim = limits.max_workgroups_per_dim as u64;
+    let wg = WORKGROUP_SIZE as u64;
+    // Tokens one grid can cover.
+    let by_grid = if let Some((units, _, group)) = vec4_units(key.kernel, token_words) {
+        if units.div_ceil(wg) > dim {
+            return Err(Error::Limit(format!(
+                "one token of {token_words} words needs more than {dim} workgroups"
+            )));
+        }
+        dim * dim * group
+    } else {
+        dim * dim * wg / token_words
+    };
+    let tokens = shape.tokens() as u64;
+    let seq = shape.seq as u64;
+    let max_tokens =
+        if tokens * token_bytes <= max && seq * row_bytes + align <= max && tokens <= by_grid {
+            tokens
+        } else {
+            let avail = max.saturating_sub(align);
+            let cap = (avail / token_bytes).min(by_grid);
+            if cap >= seq && seq * row_bytes + align <= max {
+                cap
+            } else {
+                cap.min(avail / row_bytes).min(seq)
+            }
+        };
+    if max_tokens == 0 {
+        return Err(Error::Limit(format!(
+            "one token ({token_bytes} bytes, {row_bytes} bytes of table) does not fit this device's storage binding limit of {max} bytes"
+        )));
+    }
+    let ranges = shape.token_ranges(usize::try_from(max_tokens).unwrap_or(usize::MAX));
+    let mut dispatches = Vec::with_capacity(ranges.len());
+    for r in &ranges {
+        dispatches.push(contiguous_dispatch(args, key, r, align, limits)?);
+    }
+    Ok(dispatches)
+}
+
+/// The vec4 kernels' grid for tokens of `token_words` words: (units per token, units per
+/// workgroup row, tokens per workgroup); `None` for the scalar kernel.
+fn vec4_units(kernel: Kernel, token_words: u64) -> Option<(u64, u64, u64)> {
+    let units = match kernel {
+        // Both rotate 4 words per invocation (interleaved: 4 pairs; half-split: 4 + 4 elements).
+        Kernel::Vec4 | Kernel::Vec4Half => token_words / 4,
+        _ => return None,
+    };
+    let chunk = units.min(WORKGROUP_SIZE as u64);
+    Some((units, chunk, WORKGROUP_SIZE as u64 / chunk))
+}
+
+fn contiguous_dispatch(
+    args: &RopeArgs,
+    key: KernelKey,
+    r: &TokenRange,
+    align: u64,
+    limits: PlanLimits,
+) -> Result<Dispatch> {
+    let shape = &args.shape;
+    let token_words = (shape.heads * shape.pairs()) as u64;
+    let start = r.first_token as u64 * token_words * 4;
+    let end = start + r.tokens as u64 * token_words * 4;
+    let off = start / align * align;
+    let rows = r.rows(shape);
+    let pairs = shape.pairs() as u64;
+    let t_start = (args.row_offset + rows.start) as u64 * pairs * 8;
+    let t_end = (args.row_offset + rows.end) as u64 * pairs * 8;
+    let t_off = t_start / align * align;
+    let too_big = |what: &str, n: u64| {
+        Error::Limit(format!(
+            "a {what} window of {n} bytes exceeds the storage binding limit of {} bytes",
+            limits.max_binding
+        ))
+    };
+    if end - off > limits.max_binding {
+        return Err(too_big("tensor", end - off));
+    }
+    if t_end - t_off > limits.max_binding {
+        return Err(too_big("table", t_end - t_off));
+    }
+    let words = r.tokens as u64 * token_words;
+    let dim = limits.max_workgroups_per_dim;
+    let (units, chunk, group) = vec4_units(key.kernel, token_words).unwrap_or((0, 1, 1));
+    let grid = if units > 0 {
+        let gx = units.div_ceil(chunk) as u32;
+        let (gy, gz) = dispatch_grid((r.tokens as u64).div_ceil(group) as u32, dim)?;
+        (gx, gy, gz)
+    } else {
+        let (gx, gy) = dispatch_grid((words.div_ceil(WORKGROUP_SIZE as u64)) as u32, dim)?;
+        (gx, gy, 1)
+    };
+    let params = RopeParams {
+        words: words as u32,
+        pairs: pairs as u32,
+        heads: shape.heads as u32,
+        seq: shape.seq as u32,
+        row_offset: args.row_offset as u32,
+        sin_sign: match args.direction {
+            Direction::Forward => 0,
+            Direction::Inverse => 0x8000_0000,
+        },
+        token_words: token_words as u32,
+        tokens: r.tokens as u32,
+        inv_pairs: 1.0 / pairs as f32,
+        src_base: ((start - off) / 4) as u32,
+        table_base: (t_off / 8) as u32,
+        seq_start: r.seq_start as u32,
+        units: units as u32,
+        chunk: chunk as u32,
+        group_tokens: group as u32,
+        inv_chunk: 1.0 / chunk as f32,
+    };
+    Ok(Dispatch {
+        key,
+        params: Params::Contiguous(params),
+        rows: None,
+        tensors: vec![(off, end - off)],
+        views: vec![0],
+        table: (t_off, t_end - t_off),
+        grid,
+    })
 }
 
 /// Words holding `elements` elements of `size` bytes (2: two per word, 4: one per word).
@@ -421,7 +640,7 @@ fn words_of(elements: u64, size: u64) -> u64 {
 }
 
 /// Checks a view call (the one validation of [`crate::spec`], then the buffers) and plans
-/// it: one dispatch, or two when q and k share a buffer that one of them writes (bindings
+/// it on the general kernel: one dispatch, or two when q and k share a buffer that one of them writes (bindings
 /// may not alias). A view whose tensor or table window exceeds the binding limit (or 2^32
 /// invocations) is cut on its own into pieces of whole heads ([`cut`]: ranges of its
 /// outermost dims in memory), each dispatched as a view of its own: its dims, the element
@@ -429,7 +648,7 @@ fn words_of(elements: u64, size: u64) -> u64 {
 /// its tokens (`rows`, re-based to the piece). A head never straddles two windows: one that
 /// does not fit alone is refused, and so is a split of a call whose rows are in a GPU
 /// buffer (the kernel indexes them from the piece's first token).
-pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewDispatch>> {
+fn plan_general<'a>(args: &ViewArgs<'a>, limits: PlanLimits) -> Result<Plan<'a>> {
     let rot = &args.rotation;
     let size = rot.dtype.size() as u64;
     let host_positions = match args.device_rows {
@@ -523,16 +742,9 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
         let t_off = first * pairs * 8 / align * align;
         (t_off, last * pairs * 8 - t_off)
     };
-    // Whole words when every head of every view starts on a word and, half-split, the
-    // halves are whole words; else 16-bit halves. (Windows start at offsets of at least 16
-    // bytes, so a piece keeps its view's parity.)
-    // (f32: every element is a word; the f32 modules index elements like halves do.)
     let f32 = rot.dtype == Dtype::F32;
-    let words = f32
-        || tensors
-            .iter()
-            .all(|t| t.view.offset % 2 == 0 && t.view.strides.iter().all(|st| st % 2 == 0))
-            && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0);
+    let views: Vec<TensorView> = tensors.iter().map(|t| t.view).collect();
+    let words = whole_words(rot, &views);
     let d = view.head_dim() as u32;
     let rot_slots = match rot.pairing {
         Pairing::Interleaved => pairs as u32,
@@ -670,28 +882,63 @@ pub(crate) fn plan_view(args: &ViewArgs, limits: PlanLimits) -> Result<Vec<ViewD
             total.div_ceil(WORKGROUP_SIZE as u64) as u32,
             limits.max_workgroups_per_dim,
         )?;
-        out.push(ViewDispatch {
-            key: KernelKey {
-                precision: rot.precision,
-                dtype: rot.dtype,
-                kernel: Kernel::General {
-                    pairing: rot.pairing,
-                    in_place,
-                    views: group.len() as u32,
-                    words,
-                },
-                table_in_range: false,
-            }
-            .with_table_in_range(args.table_in_range),
-            params,
+        out.push(Dispatch {
+            key: general_key(
+                rot,
+                words,
+                in_place,
+                group.len() as u32,
+                args.table_in_range,
+            ),
+            params: Params::General(params),
             rows: host_rows.piece(first, seq),
             tensors: windows,
-            table: (t_off, t_size),
-            grid,
             views: group,
+            table: (t_off, t_size),
+            grid: (grid.0, grid.1, 1),
         });
     }
-    Ok(out)
+    Ok(Plan {
+        tensors: tensors.iter().map(|t| (t.input, t.output)).collect(),
+        table: args.table,
+        device_rows: args.device_rows,
+        copy: None,
+        dispatches: out,
+    })
+}
+
+/// Whether the general kernel takes the `views` on whole words: every head of every view
+/// starts on a word and, half-split, the halves are whole words; else 16-bit halves.
+/// (Windows start at offsets of at least 16 bytes, so a piece keeps its view's parity.)
+/// f32: always (every element is a word; the f32 modules index elements like halves do).
+fn whole_words(rot: &Rotation, views: &[TensorView]) -> bool {
+    rot.dtype == Dtype::F32
+        || views
+            .iter()
+            .all(|v| v.offset % 2 == 0 && v.strides.iter().all(|st| st % 2 == 0))
+            && (rot.pairing == Pairing::Interleaved || rot.pairs() % 2 == 0)
+}
+
+/// The general kernel's key for `views` views per dispatch.
+fn general_key(
+    rot: &Rotation,
+    words: bool,
+    in_place: bool,
+    views: u32,
+    table_in_range: bool,
+) -> KernelKey {
+    KernelKey {
+        precision: rot.precision,
+        dtype: rot.dtype,
+        kernel: Kernel::General {
+            pairing: rot.pairing,
+            in_place,
+            views,
+            words,
+        },
+        table_in_range: false,
+    }
+    .with_table_in_range(table_in_range)
 }
 
 /// The table rows of a view call's tokens as the host knows them.

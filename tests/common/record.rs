@@ -1,9 +1,9 @@
-//! The general kernel recorded by hand (`Kernels::record_view`) on test data: the output
+//! The general kernel recorded by hand (`RopeKernels::record` of a `ViewArgs`) on test data: the output
 //! buffers pre-filled with a sentinel, or the call in place, q and k in one dispatch.
 
 use bfrope::{Bits, Positions, RopeTable, Rotation, TensorView};
 
-/// Records the general kernel (`record_view`) on `q` and, when given, `k` (one dispatch),
+/// Records the general kernel (`record` of a `ViewArgs`) on `q` and, when given, `k` (one dispatch),
 /// each in its own buffer: out of place into outputs pre-filled with the sentinel byte
 /// `0xEE`, or in place. Returns the buffers after the call.
 #[allow(clippy::too_many_arguments)]
@@ -46,7 +46,7 @@ pub fn gpu_views<E: Bits>(
     });
     let mut encoder = device.create_command_encoder(&Default::default());
     gpu.kernels()
-        .record_view(
+        .record(
             &mut encoder,
             &bfrope::ViewArgs {
                 q: bfrope::ViewTensor {

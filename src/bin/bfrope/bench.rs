@@ -19,7 +19,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bfrope::gpu::{Gpu, RopeArgs, ViewArgs, ViewTensor};
+use bfrope::gpu::{Gpu, RecordTarget, RopeArgs, ViewArgs, ViewTensor};
 use bfrope::{
     Direction, Pairing, Positions, Precision, RopeCall, RopeShape, RopeTable, Rotation, TableSpec,
     TensorView,
@@ -27,7 +27,7 @@ use bfrope::{
 
 use crate::{CliError, CliResult};
 
-/// The standard shapes: four model-sized tensors and a 2 GiB one.
+/// The default shapes: four model-sized tensors and a 2 GiB one.
 const FULL_SHAPES: [[usize; 4]; 5] = [
     [1, 4096, 32, 128],
     [4, 3000, 32, 128],
@@ -249,8 +249,8 @@ pub struct BenchArgs {
     /// Run on the adapter whose name, backend or driver contains SUBSTRING (default: the best).
     #[arg(long, value_name = "SUBSTRING")]
     adapter: Option<String>,
-    /// Logical shapes [batch, seq, heads, head_dim] as BxSxHxD, comma-separated (default: the
-    /// standard 1x4096x32x128, 4x3000x32x128, 8x4096x32x128, 16x4096x32x128, 64x4096x32x128).
+    /// Logical shapes [batch, seq, heads, head_dim] as BxSxHxD, comma-separated (default:
+    /// 1x4096x32x128, 4x3000x32x128, 8x4096x32x128, 16x4096x32x128, 64x4096x32x128).
     #[arg(long, value_delimiter = ',', value_parser = parse_shape, value_name = "BxSxHxD,...")]
     shapes: Vec<[usize; 4]>,
     /// Memory layouts (default both).
@@ -738,15 +738,12 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                         kernels.record_copy(e, &input, &output, tensor_bytes / 16 * 16, Some(ts))
                     })?;
                     let mut kinds: Vec<(&'static str, Option<&str>)> = vec![("general", None)];
-                    let contiguous = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
-                        bfrope::gpu::KernelKey::for_contiguous(
-                            &shape,
-                            pairing,
-                            Precision::Exact,
-                            call.rotation.dtype,
-                        )
-                        .map(|key| (shape, pairing, key.kernel))
-                    });
+                    // The kernel the planner picks; a contiguous one runs on the call's shape.
+                    let picked = bfrope::gpu::kernel_for(&call).kernel;
+                    let contiguous = call
+                        .contiguous_pairs()
+                        .filter(|_| picked.is_contiguous())
+                        .map(|(shape, _, pairing)| (shape, pairing, picked));
                     if let Some((_, _, kernel)) = contiguous {
                         kinds.insert(0, (contiguous_name(kernel), None));
                         // A variant times in place of the vec4 kernel whose entry it defines
@@ -785,7 +782,7 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                             label: Some("bfrope bench general"),
                                             timestamp_writes: Some(ts),
                                         });
-                                    kernels.record_view_in_pass(&mut pass, &args)
+                                    kernels.record(&mut pass, &args)
                                 })
                             } else {
                                 let args = RopeArgs {
@@ -806,7 +803,9 @@ pub fn run(a: &BenchArgs) -> CliResult<ExitCode> {
                                     Some(src) => timer.time(&|e, ts| {
                                         kernels.record_timed_variant(e, &args, ts, src)
                                     }),
-                                    None => timer.time(&|e, ts| kernels.record_timed(e, &args, ts)),
+                                    None => timer.time(&|e, ts| {
+                                        kernels.record(RecordTarget::Timed(e, ts), &args)
+                                    }),
                                 }
                             }
                         };
@@ -1070,7 +1069,7 @@ fn decode(gpu: &Gpu, timer: &Timer, calls: u32) -> CliResult<Decode> {
     // One call outside the timing builds the pipeline and caches the bind group.
     {
         let mut enc = device.create_command_encoder(&Default::default());
-        kernels.record_view(&mut enc, &args)?;
+        kernels.record(&mut enc, &args)?;
         gpu.queue().submit([enc.finish()]);
     }
     let host = std::cell::RefCell::new(Vec::new());
@@ -1081,7 +1080,7 @@ fn decode(gpu: &Gpu, timer: &Timer, calls: u32) -> CliResult<Decode> {
         });
         let t0 = Instant::now();
         for _ in 0..calls {
-            kernels.record_view_in_pass(&mut pass, &args)?;
+            kernels.record(&mut pass, &args)?;
         }
         host.borrow_mut()
             .push(t0.elapsed().as_secs_f64() / calls as f64);

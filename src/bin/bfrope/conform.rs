@@ -445,31 +445,15 @@ fn reference_precision(precision: Precision) -> Precision {
     }
 }
 
-/// The name of the kernel the library picks for `call` (what `Gpu::apply` runs).
+/// The name of the kernel the library picks for `call` (what `Gpu::apply` runs), as the
+/// planner says ([`bfrope::gpu::kernel_for`]).
 fn picked_kernel(call: &bfrope::RopeCall) -> &'static str {
-    let r = &call.rotation;
-    let key = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
-        bfrope::KernelKey::for_contiguous(&shape, pairing, r.precision, r.dtype)
-    });
-    match key.map(|k| k.kernel) {
-        Some(bfrope::gpu::Kernel::Vec4) => "vec4",
-        Some(bfrope::gpu::Kernel::Vec4Half) => "vec4-half",
-        Some(bfrope::gpu::Kernel::Scalar) => "scalar",
-        Some(bfrope::gpu::Kernel::General { .. }) | None => {
-            let v = &call.view;
-            // The general kernel's choice (src/gpu/plan.rs): f32 is one element per word;
-            // 16-bit elements take whole words when every head starts on a word and
-            // half-split halves are whole words, else 16-bit halves.
-            let words = r.dtype == Dtype::F32
-                || v.offset % 2 == 0
-                    && v.strides.iter().all(|s| s % 2 == 0)
-                    && (r.pairing == bfrope::Pairing::Interleaved || r.pairs() % 2 == 0);
-            if words {
-                "general"
-            } else {
-                "halves"
-            }
-        }
+    match bfrope::gpu::kernel_for(call).kernel {
+        bfrope::gpu::Kernel::Vec4 => "vec4",
+        bfrope::gpu::Kernel::Vec4Half => "vec4-half",
+        bfrope::gpu::Kernel::Scalar => "scalar",
+        bfrope::gpu::Kernel::General { words: true, .. } => "general",
+        bfrope::gpu::Kernel::General { words: false, .. } => "halves",
     }
 }
 
@@ -1610,10 +1594,8 @@ mod full {
                 .with_precision(precision)
                 .with_dtype(F::DTYPE);
             // The call takes the kernel it is named for.
-            let key = call.contiguous_pairs().and_then(|(shape, _, pairing)| {
-                bfrope::KernelKey::for_contiguous(&shape, pairing, precision, F::DTYPE)
-            });
-            if key.map(|k| k.kernel) != kernel.library_kernel(F::DTYPE) {
+            let picked = Some(bfrope::gpu::kernel_for(&call).kernel).filter(|k| k.is_contiguous());
+            if picked != kernel.library_kernel(F::DTYPE) {
                 return Err(CliError::failure(format!(
                     "internal error: conform --full's {} layout does not select that kernel for {}",
                     kernel.name(),
