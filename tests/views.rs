@@ -262,7 +262,7 @@ fn check(gpu: Option<&bfrope::Gpu>, c: &Case) -> Result<(), String> {
         let expect = if inside { want[k] } else { 0xEEEE };
         if got[k] != expect {
             return Err(format!(
-                "{c:?}: record_view: element {k} ({}) is {:#06x}, expected {:#06x}",
+                "{c:?}: record: element {k} ({}) is {:#06x}, expected {:#06x}",
                 if inside {
                     "in the view"
                 } else {
