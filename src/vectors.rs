@@ -1220,9 +1220,17 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, RawTensor<'_>)>> {
     Ok(out)
 }
 
-/// A safetensors file of `tensors` (header keys in name order, data in the order given).
-pub fn write_safetensors(tensors: &[Tensor]) -> Vec<u8> {
+/// A safetensors file of `tensors` with `metadata` (the header's keys in name order, the data
+/// in the order given): the same bytes for the same tensors, every time.
+pub fn write_safetensors(tensors: &[Tensor], metadata: &[(&str, &str)]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let m: serde_json::Map<String, Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
+        header.insert("__metadata__".into(), Value::Object(m));
+    }
     let mut offset = 0usize;
     for t in tensors {
         header.insert(
@@ -1256,7 +1264,7 @@ pub fn exact_results(set: &VectorSet) -> Vec<u8> {
             bytes: pattern_bytes(g.dtype, &g.expected),
         })
         .collect();
-    write_safetensors(&outputs)
+    write_safetensors(&outputs, &[])
 }
 
 fn find<'a>(list: &[(String, RawTensor<'a>)], name: &str) -> Option<RawTensor<'a>> {

@@ -2,14 +2,13 @@
 //! `vectors.safetensors`) for grading any RoPE implementation; `bfrope grade DIR RESULTS`
 //! grades a results file against them (docs/VECTORS.md).
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bfrope::vectors::{self, GroupGrade, TOLERANCES};
 use bfrope::Dtype;
-use safetensors::tensor::{Dtype as StDtype, TensorView};
+use safetensors::tensor::Dtype as StDtype;
 use safetensors::SafeTensors;
 use serde_json::json;
 
@@ -108,22 +107,11 @@ pub fn run_vectors(a: &VectorsArgs) -> CliResult<ExitCode> {
     let json_text = serde_json::to_string_pretty(&set.json())
         .map_err(|e| CliError::failure(format!("cannot write {JSON_NAME}: {e}")))?
         + "\n";
-    let tensors = set.tensors();
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|t| {
-            TensorView::new(st_dtype(t.dtype), t.shape.clone(), &t.bytes)
-                .map(|v| (t.name.clone(), v))
-                .map_err(|e| CliError::failure(format!("cannot write {}: {e}", t.name)))
-        })
-        .collect::<CliResult<_>>()?;
-    let metadata: HashMap<String, String> = [
-        ("format".to_string(), vectors::FORMAT.to_string()),
-        ("version".to_string(), vectors::VERSION.to_string()),
-    ]
-    .into();
-    let bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| CliError::failure(format!("cannot write {TENSORS_NAME}: {e}")))?;
+    let version = vectors::VERSION.to_string();
+    let bytes = vectors::write_safetensors(
+        &set.tensors(),
+        &[("format", vectors::FORMAT), ("version", &version)],
+    );
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::usage(format!("cannot create the folder {}: {e}", dir.display())))?;
     write_new(&st_path, &bytes)?;
