@@ -14,6 +14,7 @@ use crate::dtype::{Bits, Dtype};
 use crate::error::Result;
 
 mod float;
+pub mod hf;
 use crate::shape::{Direction, RopeShape};
 use crate::spec::{Pairing, RopeCall};
 pub use float::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32, F16_QNAN, F32_QNAN};
