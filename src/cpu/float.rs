@@ -16,31 +16,30 @@
 
 use half::f16;
 
+use crate::dtype::{F16_QNAN, F32_QNAN};
 use crate::error::Result;
 use crate::shape::{Direction, Precision, RopeShape};
 use crate::spec::{Pairing, RopeCall};
 
 use super::simd::FastFloat;
 
-/// The canonical quiet NaN of f16 results.
-pub const F16_QNAN: u16 = 0x7E00;
-/// The canonical quiet NaN of f32 results.
-pub const F32_QNAN: u32 = 0x7FC0_0000;
-
-/// An output format: fraction bits and exponent bits.
+/// An output format: fraction bits, exponent bits and the canonical NaN.
 #[derive(Clone, Copy)]
 struct Format {
     mbits: u32,
     ebits: u32,
+    nan: u64,
 }
 
 const F16_FORMAT: Format = Format {
     mbits: 10,
     ebits: 5,
+    nan: F16_QNAN as u64,
 };
 const F32_FORMAT: Format = Format {
     mbits: 23,
     ebits: 8,
+    nan: F32_QNAN as u64,
 };
 
 impl Format {
@@ -49,9 +48,6 @@ impl Format {
     }
     fn sign_bit(self) -> u64 {
         1u64 << (self.mbits + self.ebits)
-    }
-    fn qnan(self) -> u64 {
-        self.inf() | (1u64 << (self.mbits - 1))
     }
 }
 
@@ -66,7 +62,7 @@ fn round_sum(p: f64, q: f64, fmt: Format) -> u64 {
         return if mag == 0x7FF0_0000_0000_0000 {
             sign | fmt.inf()
         } else {
-            fmt.qnan()
+            fmt.nan
         };
     }
     if mag == 0 {

@@ -15,14 +15,12 @@ use crate::error::Result;
 
 mod float;
 pub mod hf;
+pub use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
 use crate::shape::{Direction, RopeShape};
 use crate::spec::{Pairing, RopeCall};
-pub use float::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32, F16_QNAN, F32_QNAN};
+pub use float::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32};
 
 mod simd;
-
-/// The canonical quiet NaN every NaN result is.
-pub const BF16_QNAN: u16 = 0x7FC0;
 
 #[inline]
 fn widen(h: u16) -> f64 {
