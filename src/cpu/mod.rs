@@ -13,12 +13,12 @@ use half::{bf16, f16};
 use crate::dtype::{Bits, Dtype};
 use crate::error::Result;
 
-mod float;
+mod exact;
 pub mod hf;
 pub use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
 use crate::shape::{Direction, RopeShape};
 use crate::spec::{Pairing, RopeCall};
-pub use float::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32};
+pub use exact::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32};
 
 mod simd;
 
@@ -178,8 +178,8 @@ pub fn apply_in_place<E: Bits>(call: &RopeCall, buf: &mut [E]) -> Result<()> {
     call.rotation.dtype.check_bits::<E>()?;
     match call.rotation.dtype {
         Dtype::Bf16 => bf16_in_place(call, bytemuck::cast_slice_mut(buf)),
-        Dtype::F16 => float::apply_f16_in_place(call, bytemuck::cast_slice_mut(buf)),
-        Dtype::F32 => float::apply_f32_in_place(call, bytemuck::cast_slice_mut(buf)),
+        Dtype::F16 => exact::apply_f16_in_place(call, bytemuck::cast_slice_mut(buf)),
+        Dtype::F32 => exact::apply_f32_in_place(call, bytemuck::cast_slice_mut(buf)),
     }
 }
 
@@ -312,8 +312,8 @@ pub fn apply<E: Bits>(call: &RopeCall, x: &[E]) -> Result<Vec<E>> {
                     };
                     rotate_contiguous(call, shape, Some(src), bytemuck::cast_slice_mut(dst), head);
                 }
-                Dtype::F16 => float::f16_from(call, shape, src, bytemuck::cast_slice_mut(dst)),
-                Dtype::F32 => float::f32_from(
+                Dtype::F16 => exact::f16_from(call, shape, src, bytemuck::cast_slice_mut(dst)),
+                Dtype::F32 => exact::f32_from(
                     call,
                     shape,
                     bytemuck::cast_slice(x),

@@ -345,7 +345,7 @@ pub(crate) fn rotate_halves(
 // `0x1000_0000` (in those binades, exactly the f32 midpoints). The result is `t`'s bits.
 // f32 subnormal results, overflow, inf and NaN are undecided.
 //
-// Undecided pairs go to the exact scalar reference (`super::float`), from the values read
+// Undecided pairs go to the exact scalar reference (`super::exact`), from the values read
 // before the block; so the bits are the reference's everywhere. The loops are compiled
 // twice on x86-64 (plain, and with AVX2 chosen at run time); no FMA is enabled (Rust never
 // contracts `a·b + c·d` by itself, and an FMA would change `r`, though not the proof).
@@ -391,7 +391,7 @@ impl FastFloat for u16 {
 
     #[inline(always)]
     fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self) {
-        super::float::rotate_pair_f16(x0, x1, c, s, direction)
+        super::exact::rotate_pair_f16(x0, x1, c, s, direction)
     }
 }
 
@@ -416,7 +416,7 @@ impl FastFloat for u32 {
 
     #[inline(always)]
     fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self) {
-        super::float::rotate_pair_f32(x0, x1, c, s, direction)
+        super::exact::rotate_pair_f32(x0, x1, c, s, direction)
     }
 }
 
@@ -848,7 +848,7 @@ mod tests {
             check_float_head(&x, &cs);
         }
         // f64 sums that land on an f32 midpoint though the exact value does not (the `f32_edges`
-        // case of float.rs: 1 + 3·2⁻²⁴ − 2⁻⁷⁰), in every lane, beside lanes exactly on one.
+        // case of exact.rs: 1 + 3·2⁻²⁴ − 2⁻⁷⁰), in every lane, beside lanes exactly on one.
         let d = f32::from_bits(0x3F7F_FFFE);
         let x: Vec<u32> = [0x3F80_0001u32, 0x3380_0001].repeat(16);
         let cs: Vec<[f32; 2]> = (0..16)
