@@ -16,11 +16,12 @@ use crate::error::Result;
 mod exact;
 pub mod hf;
 pub use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
-use crate::shape::{Direction, RopeShape};
-use crate::spec::{Pairing, RopeCall};
+use crate::shape::Direction;
+use crate::spec::RopeCall;
 pub use exact::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32};
 
 mod simd;
+mod walk;
 
 #[inline]
 fn widen(h: u16) -> f64 {
@@ -98,75 +99,6 @@ pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -
     (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
 }
 
-/// The threaded path of a contiguous call ([`RopeCall::contiguous_pairs`]: BSHD, or BHSD as
-/// `batch · heads` one-head sequences, whole heads): `dst` holds exactly the tensor, cut into
-/// runs of whole tokens, one per worker; `rotate_head(src, head, row)` rotates one head with
-/// its table row, reading from `src` (the same head of the input, out of place: no copy
-/// first) or, when `src` is `None`, in place. Every dtype's CPU path splits work here.
-fn rotate_contiguous<T: Copy + Send + Sync>(
-    call: &RopeCall,
-    shape: RopeShape,
-    src: Option<&[T]>,
-    dst: &mut [T],
-    rotate_head: impl Fn(Option<&[T]>, &mut [T], &[[f32; 2]]) + Sync,
-) {
-    let token_len = shape.heads * shape.head_dim;
-    let pairs = shape.pairs();
-    let rotate = |first_token: usize, src: Option<&[T]>, chunk: &mut [T]| {
-        for (t, token) in chunk.chunks_exact_mut(token_len).enumerate() {
-            let tok = first_token + t;
-            let r = call
-                .positions
-                .row(tok / shape.seq, tok % shape.seq, shape.seq);
-            let row = &call.table.cos_sin()[r * pairs..][..pairs];
-            let token_src = src.map(|s| &s[t * token_len..][..token_len]);
-            for (h, head) in token.chunks_exact_mut(shape.head_dim).enumerate() {
-                let from = token_src.map(|s| &s[h * shape.head_dim..][..shape.head_dim]);
-                rotate_head(from, head, row);
-            }
-        }
-    };
-    let threads = worker_count(dst.len());
-    if threads <= 1 {
-        rotate(0, src, dst);
-        return;
-    }
-    let tokens = shape.batch * shape.seq;
-    let per = tokens.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (k, chunk) in dst.chunks_mut(per * token_len).enumerate() {
-            let f = &rotate;
-            let src = src.map(|s| &s[k * per * token_len..][..chunk.len()]);
-            scope.spawn(move || f(k * per, src, chunk));
-        }
-    });
-}
-
-/// The bf16 exact head of a contiguous interleaved call: the vectorised blocks, from `src`
-/// or in place.
-fn bf16_contiguous_head(src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]], d: Direction) {
-    match src {
-        None => simd::rotate_pairs(head, row, d),
-        Some(from) => simd::rotate_pairs_from(from, head, row, d),
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn worker_count(elements: usize) -> usize {
-    // Threads pay off from about a million elements.
-    if elements < 1 << 20 {
-        return 1;
-    }
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-#[cfg(target_arch = "wasm32")]
-fn worker_count(_elements: usize) -> usize {
-    1
-}
-
 /// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
 /// (Views whose heads overlap in memory are not supported.) `buf` holds the raw bits of the
@@ -176,150 +108,18 @@ fn worker_count(_elements: usize) -> usize {
 /// [`Hf`](crate::Precision::Hf) ([`crate::hf`]).
 pub fn apply_in_place<E: Bits>(call: &RopeCall, buf: &mut [E]) -> Result<()> {
     call.rotation.dtype.check_bits::<E>()?;
-    match call.rotation.dtype {
-        Dtype::Bf16 => bf16_in_place(call, bytemuck::cast_slice_mut(buf)),
-        Dtype::F16 => exact::apply_f16_in_place(call, bytemuck::cast_slice_mut(buf)),
-        Dtype::F32 => exact::apply_f32_in_place(call, bytemuck::cast_slice_mut(buf)),
-    }
-}
-
-fn bf16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
-    call.validate(buf.len())?;
-    // The `hf` mode takes the general loop (the contiguous path is exact only).
-    let hf = call.rotation.precision == crate::shape::Precision::Hf;
-    if let (Some((shape, _)), false) = (call.contiguous(), hf) {
-        let d = call.rotation.direction;
-        let head = |src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]]| {
-            bf16_contiguous_head(src, head, row, d)
-        };
-        rotate_contiguous(call, shape, None, &mut buf[..shape.elements()], head);
-        return Ok(());
-    }
-    rotate_view(call, buf, bf16_view_head(call));
-    Ok(())
-}
-
-/// The bf16 head of the general loop: exact heads take the vectorised blocks (interleaved
-/// pairs, or the two half-split runs); `hf` goes pair by pair through
-/// [`crate::hf::rotate_pair_hf`].
-fn bf16_view_head(call: &RopeCall) -> impl Fn(&mut [u16], &[[f32; 2]]) + Sync {
-    let rot = call.rotation;
-    let hf = rot.precision == crate::shape::Precision::Hf;
-    let pairs = rot.pairs();
-    let direction = rot.direction;
-    move |head: &mut [u16], row: &[[f32; 2]]| match (hf, rot.pairing) {
-        (false, Pairing::Interleaved) => simd::rotate_pairs(&mut head[..2 * pairs], row, direction),
-        (false, Pairing::HalfSplit) => {
-            let (x0s, x1s) = head[..2 * pairs].split_at_mut(pairs);
-            simd::rotate_halves(x0s, x1s, row, direction);
-        }
-        (true, pairing) => {
-            for (i, &[c, sn]) in row.iter().enumerate() {
-                let (e0, e1) = pairing.elements(i, pairs);
-                (head[e0], head[e1]) =
-                    crate::hf::rotate_pair_hf(head[e0], head[e1], c, sn, direction);
-            }
-        }
-    }
-}
-
-/// The general loop of a checked call, in place: `rotate_head(head, row)` on every head of
-/// the view (the head's `head_dim` elements and its table row), threaded over ranges of the
-/// view's outermost dim in memory (the largest stride among the dims of more than one
-/// index). Since no element belongs to two heads ([`crate::spec::check`] refuses views that
-/// overlap themselves), each index of that dim owns the `stride` elements from its first
-/// head on, so the buffer splits into disjoint chunks, one per worker. Every dtype's CPU path
-/// splits work here.
-fn rotate_view<T: Send>(
-    call: &RopeCall,
-    buf: &mut [T],
-    rotate_head: impl Fn(&mut [T], &[[f32; 2]]) + Sync,
-) {
-    let v = call.view;
-    let pairs = call.rotation.pairs();
-    let table = call.table.cos_sin();
-    let dims = [v.batch(), v.seq(), v.heads()];
-    // The heads whose index in dim `outer` lies in `lo..hi`, inside `chunk`, which starts at
-    // element `base` of the buffer.
-    let work = |chunk: &mut [T], base: usize, outer: usize, lo: usize, hi: usize| {
-        let mut ranges = dims.map(|n| 0..n);
-        ranges[outer] = lo..hi;
-        for b in ranges[0].clone() {
-            for s in ranges[1].clone() {
-                let r = call.positions.row(b, s, v.seq());
-                let row = &table[r * pairs..][..pairs];
-                for h in ranges[2].clone() {
-                    let at = v.head_start(b, s, h) - base;
-                    rotate_head(&mut chunk[at..at + v.head_dim()], row);
-                }
-            }
-        }
-    };
-    let outer = (0..3)
-        .filter(|&i| dims[i] > 1)
-        .max_by_key(|&i| v.strides[i])
-        .unwrap_or(0);
-    let n = dims[outer];
-    let threads = worker_count(dims.iter().product::<usize>() * v.head_dim()).min(n);
-    if threads <= 1 {
-        work(buf, 0, outer, 0, n);
-        return;
-    }
-    let stride = v.strides[outer];
-    let per = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut rest = &mut buf[v.offset..];
-        let mut lo = 0;
-        while lo < n {
-            let hi = (lo + per).min(n);
-            let take = if hi == n {
-                rest.len()
-            } else {
-                (hi - lo) * stride
-            };
-            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
-            rest = tail;
-            let work = &work;
-            let base = v.offset + lo * stride;
-            scope.spawn(move || work(chunk, base, outer, lo, hi));
-            lo = hi;
-        }
-    });
+    walk::rotate_in_place(call, buf)
 }
 
 /// [`apply_in_place`] on a copy of `x`: the buffer with the view rotated.
 pub fn apply<E: Bits>(call: &RopeCall, x: &[E]) -> Result<Vec<E>> {
     call.rotation.dtype.check_bits::<E>()?;
-    let hf = call.rotation.precision == crate::shape::Precision::Hf;
-    // A whole contiguous tensor is read from `x` and written once: no copy first. bf16 does
-    // so for exact interleaved calls (the vectorised blocks), f16 and f32 for every call
-    // with contiguous pairs.
-    let contiguous = match call.rotation.dtype {
-        Dtype::Bf16 if !hf => call.contiguous(),
-        Dtype::Bf16 => None,
-        Dtype::F16 | Dtype::F32 => call.contiguous_pairs().map(|(shape, o, _)| (shape, o)),
-    };
-    if let Some((shape, _)) = contiguous {
+    // A whole contiguous tensor is read from `x` and written once: no copy first.
+    if let Some(shape) = walk::whole_tensor(call) {
         if shape.elements() == x.len() {
             call.validate(x.len())?;
             let mut out = vec![E::default(); x.len()];
-            let (src, dst) = (bytemuck::cast_slice(x), &mut out);
-            match call.rotation.dtype {
-                Dtype::Bf16 => {
-                    let d = call.rotation.direction;
-                    let head = |src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]]| {
-                        bf16_contiguous_head(src, head, row, d)
-                    };
-                    rotate_contiguous(call, shape, Some(src), bytemuck::cast_slice_mut(dst), head);
-                }
-                Dtype::F16 => exact::f16_from(call, shape, src, bytemuck::cast_slice_mut(dst)),
-                Dtype::F32 => exact::f32_from(
-                    call,
-                    shape,
-                    bytemuck::cast_slice(x),
-                    bytemuck::cast_slice_mut(dst),
-                ),
-            }
+            walk::rotate_from(call, shape, x, &mut out);
             return Ok(out);
         }
     }
