@@ -1,22 +1,28 @@
-//! The CPU path for f16 and f32 tensors: the same contract as bf16 (docs/CONTRACT.md §2), the
-//! correctly rounded f16 / f32 of the exact `a·b + c·d`, canonical NaNs `0x7E00` / `0x7FC00000`.
+//! The exact arithmetic of one pair (docs/CONTRACT.md §2): the correctly rounded bf16, f16 or
+//! f32 (nearest, ties to even) of the exact `a·b + c·d`, `a`, `c` elements of the tensor's
+//! dtype, `b`, `d` f32 table values, with IEEE special values and the canonical NaNs
+//! `0x7FC0` / `0x7E00` / `0x7FC00000` ([`Dtype::canonical_nan`](crate::Dtype::canonical_nan)).
 //!
-//! Why it is exact (ARCHITECTURE.md, "f16 and f32 tensors"): an f16 × f32 product has at most
-//! 11 + 24 = 35 significant bits and an f32 × f32 product 48, both ≤ 53, and their magnitudes
-//! lie in [2⁻²⁹⁸, 2²⁵⁶], so each product is exact in f64 (no f64 subnormal, no overflow). The
-//! f64 sum `r` of the two is rounded once, and need not be exact; but rounding is monotonic and
-//! every midpoint between two neighbours of the output grid has P + 1 ≤ 25 significant bits,
-//! so it is an f64. If the exact value `v` lies strictly on one side of a midpoint `μ`, `r`
-//! lies on the same side or on `μ` itself. Hence rounding `r` to P bits gives the rounding of
-//! `v` except when `r == μ`; there Knuth's TwoSum yields the exact error `v − r` (exact in f64
-//! for finite operands without overflow, subnormals included), whose sign decides, and a zero
-//! error is a true tie (ties to even). The argument needs nothing but P ≤ 52, which is why f32
-//! needs no 128-bit arithmetic. IEEE f64 arithmetic gives the special values (inf·0 and
-//! inf − inf are NaN, signed zeros of exact cancellations); NaNs are made canonical.
+//! Why it is exact (ARCHITECTURE.md, "f16 and f32 tensors"): a bf16 × f32 product has at most
+//! 8 + 24 = 32 significant bits, an f16 × f32 product 11 + 24 = 35 and an f32 × f32 product
+//! 48, all ≤ 53, and their magnitudes lie in [2⁻²⁹⁸, 2²⁵⁶], so each product is exact in f64
+//! (no f64 subnormal, no overflow). The f64 sum `r` of the two is rounded once, and need not
+//! be exact; but rounding is monotonic and every midpoint between two neighbours of the
+//! output grid has P + 1 ≤ 25 significant bits, so it is an f64. If the exact value `v` lies
+//! strictly on one side of a midpoint `μ`, `r` lies on the same side or on `μ` itself. Hence
+//! rounding `r` to P bits gives the rounding of `v` except when `r == μ`; there Knuth's
+//! TwoSum yields the exact error `v − r` (exact in f64 for finite operands without overflow,
+//! subnormals included), whose sign decides, and a zero error is a true tie (ties to even).
+//! The argument needs nothing but P ≤ 52, which is why f32 needs no 128-bit arithmetic. IEEE
+//! f64 arithmetic gives the special values (inf·0 and inf − inf are NaN, signed zeros of
+//! exact cancellations); NaNs are made canonical.
+//!
+//! These are the scalar reference: the vectorised blocks ([`super::simd`]) recompute every
+//! output they cannot prove with them.
 
 use half::f16;
 
-use crate::dtype::{F16_QNAN, F32_QNAN};
+use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
 use crate::shape::Direction;
 
 /// An output format: fraction bits, exponent bits and the canonical NaN.
@@ -27,6 +33,11 @@ struct Format {
     nan: u64,
 }
 
+const BF16_FORMAT: Format = Format {
+    mbits: 7,
+    ebits: 8,
+    nan: BF16_QNAN as u64,
+};
 const F16_FORMAT: Format = Format {
     mbits: 10,
     ebits: 5,
@@ -48,7 +59,8 @@ impl Format {
 }
 
 /// Rounds the exact `p + q` (both exact f64 products) to `fmt`, nearest, ties to even.
-#[inline]
+/// Always inlined, so that each format's constants fold into its own copy.
+#[inline(always)]
 fn round_sum(p: f64, q: f64, fmt: Format) -> u64 {
     let r = p + q;
     let bits = r.to_bits();
@@ -109,6 +121,21 @@ fn round_sum(p: f64, q: f64, fmt: Format) -> u64 {
     sign | m_out
 }
 
+/// bf16 bits widened exactly to f64.
+#[inline(always)]
+pub(super) fn widen(h: u16) -> f64 {
+    f32::from_bits((h as u32) << 16) as f64
+}
+
+/// Correctly rounded bf16 (nearest, ties to even) of `a·b + c·d`, `a`, `c` bf16 patterns.
+#[inline]
+pub fn dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
+    // The products have ≤ 32 bits.
+    let p = widen(a) * b as f64;
+    let q = widen(c) * d as f64;
+    round_sum(p, q, BF16_FORMAT) as u16
+}
+
 /// Correctly rounded f16 of `a·b + c·d`, `a`, `c` f16 patterns, `b`, `d` f32 table values.
 #[inline]
 pub fn dot2_f16(a: u16, b: f32, c: u16, d: f32) -> u16 {
@@ -133,6 +160,13 @@ fn signed_sin(sin: f32, direction: Direction) -> f32 {
         Direction::Forward => sin,
         Direction::Inverse => -sin,
     }
+}
+
+/// Rotates one pair: `(x0·cos − x1·sin, x0·sin + x1·cos)`, or by −angle for `Inverse`.
+#[inline]
+pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -> (u16, u16) {
+    let sin = signed_sin(sin, direction);
+    (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
 }
 
 /// Rotates one f16 pair: `(x0·cos − x1·sin, x0·sin + x1·cos)`, or by −angle for `Inverse`.

@@ -16,88 +16,11 @@ use crate::error::Result;
 mod exact;
 pub mod hf;
 pub use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
-use crate::shape::Direction;
 use crate::spec::RopeCall;
-pub use exact::{dot2_f16, dot2_f32, rotate_pair_f16, rotate_pair_f32};
+pub use exact::{dot2, dot2_f16, dot2_f32, rotate_pair, rotate_pair_f16, rotate_pair_f32};
 
 mod simd;
 mod walk;
-
-#[inline]
-fn widen(h: u16) -> f64 {
-    f32::from_bits((h as u32) << 16) as f64
-}
-
-/// Correctly rounded bf16 (nearest, ties to even) of `a·b + c·d`, `a`, `c` bf16 patterns.
-#[inline]
-pub fn dot2(a: u16, b: f32, c: u16, d: f32) -> u16 {
-    let p = widen(a) * b as f64;
-    let q = widen(c) * d as f64;
-    round_sum(p, q)
-}
-
-/// Rounds the exact `p + q` (both exact f64 products) to bf16.
-#[inline]
-fn round_sum(p: f64, q: f64) -> u16 {
-    let r = p + q;
-    let bits = r.to_bits();
-    let sign = ((bits >> 48) & 0x8000) as u16;
-    let mag = bits & 0x7FFF_FFFF_FFFF_FFFF;
-    if mag >= 0x7FF0_0000_0000_0000 {
-        return if mag == 0x7FF0_0000_0000_0000 {
-            sign | 0x7F80
-        } else {
-            BF16_QNAN
-        };
-    }
-    if mag == 0 {
-        return sign;
-    }
-    let e = (mag >> 52) as i64;
-    let m = (mag & ((1u64 << 52) - 1)) | (1u64 << 52);
-    // value = m · 2^(e − 1075); keep 8 bits, or stop at the subnormal unit 2^−133.
-    let shift = 45i64.max(942 - e);
-    if shift > 53 {
-        // Below half the smallest subnormal: rounds to a signed zero.
-        return sign;
-    }
-    let mut kept = (m >> shift) as u32;
-    let rem = m & ((1u64 << shift) - 1);
-    let half = 1u64 << (shift - 1);
-    let up = if rem != half {
-        rem > half
-    } else {
-        // r sits on a midpoint: the exact error of the addition (TwoSum) decides.
-        let pv = r - q;
-        let qv = r - pv;
-        let err = (p - pv) + (q - qv);
-        if err == 0.0 {
-            kept & 1 == 1
-        } else {
-            (err > 0.0) == (r > 0.0)
-        }
-    };
-    kept += up as u32;
-    // value = kept · 2^u with biased = u + 133; ((u + 133) << 7) + kept is the bf16 pattern for
-    // normal (kept in [128, 256]) and subnormal (kept < 128) results alike.
-    let biased = shift + e - 942;
-    let m16 = if biased >= 255 {
-        0x7F80
-    } else {
-        (((biased as u32) << 7) + kept).min(0x7F80)
-    };
-    sign | m16 as u16
-}
-
-/// Rotates one pair: `(x0·cos − x1·sin, x0·sin + x1·cos)`, or by −angle for `Inverse`.
-#[inline]
-pub fn rotate_pair(x0: u16, x1: u16, cos: f32, sin: f32, direction: Direction) -> (u16, u16) {
-    let sin = match direction {
-        Direction::Forward => sin,
-        Direction::Inverse => -sin,
-    };
-    (dot2(x0, cos, x1, -sin), dot2(x0, sin, x1, cos))
-}
 
 /// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
