@@ -69,18 +69,20 @@ pub(super) fn rotate_from<E: Bits>(call: &RopeCall, shape: RopeShape, src: &[E],
 /// Rotates the view of `call` inside a buffer of bf16 bit patterns, in place (exact, or
 /// transformers' bf16 steps for `hf`).
 fn bf16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
+    if call.rotation.precision == Precision::Hf {
+        return in_place(call, buf, hf::rotate_pair_hf);
+    }
     call.validate(buf.len())?;
-    // The `hf` mode takes the general loop (the contiguous path is exact only).
-    let hf = call.rotation.precision == Precision::Hf;
-    if let (Some((shape, _)), false) = (call.contiguous(), hf) {
-        let d = call.rotation.direction;
+    let d = call.rotation.direction;
+    if let Some((shape, _)) = call.contiguous() {
         let head = |src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]]| {
             bf16_contiguous_head(src, head, row, d)
         };
         rotate_contiguous(call, shape, None, &mut buf[..shape.elements()], head);
         return Ok(());
     }
-    rotate_view(call, buf, bf16_view_head(call));
+    let pairing = call.rotation.pairing;
+    rotate_view(call, buf, |head, row| bf16_view_head(head, row, pairing, d));
     Ok(())
 }
 
@@ -93,25 +95,15 @@ fn bf16_contiguous_head(src: Option<&[u16]>, head: &mut [u16], row: &[[f32; 2]],
     }
 }
 
-/// The bf16 head of the general loop: exact heads take the vectorised blocks (interleaved
-/// pairs, or the two half-split runs); `hf` goes pair by pair through
-/// [`hf::rotate_pair_hf`].
-fn bf16_view_head(call: &RopeCall) -> impl Fn(&mut [u16], &[[f32; 2]]) + Sync {
-    let rot = call.rotation;
-    let hf = rot.precision == Precision::Hf;
-    let pairs = rot.pairs();
-    let direction = rot.direction;
-    move |head: &mut [u16], row: &[[f32; 2]]| match (hf, rot.pairing) {
-        (false, Pairing::Interleaved) => simd::rotate_pairs(&mut head[..2 * pairs], row, direction),
-        (false, Pairing::HalfSplit) => {
+/// The bf16 exact head of the general loop, in place: the vectorised blocks on its first
+/// `row.len()` pairs, interleaved or the two half-split runs.
+fn bf16_view_head(head: &mut [u16], row: &[[f32; 2]], pairing: Pairing, d: Direction) {
+    let pairs = row.len();
+    match pairing {
+        Pairing::Interleaved => simd::rotate_pairs(&mut head[..2 * pairs], row, d),
+        Pairing::HalfSplit => {
             let (x0s, x1s) = head[..2 * pairs].split_at_mut(pairs);
-            simd::rotate_halves(x0s, x1s, row, direction);
-        }
-        (true, pairing) => {
-            for (i, &[c, sn]) in row.iter().enumerate() {
-                let (e0, e1) = pairing.elements(i, pairs);
-                (head[e0], head[e1]) = hf::rotate_pair_hf(head[e0], head[e1], c, sn, direction);
-            }
+            simd::rotate_halves(x0s, x1s, row, d);
         }
     }
 }
