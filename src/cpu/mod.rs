@@ -1,26 +1,31 @@
-//! The CPU path: the same bits as the GPU kernel, for machines with no adapter.
+//! The CPU path: the contract of the GPU kernels (docs/CONTRACT.md §2), the same bits, for
+//! machines with no adapter. [`apply`] and [`apply_in_place`] rotate a [`RopeCall`] on the raw
+//! bits of any dtype, [`apply_bf16`], [`apply_f16`] and [`apply_f32`] on typed slices;
+//! [`dot2`], [`rotate_pair`] and their f16 and f32 forms are the exact arithmetic of one
+//! output and of one pair, [`hf`] transformers' arithmetic.
 //!
-//! A bf16 × f32 product has at most 8 + 24 = 32 significant bits, so it is exact in f64, and
-//! the sum of two such products is rounded once by the f64 addition. Rounding that f64 to bf16
-//! is then correct except when the f64 lands exactly on a bf16 midpoint (f64 rounding is
-//! monotonic and every bf16 midpoint is an f64); there the exact error of the addition
-//! (Knuth's TwoSum) says on which side the true value lies. IEEE f64 arithmetic gives the
-//! special values of the contract directly (inf·0 and inf−inf are NaN, signed zeros);
-//! NaNs are made canonical. No f64 subnormal can occur (|products| ≥ 2⁻²⁸²).
+//! The modules below depend one way, each only on those under it (and on the crate's
+//! `dtype`, `shape` and `spec`):
+//!
+//! - `walk`: the walk over a call (which heads, which table rows, split over the cores) and
+//!   the arithmetic each head goes to;
+//! - `simd`: the vectorised exact blocks, and [`hf`]: transformers' steps, pair by pair;
+//! - `exact`: the correctly rounded arithmetic of one pair, the scalar reference that
+//!   `simd` falls back to.
 
 use half::{bf16, f16};
 
 use crate::dtype::{Bits, Dtype};
 use crate::error::Result;
+use crate::spec::RopeCall;
 
 mod exact;
 pub mod hf;
-pub use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
-use crate::spec::RopeCall;
-pub use exact::{dot2, dot2_f16, dot2_f32, rotate_pair, rotate_pair_f16, rotate_pair_f32};
-
 mod simd;
 mod walk;
+
+pub use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
+pub use exact::{dot2, dot2_f16, dot2_f32, rotate_pair, rotate_pair_f16, rotate_pair_f32};
 
 /// Rotates the view of `call` inside `buf`, in place: every pair of the first `rotary_dim`
 /// dims of every head; the other dims and the rest of the buffer are left as they are.
@@ -28,7 +33,7 @@ mod walk;
 /// call's dtype ([`Rotation::dtype`](crate::Rotation::dtype)): `u16` for bf16 and f16, `u32`
 /// for f32; the output has the same dtype. Exact (also for `fast`: the CPU has one
 /// arithmetic), or transformers' arithmetic when the call's precision is
-/// [`Hf`](crate::Precision::Hf) ([`crate::hf`]).
+/// [`Hf`](crate::Precision::Hf) ([`hf`]).
 pub fn apply_in_place<E: Bits>(call: &RopeCall, buf: &mut [E]) -> Result<()> {
     call.rotation.dtype.check_bits::<E>()?;
     walk::rotate_in_place(call, buf)

@@ -191,7 +191,7 @@ fn avx2() -> bool {
 
 /// Rotates the interleaved pairs of `x` (`x.len() == 2 · cs.len()`) in place by the angles
 /// of `cs`, bit for bit as [`exact::rotate_pair`] does pair by pair.
-pub(crate) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+pub(super) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
     debug_assert_eq!(x.len(), 2 * cs.len());
     #[cfg(target_arch = "x86_64")]
     if avx2() {
@@ -203,7 +203,7 @@ pub(crate) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction)
 }
 
 /// [`rotate_pairs`] from `src` into `dst` (same lengths).
-pub(crate) fn rotate_pairs_from(
+pub(super) fn rotate_pairs_from(
     src: &[u16],
     dst: &mut [u16],
     cs: &[[f32; 2]],
@@ -290,7 +290,7 @@ unsafe fn halves_avx2(x0s: &mut [u16], x1s: &mut [u16], cs: &[[f32; 2]], directi
 
 /// Rotates half-split pairs in place: `x0s[i]` with `x1s[i]` by the angle of `cs[i]` (all
 /// three of one length), bit for bit as [`exact::rotate_pair`] does pair by pair.
-pub(crate) fn rotate_halves(
+pub(super) fn rotate_halves(
     x0s: &mut [u16],
     x1s: &mut [u16],
     cs: &[[f32; 2]],
@@ -347,7 +347,7 @@ pub(crate) fn rotate_halves(
 // contracts `a·b + c·d` by itself, and an FMA would change `r`, though not the proof).
 
 /// An output format of the fast lanes (f16 as `u16`, f32 as `u32` bit patterns).
-pub(crate) trait FastFloat: Copy + Default {
+pub(super) trait FastFloat: Copy + Default {
     /// The element decoded exactly, and 1 when it must not take the fast lanes.
     fn decode(self) -> (f64, u32);
     /// `r` rounded to the format, and 1 when the lane is undecided.
@@ -540,7 +540,7 @@ unsafe fn float_head_avx2<T: FastFloat>(
 /// `cs.len()` pairs, interleaved or half-split, from `src` (the same head of the input, out
 /// of place; `head` then gets every rotated element) or in place; bit for bit as
 /// `rotate_pair_f16` / `rotate_pair_f32` pair by pair.
-pub(crate) fn rotate_float_head<T: FastFloat>(
+pub(super) fn rotate_float_head<T: FastFloat>(
     src: Option<&[T]>,
     head: &mut [T],
     cs: &[[f32; 2]],

@@ -108,7 +108,42 @@ fn bf16_view_head(head: &mut [u16], row: &[[f32; 2]], pairing: Pairing, d: Direc
     }
 }
 
-/// Rotates the first `rows.len()` pairs of one head in place with `pair`, in the call's
+/// Rotates the view of `call` inside a buffer of f16 bit patterns, in place (exact, or
+/// transformers' f16 steps for `hf`).
+fn f16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
+    if call.rotation.precision == Precision::Hf {
+        return in_place(call, buf, hf::rotate_pair_hf_f16);
+    }
+    in_place_exact(call, buf)
+}
+
+/// Rotates the view of `call` inside a buffer of f32 bit patterns, in place (exact, or
+/// torch's f32 steps for `hf`).
+fn f32_in_place(call: &RopeCall, buf: &mut [u32]) -> Result<()> {
+    if call.rotation.precision == Precision::Hf {
+        return in_place(call, buf, hf::rotate_pair_hf_f32);
+    }
+    in_place_exact(call, buf)
+}
+
+/// A whole contiguous f16 tensor rotated from `src` into `dst` (a validated call whose
+/// [`RopeCall::contiguous_pairs`] is `shape`): exact, or `hf`.
+fn f16_from(call: &RopeCall, shape: RopeShape, src: &[u16], dst: &mut [u16]) {
+    if call.rotation.precision == Precision::Hf {
+        return from(call, shape, src, dst, hf::rotate_pair_hf_f16);
+    }
+    from_exact(call, shape, src, dst)
+}
+
+/// [`f16_from`] for f32 tensors.
+fn f32_from(call: &RopeCall, shape: RopeShape, src: &[u32], dst: &mut [u32]) {
+    if call.rotation.precision == Precision::Hf {
+        return from(call, shape, src, dst, hf::rotate_pair_hf_f32);
+    }
+    from_exact(call, shape, src, dst)
+}
+
+/// Rotates the first `row.len()` pairs of one head in place with `pair`, in the call's
 /// pairing: interleaved `(2i, 2i + 1)` or half-split `(i, i + pairs)`.
 #[inline(always)]
 fn head_in_place<T: Copy>(
@@ -224,41 +259,6 @@ fn from_exact<T: FastFloat + Send + Sync>(
     rotate_contiguous(call, shape, Some(src), dst, |from, head, row| {
         simd::rotate_float_head(from, head, row, half_split, rot.direction)
     });
-}
-
-/// Rotates the view of `call` inside a buffer of f16 bit patterns, in place (exact, or
-/// transformers' f16 steps for `hf`).
-fn f16_in_place(call: &RopeCall, buf: &mut [u16]) -> Result<()> {
-    if call.rotation.precision == Precision::Hf {
-        return in_place(call, buf, hf::rotate_pair_hf_f16);
-    }
-    in_place_exact(call, buf)
-}
-
-/// Rotates the view of `call` inside a buffer of f32 bit patterns, in place (exact, or
-/// torch's f32 steps for `hf`).
-fn f32_in_place(call: &RopeCall, buf: &mut [u32]) -> Result<()> {
-    if call.rotation.precision == Precision::Hf {
-        return in_place(call, buf, hf::rotate_pair_hf_f32);
-    }
-    in_place_exact(call, buf)
-}
-
-/// A whole contiguous f16 tensor rotated from `src` into `dst` (a validated call whose
-/// [`RopeCall::contiguous_pairs`] is `shape`): exact, or `hf`.
-fn f16_from(call: &RopeCall, shape: RopeShape, src: &[u16], dst: &mut [u16]) {
-    if call.rotation.precision == Precision::Hf {
-        return from(call, shape, src, dst, hf::rotate_pair_hf_f16);
-    }
-    from_exact(call, shape, src, dst)
-}
-
-/// [`f16_from`] for f32 tensors.
-fn f32_from(call: &RopeCall, shape: RopeShape, src: &[u32], dst: &mut [u32]) {
-    if call.rotation.precision == Precision::Hf {
-        return from(call, shape, src, dst, hf::rotate_pair_hf_f32);
-    }
-    from_exact(call, shape, src, dst)
 }
 
 /// The threaded path of a contiguous call ([`RopeCall::contiguous_pairs`]: BSHD, or BHSD as
