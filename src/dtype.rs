@@ -4,6 +4,13 @@
 
 use crate::error::{Error, Result};
 
+/// The canonical quiet NaN of bf16 results ([`Dtype::canonical_nan`]).
+pub const BF16_QNAN: u16 = 0x7FC0;
+/// The canonical quiet NaN of f16 results ([`Dtype::canonical_nan`]).
+pub const F16_QNAN: u16 = 0x7E00;
+/// The canonical quiet NaN of f32 results ([`Dtype::canonical_nan`]).
+pub const F32_QNAN: u32 = 0x7FC0_0000;
+
 /// The dtype of a tensor's elements, and so of the rotation's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Dtype {
@@ -46,9 +53,9 @@ impl Dtype {
     /// The canonical quiet NaN every NaN result is: `0x7FC0`, `0x7E00`, `0x7FC00000`.
     pub fn canonical_nan(self) -> u32 {
         match self {
-            Dtype::Bf16 => 0x7FC0,
-            Dtype::F16 => 0x7E00,
-            Dtype::F32 => 0x7FC0_0000,
+            Dtype::Bf16 => BF16_QNAN as u32,
+            Dtype::F16 => F16_QNAN as u32,
+            Dtype::F32 => F32_QNAN,
         }
     }
 

@@ -46,7 +46,6 @@ pub mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
-pub mod hf;
 pub mod shaders;
 pub mod shape;
 pub mod spec;
@@ -55,6 +54,7 @@ pub mod vectors;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use cpu::hf;
 pub use dtype::{Bits, Dtype};
 pub use error::{Error, Result};
 pub use gpu::{

@@ -480,7 +480,7 @@ fn oracle_pins() {
     assert_eq!(oracle_dot2_in(F16, 0x7BFF, 1f32.to_bits(), 0x4C00, 1f32.to_bits()), 0x7C00);
     assert_eq!(oracle_dot2_in(F16, 0x0001, 0.5f32.to_bits(), 0, 0), 0);
     assert_eq!(oracle_dot2_in(F16, 0x7C00, 0, 0, 0), 0x7E00);
-    // f32: the TwoSum case of src/cpu/float.rs, below the midpoint: 1 + 2⁻²³.
+    // f32: the TwoSum case of src/cpu/exact.rs, below the midpoint: 1 + 2⁻²³.
     assert_eq!(oracle_dot2_in(F32, 0x3F80_0001, 1f32.to_bits(), 0x3380_0001, 0x3F7F_FFFE), 0x3F80_0001);
     // f32: the smallest subnormal survives; −0 + −0 = −0; inf − inf = 0x7FC00000.
     assert_eq!(oracle_dot2_in(F32, 1, 1f32.to_bits(), 0, 0), 1);

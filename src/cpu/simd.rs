@@ -2,7 +2,7 @@
 //! contiguous runs of a head, [`rotate_halves`]), rotated by branch-free code the compiler
 //! vectorises, with the same proof-then-fallback structure as the GPU kernel. Every
 //! output the fast path cannot prove is recomputed by the exact scalar reference
-//! ([`super::rotate_pair`]), so the bits are those of the reference everywhere.
+//! ([`exact::rotate_pair`]), so the bits are those of the reference everywhere.
 //!
 //! # The fast path
 //!
@@ -53,14 +53,10 @@
 
 use crate::shape::Direction;
 
+use super::exact::{self, widen};
+
 /// Pairs per block: 16 outputs, four 256-bit vectors of f64 per operand.
 const BLOCK: usize = 8;
-
-/// bf16 bits widened exactly to f64.
-#[inline(always)]
-fn widen(h: u16) -> f64 {
-    f32::from_bits((h as u32) << 16) as f64
-}
 
 /// Rounds `r` to bf16 through f32 (see the module docs); the flag is 1 when the lane is
 /// undecided, and the returned bits then mean nothing.
@@ -118,7 +114,7 @@ fn block_then_fallback(
         let i = mask.trailing_zeros() as usize;
         mask &= mask - 1;
         let [c, s] = cs[i];
-        let (y0, y1) = super::rotate_pair(src[2 * i], src[2 * i + 1], c, s, direction);
+        let (y0, y1) = exact::rotate_pair(src[2 * i], src[2 * i + 1], c, s, direction);
         dst[2 * i] = y0;
         dst[2 * i + 1] = y1;
     }
@@ -143,7 +139,7 @@ fn in_place_body(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
         block_then_fallback(&before, xs, cs, sign, direction);
     }
     for (pair, &[c, s]) in xb.into_remainder().chunks_exact_mut(2).zip(cb.remainder()) {
-        let (y0, y1) = super::rotate_pair(pair[0], pair[1], c, s, direction);
+        let (y0, y1) = exact::rotate_pair(pair[0], pair[1], c, s, direction);
         pair[0] = y0;
         pair[1] = y1;
     }
@@ -164,7 +160,7 @@ fn from_body(src: &[u16], dst: &mut [u16], cs: &[[f32; 2]], direction: Direction
         .zip(db.into_remainder().chunks_exact_mut(2))
         .zip(cb.remainder())
     {
-        let (y0, y1) = super::rotate_pair(p[0], p[1], c, s, direction);
+        let (y0, y1) = exact::rotate_pair(p[0], p[1], c, s, direction);
         q[0] = y0;
         q[1] = y1;
     }
@@ -194,8 +190,8 @@ fn avx2() -> bool {
 }
 
 /// Rotates the interleaved pairs of `x` (`x.len() == 2 · cs.len()`) in place by the angles
-/// of `cs`, bit for bit as [`super::rotate_pair`] does pair by pair.
-pub(crate) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
+/// of `cs`, bit for bit as [`exact::rotate_pair`] does pair by pair.
+pub(super) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction) {
     debug_assert_eq!(x.len(), 2 * cs.len());
     #[cfg(target_arch = "x86_64")]
     if avx2() {
@@ -207,7 +203,7 @@ pub(crate) fn rotate_pairs(x: &mut [u16], cs: &[[f32; 2]], direction: Direction)
 }
 
 /// [`rotate_pairs`] from `src` into `dst` (same lengths).
-pub(crate) fn rotate_pairs_from(
+pub(super) fn rotate_pairs_from(
     src: &[u16],
     dst: &mut [u16],
     cs: &[[f32; 2]],
@@ -262,7 +258,7 @@ fn halves_block_then_fallback(
         let i = mask.trailing_zeros() as usize;
         mask &= mask - 1;
         let [c, s] = cs[i];
-        let (r0, r1) = super::rotate_pair(a[i], b[i], c, s, direction);
+        let (r0, r1) = exact::rotate_pair(a[i], b[i], c, s, direction);
         x0s[i] = r0;
         x1s[i] = r1;
     }
@@ -280,7 +276,7 @@ fn halves_body(x0s: &mut [u16], x1s: &mut [u16], cs: &[[f32; 2]], direction: Dir
     }
     let tail = ab.into_remainder().iter_mut().zip(bb.into_remainder());
     for ((p, q), &[c, s]) in tail.zip(cb.remainder()) {
-        (*p, *q) = super::rotate_pair(*p, *q, c, s, direction);
+        (*p, *q) = exact::rotate_pair(*p, *q, c, s, direction);
     }
 }
 
@@ -293,8 +289,8 @@ unsafe fn halves_avx2(x0s: &mut [u16], x1s: &mut [u16], cs: &[[f32; 2]], directi
 }
 
 /// Rotates half-split pairs in place: `x0s[i]` with `x1s[i]` by the angle of `cs[i]` (all
-/// three of one length), bit for bit as [`super::rotate_pair`] does pair by pair.
-pub(crate) fn rotate_halves(
+/// three of one length), bit for bit as [`exact::rotate_pair`] does pair by pair.
+pub(super) fn rotate_halves(
     x0s: &mut [u16],
     x1s: &mut [u16],
     cs: &[[f32; 2]],
@@ -345,13 +341,13 @@ pub(crate) fn rotate_halves(
 // `0x1000_0000` (in those binades, exactly the f32 midpoints). The result is `t`'s bits.
 // f32 subnormal results, overflow, inf and NaN are undecided.
 //
-// Undecided pairs go to the exact scalar reference (`super::float`), from the values read
+// Undecided pairs go to the exact scalar reference (`super::exact`), from the values read
 // before the block; so the bits are the reference's everywhere. The loops are compiled
 // twice on x86-64 (plain, and with AVX2 chosen at run time); no FMA is enabled (Rust never
 // contracts `a·b + c·d` by itself, and an FMA would change `r`, though not the proof).
 
 /// An output format of the fast lanes (f16 as `u16`, f32 as `u32` bit patterns).
-pub(crate) trait FastFloat: Copy + Default {
+pub(super) trait FastFloat: Copy + Default {
     /// The element decoded exactly, and 1 when it must not take the fast lanes.
     fn decode(self) -> (f64, u32);
     /// `r` rounded to the format, and 1 when the lane is undecided.
@@ -391,7 +387,7 @@ impl FastFloat for u16 {
 
     #[inline(always)]
     fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self) {
-        super::float::rotate_pair_f16(x0, x1, c, s, direction)
+        exact::rotate_pair_f16(x0, x1, c, s, direction)
     }
 }
 
@@ -416,7 +412,7 @@ impl FastFloat for u32 {
 
     #[inline(always)]
     fn exact(x0: Self, x1: Self, c: f32, s: f32, direction: Direction) -> (Self, Self) {
-        super::float::rotate_pair_f32(x0, x1, c, s, direction)
+        exact::rotate_pair_f32(x0, x1, c, s, direction)
     }
 }
 
@@ -544,7 +540,7 @@ unsafe fn float_head_avx2<T: FastFloat>(
 /// `cs.len()` pairs, interleaved or half-split, from `src` (the same head of the input, out
 /// of place; `head` then gets every rotated element) or in place; bit for bit as
 /// `rotate_pair_f16` / `rotate_pair_f32` pair by pair.
-pub(crate) fn rotate_float_head<T: FastFloat>(
+pub(super) fn rotate_float_head<T: FastFloat>(
     src: Option<&[T]>,
     head: &mut [T],
     cs: &[[f32; 2]],
@@ -585,7 +581,7 @@ mod tests {
     fn scalar(x: &[u16], cs: &[[f32; 2]], direction: Direction) -> Vec<u16> {
         let mut y = x.to_vec();
         for (p, &[c, s]) in y.chunks_exact_mut(2).zip(cs) {
-            let (a, b) = super::super::rotate_pair(p[0], p[1], c, s, direction);
+            let (a, b) = exact::rotate_pair(p[0], p[1], c, s, direction);
             p[0] = a;
             p[1] = b;
         }
@@ -638,7 +634,7 @@ mod tests {
                         .iter()
                         .zip(b)
                         .zip(&cs)
-                        .map(|((&p, &q), &[c, s])| super::super::rotate_pair(p, q, c, s, direction))
+                        .map(|((&p, &q), &[c, s])| exact::rotate_pair(p, q, c, s, direction))
                         .collect();
                     let mut fast = x.clone();
                     let (f0, f1) = fast.split_at_mut(n);
@@ -848,7 +844,7 @@ mod tests {
             check_float_head(&x, &cs);
         }
         // f64 sums that land on an f32 midpoint though the exact value does not (the `f32_edges`
-        // case of float.rs: 1 + 3·2⁻²⁴ − 2⁻⁷⁰), in every lane, beside lanes exactly on one.
+        // case of exact.rs: 1 + 3·2⁻²⁴ − 2⁻⁷⁰), in every lane, beside lanes exactly on one.
         let d = f32::from_bits(0x3F7F_FFFE);
         let x: Vec<u32> = [0x3F80_0001u32, 0x3380_0001].repeat(16);
         let cs: Vec<[f32; 2]> = (0..16)

@@ -28,7 +28,7 @@
 //! A compatibility mode for validating ports, never the default: it differs from the exact
 //! result in 13–42% of outputs on real model configurations (README).
 
-use crate::cpu::{BF16_QNAN, F16_QNAN, F32_QNAN};
+use crate::dtype::{BF16_QNAN, F16_QNAN, F32_QNAN};
 use crate::shape::Direction;
 
 /// torch's f32 → bf16 rounding: round to nearest, ties to even, on the bits (correct for
