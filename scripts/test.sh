@@ -17,7 +17,7 @@ sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 need=()
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
-# /usr/bin/time measures the peak resident memory of a 1 GiB rotation (tests/cli_memory.rs).
+# /usr/bin/time measures the peak resident memory of a 1 GiB rotation (tests/cli/memory.rs).
 [ -x /usr/bin/time ] || need+=(time)
 if [ "${SKIP_WEB:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)

@@ -588,7 +588,7 @@ const QWEN25_YARN_CONFIG: &str = r#"{"hidden_size": 3584, "num_attention_heads":
 const RECIPE_POSITIONS: [u64; 8] = [0, 1, 2047, 8191, 8192, 70000, 70001, 131071];
 
 /// FNV-1a of the Llama-3.1 table's cos and sin bits at [`RECIPE_POSITIONS`], exact and torch
-/// angles: the native library gives the same (`tests/web_recipes.rs` checks it natively).
+/// angles: the native library gives the same (`tests/tables/web_recipes.rs` checks it natively).
 const LLAMA31_TABLE_FNV: [(&str, u64); 2] = [
     ("exact", LLAMA31_TABLE_FNV_EXACT),
     ("torch", LLAMA31_TABLE_FNV_TORCH),

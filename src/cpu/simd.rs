@@ -731,7 +731,7 @@ mod tests {
 
     /// f16 / f32 heads: dispatched and portable, in place and out of place, interleaved and
     /// half-split, against the exact pair (`rotate_pair_f16` / `_f32`, itself checked
-    /// against the BigInt oracle in tests/floats.rs), for heads of `cs.len()` pairs.
+    /// against the BigInt oracle in tests/rotation/floats.rs), for heads of `cs.len()` pairs.
     fn check_float_head<T: FastFloat + PartialEq + std::fmt::Debug>(x: &[T], cs: &[[f32; 2]]) {
         let n = cs.len();
         assert_eq!(x.len(), 2 * n);

@@ -248,7 +248,7 @@ pub(crate) struct ViewParams {
 pub type UniformLayout = (&'static str, usize, Vec<(&'static str, usize)>);
 
 /// Every uniform block as `(WGSL struct's kernel, size, [(member, byte offset)])`, as Rust
-/// lays it out: `tests/shaders.rs` checks each against naga's reflection of the WGSL struct,
+/// lays it out: `tests/device/shaders.rs` checks each against naga's reflection of the WGSL struct,
 /// so the two cannot drift apart.
 pub fn uniform_layouts() -> Vec<UniformLayout> {
     use std::mem::{offset_of, size_of};

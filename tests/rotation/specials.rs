@@ -8,7 +8,7 @@
 //! table row `a` holds angle `a` in every frequency, so each GPU run is one large dispatch.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

@@ -5,7 +5,7 @@
 //! position 2²⁴, checked against an independent 256-bit fixed-point computation.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::{cpu, AngleMode, Positions, RopeCall, RopeShape, RopeTable, TableSpec};
 use common::{gpu, is_nan, oracle_rotate, ulp_distance, Golden};

@@ -5,7 +5,7 @@
 //! the independent oracle; and a tensor over lavapipe's real 128 MiB binding limit rotates.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::{
     cpu, Direction, Dtype, Gpu, Pairing, Positions, Precision, RopeArgs, RopeCall, RopeShape,

@@ -6,7 +6,7 @@
 //! often the model's own bf16 forward (`.q_hf`, `.k_hf`) differs from the exact result.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::{
     cpu, Direction, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation, TensorView,

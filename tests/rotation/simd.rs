@@ -6,13 +6,13 @@
 //! the fallback), subnormal results and overflow. Three answers, one set of bits.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::{cpu, Direction, RopeShape, RopeTable};
 use common::{oracle_pair, rng};
 use rand::Rng;
 
-/// The `x1` partners of every `x0` pattern (tests/specials.rs has the same list).
+/// The `x1` partners of every `x0` pattern (tests/rotation/specials.rs has the same list).
 #[rustfmt::skip]
 const EDGE_X1: [u16; 13] = [
     0x0000, 0x8000,         // ±0

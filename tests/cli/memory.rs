@@ -9,7 +9,7 @@
 //! measures another build of the binary (the figures of the README and the closing notes).
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `tests/data/models/`.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@
 //! 0 mismatches; every NaN is the canonical `0x7E00` / `0x7FC00000` (the oracle's).
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

@@ -11,7 +11,7 @@
 //! table of another dtype) is refused with one sentence and exit 2.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -12,7 +12,7 @@
 //!   the GPU (which must equal the CPU path bit for bit).
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::table::{grid_positions, AngleMode, Axes, HfRope, TableRecipe, Variant};
 use bfrope::{

@@ -5,7 +5,7 @@
 //! (exit 2, one sentence naming the value, no output).
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,10 +1,10 @@
 //! `bfrope apply` on every layout it accepts (docs/CONTRACT.md §7): `--layout bshd|bhsd`,
 //! `--rotation interleaved|half`, `--rotary-dim N`, on the CPU path and the GPU, each output
-//! equal to the library's CPU path on the same description (which tests/views.rs holds to
+//! equal to the library's CPU path on the same description (which tests/views/views.rs holds to
 //! the oracle); and every contradiction refused with exit 2.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;
@@ -360,7 +360,7 @@ fn layouts_positions_and_packed_sequences() {
 
 /// The Hugging Face case end to end: Llama-3.1's q (8 heads) and k (2 heads) in BHSD,
 /// half-split, with the model's own per-token `[B, S, 128]` tables from
-/// `tests/data/golden/hf_models.safetensors`: the CLI equals the library (tests/hf_models.rs
+/// `tests/data/golden/hf_models.safetensors`: the CLI equals the library (tests/hf/models.rs
 /// holds the library to the oracle on these cases), on CPU and GPU.
 #[test]
 fn layouts_hugging_face_bhsd_half_split_gqa_end_to_end() {

@@ -3,7 +3,7 @@
 //! dispatch grid past 65,535 workgroups.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::gpu::dispatch_grid;
 use bfrope::{

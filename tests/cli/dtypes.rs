@@ -6,7 +6,7 @@
 //! tensor and its dtype (exit 2).
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@
 //! `hf_reference.safetensors` (`hf_bf16_bhsd.*`); and the CLI's `--precision hf`.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

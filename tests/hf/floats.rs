@@ -17,7 +17,7 @@
 //! 0 mismatches; every NaN is the dtype's canonical one (`0x7E00`, `0x7FC00000`).
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 
@@ -357,7 +357,7 @@ fn hf_f16_gpu_contiguous_kernels_every_pattern() {
 /// contiguous kernel takes it) out of place; q and k in one dispatch in place (k at an odd
 /// offset, so the dispatch runs on 16-bit halves); one view in place on whole words. Both
 /// directions across the runs (the halves entry out of place is checked against the CPU
-/// path in tests/floats.rs).
+/// path in tests/rotation/floats.rs).
 #[test]
 fn hf_f16_gpu_general_kernel_words_halves_in_place_q_and_k() {
     let Some(gpu) = common::gpu() else { return };

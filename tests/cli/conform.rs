@@ -5,7 +5,7 @@
 //! random) pass; wrong dtype/flag combinations are refused with exit 2 in one sentence.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use common::cli::{bfrope as run, gpu_available, stderr};
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! lose it) surfaces as an error that names the adapter: never a hang, never a panic.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! seeded shapes that cross workgroup, sequence and head boundaries.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::gpu::{Kernel, KernelKey};
 use bfrope::{

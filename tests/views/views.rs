@@ -5,7 +5,7 @@
 //! view (and, on the recording path, a sentinel-filled output) checked too.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use bfrope::{
     cpu, Direction, Pairing, Positions, Precision, RopeCall, RopeTable, Rotation, TableSpec,

@@ -3,7 +3,7 @@
 //! file, on a one-bit change in each class, and on malformed files.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +17,7 @@ use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 
 /// The SHA-256 of `bfrope vectors -o DIR` (all dtypes), as `sha256sum` prints it.
-const PINNED: &str = include_str!("data/vectors.sha256");
+const PINNED: &str = include_str!("../data/vectors.sha256");
 
 #[test]
 fn every_expected_output_equals_the_oracle() {

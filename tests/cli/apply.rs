@@ -3,7 +3,7 @@
 //! input refused with exit 2, one sentence naming the value, and no output file.
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -888,7 +888,7 @@ fn tensors_names_are_trimmed_and_duplicates_refused() {
 }
 
 /// A table holding NaN or infinities is accepted with a warning on stderr; the output
-/// follows the contract (the CPU path's bits, which tests/specials.rs checks against the
+/// follows the contract (the CPU path's bits, which tests/rotation/specials.rs checks against the
 /// oracle), the same on the GPU.
 #[test]
 fn non_finite_tables_are_accepted_with_a_warning() {

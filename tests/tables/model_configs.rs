@@ -1,7 +1,7 @@
 //! What the config.json reader decides for the models whose conventions are not the common
 //! ones: pairing by model type, legacy keys, wrappers, layers that differ or apply no RoPE,
 //! and the refusals. The published config.json files are those of `tests/data/models/`
-//! (`tests/models.rs` checks each against the model's own rotary code); ChatGLM, remote code
+//! (`tests/tables/models.rs` checks each against the model's own rotary code); ChatGLM, remote code
 //! that transformers does not ship, is checked here against its published modeling file's
 //! rules.
 #![cfg(not(target_arch = "wasm32"))]
