@@ -14,8 +14,8 @@ use crate::dtype::{Bits, Dtype};
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{instance, pick, AdapterReport};
+use crate::gpu::call::BufferCall;
 use crate::gpu::kernels::RopeKernels;
-use crate::gpu::plan::BufferCall;
 use crate::spec::RopeCall;
 use crate::table::RopeTable;
 

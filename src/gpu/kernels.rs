@@ -8,9 +8,10 @@ use std::sync::Mutex;
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::gpu::call::GpuCall;
 use crate::gpu::key::{Kernel, KernelKey, WORKGROUP_SIZE};
 use crate::gpu::plan::{
-    dispatch_grid, plan, Dispatch, GpuCall, Params, Plan, PlanLimits, RopeParams, ViewParams,
+    dispatch_grid, plan, Dispatch, Params, Plan, PlanLimits, RopeParams, ViewParams,
 };
 use crate::shaders;
 

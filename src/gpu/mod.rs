@@ -22,6 +22,7 @@
 //! Imports run one way: `key` ← `plan` ← `kernels` ← `device`.
 
 pub mod adapter;
+pub mod call;
 pub mod device;
 pub mod kernels;
 pub mod key;
@@ -30,12 +31,11 @@ pub mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::list_adapters;
 pub use adapter::AdapterReport;
+pub use call::{BufferCall, GpuCall, RopeArgs, ViewArgs, ViewTensor};
 pub use device::{Gpu, Rotator, STAGING_BYTES};
 pub use kernels::{RecordTarget, RopeKernels, VIEW_CACHE_ENTRIES};
 pub use key::{Kernel, KernelKey, WORKGROUP_SIZE};
-pub use plan::{
-    dispatch_grid, kernel_for, BufferCall, GpuCall, PlanLimits, RopeArgs, ViewArgs, ViewTensor,
-};
+pub use plan::{dispatch_grid, kernel_for, PlanLimits};
 
 #[cfg(test)]
 mod plan_snapshot;

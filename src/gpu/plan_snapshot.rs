@@ -5,9 +5,8 @@
 //! calls routed as `Gpu::apply` routes them. `BFROPE_BLESS_PLANS=1` rewrites the file.
 
 use crate::dtype::Dtype;
-use crate::gpu::plan::{
-    plan, BufferCall, GpuCall, Plan, PlanLimits, RopeArgs, ViewArgs, ViewTensor,
-};
+use crate::gpu::call::{BufferCall, GpuCall, RopeArgs, ViewArgs, ViewTensor};
+use crate::gpu::plan::{plan, Plan, PlanLimits};
 use crate::shape::{Direction, Precision, RopeShape};
 use crate::spec::{Pairing, Positions, RopeCall, Rotation, TensorView};
 use crate::table::{RopeTable, TableSpec};
