@@ -15,6 +15,7 @@
 use half::{bf16, f16};
 use serde_json::{json, Value};
 
+use crate::conformance::SplitMix64;
 use crate::error::{Error, Result};
 use crate::shape::Direction;
 use crate::spec::{Pairing, Positions, RopeCall, TensorView};
@@ -387,29 +388,9 @@ fn round_from_f32(dtype: Dtype, x: f32) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Generating a set.
 
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit();
-        let u2 = self.unit();
-        libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(core::f64::consts::TAU * u2)
-    }
-    /// A pattern of `dtype` nearest a standard normal value.
-    fn normal_bits(&mut self, dtype: Dtype) -> u32 {
-        round_from_f32(dtype, self.normal() as f32)
-    }
+/// A pattern of `dtype` nearest a standard normal value from `rng`.
+fn normal_bits(rng: &mut SplitMix64, dtype: Dtype) -> u32 {
+    round_from_f32(dtype, rng.next_normal() as f32)
 }
 
 /// Special inputs of a dtype: signed zeros, the smallest and largest subnormals, the smallest
@@ -472,6 +453,21 @@ const SPECIAL_TABLE_VALUES: [f32; 16] = [
     1.0e-30,
 ];
 
+/// The classes an input element puts its outputs in: NaN, infinite, subnormal.
+fn input_classes(dtype: Dtype, x: u32) -> u16 {
+    let mut c = 0;
+    if is_nan(dtype, x) {
+        c |= NAN_INPUT;
+    }
+    if is_inf(dtype, x) {
+        c |= INF_INPUT;
+    }
+    if is_subnormal(dtype, x) {
+        c |= SUBNORMAL_INPUT;
+    }
+    c
+}
+
 /// Builds the group from its inputs: expected outputs from the exact CPU path, classes from
 /// the data.
 #[allow(clippy::too_many_arguments)]
@@ -533,14 +529,7 @@ fn group(
         let token = e / (h * d) % s;
         if k >= rotary_dim {
             *class |= PASS_THROUGH;
-            let x = input[e];
-            *class |= if is_nan(dtype, x) { NAN_INPUT } else { 0 }
-                | if is_inf(dtype, x) { INF_INPUT } else { 0 }
-                | if is_subnormal(dtype, x) {
-                    SUBNORMAL_INPUT
-                } else {
-                    0
-                };
+            *class |= input_classes(dtype, input[e]);
             continue;
         }
         let (i, second) = match pairing {
@@ -549,17 +538,7 @@ fn group(
         };
         let (e0, e1) = pairing.elements(i, pairs);
         let (x0, x1) = (input[head + e0], input[head + e1]);
-        for x in [x0, x1] {
-            if is_nan(dtype, x) {
-                *class |= NAN_INPUT;
-            }
-            if is_inf(dtype, x) {
-                *class |= INF_INPUT;
-            }
-            if is_subnormal(dtype, x) {
-                *class |= SUBNORMAL_INPUT;
-            }
-        }
+        *class |= input_classes(dtype, x0) | input_classes(dtype, x1);
         let y = expected[e];
         if y & !sign_bit(dtype) == 0 {
             *class |= SIGNED_ZERO;
@@ -656,7 +635,7 @@ fn model_table(config: &str, positions: &[u64]) -> Result<(Vec<f32>, Vec<f32>, u
 fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
     let dn = dtype.name();
     let mut out = Vec::new();
-    let mut rng = Rng(0xB0F0_0000 ^ dtype.precision_bits() as u64);
+    let mut rng = SplitMix64(0xB0F0_0000 ^ dtype.precision_bits() as u64);
     let specials = special_inputs(dtype);
 
     // Every pattern as x0 (bf16, f16): 4 rows (angles), each with all 65,536 patterns against a
@@ -677,7 +656,7 @@ fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
             for x0 in 0..65536u32 {
                 let j = x0 as usize + 3 * row;
                 let x1 = if j % 3 == 0 {
-                    rng.normal_bits(dtype)
+                    normal_bits(&mut rng, dtype)
                 } else {
                     specials[j % specials.len()]
                 };
@@ -770,10 +749,10 @@ fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
         for row in 0..s {
             for _ in 0..h {
                 for _ in 0..pairs {
-                    let k = (rng.next() % 17) as i32 - 8;
-                    let sign = if rng.next() % 2 == 0 { 1.0 } else { -1.0 };
+                    let k = (rng.next_u64() % 17) as i32 - 8;
+                    let sign = if rng.next_u64() % 2 == 0 { 1.0 } else { -1.0 };
                     input.push(round_from_f32(dtype, sign * 1.5 * 2f32.powi(k)));
-                    input.push(rng.normal_bits(dtype));
+                    input.push(normal_bits(&mut rng, dtype));
                 }
             }
             let _ = row;
@@ -806,11 +785,11 @@ fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
                 let mut head = vec![0u32; d];
                 for i in 0..pairs {
                     let (c, sn) = (cos[row * pairs + i] as f64, sin[row * pairs + i] as f64);
-                    let x0 = rng.normal_bits(dtype);
+                    let x0 = normal_bits(&mut rng, dtype);
                     let x1 = if sn.abs() > 1e-3 {
                         round_from_f32(dtype, (value(dtype, x0) * c / sn) as f32)
                     } else {
-                        rng.normal_bits(dtype)
+                        normal_bits(&mut rng, dtype)
                     };
                     let (e0, e1) = Pairing::HalfSplit.elements(i, pairs);
                     head[e0] = x0;
@@ -851,7 +830,9 @@ fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
             } else {
                 "inverse"
             };
-            let input: Vec<u32> = (0..s * h * d).map(|_| rng.normal_bits(dtype)).collect();
+            let input: Vec<u32> = (0..s * h * d)
+                .map(|_| normal_bits(&mut rng, dtype))
+                .collect();
             out.push(group(
                 format!("{dn}-{model}-{dir}"),
                 dtype,
@@ -871,7 +852,9 @@ fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
         let positions: Vec<u64> = (0..32).map(|k| (1 << 20) + k * 1_000_003).collect();
         let (cos, sin, r) = model_table(MODEL_CONFIGS[0].1, &positions)?;
         let (s, h, d) = (positions.len(), 4, r);
-        let input: Vec<u32> = (0..s * h * d).map(|_| rng.normal_bits(dtype)).collect();
+        let input: Vec<u32> = (0..s * h * d)
+            .map(|_| normal_bits(&mut rng, dtype))
+            .collect();
         out.push(group(
             format!("{dn}-long-context"),
             dtype,
@@ -900,7 +883,7 @@ fn groups_of(dtype: Dtype) -> Result<Vec<Group>> {
                 if e % d >= r && e % 7 == 0 {
                     specials[e / 7 % specials.len()]
                 } else {
-                    rng.normal_bits(dtype)
+                    normal_bits(&mut rng, dtype)
                 }
             })
             .collect();
@@ -1272,15 +1255,46 @@ fn find<'a>(list: &[(String, RawTensor<'a>)], name: &str) -> Option<RawTensor<'a
 }
 
 /// Grades a results file against a vector set's tensors file (`vectors.safetensors`), both as
-/// bytes: every group (a `<g>.expected` tensor, with `<g>.classes`) must have its `<g>.output`
-/// in the results, of its dtype and shape, else an error naming it. Groups in name order.
-pub fn grade_files(vectors: &[u8], results: &[u8]) -> Result<Vec<GroupGrade>> {
+/// bytes with the names messages give them: every group (a `<g>.expected` tensor, with
+/// `<g>.classes`) must have its `<g>.output` in the results, of its dtype and shape, else an
+/// error naming the outputs missing or the one misshapen. Groups in name order. `bfrope grade`
+/// and the page both grade through here.
+pub fn grade_files(
+    vectors_name: &str,
+    vectors: &[u8],
+    results_name: &str,
+    results: &[u8],
+) -> Result<Vec<GroupGrade>> {
     let inner = |what: &str, e: Error| match e {
         Error::Parameter(m) => Error::Parameter(format!("{what}: {m}")),
         e => e,
     };
-    let set = read_safetensors(vectors).map_err(|e| inner("the vectors", e))?;
-    let got = read_safetensors(results).map_err(|e| inner("the results", e))?;
+    let set = read_safetensors(vectors).map_err(|e| inner(vectors_name, e))?;
+    let got = read_safetensors(results).map_err(|e| inner(results_name, e))?;
+    let outputs: Vec<String> = set
+        .iter()
+        .filter_map(|(n, _)| n.strip_suffix(".expected"))
+        .map(|g| format!("{g}.output"))
+        .collect();
+    let missing: Vec<&str> = outputs
+        .iter()
+        .filter(|o| find(&got, o).is_none())
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        let shown = &missing[..missing.len().min(4)];
+        return Err(Error::Parameter(format!(
+            "{results_name} lacks {} of the {} outputs: {}{}",
+            missing.len(),
+            outputs.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        )));
+    }
     let mut grades = Vec::new();
     for (name, (dtype, shape, expected)) in &set {
         let Some(group) = name.strip_suffix(".expected") else {
@@ -1292,7 +1306,7 @@ pub fn grade_files(vectors: &[u8], results: &[u8]) -> Result<Vec<GroupGrade>> {
             "F32" => Dtype::F32,
             other => {
                 return Err(Error::Parameter(format!(
-                    "the vectors' tensor {name} has dtype {other}"
+                    "{vectors_name}: tensor {name} has dtype {other}"
                 )))
             }
         };
@@ -1303,16 +1317,15 @@ pub fn grade_files(vectors: &[u8], results: &[u8]) -> Result<Vec<GroupGrade>> {
                 .collect::<Vec<u16>>(),
             _ => {
                 return Err(Error::Parameter(format!(
-                    "the vectors have no U16 {group}.classes of shape {shape:?}"
+                    "{vectors_name} has no U16 {group}.classes of shape {shape:?}"
                 )))
             }
         };
         let output = format!("{group}.output");
-        let (odt, oshape, obytes) = find(&got, &output)
-            .ok_or_else(|| Error::Parameter(format!("the results have no tensor {output}")))?;
+        let (odt, oshape, obytes) = find(&got, &output).expect("checked above");
         if odt != *dtype || &oshape != shape {
             return Err(Error::Parameter(format!(
-                "the results' tensor {output} is {odt} {oshape:?} where {dtype} {shape:?} was expected"
+                "{results_name}: tensor {output} is {odt} {oshape:?} where {dtype} {shape:?} was expected"
             )));
         }
         grades.push(grade_group(
@@ -1325,9 +1338,9 @@ pub fn grade_files(vectors: &[u8], results: &[u8]) -> Result<Vec<GroupGrade>> {
     }
     grades.sort_by(|a, b| a.group.cmp(&b.group));
     if grades.is_empty() {
-        return Err(Error::Parameter(
-            "the vectors file holds no <group>.expected tensor".into(),
-        ));
+        return Err(Error::Parameter(format!(
+            "{vectors_name} holds no <group>.expected tensor"
+        )));
     }
     Ok(grades)
 }

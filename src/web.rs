@@ -1523,7 +1523,9 @@ pub fn table_for(
 #[wasm_bindgen(js_name = gradeResults)]
 pub fn grade_results(vectors: &[u8], results: &[u8]) -> Result<JsValue, JsValue> {
     use crate::vectors::{Cell, TOLERANCES};
-    let grades = crate::vectors::grade_files(vectors, results).map_err(js_err)?;
+    let grades =
+        crate::vectors::grade_files("the vectors file", vectors, "the results file", results)
+            .map_err(js_err)?;
     let cell = |c: &Cell| {
         let o = Object::new();
         set(&o, "outputs", c.outputs as f64);

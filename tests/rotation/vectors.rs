@@ -332,7 +332,7 @@ fn the_pages_reader_and_grader_agree_with_the_cli() {
     let perfect = vectors::exact_results(&set);
     let tmp = vectors_dir("f16");
     let vfile = std::fs::read(tmp.path().join("v/vectors.safetensors")).unwrap();
-    let grades = vectors::grade_files(&vfile, &perfect).unwrap();
+    let grades = vectors::grade_files("vectors", &vfile, "results", &perfect).unwrap();
     assert_eq!(grades.len(), set.groups.len());
     assert!(grades.iter().all(|g| g.all.mismatches == 0));
     // The CLI grades the same file as a pass too.
@@ -353,11 +353,11 @@ fn the_pages_reader_and_grader_agree_with_the_cli() {
     let mut changed = perfect.clone();
     let last = changed.len() - 1;
     changed[last] ^= 0x40;
-    let grades = vectors::grade_files(&vfile, &changed).unwrap();
+    let grades = vectors::grade_files("vectors", &vfile, "results", &changed).unwrap();
     assert_eq!(grades.iter().map(|g| g.all.mismatches).sum::<u64>(), 1);
     let other = vectors_dir("f32");
     let f32_file = std::fs::read(other.path().join("v/vectors.safetensors")).unwrap();
-    let e = vectors::grade_files(&f32_file, &perfect)
+    let e = vectors::grade_files("vectors", &f32_file, "results", &perfect)
         .unwrap_err()
         .to_string();
     assert!(e.contains("f32-") && e.contains(".output"), "{e}");

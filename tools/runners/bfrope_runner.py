@@ -34,7 +34,7 @@ def main():
         for g in groups(a.vectors):
             src = os.path.join(tmp, "in.safetensors")
             dst = os.path.join(tmp, "out.safetensors")
-            save_file({"x": g.x.contiguous(), "cos": g.cos.contiguous(), "sin": (-g.sin if g.inverse else g.sin).contiguous()}, src)
+            save_file({"x": g.x.contiguous(), "cos": g.cos.contiguous(), "sin": g.table_sin.contiguous()}, src)
             cmd = [a.bfrope, "apply", src, "-o", dst, "--tensors", "x", "--cos", "cos", "--sin", "sin",
                    "--rotation", g.pairing, "--rotary-dim", str(g.rotary_dim), "--precision", a.impl,
                    "--backend", a.backend]

@@ -32,9 +32,9 @@ class Group:
         self.output = entry["output"]
         self.x = tensors[entry["input"]].to(device)
         self.cos = tensors[entry["cos"]].to(device)
-        sin = tensors[entry["sin"]].to(device)
-        # inverse: rotate by -angle
-        self.sin = -sin if self.inverse else sin
+        # the table as the set gives it, and sin signed for the direction (inverse: -angle)
+        self.table_sin = tensors[entry["sin"]].to(device)
+        self.sin = -self.table_sin if self.inverse else self.table_sin
 
     def to_interleaved(self, x):
         """The rotated dims of x [..., D] with pairs adjacent: (x0, x1) of pair i at 2i, 2i+1."""

@@ -8,8 +8,6 @@ use std::process::ExitCode;
 
 use bfrope::vectors::{self, GroupGrade, TOLERANCES};
 use bfrope::Dtype;
-use safetensors::tensor::Dtype as StDtype;
-use safetensors::SafeTensors;
 use serde_json::json;
 
 use crate::output;
@@ -57,15 +55,6 @@ pub struct GradeArgs {
 
 const JSON_NAME: &str = "vectors.json";
 const TENSORS_NAME: &str = "vectors.safetensors";
-
-fn st_dtype(name: &str) -> StDtype {
-    match name {
-        "BF16" => StDtype::BF16,
-        "F16" => StDtype::F16,
-        "F32" => StDtype::F32,
-        _ => StDtype::U16,
-    }
-}
 
 /// Writes `bytes` to `path` through a temporary file renamed into place.
 fn write_new(path: &Path, bytes: &[u8]) -> CliResult<()> {
@@ -134,30 +123,6 @@ fn read_file(path: &Path, what: &str) -> CliResult<Vec<u8>> {
         .map_err(|e| CliError::usage(format!("cannot read {what} {}: {e}", path.display())))
 }
 
-/// One tensor's bit patterns, checked for dtype and shape.
-fn tensor_bits(
-    st: &SafeTensors,
-    name: &str,
-    dtype: StDtype,
-    shape: &[usize],
-    file: &Path,
-) -> CliResult<Vec<u8>> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| CliError::usage(format!("{} has no tensor {name}", file.display())))?;
-    if t.dtype() != dtype || t.shape() != shape {
-        return Err(CliError::usage(format!(
-            "{}: tensor {name} is {:?} {:?} where {:?} {:?} was expected",
-            file.display(),
-            t.dtype(),
-            t.shape(),
-            dtype,
-            shape
-        )));
-    }
-    Ok(t.data().to_vec())
-}
-
 /// Runs `bfrope grade`.
 pub fn run_grade(a: &GradeArgs) -> CliResult<ExitCode> {
     let json_path = a.vectors.join(JSON_NAME);
@@ -168,58 +133,29 @@ pub fn run_grade(a: &GradeArgs) -> CliResult<ExitCode> {
     let groups = vectors::read_index(&index)
         .map_err(|e| CliError::usage(format!("{}: {e}", json_path.display())))?;
     let vbytes = read_file(&st_path, "the vectors")?;
-    let vst = SafeTensors::deserialize(&vbytes).map_err(|e| {
-        CliError::usage(format!(
-            "{} is not a safetensors file: {e}",
-            st_path.display()
-        ))
-    })?;
     let rbytes = read_file(&a.results, "the results file")?;
-    let rst = SafeTensors::deserialize(&rbytes).map_err(|e| {
-        CliError::usage(format!(
-            "{} is not a safetensors file: {e}",
-            a.results.display()
-        ))
-    })?;
-    // Every output present and well formed before any grading.
-    let missing: Vec<&str> = groups
-        .iter()
-        .filter(|g| rst.tensor(&g.output).is_err())
-        .map(|g| g.output.as_str())
-        .collect();
-    if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(4).copied().collect();
-        return Err(CliError::usage(format!(
-            "{} lacks {} of the {} outputs: {}{}",
-            a.results.display(),
-            missing.len(),
-            groups.len(),
-            shown.join(", "),
-            if missing.len() > shown.len() {
-                ", ..."
-            } else {
-                ""
-            }
-        )));
-    }
-    let mut grades: Vec<GroupGrade> = Vec::new();
+    let mut grades = vectors::grade_files(
+        &st_path.display().to_string(),
+        &vbytes,
+        &a.results.display().to_string(),
+        &rbytes,
+    )?;
+    // In the index's order; every group the index lists is in the tensors file.
+    let mut ordered: Vec<GroupGrade> = Vec::with_capacity(groups.len());
     for g in &groups {
-        let dt = st_dtype(vectors::safetensors_name(g.dtype));
-        let got = tensor_bits(&rst, &g.output, dt, &g.shape, &a.results)?;
-        let want = tensor_bits(&vst, &g.expected, dt, &g.shape, &st_path)?;
-        let classes = tensor_bits(&vst, &g.classes, StDtype::U16, &g.shape, &st_path)?;
-        let classes: Vec<u16> = classes
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        grades.push(vectors::grade_group(
-            &g.name,
-            g.dtype,
-            &vectors::patterns(g.dtype, &want),
-            &classes,
-            &vectors::patterns(g.dtype, &got),
-        ));
+        let i = grades
+            .iter()
+            .position(|x| x.group == g.name)
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "{} has no tensor {} that {JSON_NAME} lists",
+                    st_path.display(),
+                    g.expected
+                ))
+            })?;
+        ordered.push(grades.swap_remove(i));
     }
+    let grades = ordered;
     let mismatches: u64 = grades.iter().map(|g| g.all.mismatches).sum();
     let outputs: u64 = grades.iter().map(|g| g.all.outputs).sum();
     if a.json {
